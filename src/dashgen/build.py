@@ -1,0 +1,83 @@
+"""Build: render every dashboard module to `dashboards/<slug>.json`, validated, atomically, byte-stable.
+
+`build_outputs` is pure (config -> {file name: text}); `write_outputs` writes only what changed;
+`check_outputs` compares without writing (for CI and pre-commit): stale, missing and unexpected files.
+Other generated files (provisioning) join the same check through `extra` outputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dashgen.config import Config
+from dashgen.fsutil import atomic_write_text, dumps_json
+
+DEFAULT_OUT = Path("dashboards")
+
+
+@dataclass
+class BuildResult:
+    """What a build (or a check) found, per file path relative to the output folder."""
+
+    written: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    stale: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not (self.stale or self.missing or self.unexpected)
+
+
+def render_dashboards(config: Config) -> dict[str, dict]:
+    """Every dashboard as current Grafana JSON data, keyed by file name; each one validated."""
+    from dashgen.dashboards import load_all
+    from dashgen.render import render
+    from dashgen.validate import check
+
+    out: dict[str, dict] = {}
+    for module in load_all():
+        name = f"{module.SLUG}.json"
+        data = render(module.build(config))
+        check(data, name, config)
+        out[name] = data
+    return out
+
+
+def build_outputs(config: Config) -> dict[str, str]:
+    """File name -> exact file text, for every dashboard."""
+    return {name: dumps_json(data) for name, data in sorted(render_dashboards(config).items())}
+
+
+def check_outputs(outputs: dict[str, str], out_dir: Path) -> BuildResult:
+    """Compare `outputs` with the files in `out_dir`, writing nothing."""
+    result = BuildResult()
+    for name, text in outputs.items():
+        path = out_dir / name
+        if not path.exists():
+            result.missing.append(name)
+        elif path.read_bytes() != text.encode("utf-8"):
+            result.stale.append(name)
+        else:
+            result.unchanged.append(name)
+    if out_dir.is_dir():
+        expected = set(outputs)
+        result.unexpected = sorted(p.name for p in out_dir.glob("*.json") if p.name not in expected)
+    return result
+
+
+def write_outputs(outputs: dict[str, str], out_dir: Path) -> BuildResult:
+    """Write what changed (atomically); leave identical files untouched."""
+    result = check_outputs(outputs, out_dir)
+    for name in (*result.missing, *result.stale):
+        atomic_write_text(out_dir / name, outputs[name])
+        result.written.append(name)
+    return result
+
+
+def build(config: Config, out_dir: Path = DEFAULT_OUT, *, check: bool = False) -> BuildResult:
+    """`dashgen build`: render, validate and write (or, with `check`, only compare) every dashboard."""
+    outputs = build_outputs(config)
+    return check_outputs(outputs, out_dir) if check else write_outputs(outputs, out_dir)

@@ -1,0 +1,351 @@
+"""Configuration: the optional `dashgen.toml`, its bundled defaults and its validation.
+
+One source of truth for the facts every other module shares: the Grafana folder, the datasource uids the
+panels and the provisioning files use, regions, thresholds, refresh, the tags used to select instances,
+the pricing store settings and the experiments (budget, deadline, progress metric).
+Secrets never live here: the DSN may name a host and user, the password comes from the environment.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dashgen.errors import ConfigError
+
+DEFAULT_CONFIG_NAME = "dashgen.toml"
+
+_UID_RE = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
+_DURATION_RE = re.compile(r"^[0-9]+[smhd]$")
+_REGION_RE = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-[0-9]$")
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A set of instances (by tag) with a budget and a deadline, optionally a 0–100 % progress metric."""
+
+    name: str
+    tag_key: str
+    tag_value: str
+    budget_usd: float
+    deadline: dt.datetime
+    progress_namespace: str | None = None
+    progress_metric: str | None = None
+    progress_dimensions: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything dashgen reads from `dashgen.toml`, with the bundled defaults filled in."""
+
+    source: str = "<defaults>"
+    folder_title: str = "dashgen"
+    folder_uid: str = "dashgen"
+    managed_tag: str = "dashgen"
+    cloudwatch_uid: str = "dashgen-cloudwatch"
+    pricing_uid: str = "dashgen-pricing"
+    default_region: str = "us-east-1"
+    regions: tuple[str, ...] = ("us-east-1",)
+    refresh: str = "5m"
+    time_from: str = "now-24h"
+    instance_tags: tuple[str, ...] = ("experiment", "team", "project")
+    thresholds: dict[str, float] = field(default_factory=dict)
+    dsn: str | None = None
+    prices: str = "api"
+    sync_every: str = "15m"
+    lookback_days: int = 14
+    headroom_pct: float = 20.0
+    experiments: tuple[Experiment, ...] = ()
+
+    def threshold(self, metric: str) -> float | None:
+        """The threshold for `metric`: the configured one, else the catalogue default."""
+        if metric in self.thresholds:
+            return self.thresholds[metric]
+        from dashgen.catalogue import METRICS_BY_NAME
+
+        return METRICS_BY_NAME[metric].threshold
+
+    @property
+    def cpu_threshold(self) -> float:
+        value = self.threshold("CPUUtilization")
+        assert value is not None
+        return value
+
+
+class _Reader:
+    """Reads one TOML table, naming the file and key in every error."""
+
+    def __init__(self, source: str, table: str, data: Any) -> None:
+        self.source, self.table = source, table
+        if not isinstance(data, dict):
+            self.fail("", "a table", data)
+        self.data: dict[str, Any] = data
+        self.seen: set[str] = set()
+
+    def where(self, key: str) -> str:
+        return f"{self.table}.{key}" if self.table and key else (self.table or key)
+
+    def fail(self, key: str, expected: str, got: Any) -> None:
+        raise ConfigError(f"{self.source}: {self.where(key)}: expected {expected}, got {got!r}")
+
+    def get(self, key: str, default: Any, kind: str) -> Any:
+        self.seen.add(key)
+        if key not in self.data:
+            return default
+        value = self.data[key]
+        checks = {
+            "str": (lambda v: isinstance(v, str) and v.strip() != "", "a non-empty string"),
+            "uid": (lambda v: isinstance(v, str) and bool(_UID_RE.match(v)), "a uid of 1-40 letters, digits, - or _"),
+            "duration": (lambda v: isinstance(v, str) and bool(_DURATION_RE.match(v)), "a duration like '5m' or '1h'"),
+            "region": (lambda v: isinstance(v, str) and bool(_REGION_RE.match(v)), "an AWS region like 'us-east-1'"),
+            "regions": (
+                lambda v: isinstance(v, list) and v and all(isinstance(r, str) and _REGION_RE.match(r) for r in v),
+                "a non-empty list of AWS regions like ['us-east-1']",
+            ),
+            "strlist": (
+                lambda v: isinstance(v, list) and all(isinstance(s, str) and s for s in v),
+                "a list of non-empty strings",
+            ),
+            "number": (
+                lambda v: isinstance(v, int | float) and not isinstance(v, bool) and v >= 0,
+                "a number >= 0",
+            ),
+            "percent": (
+                lambda v: isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v < 100,
+                "a percentage from 0 to 100",
+            ),
+            "posint": (
+                lambda v: isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 455,
+                "a whole number of days from 1 to 455",
+            ),
+            "prices": (lambda v: v in ("api", "bundled"), "'api' or 'bundled'"),
+        }
+        ok, expected = checks[kind]
+        if not ok(value):
+            self.fail(key, expected, value)
+        return value
+
+    def done(self) -> None:
+        unknown = sorted(set(self.data) - self.seen)
+        if unknown:
+            known = ", ".join(sorted(self.seen))
+            self.fail(unknown[0], f"one of the known keys ({known})", unknown[0])
+
+
+def _deadline(reader: _Reader, key: str) -> dt.datetime:
+    reader.seen.add(key)
+    value = reader.data.get(key)
+    if isinstance(value, dt.datetime):
+        parsed = value
+    elif isinstance(value, dt.date):
+        parsed = dt.datetime.combine(value, dt.time())
+    elif isinstance(value, str):
+        try:
+            parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            reader.fail(key, "an ISO date or datetime like 2026-12-31T18:00:00Z", value)
+    else:
+        reader.fail(key, "an ISO date or datetime like 2026-12-31T18:00:00Z", value)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return parsed.astimezone(dt.UTC)
+
+
+def _experiment(source: str, index: int, data: Any) -> Experiment:
+    r = _Reader(source, f"experiments[{index}]", data)
+    name = r.get("name", None, "str")
+    if name is None:
+        r.fail("name", "a non-empty string", None)
+    tag_key = r.get("tag_key", "experiment", "str")
+    tag_value = r.get("tag_value", name, "str")
+    budget = r.get("budget_usd", None, "number")
+    if budget is None:
+        r.fail("budget_usd", "a number >= 0 (USD)", None)
+    if "deadline" not in r.data:
+        r.fail("deadline", "an ISO date or datetime like 2026-12-31T18:00:00Z", None)
+    deadline = _deadline(r, "deadline")
+    progress = r.get("progress", None, "str") if not isinstance(r.data.get("progress"), dict) else None
+    dims: tuple[tuple[str, str], ...] = ()
+    namespace = metric = None
+    if isinstance(r.data.get("progress"), dict):
+        r.seen.add("progress")
+        p = _Reader(source, f"experiments[{index}].progress", r.data["progress"])
+        namespace = p.get("namespace", None, "str")
+        metric = p.get("metric_name", None, "str")
+        raw_dims = p.data.get("dimensions", {})
+        p.seen.add("dimensions")
+        if not isinstance(raw_dims, dict) or not all(isinstance(v, str) for v in raw_dims.values()):
+            p.fail("dimensions", "a table of string values", raw_dims)
+        dims = tuple(sorted(raw_dims.items()))
+        if namespace is None or metric is None:
+            p.fail("namespace" if namespace is None else "metric_name", "a non-empty string", None)
+        p.done()
+    elif progress is not None:
+        r.fail("progress", "a table with namespace, metric_name and dimensions", progress)
+    r.done()
+    return Experiment(
+        name=name,
+        tag_key=tag_key,
+        tag_value=tag_value,
+        budget_usd=float(budget),
+        deadline=deadline,
+        progress_namespace=namespace,
+        progress_metric=metric,
+        progress_dimensions=dims,
+    )
+
+
+def parse_config(data: dict[str, Any], source: str) -> Config:
+    """Turn parsed TOML into a `Config`, or raise `ConfigError` naming the key at fault."""
+    from dashgen.catalogue import METRICS_BY_NAME
+
+    top = _Reader(source, "", data)
+    d = Config()
+    tables: dict[str, _Reader] = {}
+    for name in ("grafana", "datasources", "aws", "dashboards", "thresholds", "pricing", "rightsizing"):
+        top.seen.add(name)
+        tables[name] = _Reader(source, name, data.get(name, {}))
+    top.seen.add("experiments")
+    g, ds, aws, dash = tables["grafana"], tables["datasources"], tables["aws"], tables["dashboards"]
+    pricing, rs = tables["pricing"], tables["rightsizing"]
+
+    thresholds: dict[str, float] = {}
+    th = tables["thresholds"]
+    for metric, value in th.data.items():
+        if metric not in METRICS_BY_NAME:
+            th.fail(metric, "an AWS/EC2 metric name from the catalogue (see `dashgen metrics`)", metric)
+        kind = "number" if METRICS_BY_NAME[metric].unit != "percent" else "percent"
+        thresholds[metric] = float(th.get(metric, None, kind))
+
+    default_region = aws.get("default_region", d.default_region, "region")
+    regions = tuple(aws.get("regions", [default_region], "regions"))
+    experiments_raw = data.get("experiments", [])
+    if not isinstance(experiments_raw, list):
+        top.fail("experiments", "an array of tables ([[experiments]])", experiments_raw)
+    experiments = tuple(_experiment(source, i, e) for i, e in enumerate(experiments_raw))
+    names = [e.name for e in experiments]
+    if len(set(names)) != len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise ConfigError(f"{source}: experiments: expected unique names, got {dup!r} twice")
+
+    dsn = pricing.get("dsn", None, "str")
+    if dsn is not None and re.search(r"://[^/@:]+:[^/@]+@", dsn):
+        raise ConfigError(
+            f"{source}: pricing.dsn: expected a DSN without a password (use PGPASSWORD or ~/.pgpass), "
+            "got a DSN with one"
+        )
+    cfg = Config(
+        source=source,
+        folder_title=g.get("folder_title", d.folder_title, "str"),
+        folder_uid=g.get("folder_uid", d.folder_uid, "uid"),
+        managed_tag=g.get("managed_tag", d.managed_tag, "str"),
+        cloudwatch_uid=ds.get("cloudwatch_uid", d.cloudwatch_uid, "uid"),
+        pricing_uid=ds.get("pricing_uid", d.pricing_uid, "uid"),
+        default_region=default_region,
+        regions=regions,
+        refresh=dash.get("refresh", d.refresh, "duration"),
+        time_from=dash.get("time_from", d.time_from, "str"),
+        instance_tags=tuple(dash.get("instance_tags", list(d.instance_tags), "strlist")),
+        thresholds=thresholds,
+        dsn=dsn,
+        prices=pricing.get("prices", d.prices, "prices"),
+        sync_every=pricing.get("every", d.sync_every, "duration"),
+        lookback_days=pricing.get("lookback_days", d.lookback_days, "posint"),
+        headroom_pct=float(rs.get("headroom_pct", d.headroom_pct, "percent")),
+        experiments=experiments,
+    )
+    for reader in (*tables.values(), top):
+        reader.done()
+    return cfg
+
+
+def load_config(path: Path | str | None = None) -> Config:
+    """Load `path`, or `./dashgen.toml` when it exists, else the bundled defaults."""
+    if path is None:
+        candidate = Path(DEFAULT_CONFIG_NAME)
+        if not candidate.exists():
+            return Config()
+        path = candidate
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse_config(data, str(path))
+
+
+SAMPLE_CONFIG = """\
+# dashgen.toml: every key is optional; the values shown are the bundled defaults.
+
+[grafana]
+# The folder dashgen's dashboards go into (created by `dashgen push`, used by provisioning).
+folder_title = "dashgen"
+folder_uid = "dashgen"
+# Tag that marks a dashboard as managed by dashgen (push only touches these).
+managed_tag = "dashgen"
+
+[datasources]
+# uids of the Grafana datasources the panels query; `dashgen provision` writes them with these uids.
+cloudwatch_uid = "dashgen-cloudwatch"
+pricing_uid = "dashgen-pricing"
+
+[aws]
+default_region = "us-east-1"
+# Regions `dashgen sync` reads the EC2 inventory and prices from.
+regions = ["us-east-1"]
+
+[dashboards]
+refresh = "5m"
+time_from = "now-24h"
+# Tag keys offered by the "tag" filter of every dashboard (instances are also filterable by Name).
+instance_tags = ["experiment", "team", "project"]
+
+[thresholds]
+# Per-metric thresholds, overriding the catalogue defaults (`dashgen metrics` lists them).
+CPUUtilization = 80
+# "EBSIOBalance%" = 20
+
+[pricing]
+# PostgreSQL DSN of the pricing store (or DASHGEN_DSN). Never put the password here: use PGPASSWORD.
+# dsn = "postgresql://dashgen@localhost:5432/dashgen"
+# Where prices come from: "api" (AWS Price List API) or "bundled" (the us-east-1 snapshot shipped with dashgen).
+prices = "api"
+every = "15m"
+# Days of CloudWatch utilisation kept for rightsizing (Compute Optimizer uses 14).
+lookback_days = 14
+
+[rightsizing]
+# Headroom kept under the CPU threshold when recommending a size (Compute Optimizer's default is 20%).
+headroom_pct = 20
+
+# One block per experiment: the instances tagged tag_key=tag_value, their budget and deadline.
+# [[experiments]]
+# name = "t4g-sizing"
+# tag_key = "experiment"
+# tag_value = "t4g-sizing"
+# budget_usd = 50
+# deadline = 2026-12-31T18:00:00Z
+# [experiments.progress]          # optional: a CloudWatch metric reporting 0-100 % progress
+# namespace = "Training"
+# metric_name = "Progress"
+# dimensions = { Experiment = "t4g-sizing" }
+"""
+
+
+def write_sample_config(path: Path, *, force: bool = False) -> None:
+    """`dashgen init`: write the commented sample config (refuses to overwrite unless `force`)."""
+    from dashgen.fsutil import atomic_write_text
+
+    if path.exists() and not force:
+        raise ConfigError(f"{path}: already exists (use --force to overwrite)", exit_code=1)
+    atomic_write_text(path, SAMPLE_CONFIG)

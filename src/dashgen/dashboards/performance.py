@@ -1,0 +1,102 @@
+"""EC2 performance: every AWS/EC2 CloudWatch metric, by group, with its threshold drawn.
+
+Top: how many selected instances are over a threshold right now, then this week's CPU beside the same
+period last week (unusual slowness stands out), then one collapsible row per metric group.
+"""
+
+from __future__ import annotations
+
+import grafanalib.core as G
+
+from dashgen.catalogue import GROUPS, METRICS_BY_NAME, Metric, metrics_in
+from dashgen.config import Config
+from dashgen.panels import (
+    Layout,
+    cloudwatch_selection_variables,
+    cw_target,
+    dashboard,
+    metric_steps,
+    stat,
+    steps,
+    timeseries,
+)
+
+SLUG = "ec2-performance"
+TITLE = "EC2 performance"
+
+
+def over_threshold_stat(metric: Metric, config: Config, what: str) -> G.Stat:
+    """A count of instances whose worst value in the time range is past the metric's threshold."""
+    value = config.threshold(metric.name)
+    assert value is not None
+    worst = "max" if metric.direction == "above" else "min"
+    op = "greater" if metric.direction == "above" else "lower"
+    column = "Max" if worst == "max" else "Min"
+    return stat(
+        f"Instances {what}",
+        [cw_target(metric, statistic="Maximum" if worst == "max" else "Minimum")],
+        description=(
+            f"Selected instances whose {metric.name} went {metric.direction} {value:g} in the time range "
+            f"(worst {worst}imum per period). {metric.description}"
+        ),
+        thresholds=steps(("green", None), (metric.severity, 1)),
+        calcs=["count"],
+        fields=f"/^{column}$/",
+        no_value="0",
+        transformations=[
+            {"id": "reduce", "options": {"mode": "seriesToRows", "reducers": [worst], "includeTimeField": False}},
+            {"id": "filterByValue", "options": {
+                "filters": [{"config": {"id": op, "options": {"value": value}}, "fieldName": column}],
+                "match": "any", "type": "include",
+            }},
+        ],
+    )
+
+
+def metric_panel(metric: Metric, config: Config) -> G.TimeSeries:
+    return timeseries(
+        metric.name,
+        [cw_target(metric)],
+        unit=metric.unit,
+        description=f"{metric.description} Applies to: {metric.applies_to} Statistic: {metric.statistic}.",
+        thresholds=metric_steps(metric, config),
+        min_value=0 if metric.unit in ("percent", "bytes", "short", "none") else None,
+        max_value=100 if metric.unit == "percent" else None,
+    )
+
+
+def build(config: Config) -> G.Dashboard:
+    m = METRICS_BY_NAME
+    cpu = m["CPUUtilization"]
+    layout = Layout()
+    layout.add(
+        over_threshold_stat(cpu, config, f"over {config.cpu_threshold:g}% CPU"),
+        over_threshold_stat(m["StatusCheckFailed"], config, "failing status checks"),
+        over_threshold_stat(m["EBSIOBalance%"], config, "low on EBS I/O credits"),
+        over_threshold_stat(m["CPUCreditBalance"], config, "low on CPU credits"),
+    )
+    week_desc = (
+        "Average CPU of the selected instances over the last 7 days, beside the same 7 days one week earlier "
+        "(same axes and threshold), so that a run slower than usual stands out."
+    )
+    hourly = {"period": "3600"}
+    layout.add(
+        timeseries("CPU this week", [cw_target(cpu, **hourly)], unit="percent", description=week_desc,
+                   thresholds=metric_steps(cpu, config), min_value=0, max_value=100, time_from="7d"),
+        timeseries("CPU same period last week", [cw_target(cpu, **hourly)], unit="percent",
+                   description=week_desc, thresholds=metric_steps(cpu, config), min_value=0, max_value=100,
+                   time_from="7d", time_shift="7d"),
+    )
+    for group in GROUPS:
+        metrics = metrics_in(group.key)
+        layout.add_row(group.title, [metric_panel(metric, config) for metric in metrics],
+                       collapsed=group.key != "cpu")
+    return dashboard(
+        config,
+        slug=SLUG,
+        title=TITLE,
+        description="Every AWS/EC2 CloudWatch metric for the selected instances, with thresholds (dashgen).",
+        layout=layout,
+        variables=cloudwatch_selection_variables(config),
+        tags=["performance"],
+    )

@@ -1,0 +1,488 @@
+"""House-style panel helpers on top of grafanalib's core (as grafanalib's `weave.py` sits on `core.py`).
+
+Dashboards are written with these helpers only: time series, stat, table and row panels, CloudWatch and SQL
+targets, template variables, threshold steps and a grid layout. Everything is built from the catalogue and
+the config so that the same facts never appear twice. `render.py` turns the result into current Grafana JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import grafanalib.core as G
+
+from dashgen.catalogue import NAMESPACE, Metric
+from dashgen.config import Config
+
+GRID_WIDTH = 24
+CLOUDWATCH = "cloudwatch"
+POSTGRES = "grafana-postgresql-datasource"
+CW_DS = {"type": CLOUDWATCH, "uid": "${datasource}"}
+PG_DS = {"type": POSTGRES, "uid": "${pricing}"}
+INSTANCE_LABEL = "${PROP('Dim.InstanceId')}"
+
+
+# ---------------------------------------------------------------- thresholds
+
+def steps(*pairs: tuple[str, float | None]) -> list[dict[str, Any]]:
+    """Threshold steps in Grafana's current shape; the first step is the base (value null)."""
+    return [{"color": color, "value": value} for color, value in pairs]
+
+
+def metric_steps(metric: Metric, config: Config) -> list[dict[str, Any]]:
+    """The threshold steps of `metric`: acceptable colour up to the threshold, red/orange past it."""
+    value = config.threshold(metric.name)
+    if value is None:
+        return steps(("green", None))
+    bad = metric.severity
+    if metric.direction == "above":
+        return steps(("green", None), (bad, value))
+    return steps((bad, None), ("green", value))
+
+
+# ---------------------------------------------------------------- targets
+
+def cw_target(
+    metric: Metric | str,
+    ref_id: str = "A",
+    *,
+    statistic: str | None = None,
+    dimensions: dict[str, str] | None = None,
+    label: str = INSTANCE_LABEL,
+    namespace: str = NAMESPACE,
+    period: str = "$period",
+    region: str = "$region",
+) -> dict[str, Any]:
+    """A CloudWatch metric query in the current model (builder mode, Search query type)."""
+    name = metric if isinstance(metric, str) else metric.name
+    stat = statistic or (metric.statistic if isinstance(metric, Metric) else "Average")
+    return {
+        "datasource": CW_DS,
+        "dimensions": dimensions if dimensions is not None else {"InstanceId": "$instance"},
+        "expression": "",
+        "id": "",
+        "label": label,
+        "matchExact": True,
+        "metricEditorMode": 0,
+        "metricName": name,
+        "metricQueryType": 0,
+        "namespace": namespace,
+        "period": period,
+        "queryMode": "Metrics",
+        "refId": ref_id,
+        "region": region,
+        "statistic": stat,
+    }
+
+
+def cw_insights_target(sql: str, ref_id: str = "A", *, statistic: str = "Average") -> dict[str, Any]:
+    """A CloudWatch Metrics Insights (SQL) query; `statistic` is still required by Grafana's backend."""
+    return {
+        "datasource": CW_DS,
+        "dimensions": {},
+        "expression": "",
+        "id": "",
+        "label": "",
+        "matchExact": True,
+        "metricEditorMode": 1,
+        "metricName": "",
+        "metricQueryType": 1,
+        "namespace": "",
+        "period": "$period",
+        "queryMode": "Metrics",
+        "refId": ref_id,
+        "region": "$region",
+        "sqlExpression": sql,
+        "statistic": statistic,
+    }
+
+
+def sql_target(sql: str, ref_id: str = "A", *, fmt: str = "table") -> dict[str, Any]:
+    """A PostgreSQL query on the pricing datasource (code mode, raw SQL)."""
+    return {
+        "datasource": PG_DS,
+        "editorMode": "code",
+        "format": fmt,
+        "rawQuery": True,
+        "rawSql": sql,
+        "refId": ref_id,
+    }
+
+
+# ---------------------------------------------------------------- panels
+
+def _field_config(
+    unit: str, thresholds: list[dict[str, Any]], *, color_mode: str, custom: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None, overrides: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    defaults: dict[str, Any] = {
+        "color": {"mode": color_mode},
+        "thresholds": {"mode": "absolute", "steps": thresholds},
+        "unit": unit,
+    }
+    if custom is not None:
+        defaults["custom"] = custom
+    defaults.update(extra or {})
+    return {"defaults": defaults, "overrides": overrides or []}
+
+
+def timeseries(
+    title: str,
+    targets: Sequence[dict[str, Any]],
+    *,
+    unit: str,
+    description: str = "",
+    thresholds: list[dict[str, Any]] | None = None,
+    datasource: dict[str, str] = CW_DS,
+    min_value: float | None = None,
+    max_value: float | None = None,
+    time_from: str | None = None,
+    time_shift: str | None = None,
+    width: int = 12,
+    height: int = 8,
+) -> G.TimeSeries:
+    """A time series; when thresholds are given they are drawn as a dashed line plus a tinted area."""
+    drawn = thresholds is not None and len(thresholds) > 1
+    custom = {
+        "drawStyle": "line",
+        "fillOpacity": 10,
+        "lineWidth": 1,
+        "showPoints": "never",
+        "spanNulls": False,
+        "thresholdsStyle": {"mode": "dashed+area" if drawn else "off"},
+    }
+    extra: dict[str, Any] = {}
+    if min_value is not None:
+        extra["min"] = min_value
+    if max_value is not None:
+        extra["max"] = max_value
+    panel = G.TimeSeries(
+        title=title,
+        dataSource=datasource,
+        targets=list(targets),
+        description=description,
+        timeFrom=time_from,
+        timeShift=time_shift,
+        gridPos=G.GridPos(h=height, w=width, x=0, y=0),
+        extraJson={
+            "fieldConfig": _field_config(
+                unit, thresholds or steps(("green", None)), color_mode="palette-classic", custom=custom,
+                extra=extra,
+            ),
+            "options": {
+                "legend": {"calcs": ["mean", "max"], "displayMode": "table", "placement": "right",
+                           "showLegend": True},
+                "tooltip": {"mode": "multi", "sort": "desc"},
+            },
+        },
+    )
+    return panel
+
+
+def stat(
+    title: str,
+    targets: Sequence[dict[str, Any]],
+    *,
+    unit: str = "none",
+    description: str = "",
+    thresholds: list[dict[str, Any]] | None = None,
+    datasource: dict[str, str] = CW_DS,
+    calcs: Sequence[str] = ("lastNotNull",),
+    fields: str = "",
+    transformations: Sequence[dict[str, Any]] = (),
+    no_value: str | None = None,
+    decimals: int | None = None,
+    mappings: list[dict[str, Any]] | None = None,
+    width: int = 6,
+    height: int = 4,
+) -> G.Stat:
+    """A stat panel coloured by its thresholds (background), no sparkline unless it is a series."""
+    extra: dict[str, Any] = {}
+    if no_value is not None:
+        extra["noValue"] = no_value
+    if decimals is not None:
+        extra["decimals"] = decimals
+    if mappings:
+        extra["mappings"] = mappings
+    return G.Stat(
+        title=title,
+        dataSource=datasource,
+        targets=list(targets),
+        description=description,
+        transformations=list(transformations),
+        gridPos=G.GridPos(h=height, w=width, x=0, y=0),
+        extraJson={
+            "fieldConfig": _field_config(unit, thresholds or steps(("green", None)), color_mode="thresholds",
+                                         extra=extra),
+            "options": {
+                "colorMode": "background",
+                "graphMode": "none",
+                "justifyMode": "auto",
+                "orientation": "auto",
+                "reduceOptions": {"calcs": list(calcs), "fields": fields, "values": False},
+                "percentChangeColorMode": "standard",
+                "showPercentChange": False,
+                "textMode": "value",
+                "wideLayout": True,
+            },
+        },
+    )
+
+
+def table(
+    title: str,
+    targets: Sequence[dict[str, Any]],
+    *,
+    description: str = "",
+    datasource: dict[str, str] = PG_DS,
+    unit: str = "none",
+    overrides: list[dict[str, Any]] | None = None,
+    sort_by: Sequence[tuple[str, bool]] = (),
+    transformations: Sequence[dict[str, Any]] = (),
+    thresholds: list[dict[str, Any]] | None = None,
+    width: int = 24,
+    height: int = 10,
+) -> G.Table:
+    """A sortable, filterable table; per-column units and colours come as field overrides."""
+    return G.Table(
+        title=title,
+        dataSource=datasource,
+        targets=list(targets),
+        description=description,
+        transformations=list(transformations),
+        gridPos=G.GridPos(h=height, w=width, x=0, y=0),
+        extraJson={
+            "fieldConfig": _field_config(
+                unit, thresholds or steps(("green", None)), color_mode="thresholds",
+                custom={"align": "auto", "cellOptions": {"type": "auto"}, "filterable": True, "inspect": False},
+                overrides=overrides,
+            ),
+            "options": {
+                "cellHeight": "sm",
+                "footer": {"countRows": False, "fields": "", "reducer": ["sum"], "show": False},
+                "showHeader": True,
+                "sortBy": [{"desc": desc, "displayName": name} for name, desc in sort_by],
+            },
+        },
+    )
+
+
+def override(column: str, **props: Any) -> dict[str, Any]:
+    """A field override for one column by name: `override("Cost", unit="currencyUSD")`."""
+    properties = []
+    for key, value in sorted(props.items()):
+        prop_id = {"cell_type": "custom.cellOptions", "width": "custom.width",
+                   "display_name": "displayName"}.get(key, key)
+        properties.append({"id": prop_id, "value": value})
+    return {"matcher": {"id": "byName", "options": column}, "properties": properties}
+
+
+def row(title: str, panels: Sequence[G.Panel] = (), *, collapsed: bool = False) -> G.RowPanel:
+    return G.RowPanel(title=title, panels=list(panels), collapsed=collapsed,
+                      gridPos=G.GridPos(h=1, w=GRID_WIDTH, x=0, y=0))
+
+
+# ---------------------------------------------------------------- layout
+
+@dataclass
+class Layout:
+    """Places panels left to right, top to bottom on Grafana's 24-column grid; rows own what follows."""
+
+    panels: list[Any] = field(default_factory=list)
+    _x: int = 0
+    _y: int = 0
+    _line_h: int = 0
+    _open_row: Any = None
+
+    def _place(self, panel: Any) -> None:
+        gp = panel.gridPos
+        if self._x + gp.w > GRID_WIDTH:
+            self._x, self._y, self._line_h = 0, self._y + self._line_h, 0
+        gp.x, gp.y = self._x, self._y
+        self._x += gp.w
+        self._line_h = max(self._line_h, gp.h)
+
+    def newline(self) -> None:
+        if self._x:
+            self._x, self._y, self._line_h = 0, self._y + self._line_h, 0
+
+    def add(self, *panels: Any) -> Layout:
+        for panel in panels:
+            self._place(panel)
+            if self._open_row is not None and self._open_row.collapsed:
+                self._open_row.panels.append(panel)
+            else:
+                self.panels.append(panel)
+        return self
+
+    def add_row(self, title: str, panels: Iterable[Any], *, collapsed: bool = False) -> Layout:
+        self.newline()
+        r = row(title, collapsed=collapsed)
+        self._place(r)
+        self.newline()
+        self.panels.append(r)
+        self._open_row = r
+        self.add(*panels)
+        self.newline()
+        if collapsed:
+            # children of a collapsed row do not take space: the next row sits right below this one
+            self._y = r.gridPos.y + 1
+        self._open_row = None
+        return self
+
+
+# ---------------------------------------------------------------- variables
+
+def datasource_variable(name: str, plugin: str, uid: str, label: str) -> dict[str, Any]:
+    return {
+        "current": {"text": uid, "value": uid},
+        "hide": 0,
+        "includeAll": False,
+        "label": label,
+        "multi": False,
+        "name": name,
+        "options": [],
+        "query": plugin,
+        "refresh": 1,
+        "regex": "",
+        "type": "datasource",
+    }
+
+
+def custom_variable(name: str, label: str, values: Sequence[str], default: str) -> dict[str, Any]:
+    return {
+        "current": {"text": default, "value": default},
+        "hide": 0,
+        "includeAll": False,
+        "label": label,
+        "multi": False,
+        "name": name,
+        "options": [{"selected": v == default, "text": v, "value": v} for v in values],
+        "query": ",".join(values),
+        "type": "custom",
+    }
+
+
+def cw_query_variable(name: str, label: str, query: str, *, multi: bool = False,
+                      include_all: bool = False, all_value: str | None = None,
+                      default: str | None = None) -> dict[str, Any]:
+    """A query variable on the CloudWatch datasource (regions, EC2 instance attributes...)."""
+    var: dict[str, Any] = {
+        "current": {"text": "All", "value": "$__all"} if include_all and default is None
+        else {"text": default or "", "value": default or ""},
+        "datasource": CW_DS,
+        "definition": query,
+        "hide": 0,
+        "includeAll": include_all,
+        "label": label,
+        "multi": multi,
+        "name": name,
+        "options": [],
+        "query": query,
+        "refresh": 1,
+        "regex": "",
+        "sort": 1,
+        "type": "query",
+    }
+    if all_value is not None:
+        var["allValue"] = all_value
+    return var
+
+
+def textbox_variable(name: str, label: str, default: str = "") -> dict[str, Any]:
+    return {
+        "current": {"text": default, "value": default},
+        "hide": 0,
+        "label": label,
+        "name": name,
+        "options": [],
+        "query": default,
+        "type": "textbox",
+    }
+
+
+def sql_query_variable(name: str, label: str, sql: str, *, multi: bool = True,
+                       include_all: bool = True) -> dict[str, Any]:
+    """A query variable on the pricing datasource (tag values, Names, experiments...)."""
+    return {
+        "current": {"text": "All", "value": "$__all"} if include_all else {"text": "", "value": ""},
+        "datasource": PG_DS,
+        "definition": sql,
+        "hide": 0,
+        "includeAll": include_all,
+        "label": label,
+        "multi": multi,
+        "name": name,
+        "options": [],
+        "query": sql,
+        "refresh": 2,
+        "regex": "",
+        "sort": 1,
+        "type": "query",
+    }
+
+
+def _ec2_attribute_query(attribute: str, filters: dict[str, list[str]]) -> str:
+    """Grafana's documented CloudWatch variable query `ec2_instance_attribute(region, attribute, filters)`."""
+    filters_json = json.dumps(filters, sort_keys=True, separators=(",", ":"))
+    return f"ec2_instance_attribute($region, {attribute}, {filters_json})"
+
+
+def cloudwatch_selection_variables(config: Config) -> list[dict[str, Any]]:
+    """datasource, region, tag key/value, Name and instance: instances chosen by tag and/or Name."""
+    tag_keys = list(config.instance_tags)
+    return [
+        datasource_variable("datasource", CLOUDWATCH, config.cloudwatch_uid, "CloudWatch"),
+        cw_query_variable("region", "Region", "regions()", default=config.default_region),
+        custom_variable("tag_key", "Tag", tag_keys, tag_keys[0]),
+        cw_query_variable(
+            "tag_value", "Tag value",
+            _ec2_attribute_query("Tags.$tag_key", {"instance-state-name": ["running", "stopped"]}),
+            multi=True, include_all=True, all_value="*",
+        ),
+        cw_query_variable(
+            "name", "Name", _ec2_attribute_query("Tags.Name", {"tag:$tag_key": ["$tag_value"]}),
+            multi=True, include_all=True, all_value="*",
+        ),
+        cw_query_variable(
+            "instance", "Instance",
+            _ec2_attribute_query("InstanceId", {"tag:$tag_key": ["$tag_value"], "tag:Name": ["$name"]}),
+            multi=True, include_all=True, all_value="*",
+        ),
+        custom_variable("period", "Period (s)", ["auto", "60", "300", "3600"], "300"),
+    ]
+
+
+def pricing_variable(config: Config) -> dict[str, Any]:
+    return datasource_variable("pricing", POSTGRES, config.pricing_uid, "Pricing")
+
+
+# ---------------------------------------------------------------- dashboard
+
+def dashboard(
+    config: Config,
+    *,
+    slug: str,
+    title: str,
+    description: str,
+    layout: Layout,
+    variables: Sequence[dict[str, Any]],
+    tags: Sequence[str] = (),
+    time_from: str | None = None,
+) -> G.Dashboard:
+    """The frame every dashgen dashboard shares: uid, managed tag, refresh, time, variables."""
+    return G.Dashboard(
+        title=title,
+        uid=f"dashgen-{slug}",
+        description=description,
+        tags=sorted({config.managed_tag, "aws", "ec2", *tags}),
+        panels=layout.panels,
+        refresh=config.refresh,
+        time=G.Time(time_from or config.time_from, "now"),
+        timezone="browser",
+        graphTooltip=1,
+        templating=G.Templating(list=list(variables)),
+    ).auto_panel_ids()

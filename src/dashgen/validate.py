@@ -1,0 +1,209 @@
+"""Validate dashboards against Grafana's own published schemas and dashgen's house rules.
+
+Checks, each reported with the file, the panel (id and title) and the JSON path at fault:
+the dashboard against the Foundation SDK dashboard schema (Grafana 12); each panel's options and
+`fieldConfig.defaults.custom` against its panel schema; each CloudWatch target against `MetricsQuery`;
+`schemaVersion` >= 39; no legacy keys; unique panel ids; no overlapping `gridPos` on the 24-column grid;
+every datasource reference a template variable or a configured uid. The schemas ship as package data.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from dashgen.config import Config
+from dashgen.errors import ValidationError
+
+MIN_SCHEMA_VERSION = 39
+GRID_WIDTH = 24
+BUILTIN_DATASOURCE_UIDS = {"-- Grafana --", "-- Dashboard --", "-- Mixed --", "grafana"}
+PANEL_SCHEMAS = {"timeseries": "timeseries", "stat": "stat", "table": "table"}
+LEGACY_DASHBOARD_KEYS = ("rows", "style")
+LEGACY_STEP_KEYS = ("op", "yaxis", "index", "line")
+
+
+@dataclass(frozen=True)
+class Problem:
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}"
+
+
+@cache
+def _schema(name: str) -> dict[str, Any]:
+    text = resources.files("dashgen.schemas").joinpath(f"foundation-sdk-{name}.jsonschema.json").read_text()
+    return json.loads(text)
+
+
+@cache
+def _validator(name: str, definition: str) -> Any:
+    import jsonschema
+
+    root = _schema(name)
+    if definition not in root.get("definitions", {}):
+        return None  # e.g. the stat panel has no custom field config
+    schema = {**root, "$ref": f"#/definitions/{definition}"}
+    return jsonschema.Draft7Validator(schema)
+
+
+def _path(parts: Any) -> str:
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out.lstrip(".") or "(root)"
+
+
+def _schema_problems(name: str, definition: str, instance: Any, where: str) -> Iterator[Problem]:
+    validator = _validator(name, definition)
+    if validator is None:
+        return
+    errors = sorted(validator.iter_errors(instance), key=lambda e: [str(p) for p in e.absolute_path])
+    for err in errors[:5]:
+        path = _path(err.absolute_path)
+        yield Problem(where, f"{path}: {err.message[:200]} (Grafana {name} schema, {definition})")
+
+
+def all_panels(dashboard: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every panel, including those nested in collapsed rows."""
+    for panel in dashboard.get("panels", []) or []:
+        if isinstance(panel, dict):
+            yield panel
+            for child in panel.get("panels", []) or []:
+                if isinstance(child, dict):
+                    yield child
+
+
+def _label(panel: dict[str, Any]) -> str:
+    return f"panel {panel.get('id', '?')} {panel.get('title', '')!r}"
+
+
+def _walk(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[tuple[Any, ...], Any]]:
+    yield path, value
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _walk(v, (*path, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _walk(v, (*path, i))
+
+
+def _legacy_problems(dashboard: dict[str, Any]) -> Iterator[Problem]:
+    for key in LEGACY_DASHBOARD_KEYS:
+        if key in dashboard:
+            yield Problem(key, f"legacy key {key!r} (removed from Grafana's dashboard model)")
+    for path, value in _walk(dashboard):
+        if value == "null":
+            yield Problem(_path(path), 'the string "null" (use JSON null or leave the key out)')
+        if isinstance(value, dict) and path and path[-2:-1] == ("steps",) or (
+            isinstance(value, dict) and len(path) >= 2 and path[-2] == "steps"
+        ):
+            for key in LEGACY_STEP_KEYS:
+                if key in value:
+                    yield Problem(_path(path), f"legacy threshold key {key!r}")
+
+
+def _grid_problems(panels: list[dict[str, Any]], scope: str) -> Iterator[Problem]:
+    placed: list[tuple[dict[str, Any], tuple[int, int, int, int]]] = []
+    for panel in panels:
+        gp = panel.get("gridPos")
+        if not isinstance(gp, dict):
+            yield Problem(_label(panel), "no gridPos")
+            continue
+        x, y, w, h = (gp.get(k, 0) for k in ("x", "y", "w", "h"))
+        if not all(isinstance(v, int) for v in (x, y, w, h)) or w <= 0 or h <= 0 or x < 0 or y < 0:
+            yield Problem(_label(panel), f"gridPos {gp} is not a positive rectangle")
+            continue
+        if x + w > GRID_WIDTH:
+            yield Problem(_label(panel), f"gridPos x+w = {x + w} is wider than the {GRID_WIDTH}-column grid")
+        for other, (ox, oy, ow, oh) in placed:
+            if x < ox + ow and ox < x + w and y < oy + oh and oy < y + h:
+                yield Problem(_label(panel), f"gridPos overlaps {_label(other)}{scope}")
+        placed.append((panel, (x, y, w, h)))
+
+
+def _datasource_problems(dashboard: dict[str, Any], config: Config) -> Iterator[Problem]:
+    variables = {
+        v.get("name") for v in (dashboard.get("templating") or {}).get("list", []) or []
+        if isinstance(v, dict) and v.get("type") == "datasource"
+    }
+    allowed = {config.cloudwatch_uid, config.pricing_uid, *BUILTIN_DATASOURCE_UIDS}
+    for path, value in _walk(dashboard):
+        if not (path and path[-1] == "datasource" and isinstance(value, dict)):
+            continue
+        uid = value.get("uid")
+        if not isinstance(uid, str):
+            yield Problem(_path(path), "datasource reference without a uid")
+            continue
+        if uid.startswith("$"):
+            name = uid.strip("${}").split(":")[0]
+            if name not in variables:
+                yield Problem(_path(path), f"datasource uid {uid!r} names no datasource template variable")
+        elif uid not in allowed:
+            yield Problem(
+                _path(path),
+                f"datasource uid {uid!r} is neither a template variable nor a configured uid "
+                f"({', '.join(sorted({config.cloudwatch_uid, config.pricing_uid}))})",
+            )
+
+
+def validate_dashboard(dashboard: Any, config: Config | None = None) -> list[Problem]:
+    """All problems of one dashboard (an empty list when it is valid)."""
+    config = config or Config()
+    if not isinstance(dashboard, dict):
+        return [Problem("(root)", "a dashboard must be a JSON object")]
+    problems = list(_schema_problems("dashboard", "Dashboard", dashboard, "dashboard"))
+    version = dashboard.get("schemaVersion")
+    if not isinstance(version, int) or version < MIN_SCHEMA_VERSION:
+        problems.append(Problem("schemaVersion", f"expected >= {MIN_SCHEMA_VERSION}, got {version!r}"))
+    problems += _legacy_problems(dashboard)
+    seen: dict[Any, dict[str, Any]] = {}
+    for panel in all_panels(dashboard):
+        pid = panel.get("id")
+        if pid in seen:
+            problems.append(Problem(_label(panel), f"duplicate panel id {pid} (also {_label(seen[pid])})"))
+        seen[pid] = panel
+        kind = PANEL_SCHEMAS.get(panel.get("type", ""))
+        if kind:
+            problems += _schema_problems(kind, "Options", panel.get("options", {}), f"{_label(panel)} options")
+            custom = ((panel.get("fieldConfig") or {}).get("defaults") or {}).get("custom", {})
+            problems += _schema_problems(kind, "FieldConfig", custom, f"{_label(panel)} fieldConfig.custom")
+        for i, target in enumerate(panel.get("targets", []) or []):
+            ds = (target.get("datasource") or panel.get("datasource") or {}) if isinstance(target, dict) else {}
+            if isinstance(ds, dict) and ds.get("type") == "cloudwatch":
+                problems += _schema_problems("cloudwatch", "MetricsQuery", target, f"{_label(panel)} targets[{i}]")
+                if "statistic" not in target:
+                    problems.append(Problem(f"{_label(panel)} targets[{i}]",
+                                            "CloudWatch query has no 'statistic' (Grafana rejects it)"))
+    top = [p for p in dashboard.get("panels", []) or [] if isinstance(p, dict)]
+    problems += _grid_problems(top, "")
+    for r in top:
+        if r.get("type") == "row" and r.get("panels"):
+            problems += _grid_problems(r["panels"], f" (in row {r.get('title')!r})")
+    problems += _datasource_problems(dashboard, config)
+    return problems
+
+
+def validate_file(path: Path, config: Config | None = None) -> list[Problem]:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return [Problem(str(path), "no such file")]
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return [Problem(str(path), f"not valid JSON: {exc}")]
+    return [Problem(f"{path}: {p.where}", p.message) for p in validate_dashboard(data, config)]
+
+
+def check(dashboard: dict[str, Any], name: str, config: Config | None = None) -> None:
+    """Raise `ValidationError` with the first problem (and a count) when `dashboard` is invalid."""
+    problems = validate_dashboard(dashboard, config)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise ValidationError(f"{name}: {problems[0]}{more}")
