@@ -1,0 +1,57 @@
+"""Shared fixtures, named after the state they give.
+
+`pg_server`: one real PostgreSQL 16 (pgserver, no root) for the whole session.
+`fresh_db`: a new, empty database on it for one test, as a DSN (dropped afterwards).
+Tests reach nothing but loopback; AWS is moto or botocore's Stubber.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(__file__).resolve().parent / "data"  # copies of the reference material tests need (see its README)
+
+
+@pytest.fixture(autouse=True)
+def _offline_aws(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test may find real AWS credentials or config."""
+    for key in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[object]:
+    """A real PostgreSQL 16 server for the session (pgserver: starts from a wheel in about a second)."""
+    pgserver = pytest.importorskip("pgserver")
+    data_dir = tempfile.mkdtemp(prefix="dashgen-pg-")
+    server = pgserver.get_server(data_dir, cleanup_mode="stop")
+    yield server
+    server.cleanup()
+
+
+def _admin_dsn(server: object) -> str:
+    return server.get_uri()  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def fresh_db(pg_server: object) -> Iterator[str]:
+    """A DSN to a new, empty database (superuser `postgres`), dropped after the test."""
+    import psycopg
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = _admin_dsn(pg_server)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    dsn = admin.replace("/postgres?", f"/{name}?", 1)
+    yield dsn
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
