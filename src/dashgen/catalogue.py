@@ -222,3 +222,17 @@ GROUPS_BY_KEY: dict[str, Group] = {g.key: g for g in GROUPS}
 
 def metrics_in(group: str) -> tuple[Metric, ...]:
     return tuple(m for m in METRICS if m.group == group)
+
+
+def markdown_table(thresholds: dict[str, float | None] | None = None) -> str:
+    """The catalogue as a Markdown table (the README's metric table is generated from this)."""
+    lines = [
+        "| metric | group | unit | statistic | default threshold | emitted by |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for m in METRICS:
+        value = (thresholds or {}).get(m.name, m.threshold)
+        th = "" if value is None else f"{'>' if m.direction == 'above' else '<'} {value:g}"
+        lines.append(f"| `{m.name}` | {GROUPS_BY_KEY[m.group].title} | `{m.unit}` | {m.statistic} | {th} | "
+                     f"{m.applies_to} |")
+    return "\n".join(lines) + "\n"

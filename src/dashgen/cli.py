@@ -6,16 +6,30 @@ Heavy libraries (boto3, requests, psycopg) are imported inside the commands that
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer import _click as click
+from typer.core import TyperGroup
 
 from dashgen import __version__
 from dashgen.errors import EXIT_ERROR, DashgenError
 
+
+class _Group(TyperGroup):
+    """Turns every `DashgenError` into one line on stderr and its exit code: the one place that does."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except DashgenError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(exc.exit_code) from None
+
+
 app = typer.Typer(
+    cls=_Group,
     name="dashgen",
     help="EC2 cost-and-performance dashboards for Grafana, as code.",
     no_args_is_help=True,
@@ -87,7 +101,9 @@ def build(
 
 @app.command()
 def validate(
-    files: Annotated[list[Path] | None, typer.Argument(help="Dashboard JSON files (default: dashboards/*.json).")] = None,
+    files: Annotated[
+        list[Path] | None, typer.Argument(help="Dashboard JSON files (default: dashboards/*.json).")
+    ] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Check dashboards against Grafana's schemas and dashgen's rules."""
@@ -140,12 +156,8 @@ def metrics(config: ConfigOpt = None) -> None:
 
 
 def main() -> None:
-    """Console entry point: run the app, turning a `DashgenError` into one line and an exit code."""
-    try:
-        app()  # standalone mode: click prints usage errors and exits 2 itself
-    except DashgenError as exc:
-        _err(f"error: {exc}")
-        sys.exit(exc.exit_code)
+    """Console entry point."""
+    app()
 
 
 if __name__ == "__main__":

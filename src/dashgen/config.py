@@ -215,7 +215,7 @@ def parse_config(data: dict[str, Any], source: str) -> Config:
 
     thresholds: dict[str, float] = {}
     th = tables["thresholds"]
-    for metric, value in th.data.items():
+    for metric in th.data:
         if metric not in METRICS_BY_NAME:
             th.fail(metric, "an AWS/EC2 metric name from the catalogue (see `dashgen metrics`)", metric)
         kind = "number" if METRICS_BY_NAME[metric].unit != "percent" else "percent"
