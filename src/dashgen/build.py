@@ -25,10 +25,12 @@ class BuildResult:
     stale: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
+    provisioning: BuildResult | None = None  # the provisioning files, relative to their own folder
 
     @property
     def clean(self) -> bool:
-        return not (self.stale or self.missing or self.unexpected)
+        own = not (self.stale or self.missing or self.unexpected)
+        return own and (self.provisioning is None or self.provisioning.clean)
 
 
 def render_dashboards(config: Config) -> dict[str, dict]:
@@ -77,7 +79,15 @@ def write_outputs(outputs: dict[str, str], out_dir: Path) -> BuildResult:
     return result
 
 
-def build(config: Config, out_dir: Path = DEFAULT_OUT, *, check: bool = False) -> BuildResult:
-    """`dashgen build`: render, validate and write (or, with `check`, only compare) every dashboard."""
+def build(
+    config: Config, out_dir: Path = DEFAULT_OUT, *, check: bool = False, provisioning_dir: Path | None = None
+) -> BuildResult:
+    """`dashgen build`: render, validate and write (or, with `check`, only compare) every dashboard;
+    with `provisioning_dir`, the provisioning files too (`dashgen provision`), reported in `.provisioning`."""
     outputs = build_outputs(config)
-    return check_outputs(outputs, out_dir) if check else write_outputs(outputs, out_dir)
+    result = check_outputs(outputs, out_dir) if check else write_outputs(outputs, out_dir)
+    if provisioning_dir is not None:
+        from dashgen.provision import provision
+
+        result.provisioning = provision(config, provisioning_dir, check=check)
+    return result
