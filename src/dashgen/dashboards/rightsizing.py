@@ -1,0 +1,169 @@
+"""EC2 rightsizing: rank instances by utilisation, recommend the right size with prices, compare experiments.
+
+Top: a live ranking straight from CloudWatch (Metrics Insights, one row per instance) by CPU and network,
+coloured by the performance dashboard's thresholds. Then, from the pricing store, the rightsizing table and
+the experiment comparison: their SQL is `sql/rightsizing.sql` and `sql/experiment_comparison.sql`, embedded
+verbatim, the same text `dashgen rightsize` runs (the rule is `dashgen.rightsize.RULE`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grafanalib.core as G
+
+from dashgen.catalogue import METRICS_BY_NAME, Metric
+from dashgen.config import Config
+from dashgen.panels import (
+    CLOUDWATCH,
+    Layout,
+    custom_variable,
+    cw_insights_target,
+    cw_query_variable,
+    dashboard,
+    datasource_variable,
+    metric_steps,
+    override,
+    pricing_variable,
+    sql_query_variable,
+    sql_target,
+    table,
+)
+from dashgen.rightsize import ALL, EXPERIMENT_COLUMNS, RIGHTSIZING_COLUMNS, RULE, dashboard_values
+from dashgen.sqlvars import load_sql
+
+SLUG = "ec2-rightsizing"
+TITLE = "EC2 rightsizing"
+
+UNITS = {"usd": "currencyUSD", "usd4": "currencyUSD", "pct": "percent", "mib": "mbytes", "time": "dateTimeAsIso"}
+VERDICT_COLOURS = {"over-provisioned": "orange", "right-sized": "green", "under-provisioned": "red",
+                   "no data": "text", "cheapest on time": "green", "on time": "blue", "late": "red",
+                   "no progress": "text"}
+RANKING_LIMIT = 100
+
+
+def _insights(metric: str, aggregate: str) -> str:
+    return (f'SELECT {aggregate}({metric}) FROM SCHEMA("AWS/EC2", InstanceId) '
+            f"GROUP BY InstanceId ORDER BY {aggregate}() DESC LIMIT {RANKING_LIMIT}")
+
+
+def ranking_panel(metric: Metric, aggregate: str, config: Config, unit: str) -> G.Table:
+    """Live: one row per instance (reduced from the Insights series), worst first, threshold-coloured."""
+    coloured = {"cell_type": {"type": "color-background"}}
+    return table(
+        f"Live ranking: {metric.name}",
+        [cw_insights_target(_insights(metric.name, aggregate), statistic=metric.statistic)],
+        description=(f"CloudWatch Metrics Insights, every instance of the region: {aggregate} of {metric.name} "
+                     f"per period, reduced to its mean and maximum over the time range, highest first "
+                     f"(top {RANKING_LIMIT}). {metric.description}"),
+        datasource={"type": CLOUDWATCH, "uid": "${datasource}"},
+        unit=metric.unit,
+        thresholds=metric_steps(metric, config),
+        transformations=[
+            {"id": "reduce", "options": {"mode": "seriesToRows", "reducers": ["mean", "max"],
+                                         "includeTimeField": False}},
+            {"id": "organize", "options": {"renameByName": {"Field": "Instance"}}},
+        ],
+        overrides=[override("Mean", **coloured, unit=unit), override("Max", **coloured, unit=unit)],
+        sort_by=[("Mean", True)],
+        width=8,
+        height=9,
+    )
+
+
+def _column_overrides(columns: dict[str, tuple[str, str]], coloured: str) -> list[dict[str, Any]]:
+    out = []
+    for column, (label, kind) in columns.items():
+        props: dict[str, Any] = {"display_name": label}
+        if kind in UNITS:
+            props["unit"] = UNITS[kind]
+        if kind in ("usd4",):
+            props["decimals"] = 4
+        if column == coloured:
+            props["cell_type"] = {"type": "color-background"}
+            props["mappings"] = [{"type": "value", "options": {
+                value: {"color": colour, "index": i} for i, (value, colour) in enumerate(VERDICT_COLOURS.items())
+            }}]
+        out.append(override(column, **props))
+    return out
+
+
+def rightsizing_panel() -> G.Table:
+    return table(
+        "Rightsizing",
+        [sql_target(load_sql("rightsizing"))],
+        description=(f"{RULE} Filters: Tag (key and values) and Name; threshold, headroom and window are the "
+                     "variables above (defaults from dashgen.toml). Sorted by saving. Same SQL as "
+                     "`dashgen rightsize`."),
+        overrides=_column_overrides(RIGHTSIZING_COLUMNS, "verdict"),
+        sort_by=[(RIGHTSIZING_COLUMNS["monthly_saving_usd"][0], True)],
+        height=12,
+    )
+
+
+def experiment_panel() -> G.Table:
+    return table(
+        "Experiment comparison: $experiment",
+        [sql_target(load_sql("experiment_comparison"))],
+        description=(
+            "The instances of the experiment (tag selector from dashgen.toml) side by side: running time, cost so "
+            "far, CPU p95 and, when the experiment has a progress metric (read per instance: its dimensions plus "
+            "InstanceId), hours and dollars per percent of progress, the projected finish and cost. The cheapest "
+            "run that finishes by the deadline is marked 'cheapest on time'. Same SQL as "
+            "`dashgen rightsize --experiment NAME`."
+        ),
+        overrides=_column_overrides(EXPERIMENT_COLUMNS, "outcome"),
+        height=9,
+    )
+
+
+def _choices(default: str, values: list[str]) -> list[str]:
+    return sorted({default, *values}, key=float)
+
+
+def variables(config: Config) -> list[dict[str, Any]]:
+    defaults = dashboard_values(config)
+    tag_keys = list(config.instance_tags)
+    selected = []
+    for name, label in (("tag_value", "Tag value"), ("name", "Name")):  # the same choices as the cost dashboard
+        var = sql_query_variable(name, label, load_sql(f"var_{name}"))
+        var["allValue"] = f"'{ALL}'"  # inserted unformatted by Grafana: the quoted sentinel dashgen.selected reads
+        selected.append(var)
+    return [
+        datasource_variable("datasource", CLOUDWATCH, config.cloudwatch_uid, "CloudWatch"),
+        cw_query_variable("region", "Region", "regions()", default=config.default_region),
+        custom_variable("period", "Period (s)", ["300", "3600"], "3600"),
+        pricing_variable(config),
+        custom_variable("tag_key", "Tag", tag_keys, tag_keys[0]),
+        *selected,
+        custom_variable("cpu_threshold", "CPU threshold %",
+                        _choices(defaults["cpu_threshold"], ["60", "70", "80", "90"]), defaults["cpu_threshold"]),
+        custom_variable("headroom_pct", "Headroom %",
+                        _choices(defaults["headroom_pct"], ["0", "10", "20", "30"]), defaults["headroom_pct"]),
+        custom_variable("lookback_days", "Window (days)",
+                        _choices(defaults["lookback_days"], ["7", "14", "30"]), defaults["lookback_days"]),
+        sql_query_variable("experiment", "Experiment", load_sql("var_experiment"), multi=False, include_all=False),
+    ]
+
+
+def build(config: Config) -> G.Dashboard:
+    m = METRICS_BY_NAME
+    layout = Layout()
+    layout.add(
+        ranking_panel(m["CPUUtilization"], "AVG", config, "percent"),
+        ranking_panel(m["NetworkIn"], "SUM", config, "bytes"),
+        ranking_panel(m["NetworkOut"], "SUM", config, "bytes"),
+    )
+    layout.add_row("Rightsizing (pricing store)", [rightsizing_panel()])
+    layout.add_row("Experiment comparison (pricing store)", [experiment_panel()])
+    return dashboard(
+        config,
+        slug=SLUG,
+        title=TITLE,
+        description="Rank EC2 instances by utilisation, recommend the right size with prices, compare an "
+                    "experiment's instances (dashgen).",
+        layout=layout,
+        variables=variables(config),
+        tags=["rightsizing", "cost"],
+        time_from="now-7d",
+    )

@@ -1,0 +1,94 @@
+"""`dashgen rightsize` through typer's CliRunner: the three formats, the experiment view, DSN resolution and
+one-line errors; its rows are the library's (the same SQL as the dashboard, see test_rightsize.py)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+
+import psycopg
+import pytest
+from typer.testing import CliRunner
+
+from dashgen.cli import app
+from dashgen.config import Config
+from dashgen.rightsize import RIGHTSIZING_COLUMNS, compare_experiment, recommendations
+from rightsizing_data import fill_store
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def filled_dsn(fresh_db: str, monkeypatch: pytest.MonkeyPatch, tmp_path) -> str:
+    monkeypatch.delenv("DASHGEN_DSN", raising=False)
+    monkeypatch.chdir(tmp_path)  # no ./dashgen.toml
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        fill_store(conn)
+    return fresh_db
+
+
+def _run(*args: str):
+    return runner.invoke(app, ["rightsize", *args], env={"COLUMNS": "250"})
+
+
+def test_table_shows_the_verdicts(filled_dsn: str) -> None:
+    result = _run("--dsn", filled_dsn)
+    assert result.exit_code == 0, result.output
+    lines = {line.split("│")[2].strip(): line for line in result.output.splitlines() if "│ i-" in line}
+    assert "over-provisioned" in lines["train-8"] and "t4g.xlarge" in lines["train-8"]
+    assert "$98.11" in lines["train-8"] and "t4g.2xlarge ($0.2688)" in lines["train-8"]
+    assert "right-sized" in lines["train-4"]
+    assert "under-provisioned" in lines["train-2"] and "-$49.06" in lines["train-2"]
+    assert "m6g.xlarge" in lines["web-1"]
+    assert "no data" in lines["idle-1"]
+
+
+def test_json_is_the_library_result(filled_dsn: str) -> None:
+    result = _run("--dsn", filled_dsn, "--format", "json", "--tag", "experiment=t4g-sizing")
+    assert result.exit_code == 0, result.output
+    with psycopg.connect(filled_dsn) as conn:
+        expected = recommendations(conn, Config(), tag="experiment=t4g-sizing")
+    assert json.loads(result.output) == expected
+    assert [r["name"] for r in expected] == ["train-8", "train-4", "train-2"]
+
+
+def test_csv_has_every_column_and_filters_by_name(filled_dsn: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DASHGEN_DSN", filled_dsn)  # DSN from the environment
+    result = _run("--format", "csv", "--name", "web-1", "--name", "train-4")
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.output)))
+    assert list(rows[0]) == list(RIGHTSIZING_COLUMNS)
+    assert [(r["name"], r["verdict"], r["recommended_type"]) for r in rows] == [
+        ("web-1", "over-provisioned", "m7i.xlarge"), ("train-4", "right-sized", "t4g.xlarge")]
+
+
+def test_experiment_comparison(filled_dsn: str, tmp_path) -> None:
+    (tmp_path / "dashgen.toml").write_text(f'[pricing]\ndsn = "{filled_dsn}"\n')  # DSN from the config
+    result = _run("--experiment", "t4g-sizing", "--format", "json")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    with psycopg.connect(filled_dsn) as conn:
+        expected = compare_experiment(conn, "t4g-sizing")
+    assert [(r["name"], r["outcome"]) for r in rows] == [(r["name"], r["outcome"]) for r in expected] == [
+        ("train-4", "cheapest on time"), ("train-8", "on time"), ("train-2", "late")]
+    table = _run("--experiment", "t4g-sizing")
+    assert table.exit_code == 0 and "cheapest on time" in table.output
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["--experiment", "nope"], 1, "error: --experiment: no experiment 'nope' in the store (known: t4g-sizing)"),
+    (["--format", "yaml"], 2, "error: --format: expected one of table, json, csv, got 'yaml'"),
+    (["--tag", "team"], 2, "error: --tag: expected KEY=VALUE, got 'team'"),
+    (["--no-dsn"], 1, "error: no database: pass --dsn, set DASHGEN_DSN or pricing.dsn in dashgen.toml"),
+])
+def test_bad_input_is_one_line_without_traceback(filled_dsn: str, args: list[str], code: int,
+                                                 message: str) -> None:
+    dsn = [] if args == ["--no-dsn"] else ["--dsn", filled_dsn]
+    env = {k: v for k, v in os.environ.items() if k != "DASHGEN_DSN"}
+    proc = subprocess.run([sys.executable, "-m", "dashgen.cli", "rightsize", *dsn, *args[:2 if dsn else 0]],
+                          capture_output=True, text=True, env=env)
+    assert (proc.returncode, proc.stderr.strip(), proc.stdout) == (code, message, "")

@@ -1,0 +1,41 @@
+"""dashgen.sqlvars: the CLI side of a panel's SQL file: `${var:sqlstring}` bound as psycopg parameters."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from dashgen.errors import DashgenError
+from dashgen.sqlvars import bind, load_sql, variables
+
+
+def test_each_value_becomes_one_parameter() -> None:
+    sql = "SELECT ${a:sqlstring}::int + 1 WHERE 'x' LIKE 'x%' AND v = ANY (ARRAY[${b:sqlstring}]) OR w = ${a:sqlstring}"
+    query, params = bind(sql, {"a": 5, "b": ["p", "q'r"]})
+    assert query == "SELECT %s::int + 1 WHERE 'x' LIKE 'x%%' AND v = ANY (ARRAY[%s, %s]) OR w = %s"
+    assert params == ["5", "p", "q'r", "5"]
+    assert variables(sql) == ["a", "b"]
+
+
+def test_bound_query_runs_and_keeps_hostile_values_as_values(fresh_db: str) -> None:
+    query, params = bind("SELECT ARRAY[${v:sqlstring}] AS v, 'a%' AS pct", {"v": ["x'); DROP TABLE t; --", "y"]})
+    with psycopg.connect(fresh_db) as conn:
+        assert conn.execute(query, params).fetchone() == (["x'); DROP TABLE t; --", "y"], "a%")
+
+
+@pytest.mark.parametrize("sql, values, message", [
+    ("SELECT ${a:sqlstring}", {}, "f.sql: no value for variable 'a'"),
+    ("SELECT $a", {"a": "1"}, "f.sql: unsupported variable or macro at '$a'"),
+    ("SELECT ${a}", {"a": "1"}, "f.sql: unsupported variable or macro at '${a}'"),
+    ("SELECT 1 WHERE $__timeFilter(t)", {}, "f.sql: unsupported variable or macro at '$__timeFilter(t)'"),
+    ("SELECT ARRAY[${a:sqlstring}]", {"a": []}, "f.sql: variable 'a' has no value"),
+])
+def test_refuses_what_it_cannot_bind_safely(sql: str, values: dict, message: str) -> None:
+    with pytest.raises(DashgenError) as err:
+        bind(sql, values, source="f.sql")
+    assert str(err.value).startswith(message)
+
+
+def test_packaged_sql_files_load() -> None:
+    assert "dashgen.instance_utilisation_hourly" in load_sql("rightsizing")
+    assert variables(load_sql("experiment_comparison")) == ["experiment"]

@@ -1,0 +1,276 @@
+"""dashgen.utilisation: GetMetricData queries, batching and pagination, the hourly upsert, collection from the store.
+
+CloudWatch: moto for Average/Maximum/Sum/Minimum (moto cannot serialise percentiles, so the p95 queries are
+removed before moto sees them), botocore's Stubber for p95, the 500-query batches and NextToken pages.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+
+import boto3
+import pytest
+from botocore.stub import ANY, Stubber
+from moto import mock_aws
+
+from dashgen.errors import AwsError
+from dashgen.utilisation import (
+    MAX_QUERIES,
+    HourlyRow,
+    Progress,
+    Target,
+    collect_utilisation,
+    fetch_hourly,
+    floor_hour,
+    metric_queries,
+    store_hourly,
+)
+
+NOW = floor_hour(dt.datetime.now(dt.UTC)) + dt.timedelta(minutes=30)
+H0 = floor_hour(NOW) - dt.timedelta(hours=3)
+
+
+def _client() -> object:
+    return boto3.client("cloudwatch", region_name="us-east-1", aws_access_key_id="test",
+                        aws_secret_access_key="test")
+
+
+def _drop_percentiles(params: dict, **_: object) -> None:
+    params["MetricDataQueries"] = [q for q in params["MetricDataQueries"]
+                                   if not q["MetricStat"]["Stat"].startswith("p")]
+
+
+def _moto_client() -> object:
+    client = _client()
+    client.meta.events.register("provide-client-params.cloudwatch.GetMetricData", _drop_percentiles)
+    return client
+
+
+def _put(client: object, instance: str, metric: str, at: dt.datetime, value: float,
+         namespace: str = "AWS/EC2", dims: dict[str, str] | None = None) -> None:
+    dimensions = [{"Name": k, "Value": v} for k, v in {**(dims or {}), "InstanceId": instance}.items()]
+    client.put_metric_data(Namespace=namespace, MetricData=[
+        {"MetricName": metric, "Dimensions": dimensions, "Timestamp": at, "Value": value}])
+
+
+def test_queries_cover_every_series_with_valid_unique_ids() -> None:
+    progress = Progress("Training", "Progress", (("Experiment", "t4g-sizing"),))
+    queries = metric_queries([Target("i-a", burstable=True), Target("i-b"), Target("i-c", progress=progress)])
+    by_instance: dict[str, list[tuple[str, str, str]]] = {}
+    for query, iid, column in queries:
+        stat = query["MetricStat"]
+        assert stat["Period"] == 3600
+        assert {"Name": "InstanceId", "Value": iid} in stat["Metric"]["Dimensions"]
+        by_instance.setdefault(iid, []).append((column, stat["Metric"]["MetricName"], stat["Stat"]))
+    assert by_instance["i-a"] == [
+        ("cpu_avg", "CPUUtilization", "Average"), ("cpu_max", "CPUUtilization", "Maximum"),
+        ("cpu_p95", "CPUUtilization", "p95"), ("network_in_bytes", "NetworkIn", "Sum"),
+        ("network_out_bytes", "NetworkOut", "Sum"), ("cpu_credit_balance_min", "CPUCreditBalance", "Minimum"),
+    ]
+    assert [c for c, _, _ in by_instance["i-b"]] == [c for c, _, _ in by_instance["i-a"]][:5]  # no credits
+    assert by_instance["i-c"][-1] == ("progress_pct", "Progress", "Maximum")
+    assert queries[-1][0]["MetricStat"]["Metric"]["Namespace"] == "Training"
+    assert queries[-1][0]["MetricStat"]["Metric"]["Dimensions"] == [
+        {"Name": "Experiment", "Value": "t4g-sizing"}, {"Name": "InstanceId", "Value": "i-c"}]
+    ids = [q["Id"] for q, _, _ in queries]
+    assert len(set(ids)) == len(ids) and all(re.match(r"^[a-z][a-zA-Z0-9_]*$", i) for i in ids)
+
+
+@mock_aws
+def test_fetch_hourly_aggregates_per_hour_with_moto() -> None:
+    client = _moto_client()
+    for h in range(3):
+        for minute, cpu in ((5, 10.0), (25, 20.0), (45, 30.0 + h)):
+            at = H0 + dt.timedelta(hours=h, minutes=minute)
+            _put(client, "i-a", "CPUUtilization", at, cpu)
+            _put(client, "i-a", "NetworkIn", at, 1000.0)
+            _put(client, "i-a", "NetworkOut", at, 10.0 * h)
+            _put(client, "i-a", "CPUCreditBalance", at, 50.0 - minute / 5 - h)
+    rows = fetch_hourly(client, [Target("i-a", burstable=True)], H0, H0 + dt.timedelta(hours=3))
+    assert [r.hour for r in rows] == [H0 + dt.timedelta(hours=h) for h in range(3)]
+    for h, row in enumerate(rows):
+        assert row.instance_id == "i-a"
+        assert row.values["cpu_avg"] == pytest.approx((10 + 20 + 30 + h) / 3)
+        assert row.values["cpu_max"] == 30.0 + h
+        assert row.values["network_in_bytes"] == 3000.0
+        assert row.values["network_out_bytes"] == 30.0 * h
+        assert row.values["cpu_credit_balance_min"] == 50.0 - 9 - h
+        assert "cpu_p95" not in row.values  # moto: removed before the call
+
+
+def _result(qid: str, hours: list[dt.datetime], values: list[float]) -> dict:
+    return {"Id": qid, "Label": qid, "Timestamps": hours, "Values": values, "StatusCode": "Complete"}
+
+
+def test_fetch_hourly_batches_500_queries_and_follows_next_token_with_stubber() -> None:
+    client = _client()
+    targets = [Target(f"i-{n:03d}", burstable=True) for n in range(90)]  # 90 x 6 = 540 queries
+    queries = metric_queries(targets)
+    assert len(queries) == 540
+    p95 = {q["Id"]: iid for q, iid, column in queries if column == "cpu_p95"}
+    first, second = queries[:MAX_QUERIES], queries[MAX_QUERIES:]
+    start, end = H0, H0 + dt.timedelta(hours=2)
+    hours = [H0, H0 + dt.timedelta(hours=1)]
+
+    def p95_results(batch: list) -> list[dict]:
+        return [_result(q["Id"], hours, [40.0, 41.0]) for q, _, _ in batch if q["Id"] in p95]
+
+    expected = {"MetricDataQueries": ANY, "StartTime": start, "EndTime": end, "ScanBy": "TimestampAscending"}
+    with Stubber(client) as stub:
+        res1 = p95_results(first)
+        stub.add_response("get_metric_data", {"MetricDataResults": res1[:40], "NextToken": "page2"},
+                          expected)
+        stub.add_response("get_metric_data", {"MetricDataResults": res1[40:]}, {**expected, "NextToken": "page2"})
+        stub.add_response("get_metric_data", {"MetricDataResults": p95_results(second)}, expected)
+        rows = fetch_hourly(client, targets, start, end)
+        stub.assert_no_pending_responses()
+    assert len(rows) == 90 * 2
+    assert {r.instance_id for r in rows} == {t.instance_id for t in targets}
+    assert all(r.values == {"cpu_p95": 40.0 if r.hour == H0 else 41.0} for r in rows)
+
+
+def test_fetch_hourly_turns_client_errors_into_one_line() -> None:
+    client = _client()
+    with Stubber(client) as stub:
+        stub.add_client_error("get_metric_data", "AccessDenied", "not allowed to GetMetricData")
+        with pytest.raises(AwsError, match=r"^cloudwatch GetMetricData \(us-east-1\): AccessDenied: not allowed"):
+            fetch_hourly(client, [Target("i-a")], H0, NOW, region="us-east-1")
+
+
+@pytest.fixture
+def store(fresh_db: str):
+    import psycopg
+
+    from dashgen.store import migrate
+
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        migrate(conn)
+        yield conn
+
+
+def _stored(conn) -> list[tuple]:
+    return conn.execute("SELECT instance_id, hour, cpu_avg, cpu_p95, network_in_bytes, cpu_credit_balance_min "
+                        "FROM dashgen.instance_utilisation_hourly ORDER BY 1, 2").fetchall()
+
+
+def test_store_hourly_is_an_idempotent_upsert(store) -> None:
+    rows = [HourlyRow("i-a", H0, {"cpu_avg": 10.0, "cpu_p95": 20.0, "network_in_bytes": 5.0}),
+            HourlyRow("i-a", H0 + dt.timedelta(hours=1), {"cpu_avg": 11.0})]
+    assert store_hourly(store, rows) == 2
+    once = _stored(store)
+    versions = store.execute("SELECT xmin::text FROM dashgen.instance_utilisation_hourly ORDER BY hour").fetchall()
+    store_hourly(store, rows)
+    assert _stored(store) == once and len(once) == 2
+    # the same values again rewrite nothing (a re-sync only touches hours that changed)
+    assert store.execute("SELECT xmin::text FROM dashgen.instance_utilisation_hourly ORDER BY hour"
+                         ).fetchall() == versions
+    # a later fetch updates what it returns and keeps what it did not return this time
+    store_hourly(store, [HourlyRow("i-a", H0, {"cpu_avg": 12.0, "cpu_credit_balance_min": 3.0})])
+    assert _stored(store)[0][2:] == (12.0, 20.0, 5.0, 3.0)
+
+
+def _instance(conn, iid: str, itype: str, tags: dict[str, str], last_seen: dt.datetime,
+              region: str = "us-east-1") -> None:
+    conn.execute(
+        "INSERT INTO dashgen.instances (instance_id, region, instance_type, name, tags, state, first_seen,"
+        " last_seen) VALUES (%s, %s, %s, %s, %s, 'running', %s, %s)",
+        (iid, region, itype, iid, json.dumps(tags), last_seen, last_seen))
+
+
+@mock_aws
+def test_collect_utilisation_measures_the_instances_sync_saw(store) -> None:
+    store.execute(
+        "INSERT INTO dashgen.experiments (name, tag_key, tag_value, budget_usd, deadline, progress_namespace,"
+        " progress_metric, progress_dimensions) VALUES ('exp', 'experiment', 'exp', 10, %s, 'Training',"
+        " 'Progress', %s)", (NOW + dt.timedelta(days=1), json.dumps({"Experiment": "exp"})))
+    _instance(store, "i-burst", "t4g.large", {"experiment": "exp"}, NOW)
+    _instance(store, "i-steady", "m7i.large", {}, NOW)
+    _instance(store, "i-gone", "m7i.large", {}, NOW - dt.timedelta(days=30))  # not seen in the window
+    _instance(store, "i-other", "m7i.large", {}, NOW, region="eu-west-1")
+    client = _moto_client()
+    for iid in ("i-burst", "i-steady", "i-gone", "i-other"):
+        for h in range(3):
+            _put(client, iid, "CPUUtilization", H0 + dt.timedelta(hours=h, minutes=10), 10.0 * (h + 1))
+            _put(client, iid, "CPUCreditBalance", H0 + dt.timedelta(hours=h, minutes=10), 5.0)
+    for h in range(3):
+        _put(client, "i-burst", "Progress", H0 + dt.timedelta(hours=h, minutes=10), 20.0 * (h + 1),
+             namespace="Training", dims={"Experiment": "exp"})
+
+    result = collect_utilisation(store, client, "us-east-1", lookback_days=14, now=NOW)
+    assert result.instances == 2 and result.rows == 6
+    assert result.start == floor_hour(NOW) - dt.timedelta(days=14)
+    stored = store.execute(
+        "SELECT instance_id, hour, cpu_avg, cpu_credit_balance_min, progress_pct "
+        "FROM dashgen.instance_utilisation_hourly ORDER BY 1, 2").fetchall()
+    assert [(r[0], r[1], r[2]) for r in stored] == [
+        (iid, H0 + dt.timedelta(hours=h), 10.0 * (h + 1)) for iid in ("i-burst", "i-steady") for h in range(3)]
+    assert [r[3] for r in stored] == [5.0] * 3 + [None] * 3  # the credit balance of the burstable type only
+    assert [r[4] for r in stored] == [20.0, 40.0, 60.0] + [None] * 3  # progress of the experiment's instance
+
+    # the next sync only asks from the latest stored hour on, and rewrites nothing else
+    again = collect_utilisation(store, client, "us-east-1", lookback_days=14, now=NOW)
+    assert again.start == H0 + dt.timedelta(hours=2)
+    assert again.rows == 2
+    assert store.execute("SELECT count(*) FROM dashgen.instance_utilisation_hourly").fetchone()[0] == 6
+
+
+def test_collect_utilisation_without_instances_asks_nothing(store) -> None:
+    with Stubber(_client()) as stub:  # no response queued: any call would fail
+        result = collect_utilisation(store, stub.client, "us-east-1", now=NOW)
+    assert (result.instances, result.rows, result.start) == (0, 0, None)
+
+
+def _session() -> boto3.Session:
+    return boto3.Session(region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test")
+
+
+def _launch(session: boto3.Session, instance_type: str) -> str:
+    ec2 = session.client("ec2")
+    return ec2.run_instances(ImageId="ami-1e749f67", InstanceType=instance_type, MinCount=1, MaxCount=1,
+                             TagSpecifications=[{"ResourceType": "instance", "Tags": [
+                                 {"Key": "Name", "Value": "train-8"}]}])["Instances"][0]["InstanceId"]
+
+
+@mock_aws
+def test_sync_stores_utilisation_and_the_prices_rightsizing_needs(fresh_db: str) -> None:
+    import psycopg
+
+    from dashgen.config import Config
+    from dashgen.sync import sync
+
+    session = _session()
+    iid = _launch(session, "t4g.2xlarge")
+    cw = _moto_client()
+    for h in range(3):
+        _put(cw, iid, "CPUUtilization", H0 + dt.timedelta(hours=h, minutes=20), 30.0)
+    now = dt.datetime.now(dt.UTC)
+    result = sync(Config(), dsn=fresh_db, prices="bundled", session=session, now=now, cloudwatch=cw)
+    assert result.ok and result.utilisation_rows == 3
+    with psycopg.connect(fresh_db) as conn:
+        assert conn.execute("SELECT count(*), min(cpu_avg), max(cpu_avg) FROM dashgen.instance_utilisation_hourly"
+                            " WHERE instance_id = %s", (iid,)).fetchone() == (3, 30.0, 30.0)
+        priced = dict(conn.execute("SELECT instance_type, usd_per_hour FROM dashgen.instance_prices").fetchall())
+    # the type in use, every size of its family, and same-class types for a cheaper family
+    assert float(priced["t4g.2xlarge"]) == 0.2688 and float(priced["t4g.xlarge"]) == 0.1344
+    assert "t4g.nano" in priced and "t3a.xlarge" in priced and "m7g.xlarge" not in priced
+
+
+@mock_aws
+def test_sync_lands_without_utilisation_when_cloudwatch_fails(fresh_db: str) -> None:
+    import psycopg
+
+    from dashgen.config import Config
+    from dashgen.sync import sync
+
+    session = _session()
+    iid = _launch(session, "t4g.large")
+    client = _client()
+    with Stubber(client) as stub:
+        stub.add_client_error("get_metric_data", "AccessDenied", "no cloudwatch:GetMetricData")
+        result = sync(Config(), dsn=fresh_db, prices="bundled", session=session, cloudwatch=client)
+    assert result.utilisation_rows == 0
+    assert any("utilisation not read from CloudWatch" in w and "AccessDenied" in w for w in result.warnings)
+    with psycopg.connect(fresh_db) as conn:
+        assert conn.execute("SELECT instance_id FROM dashgen.instances").fetchall() == [(iid,)]
