@@ -55,3 +55,28 @@ def fresh_db(pg_server: object) -> Iterator[str]:
     yield dsn
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def grafana_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+    """A fresh in-process Grafana API (tests/grafana_server.py) on 127.0.0.1, with GRAFANA_URL and an
+    admin GRAFANA_TOKEN for it in the environment."""
+    from grafana_server import ADMIN_TOKEN, GrafanaServer
+
+    for key in ("GRAFANA_USER", "GRAFANA_PASSWORD"):
+        monkeypatch.delenv(key, raising=False)
+    with GrafanaServer() as server:
+        monkeypatch.setenv("GRAFANA_URL", server.url)
+        monkeypatch.setenv("GRAFANA_TOKEN", ADMIN_TOKEN)
+        yield server
+
+
+@pytest.fixture
+def dashboards_dir(tmp_path: Path) -> Path:
+    """`dashgen build` output with the default config, in a fresh folder."""
+    from dashgen.build import build
+    from dashgen.config import Config
+
+    out = tmp_path / "dashboards"
+    build(Config(), out)
+    return out

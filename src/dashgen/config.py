@@ -46,6 +46,7 @@ class Config:
     folder_title: str = "dashgen"
     folder_uid: str = "dashgen"
     managed_tag: str = "dashgen"
+    folder_parent_uid: str | None = None  # nested folders: the existing folder dashgen's folder goes under
     cloudwatch_uid: str = "dashgen-cloudwatch"
     pricing_uid: str = "dashgen-pricing"
     default_region: str = "us-east-1"
@@ -243,6 +244,7 @@ def parse_config(data: dict[str, Any], source: str) -> Config:
         folder_title=g.get("folder_title", d.folder_title, "str"),
         folder_uid=g.get("folder_uid", d.folder_uid, "uid"),
         managed_tag=g.get("managed_tag", d.managed_tag, "str"),
+        folder_parent_uid=g.get("folder_parent_uid", None, "uid"),
         cloudwatch_uid=ds.get("cloudwatch_uid", d.cloudwatch_uid, "uid"),
         pricing_uid=ds.get("pricing_uid", d.pricing_uid, "uid"),
         default_region=default_region,
@@ -293,6 +295,8 @@ folder_title = "dashgen"
 folder_uid = "dashgen"
 # Tag that marks a dashboard as managed by dashgen (push only touches these).
 managed_tag = "dashgen"
+# With nested folders: uid of an existing folder to create dashgen's folder under (push checks it exists).
+# folder_parent_uid = "platform"
 
 [datasources]
 # uids of the Grafana datasources the panels query; `dashgen provision` writes them with these uids.

@@ -262,7 +262,8 @@ def table(
             ),
             "options": {
                 "cellHeight": "sm",
-                "footer": {"countRows": False, "fields": "", "reducer": ["sum"], "show": False},
+                "footer": {"countRows": False, "fields": [], "reducer": ["sum"], "show": False},
+                "frameIndex": 0,
                 "showHeader": True,
                 "sortBy": [{"desc": desc, "displayName": name} for name, desc in sort_by],
             },

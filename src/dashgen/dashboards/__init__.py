@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-MODULES: tuple[str, ...] = ("performance",)
+MODULES: tuple[str, ...] = ("performance", "rightsizing", "cost")
 
 
 def load_all() -> list[ModuleType]:

@@ -1,0 +1,172 @@
+"""EC2 cost: what each instance costs now, by tag, over time, and each experiment against budget and deadline.
+
+Every panel runs SQL on the pricing store (`dashgen sync` fills it) through the `pricing` datasource variable;
+each panel's SQL is one file in `src/dashgen/sql/`, embedded verbatim (the tests run the same text). Template
+variables are quoted by Grafana (`${var:sqlstring}`); the All value is the sentinel `dashgen.chosen` reads.
+An unknown price is shown as "unknown", never $0.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grafanalib.core as G
+
+from dashgen.config import Config
+from dashgen.panels import (
+    PG_DS,
+    Layout,
+    custom_variable,
+    dashboard,
+    override,
+    pricing_variable,
+    sql_query_variable,
+    sql_target,
+    stat,
+    steps,
+    table,
+    timeseries,
+)
+from dashgen.sqlvars import load_sql
+
+SLUG = "ec2-cost"
+TITLE = "EC2 cost"
+ALL = "__all__"  # the All value of the multi-value variables (see dashgen.chosen, migration 001)
+UNKNOWN = [{"type": "special", "options": {"match": "null+nan", "result": {"text": "unknown", "index": 0}}}]
+USD = "currencyUSD"
+
+
+def _usd(*columns: str) -> list[dict[str, Any]]:
+    return [override(c, unit=USD, decimals=2, mappings=UNKNOWN) for c in columns]
+
+
+def _multi(name: str, label: str, sql_file: str) -> dict[str, Any]:
+    var = sql_query_variable(name, label, load_sql(sql_file))
+    var["allValue"] = f"'{ALL}'"  # Grafana inserts a custom All value unformatted: a fixed, quoted literal
+    return var
+
+
+def variables(config: Config) -> list[dict[str, Any]]:
+    tag_keys = list(config.instance_tags)
+    return [
+        pricing_variable(config),
+        custom_variable("tag_key", "Tag", tag_keys, tag_keys[0]),
+        _multi("tag_value", "Tag value", "var_tag_value"),
+        _multi("name", "Name", "var_name"),
+        _multi("experiment", "Experiment", "var_experiment"),
+    ]
+
+
+def instances_panel() -> G.Table:
+    return table(
+        "Cost per instance",
+        [sql_target(load_sql("cost_instances"))],
+        description=("Every selected instance: price per hour, hours it ran and what that cost in the time range, "
+                     "and its cost to date. EC2 bills per second with a 60-second minimum per start; a price "
+                     "nobody knows is shown as unknown. Sort by any column; filter with Tag, Tag value and Name."),
+        overrides=[*_usd("Cost in range", "Cost to date"),
+                   override("USD/hour", unit=USD, decimals=4, mappings=UNKNOWN),
+                   override("Hours in range", unit="h", decimals=2)],
+        sort_by=[("Cost in range", True)],
+        height=12,
+    )
+
+
+def by_tag_panel() -> G.Table:
+    return table(
+        "Cost by tag value",
+        [sql_target(load_sql("cost_by_tag"))],
+        description="The selected instances grouped by the value of the chosen Tag (experiment, team...). A group "
+                    "whose instances ran without a known price shows unknown.",
+        overrides=_usd("Cost in range", "Cost to date"),
+        sort_by=[("Cost in range", True)],
+        width=10,
+        height=9,
+    )
+
+
+def cumulative_panel() -> G.TimeSeries:
+    panel = timeseries(
+        "Cumulative cost in the time range",
+        [sql_target(load_sql("cost_cumulative"), fmt="time_series")],
+        unit=USD,
+        description="Cost accumulated since the start of the time range, per tag value and for all selected "
+                    "instances. Instances without a known price are left out (see the table).",
+        datasource=PG_DS,
+        min_value=0,
+        width=14,
+        height=9,
+    )
+    # points only where the slope changes (the cost is linear in between): draw straight across the others
+    panel.extraJson["fieldConfig"]["defaults"]["custom"]["spanNulls"] = True
+    return panel
+
+
+def budget_panel() -> G.Table:
+    return table(
+        "Budget and deadline",
+        [sql_target(load_sql("experiment_budget"))],
+        description=("Per experiment (config [[experiments]]): spent to date, burn rate of its running instances, "
+                     "spend projected at the deadline, budget left; with a progress metric (stored by sync from "
+                     "CloudWatch), the ETA at the current pace and the projected cost to finish."),
+        overrides=[*_usd("Budget", "Spent", "Budget left", "Projected at deadline", "Projected cost to finish"),
+                   override("Burn rate (USD/h)", unit=USD, decimals=4, mappings=UNKNOWN),
+                   override("Progress", unit="percent", decimals=1, mappings=UNKNOWN),
+                   override("ETA", unit="dateTimeAsIso", mappings=UNKNOWN),
+                   override("Deadline", unit="dateTimeAsIso")],
+        height=8,
+    )
+
+
+def verdict_stat(title: str, sql_file: str, yes: str, no: str, description: str) -> G.Stat:
+    return stat(
+        title,
+        [sql_target(load_sql(sql_file), fmt="time_series")],
+        description=description,
+        datasource=PG_DS,
+        thresholds=steps(("red", None), ("green", 1)),
+        mappings=[{"type": "value", "options": {"0": {"text": no, "color": "red", "index": 0},
+                                                "1": {"text": yes, "color": "green", "index": 1}}},
+                  *UNKNOWN],
+        calcs=("last",),
+        no_value="no experiments",
+        width=12,
+    )
+
+
+def progress_panel() -> G.TimeSeries:
+    return timeseries(
+        "Experiment progress",
+        [sql_target(load_sql("experiment_progress"), fmt="time_series")],
+        unit="percent",
+        description="The experiments' progress metric (0-100 %), read from CloudWatch by `dashgen sync`.",
+        datasource=PG_DS,
+        min_value=0,
+        max_value=100,
+        height=7,
+    )
+
+
+def build(config: Config) -> G.Dashboard:
+    layout = Layout()
+    layout.add(
+        verdict_stat("Fits budget", "experiment_fits_budget", "fits budget", "over budget",
+                     "Green when the experiment's projected cost (to finish at the current pace, else to the "
+                     "deadline at the current burn rate) is within its budget."),
+        verdict_stat("Makes deadline", "experiment_makes_deadline", "makes deadline", "late",
+                     "Green when the ETA from the progress metric is before the deadline; unknown without one."),
+    )
+    layout.add(budget_panel())
+    layout.add(instances_panel())
+    layout.add(by_tag_panel(), cumulative_panel())
+    layout.add(progress_panel())
+    return dashboard(
+        config,
+        slug=SLUG,
+        title=TITLE,
+        description="Per-instance EC2 cost now, by tag and over time, and each experiment against its budget and "
+                    "deadline, from the pricing store (dashgen).",
+        layout=layout,
+        variables=variables(config),
+        tags=["cost"],
+    )

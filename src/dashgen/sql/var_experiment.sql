@@ -1,0 +1,1 @@
+SELECT name FROM dashgen.experiments ORDER BY 1

@@ -1,0 +1,268 @@
+"""`dashgen sync`: EC2 inventory, prices and experiment progress from AWS into the pricing store.
+
+AWS is read first (every region on its own: a failing region is reported, the others still land), then
+everything is written in ONE transaction, so Grafana reads the old state or the new one, never half.
+Writes only change rows that differ: a re-run with the same AWS state changes nothing (but `last_seen`).
+
+Running intervals: a running instance has an open interval since its `LaunchTime` (AWS resets it at every
+start); a stopped or terminated one closes it at the time in `StateTransitionReason`. A stop dashgen cannot
+date is closed at the conservative upper bound (the next LaunchTime, else the sync that noticed it).
+The billing rollups of every instance whose runs changed are refreshed in the same transaction
+(`dashgen.refresh_billing`, migration 002).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from dashgen.config import Config
+from dashgen.errors import ConfigError
+from dashgen.inventory import Instance, describe_region, ec2_client
+from dashgen.pricing import Price, PriceKey, resolve_prices
+
+T = TypeVar("T")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+@dataclass
+class SyncResult:
+    """What one sync did; the CLI renders it."""
+
+    synced_at: dt.datetime
+    regions: list[str] = field(default_factory=list)
+    failed_regions: dict[str, str] = field(default_factory=dict)
+    instances: int = 0
+    running: int = 0
+    prices: dict[str, int] = field(default_factory=dict)  # source -> number of prices stored
+    unknown_prices: list[str] = field(default_factory=list)  # "region type os tenancy"
+    progress_points: int = 0
+    utilisation_rows: int = 0  # hourly CloudWatch rows upserted for rightsizing (dashgen.rightsize)
+    warnings: list[str] = field(default_factory=list)
+    migrations: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed_regions
+
+
+@dataclass
+class Collected:
+    """Everything read from AWS for one sync, before anything is written."""
+
+    instances: list[Instance]
+    regions: list[str]
+    prices: list[Price]
+    progress: dict[str, list[tuple[dt.datetime, Any]]]
+
+
+def parse_every(text: str) -> int:
+    """'15m' -> 900 seconds."""
+    unit = text[-1:]
+    if unit not in _UNITS or not text[:-1].isdigit() or int(text[:-1]) <= 0:
+        raise ConfigError(f"--every: expected a duration like '15m' or '1h', got {text!r}")
+    return int(text[:-1]) * _UNITS[unit]
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def collect(config: Config, regions: list[str], prices_mode: str, session: Any, now: dt.datetime,
+            result: SyncResult, *, retry_mode: str = "standard", pricing: Any = None,
+            cloudwatch: Any = None) -> Collected:
+    """Read AWS: inventory per region (failures recorded), prices of the types in use, progress points."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    instances: list[Instance] = []
+    landed: list[str] = []
+    for region in regions:
+        try:
+            instances += describe_region(ec2_client(session, region, retry_mode), region)
+            landed.append(region)
+        except (BotoCoreError, ClientError) as exc:
+            result.failed_regions[region] = _one_line(exc)
+    keys = {PriceKey(i.region, i.instance_type, i.operating_system, i.tenancy) for i in instances}
+    prices, warnings = resolve_prices(keys, prices_mode, session, client=pricing)
+    result.warnings += warnings
+    progress: dict[str, list[tuple[dt.datetime, Any]]] = {}
+    with_metric = [e for e in config.experiments if e.progress_metric]
+    if with_metric:
+        from dashgen.progress import fetch_progress
+
+        try:
+            client = cloudwatch or session.client("cloudwatch", region_name=config.default_region)
+            start = now - dt.timedelta(days=config.lookback_days)
+            for exp in with_metric:
+                progress[exp.name] = fetch_progress(client, exp, start, now)
+        except (BotoCoreError, ClientError) as exc:
+            result.warnings.append(f"WARNING: experiment progress not read from CloudWatch: {_one_line(exc)}")
+            progress = {}
+    return Collected(instances, landed, prices, progress)
+
+
+_SEEN_COLS = ("instance_id", "region", "instance_type", "name", "tags", "state", "launch_time", "platform",
+              "operating_system", "tenancy", "stopped_at", "running")
+_SYNC_SQL = [
+    # the inventory; last_seen moves, everything else only when it changed
+    """INSERT INTO dashgen.instances AS i (instance_id, region, instance_type, name, tags, state, launch_time,
+           platform, operating_system, tenancy, first_seen, last_seen)
+       SELECT instance_id, region, instance_type, name, tags, state, launch_time, platform, operating_system,
+              tenancy, %(now)s, %(now)s FROM _seen
+       ON CONFLICT (instance_id) DO UPDATE SET region = excluded.region, instance_type = excluded.instance_type,
+           name = excluded.name, tags = excluded.tags, state = excluded.state, launch_time = excluded.launch_time,
+           platform = excluded.platform, operating_system = excluded.operating_system,
+           tenancy = excluded.tenancy, last_seen = excluded.last_seen
+       WHERE (i.region, i.instance_type, i.name, i.tags, i.state, i.launch_time, i.platform, i.operating_system,
+              i.tenancy, i.last_seen) IS DISTINCT FROM
+             (excluded.region, excluded.instance_type, excluded.name, excluded.tags, excluded.state,
+              excluded.launch_time, excluded.platform, excluded.operating_system, excluded.tenancy,
+              excluded.last_seen)""",
+    # an open interval that started before the current LaunchTime: the instance stopped before that start
+    """UPDATE dashgen.instance_intervals iv SET ended_at = s.launch_time FROM _seen s
+       WHERE iv.instance_id = s.instance_id AND iv.ended_at IS NULL AND iv.started_at < s.launch_time
+       RETURNING iv.instance_id""",
+    # running: open since LaunchTime
+    """INSERT INTO dashgen.instance_intervals AS iv (instance_id, started_at, ended_at)
+       SELECT instance_id, launch_time, NULL FROM _seen WHERE running AND launch_time IS NOT NULL
+       ON CONFLICT (instance_id, started_at) DO UPDATE SET ended_at = NULL WHERE iv.ended_at IS NOT NULL
+       RETURNING iv.instance_id""",
+    # stopped/terminated: the run since LaunchTime ended at the StateTransitionReason time (else: now, once)
+    """UPDATE dashgen.instance_intervals iv SET ended_at = coalesce(s.stopped_at, iv.ended_at, %(now)s)
+       FROM _seen s
+       WHERE NOT s.running AND iv.instance_id = s.instance_id AND iv.started_at = s.launch_time
+         AND iv.ended_at IS DISTINCT FROM coalesce(s.stopped_at, iv.ended_at, %(now)s)
+       RETURNING iv.instance_id""",
+    """INSERT INTO dashgen.instance_intervals (instance_id, started_at, ended_at)
+       SELECT instance_id, launch_time, stopped_at FROM _seen
+       WHERE NOT running AND launch_time IS NOT NULL AND stopped_at IS NOT NULL
+       ON CONFLICT (instance_id, started_at) DO NOTHING
+       RETURNING instance_id""",
+    # gone from a region that answered (terminated long ago): close what is still open
+    """UPDATE dashgen.instance_intervals iv SET ended_at = greatest(iv.started_at, %(now)s)
+       FROM dashgen.instances i
+       WHERE iv.instance_id = i.instance_id AND iv.ended_at IS NULL AND i.region = ANY (%(regions)s)
+         AND NOT EXISTS (SELECT 1 FROM _seen s WHERE s.instance_id = i.instance_id)
+       RETURNING iv.instance_id""",
+]
+_PRICE_SQL = """
+    INSERT INTO dashgen.instance_prices AS p (region, instance_type, operating_system, tenancy, usd_per_hour,
+        vcpu, memory_mib, source, price_date, fetched_at)
+    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+    ON CONFLICT (region, instance_type, operating_system, tenancy) DO UPDATE SET
+        usd_per_hour = excluded.usd_per_hour, vcpu = excluded.vcpu, memory_mib = excluded.memory_mib,
+        source = excluded.source, price_date = excluded.price_date, fetched_at = excluded.fetched_at
+    WHERE p IS DISTINCT FROM excluded"""
+_EXPERIMENT_SQL = """
+    INSERT INTO dashgen.experiments AS e (name, tag_key, tag_value, budget_usd, deadline, progress_namespace,
+        progress_metric, progress_dimensions)
+    VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+    ON CONFLICT (name) DO UPDATE SET tag_key = excluded.tag_key, tag_value = excluded.tag_value,
+        budget_usd = excluded.budget_usd, deadline = excluded.deadline,
+        progress_namespace = excluded.progress_namespace, progress_metric = excluded.progress_metric,
+        progress_dimensions = excluded.progress_dimensions
+    WHERE e IS DISTINCT FROM excluded"""
+_PROGRESS_SQL = """
+    INSERT INTO dashgen.experiment_progress AS p (experiment, at, percent) VALUES (%s, %s, %s)
+    ON CONFLICT (experiment, at) DO UPDATE SET percent = excluded.percent WHERE p.percent <> excluded.percent"""
+
+
+def _seen_row(i: Instance) -> tuple[Any, ...]:
+    stopped = i.state_changed_at
+    if i.running or stopped is None or (i.launch_time is not None and stopped < i.launch_time):
+        stopped = None
+    return (i.instance_id, i.region, i.instance_type, i.name, json.dumps(i.tags, sort_keys=True), i.state,
+            i.launch_time, i.platform, i.operating_system, i.tenancy, stopped, i.running)
+
+
+def write(conn: Any, config: Config, collected: Collected, now: dt.datetime,
+          also: Callable[[Any], None] | None = None) -> None:
+    """Write one sync's data in a single transaction (nothing lands when anything fails); `also(conn)` runs last
+    inside it (rightsizing's prices and utilisation)."""
+    from dashgen.store import db_errors
+
+    with db_errors("sync: write the pricing store"), conn.transaction():
+        conn.execute(
+            "CREATE TEMP TABLE _seen (instance_id text, region text, instance_type text, name text, tags jsonb,"
+            " state text, launch_time timestamptz, platform text, operating_system text, tenancy text,"
+            " stopped_at timestamptz, running bool) ON COMMIT DROP"
+        )
+        with conn.cursor().copy(f"COPY _seen ({', '.join(_SEEN_COLS)}) FROM STDIN") as copy:
+            for inst in collected.instances:
+                copy.write_row(_seen_row(inst))
+        conn.execute("ANALYZE _seen")
+        params = {"now": now, "regions": collected.regions}
+        touched: set[str] = set()
+        for stmt in _SYNC_SQL:
+            cur = conn.execute(stmt, params)
+            if cur.description:  # the interval statements return the instances whose runs changed
+                touched.update(row[0] for row in cur)
+        conn.execute("SELECT dashgen.refresh_billing(%s)", (sorted(touched),))
+        with conn.cursor() as cur:
+            cur.executemany(_PRICE_SQL, [
+                (p.key.region, p.key.instance_type, p.key.operating_system, p.key.tenancy, p.usd_per_hour,
+                 p.vcpu, p.memory_mib, p.source, p.price_date, now) for p in collected.prices
+            ])
+            names = [e.name for e in config.experiments]
+            cur.execute("DELETE FROM dashgen.experiments WHERE NOT (name = ANY (%s))", (names,))
+            cur.executemany(_EXPERIMENT_SQL, [
+                (e.name, e.tag_key, e.tag_value, e.budget_usd, e.deadline, e.progress_namespace,
+                 e.progress_metric, json.dumps(dict(e.progress_dimensions), sort_keys=True)
+                 if e.progress_metric else None) for e in config.experiments
+            ])
+            cur.executemany(_PROGRESS_SQL, [
+                (name, at, pct) for name, points in sorted(collected.progress.items()) for at, pct in points
+            ])
+        if also is not None:
+            also(conn)
+
+
+def sync(config: Config, *, dsn: str | None = None, regions: list[str] | None = None,
+         prices: str | None = None, session: Any = None, now: dt.datetime | None = None,
+         retry_mode: str = "standard", pricing: Any = None, cloudwatch: Any = None) -> SyncResult:
+    """One sync: migrate the store, read AWS, write everything in one transaction; returns what happened."""
+    from dashgen.store import connect, migrate, resolve_dsn
+
+    now = now or dt.datetime.now(dt.UTC)
+    mode = prices or config.prices
+    if mode not in ("api", "bundled"):
+        raise ConfigError(f"--prices: expected 'api' or 'bundled', got {mode!r}")
+    result = SyncResult(synced_at=now)
+    with connect(resolve_dsn(dsn, config)) as conn:
+        result.migrations = migrate(conn)
+        if session is None:
+            import boto3
+
+            session = boto3.Session()
+        collected = collect(config, list(regions or config.regions), mode, session, now, result,
+                            retry_mode=retry_mode, pricing=pricing, cloudwatch=cloudwatch)
+        from dashgen.rightsize import sync_rightsizing
+
+        write(conn, config, collected, now, also=lambda c: sync_rightsizing(
+            c, config, collected, mode, session, now, result, pricing=pricing, cloudwatch=cloudwatch))
+    result.regions = collected.regions
+    result.instances = len(collected.instances)
+    result.running = sum(i.running for i in collected.instances)
+    for p in collected.prices:
+        result.prices[p.source] = result.prices.get(p.source, 0) + 1
+    result.unknown_prices = [f"{p.key.region} {p.key.instance_type} {p.key.operating_system} {p.key.tenancy}"
+                             for p in collected.prices if p.usd_per_hour is None]
+    result.progress_points = sum(len(v) for v in collected.progress.values())
+    return result
+
+
+def sync_every(run: Callable[[], T], every_seconds: int, *, runs: int | None = None,
+               sleep: Callable[[float], None] = time.sleep) -> Iterator[T]:
+    """Run `run` every `every_seconds` (from one start to the next), forever or `runs` times."""
+    done = 0
+    while runs is None or done < runs:
+        started = time.monotonic()
+        yield run()
+        done += 1
+        if runs is None or done < runs:
+            sleep(max(0.0, every_seconds - (time.monotonic() - started)))

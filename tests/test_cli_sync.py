@@ -1,0 +1,113 @@
+"""`dashgen sync` and `dashgen db ...` through typer's CliRunner, checked through the store."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import boto3
+import psycopg
+import pytest
+from moto import mock_aws
+from typer.testing import CliRunner
+
+from cost_scenario import LINUX_AMI
+from dashgen.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def moto_ec2(monkeypatch):
+    for key, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
+                       ("AWS_DEFAULT_REGION", "us-east-1")):
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("DASHGEN_DSN", raising=False)
+    with mock_aws():
+        yield boto3.client("ec2", region_name="us-east-1")
+
+
+def test_db_migrate_then_up_to_date(fresh_db: str) -> None:
+    first = runner.invoke(app, ["db", "migrate", "--dsn", fresh_db])
+    assert first.exit_code == 0, first.output
+    assert first.stdout.startswith("applied 001_pricing_store, 002_cost_functions")
+    again = runner.invoke(app, ["db", "migrate", "--dsn", fresh_db])
+    assert (again.exit_code, again.stdout) == (0, "schema up to date\n")
+
+
+def test_db_grant_reader(fresh_db: str) -> None:
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        conn.execute("DROP ROLE IF EXISTS cli_reader")
+        conn.execute("CREATE ROLE cli_reader")
+        try:
+            assert runner.invoke(app, ["db", "migrate", "--dsn", fresh_db]).exit_code == 0
+            result = runner.invoke(app, ["db", "grant-reader", "cli_reader", "--dsn", fresh_db])
+            assert (result.exit_code, result.stdout) == (0, "granted SELECT on schema dashgen to cli_reader\n")
+            assert conn.execute("SELECT has_table_privilege('cli_reader', 'dashgen.instances', 'SELECT'), "
+                                "has_table_privilege('cli_reader', 'dashgen.instances', 'INSERT')").fetchone() == (
+                True, False)
+            missing = runner.invoke(app, ["db", "grant-reader", "nobody_at_all", "--dsn", fresh_db])
+            assert missing.exit_code == 1
+            assert missing.stderr == ("error: grant-reader: role 'nobody_at_all' does not exist "
+                                      "(create it first: CREATE ROLE ...)\n")
+        finally:
+            conn.execute("DROP OWNED BY cli_reader")
+            conn.execute("DROP ROLE cli_reader")
+
+
+def test_sync_bundled_lands_the_inventory_and_reports_it(fresh_db: str, moto_ec2, monkeypatch) -> None:
+    moto_ec2.run_instances(ImageId=LINUX_AMI, MinCount=2, MaxCount=2, InstanceType="t4g.large")
+    monkeypatch.setenv("DASHGEN_DSN", fresh_db)  # the DSN from the environment
+    result = runner.invoke(app, ["sync", "--prices", "bundled", "--region", "us-east-1"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("synced 2 instances (2 running) from us-east-1 at ")
+    assert "1 from bundled-snapshot" in lines[1]
+    with psycopg.connect(fresh_db) as conn:
+        assert conn.execute("SELECT count(*), min(usd_per_hour) FROM dashgen.instance_cost_basis").fetchone() == (
+            2, Decimal("0.0672"))
+
+
+def test_sync_with_the_api_unreachable_warns_on_stderr_and_still_lands(fresh_db: str, moto_ec2) -> None:
+    moto_ec2.run_instances(ImageId=LINUX_AMI, MinCount=1, MaxCount=1, InstanceType="m5.large")
+    result = runner.invoke(app, ["sync", "--dsn", fresh_db, "--prices", "api"])
+    assert result.exit_code == 0, result.output
+    assert "WARNING: the AWS Price List API cannot be reached" in result.stderr
+    assert result.stdout.startswith("synced 1 instances (1 running)")
+
+
+def test_a_bad_dsn_is_one_line_without_the_password(moto_ec2) -> None:
+    result = runner.invoke(app, ["sync", "--dsn", "postgresql://bob:s3cret@127.0.0.1:1/x?connect_timeout=2"])
+    assert result.exit_code == 1
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: cannot connect to the pricing store")
+    assert "s3cret" not in result.output and "Traceback" not in result.output
+
+
+def test_bad_options_are_one_line_errors(fresh_db: str, moto_ec2) -> None:
+    result = runner.invoke(app, ["sync", "--dsn", fresh_db, "--prices", "cheap"])
+    assert (result.exit_code, result.stderr) == (2, "error: --prices: expected 'api' or 'bundled', got 'cheap'\n")
+    result = runner.invoke(app, ["sync", "--dsn", fresh_db, "--every", "15x"])
+    assert (result.exit_code, result.stderr) == (2, "error: --every: expected a duration like '15m' or '1h', "
+                                                    "got '15x'\n")
+    result = runner.invoke(app, ["db", "migrate"])
+    assert result.exit_code == 1 and result.stderr.startswith("error: no database: pass --dsn")
+
+
+def test_sync_every_keeps_going_after_a_failed_run(fresh_db: str, moto_ec2, monkeypatch) -> None:
+    from dashgen import sync as lib
+
+    calls = []
+    real_every = lib.sync_every
+
+    def twice(run, seconds):
+        calls.append(seconds)
+        return real_every(run, seconds, runs=2, sleep=lambda _: None)
+
+    monkeypatch.setattr(lib, "sync_every", twice)
+    dsns = iter(["postgresql://u@127.0.0.1:1/x?connect_timeout=2", fresh_db])
+    real_sync = lib.sync
+    monkeypatch.setattr(lib, "sync", lambda cfg, **kw: real_sync(cfg, **{**kw, "dsn": next(dsns)}))
+    result = runner.invoke(app, ["sync", "--every", "15m", "--prices", "bundled"])
+    assert result.exit_code == 0, result.output
+    assert calls == [900]
+    assert result.stderr.startswith("error: cannot connect to the pricing store")
+    assert result.stdout.startswith("synced 0 instances")

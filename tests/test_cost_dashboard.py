@@ -1,0 +1,221 @@
+"""The cost dashboard: its structure, and its SQL (taken from the built JSON, macros expanded as Grafana does)
+run against a synced store, checked to the cent against costs computed independently (tests/cost_scenario)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from decimal import Decimal
+
+import psycopg
+import pytest
+
+from cost_scenario import INJECTION, exact_cost, expected_cost, synced_store
+from dashgen.build import render_dashboards
+from dashgen.config import Config, Experiment
+from dashgen.sqlvars import load_sql
+from dashgen.validate import all_panels, validate_dashboard
+from grafana_sql import ALL, expand
+
+CENT = Decimal("0.01")
+ALL_VALUES = {"tag_value": "'__all__'", "name": "'__all__'", "experiment": "'__all__'"}
+
+
+def _config(**kw) -> Config:
+    return Config(**kw)
+
+
+def cost_dashboard(config: Config | None = None) -> dict:
+    return render_dashboards(config or _config())["ec2-cost.json"]
+
+
+def panel_sql(dashboard: dict, title: str) -> str:
+    panel = next(p for p in all_panels(dashboard) if p.get("title") == title)
+    return panel["targets"][0]["rawSql"]
+
+
+def run(dsn: str, sql: str) -> tuple[dt.datetime, list[dict]]:
+    """Run one panel query in a transaction and return the database's now() (the query's notion of now)."""
+    with psycopg.connect(dsn) as conn, conn.transaction():
+        now = conn.execute("SELECT now()").fetchone()[0]
+        cur = conn.execute(sql.encode())
+        names = [d.name for d in cur.description]
+        return now, [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def q(value) -> Decimal | None:
+    return None if value is None else Decimal(value).quantize(CENT)
+
+
+@pytest.fixture
+def store(fresh_db: str, monkeypatch: pytest.MonkeyPatch):
+    scenario, _ = synced_store(fresh_db, monkeypatch)
+    return fresh_db, scenario
+
+
+def test_the_cost_dashboard_is_built_validated_and_reads_the_pricing_variable() -> None:
+    config = _config(pricing_uid="my-pg")
+    dash = cost_dashboard(config)
+    assert dash["uid"] == "dashgen-ec2-cost"
+    assert validate_dashboard(dash, config) == []
+    variables = {v["name"]: v for v in dash["templating"]["list"]}
+    assert variables["pricing"]["query"] == "grafana-postgresql-datasource"
+    assert variables["pricing"]["current"]["value"] == "my-pg"
+    assert variables["tag_key"]["options"][0]["value"] == "experiment"
+    titles = [p["title"] for p in all_panels(dash)]
+    for expected in ("Cost per instance", "Cost by tag value", "Cumulative cost in the time range",
+                     "Budget and deadline", "Fits budget", "Makes deadline"):
+        assert expected in titles
+    for panel in all_panels(dash):
+        for target in panel.get("targets", []):
+            assert target["datasource"] == {"type": "grafana-postgresql-datasource", "uid": "${pricing}"}
+
+
+def test_every_panel_sql_is_its_sql_file_verbatim_and_quotes_every_variable() -> None:
+    dash = cost_dashboard()
+    sqls = [t["rawSql"] for p in all_panels(dash) for t in p.get("targets", [])]
+    sqls += [v["query"] for v in dash["templating"]["list"] if v.get("type") == "query"]
+    files = {load_sql(n) for n in ("cost_instances", "cost_by_tag", "cost_cumulative", "experiment_budget",
+                                   "experiment_fits_budget", "experiment_makes_deadline", "experiment_progress",
+                                   "var_tag_value", "var_name", "var_experiment")}
+    assert set(sqls) == files
+    for sql in sqls:
+        # every template variable is ${var:sqlstring}; only Grafana's own $__ macros appear otherwise
+        assert not re.search(r"\$(?!__)(?!\{\w+:sqlstring\})", sql), sql
+
+
+@pytest.mark.parametrize("window", ["in the past", "up to now", "mid-run"])
+def test_cost_per_instance_matches_an_independent_computation_to_the_cent(store, window) -> None:
+    dsn, scenario = store
+    frm, to = {
+        "in the past": (scenario.t0 - dt.timedelta(hours=1), scenario.t0 + dt.timedelta(hours=5, minutes=20)),
+        "up to now": (scenario.t0 + dt.timedelta(hours=2), dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)),
+        "mid-run": (scenario.t0 + dt.timedelta(minutes=47, seconds=13), scenario.t0 + dt.timedelta(hours=1, seconds=5)),
+    }[window]
+    sql = expand(panel_sql(cost_dashboard(), "Cost per instance"), time_from=frm, time_to=to,
+                 variables={"tag_key": "experiment", "tag_value": ALL, "name": ALL}, all_values=ALL_VALUES)
+    now, rows = run(dsn, sql)
+    by_id = {r["Instance"]: r for r in rows}
+    assert len(rows) == len(scenario.planned) == 6
+    checked = 0
+    for p in scenario.planned:
+        row = by_id[p.instance_id]
+        assert row["Name"] == p.tags["Name"] and row["Type"] == p.instance_type
+        assert q(row["Cost in range"]) == expected_cost(p, frm, to, now), p.key
+        assert q(row["Cost to date"]) == expected_cost(p, dt.datetime.min.replace(tzinfo=dt.UTC),
+                                                       dt.datetime.max.replace(tzinfo=dt.UTC), now), p.key
+        checked += 1
+    assert checked == 6
+    a1, b1, win = (by_id[scenario.by_key(k).instance_id] for k in ("a1", "b1", "w"))
+    assert win["USD/hour"] is None and win["Cost in range"] is None and win["Cost to date"] is None  # unknown
+    assert b1["Cost to date"] == Decimal("60") * Decimal("0.2688") / 3600  # ran 30 s, billed the 60 s minimum
+    if window == "in the past":  # worked out by hand: alpha-1 ran 2 h 13 min 7 s at $0.0672/h
+        assert q(a1["Cost in range"]) == Decimal("0.15")  # 7987 s * 0.0672 / 3600 = 0.14909
+        assert a1["Hours in range"] == Decimal("2.2186")
+
+
+def test_cost_by_tag_and_the_cumulative_series_add_up_to_the_instances(store) -> None:
+    dsn, scenario = store
+    frm, to = scenario.t0 - dt.timedelta(minutes=30), scenario.t0 + dt.timedelta(hours=5)
+    dash = cost_dashboard()
+    values = {"tag_key": "experiment", "tag_value": ALL, "name": ALL}
+    now, rows = run(dsn, expand(panel_sql(dash, "Cost by tag value"), time_from=frm, time_to=to,
+                                variables=values, all_values=ALL_VALUES))
+    by_tag = {r["Tag value"]: r for r in rows}
+    priced = [p for p in scenario.planned if p.price is not None]
+
+    def expected(tag: str | None) -> Decimal:
+        return q(sum(exact_cost(p, frm, to, now) for p in priced if p.tags.get("experiment") == tag))
+
+    assert q(by_tag["alpha"]["Cost in range"]) == expected("alpha")
+    assert by_tag["beta"]["Cost in range"] is None  # the Windows instance has no known price
+    assert by_tag["beta"]["Without price"] == 1
+    assert q(by_tag["(no tag)"]["Cost in range"]) == expected(None)
+    _, series = run(dsn, expand(panel_sql(dash, "Cumulative cost in the time range"), time_from=frm, time_to=to,
+                                variables=values, all_values=ALL_VALUES, interval_ms=600_000))
+    alpha = [r for r in series if r["metric"] == "alpha"]
+    assert alpha[0]["time"] == frm and alpha[0]["value"] == 0
+    assert alpha[-1]["time"] == to
+    assert len({r["time"] for r in alpha}) == len(alpha)  # one point per time
+    assert [r["value"] for r in alpha] == sorted(r["value"] for r in alpha)  # cumulative: never decreases
+    assert q(alpha[-1]["value"]) == q(by_tag["alpha"]["Cost in range"])
+    total = [r for r in series if r["metric"] == "(all selected)"][-1]["value"]
+    assert q(total) == q(sum(exact_cost(p, frm, to, now) for p in priced))  # unpriced instances left out
+
+
+def test_tag_and_name_filters_select_instances_and_an_injection_attempt_is_only_a_value(store) -> None:
+    dsn, scenario = store
+    frm, to = scenario.t0, scenario.t0 + dt.timedelta(hours=5)
+    sql = panel_sql(cost_dashboard(), "Cost per instance")
+    _, rows = run(dsn, expand(sql, time_from=frm, time_to=to, all_values=ALL_VALUES,
+                              variables={"tag_key": "team", "tag_value": ["ml", "data"], "name": ALL}))
+    assert sorted(r["Name"] for r in rows) == ["O'Brien", "alpha-1", "alpha-2"]
+    _, rows = run(dsn, expand(sql, time_from=frm, time_to=to, all_values=ALL_VALUES,
+                              variables={"tag_key": "team", "tag_value": ALL, "name": ["O'Brien"]}))
+    assert [r["Name"] for r in rows] == ["O'Brien"]
+    for variables, names in (
+        ({"tag_key": "project", "tag_value": [INJECTION], "name": ALL}, ["O'Brien"]),
+        ({"tag_key": INJECTION, "tag_value": [INJECTION], "name": [INJECTION]}, []),
+    ):
+        _, rows = run(dsn, expand(sql, time_from=frm, time_to=to, variables=variables, all_values=ALL_VALUES))
+        assert [r["Name"] for r in rows] == names
+    _, rows = run(dsn, expand(load_sql("var_tag_value"), time_from=frm, time_to=to,
+                              variables={"tag_key": "project"}))
+    assert rows == [{"?column?": INJECTION}]
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM dashgen.instances").fetchone()[0] == 6
+
+
+def test_budget_and_deadline_from_spend_burn_rate_and_progress(fresh_db, monkeypatch) -> None:
+    now_guess = dt.datetime.now(dt.UTC)
+    config = _config(experiments=(
+        Experiment("alpha", "experiment", "alpha", budget_usd=1.0, deadline=now_guess + dt.timedelta(hours=10),
+                   progress_namespace="Training", progress_metric="Progress",
+                   progress_dimensions=(("Experiment", "alpha"),)),
+        Experiment("gamma", "experiment", "gamma", budget_usd=5.0, deadline=now_guess + dt.timedelta(days=1)),
+    ))
+    scenario, _ = synced_store(fresh_db, monkeypatch, config)
+    t0 = scenario.t0
+    with psycopg.connect(fresh_db) as conn:  # progress as sync stores it from CloudWatch (tested in test_sync)
+        conn.cursor().executemany("INSERT INTO dashgen.experiment_progress VALUES ('alpha', %s, %s)",
+                         [(t0 + dt.timedelta(hours=1), 10), (t0 + dt.timedelta(hours=3), 30)])
+    dash = cost_dashboard(config)
+    variables = {"experiment": ALL}
+    sql = expand(panel_sql(dash, "Budget and deadline"), time_from=t0, time_to=t0, variables=variables,
+                 all_values=ALL_VALUES)
+    now, rows = run(fresh_db, sql)
+    alpha, gamma = rows
+    far = dt.datetime.max.replace(tzinfo=dt.UTC)
+    members = [p for p in scenario.planned if p.tags.get("experiment") == "alpha"]
+    spent = q(sum(exact_cost(p, dt.datetime.min.replace(tzinfo=dt.UTC), far, now) for p in members))
+    burn = sum(p.price for p in members if p.runs[-1][1] is None)
+    assert q(alpha["Spent"]) == spent
+    assert alpha["Burn rate (USD/h)"] == burn  # alpha-2 and the restarted instance run now
+    assert q(alpha["Budget left"]) == q(Decimal("1.0") - alpha["Spent"])
+    hours_left = Decimal(str((alpha["Deadline"] - now).total_seconds())) / 3600
+    assert q(alpha["Projected at deadline"]) == q(alpha["Spent"] + burn * hours_left)
+    # 10 % at t0+1h, 30 % at t0+3h: 10 % per hour, so 100 % at t0+10h
+    assert alpha["ETA"] == t0 + dt.timedelta(hours=10)
+    assert alpha["Makes deadline"] is (t0 + dt.timedelta(hours=10) <= alpha["Deadline"])
+    to_finish = alpha["Spent"] + burn * Decimal(str((alpha["ETA"] - now).total_seconds())) / 3600
+    assert q(alpha["Projected cost to finish"]) == q(to_finish)
+    assert alpha["Fits budget"] is (to_finish <= 1)
+    assert gamma["Instances"] == 0 and gamma["Spent"] == 0 and gamma["Fits budget"] is True
+    assert gamma["Makes deadline"] is None  # no progress metric: unknown
+    for title, column in (("Fits budget", "Fits budget"), ("Makes deadline", "Makes deadline")):
+        _, stat_rows = run(fresh_db, expand(panel_sql(dash, title), time_from=t0, time_to=t0,
+                                            variables=variables, all_values=ALL_VALUES))
+        assert [(r["metric"], r["value"]) for r in stat_rows] == [
+            (row["Experiment"], None if row[column] is None else int(row[column])) for row in rows]
+    _, progress = run(fresh_db, expand(panel_sql(dash, "Experiment progress"), time_from=t0,
+                                       time_to=t0 + dt.timedelta(hours=2), variables=variables,
+                                       all_values=ALL_VALUES))
+    assert [(r["metric"], r["value"]) for r in progress] == [("alpha", 10)]
+
+
+def test_the_built_file_on_disk_is_the_rendered_dashboard() -> None:
+    from pathlib import Path
+
+    built = Path(__file__).resolve().parents[1] / "dashboards" / "ec2-cost.json"
+    assert json.loads(built.read_text()) == cost_dashboard()
