@@ -77,26 +77,22 @@ def build(
         bool, typer.Option("--check", help="Write nothing; exit 1 listing stale, missing or unexpected files.")
     ] = False,
     config: ConfigOpt = None,
+    provisioning: Annotated[
+        Path | None,
+        typer.Option("--provisioning", help="Folder of the provisioning files, built and checked with the "
+                     "dashboards (default: `provisioning` beside OUT)."),
+    ] = None,
 ) -> None:
-    """Build every dashboard into OUT as stable, validated JSON."""
+    """Build every dashboard into OUT as stable, validated JSON (and the provisioning files)."""
+    from dashgen.build import BuildResult
     from dashgen.build import build as run_build
 
-    result = run_build(_config(config), out, check=check)
-    if check:
-        for label, names in (("stale", result.stale), ("missing", result.missing),
-                             ("unexpected", result.unexpected)):
-            for name in names:
-                _err(f"{label}: {out / name}")
-        if not result.clean:
-            _err("dashboards are out of date: run `dashgen build`")
-            raise typer.Exit(EXIT_ERROR)
-        typer.echo(f"{len(result.unchanged)} files up to date in {out}")
-        return
-    for name in result.written:
-        typer.echo(f"wrote {out / name}")
-    for name in result.unexpected:
-        _err(f"warning: {out / name} is not built by dashgen (remove it, or `push` will not see it as managed)")
-    typer.echo(f"{len(result.written)} written, {len(result.unchanged)} unchanged")
+    prov = provisioning or out.parent / "provisioning"
+    result = run_build(_config(config), out, check=check, provisioning_dir=prov)
+    if not check:
+        for name in result.unexpected:
+            _err(f"warning: {out / name} is not built by dashgen (remove it, or `push` will not see it as managed)")
+    _report([(out, result), (prov, result.provisioning or BuildResult())], check=check, fix="dashgen build")
 
 
 @app.command()
@@ -153,6 +149,272 @@ def metrics(config: ConfigOpt = None) -> None:
         th = "" if value is None else f"{'>' if m.direction == 'above' else '<'} {value:g}"
         table.add_row(m.name, GROUPS_BY_KEY[m.group].title, m.unit, m.statistic, th, m.applies_to)
     Console(width=160).print(table)
+
+
+# --- provisioning commands
+
+
+def _report(parts: list, *, check: bool, fix: str) -> None:
+    """Print what `build`/`provision` wrote per folder or, with `check`, each stale, missing or unexpected file
+    (exit 1 unless all are up to date)."""
+    if check:
+        for folder, part in parts:
+            for label, names in (("stale", part.stale), ("missing", part.missing), ("unexpected", part.unexpected)):
+                for name in names:
+                    _err(f"{label}: {folder / name}")
+        if not all(part.clean for _, part in parts):
+            _err(f"generated files are out of date: run `{fix}`")
+            raise typer.Exit(EXIT_ERROR)
+        folders = " and ".join(str(folder) for folder, _ in parts)
+        typer.echo(f"{sum(len(part.unchanged) for _, part in parts)} files up to date in {folders}")
+        return
+    for folder, part in parts:
+        for name in part.written:
+            typer.echo(f"wrote {folder / name}")
+    written, unchanged = (sum(len(getattr(part, key)) for _, part in parts) for key in ("written", "unchanged"))
+    typer.echo(f"{written} written, {unchanged} unchanged")
+
+
+@app.command()
+def provision(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the provisioning files to.")] = Path(
+        "provisioning"
+    ),
+    check: Annotated[
+        bool, typer.Option("--check", help="Write nothing; exit 1 listing stale or missing files.")
+    ] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Write the Grafana and PostgreSQL provisioning files (datasources, dashboard provider, init SQL)."""
+    from dashgen.provision import provision as run_provision
+
+    _report([(out, run_provision(_config(config), out, check=check))], check=check, fix="dashgen provision")
+
+
+# --- push commands
+
+DirOpt = Annotated[Path, typer.Option("--dir", "-d", help="Folder of built dashboard JSON files.")]
+UrlOpt = Annotated[str | None, typer.Option("--url", help="Grafana base URL (default: $GRAFANA_URL).")]
+TokenFileOpt = Annotated[
+    Path | None, typer.Option("--token-file", help="File holding a service-account token (default: $GRAFANA_TOKEN).")
+]
+CaOpt = Annotated[Path | None, typer.Option("--ca-bundle", help="PEM bundle of CAs to verify Grafana's TLS with.")]
+InsecureOpt = Annotated[bool, typer.Option("--insecure", help="Do not verify Grafana's TLS certificate (unsafe).")]
+PruneOpt = Annotated[bool, typer.Option("--prune", help="Also delete managed dashboards no longer defined.")]
+ConcurrencyOpt = Annotated[int, typer.Option("--concurrency", min=1, max=32, help="Requests in flight at once.")]
+
+
+def _client(url: str | None, token_file: Path | None, ca_bundle: Path | None, insecure: bool):  # noqa: ANN202
+    from dashgen.grafana_client import GrafanaClient, connection_from_env
+
+    return GrafanaClient(connection_from_env(url, token_file, ca_bundle, insecure))
+
+
+def _show_plan(plan, *, details: bool) -> None:  # noqa: ANN001 - push.Plan, imported lazily
+    """The plan as aligned plain lines (fast for hundreds of dashboards), coloured on a terminal."""
+    colours = {"+": "green", "~": "yellow", "=": "white", "!": "red", "-": "red"}
+    rows = [("+", "create folder", plan.folder_uid, plan.folder_title,
+             f"under {plan.folder_parent!r}" if plan.folder_parent else "")] if plan.create_folder else []
+    rows += [(c.action.value, c.action.name.lower(), c.uid, c.title, c.reason)
+             for c in plan.changes if details or c.action.value != "="]
+    widths = [max((len(r[i]) for r in rows), default=0) for i in range(4)]
+    lines = [" ".join([typer.style(r[0], fg=colours[r[0]], bold=True),
+                       *(f"{v:<{w}}" for v, w in zip(r[1:4], widths[1:], strict=True)), r[4]]).rstrip()
+             for r in rows]
+    for c in plan.changes:
+        if c.details and (details or c.action.value == "!"):
+            lines.append(typer.style(f"{c.action.value} {c.uid} ({c.source}):", fg=colours[c.action.value]))
+            lines.extend(f"    {line}" for line in c.details)
+    n = plan.counts()
+    lines.append(f"plan: {n['create']} to create, {n['update']} to update, {n['delete']} to delete, "
+                 f"{n['unchanged']} unchanged, {n['conflict']} conflicts")
+    typer.echo("\n".join(lines))
+
+
+@app.command()
+def push(
+    dir: DirOpt = Path("dashboards"),
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan; write nothing.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite dashboards edited in Grafana.")] = False,
+    prune: PruneOpt = False,
+    url: UrlOpt = None,
+    token_file: TokenFileOpt = None,
+    ca_bundle: CaOpt = None,
+    insecure: InsecureOpt = False,
+    concurrency: ConcurrencyOpt = 4,
+    config: ConfigOpt = None,
+) -> None:
+    """Deliver the built dashboards to Grafana: plan, then apply (exit 1 on any conflict or failure)."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from dashgen import push as lib
+
+    cfg = _config(config)
+    with _client(url, token_file, ca_bundle, insecure) as client:
+        plan = lib.prepare(client, dir, cfg, force=force, prune=prune, concurrency=concurrency)
+        _show_plan(plan, details=dry_run)
+        if dry_run:
+            return
+        with Progress(console=Console(stderr=True), transient=True) as bar:
+            task = bar.add_task("pushing", total=len(plan.writes))
+            result = lib.apply(plan, client, message=lib.version_message(lib.git_commit(dir)),
+                               concurrency=concurrency, on_done=lambda _c, _o: bar.advance(task))
+    if result.landed:
+        typer.echo("\n".join(f"{c.action.value} {c.uid}: {note}" for c, note in result.landed))
+    for c, note in (*result.conflicts, *result.failed):
+        _err(f"not pushed: {c.uid}: {note}")
+    typer.echo(f"{len(result.landed)} landed, {len(result.conflicts)} conflicts, {len(result.failed)} failed"
+              f"{' (folder created)' if result.folder_created else ''}")
+    if not result.ok:
+        raise typer.Exit(EXIT_ERROR)
+
+
+@app.command()
+def diff(
+    dir: DirOpt = Path("dashboards"),
+    prune: PruneOpt = False,
+    url: UrlOpt = None,
+    token_file: TokenFileOpt = None,
+    ca_bundle: CaOpt = None,
+    insecure: InsecureOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Show how Grafana differs from the built dashboards: exit 0 same, 2 different, 1 error."""
+    from dashgen import push as lib
+    from dashgen.errors import EXIT_CHANGES
+
+    try:
+        with _client(url, token_file, ca_bundle, insecure) as client:
+            plan = lib.prepare(client, dir, _config(config), prune=prune)
+    except DashgenError as exc:
+        exc.exit_code = EXIT_ERROR  # 2 means "differs" here
+        raise
+    _show_plan(plan, details=True)
+    if not plan.is_empty():
+        raise typer.Exit(EXIT_CHANGES)
+
+
+# --- rightsizing commands
+
+_RS_FORMATS = ("table", "json", "csv")
+
+
+@app.command()
+def rightsize(
+    dsn: Annotated[str | None, typer.Option("--dsn", help="PostgreSQL DSN (else DASHGEN_DSN, pricing.dsn).")] = None,
+    experiment: Annotated[str | None, typer.Option("--experiment", "-e",
+                                                   help="Compare this experiment's instances instead.")] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table, json or csv.")] = "table",
+    tag: Annotated[str | None, typer.Option("--tag", help="Only instances tagged KEY=VALUE.")] = None,
+    name: Annotated[list[str] | None, typer.Option("--name", help="Only instances named NAME (repeatable).")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Recommend the right size (and a cheaper family) per instance, from the dashboard's own SQL."""
+    from dashgen.errors import ConfigError
+    from dashgen.rightsize import EXPERIMENT_COLUMNS, RIGHTSIZING_COLUMNS, terminal_table, to_csv, to_json
+    from dashgen.rightsize import rightsize as run_rightsize
+
+    if fmt not in _RS_FORMATS:
+        raise ConfigError(f"--format: expected one of {', '.join(_RS_FORMATS)}, got {fmt!r}")
+    rows = run_rightsize(_config(config), dsn=dsn, experiment=experiment, tag=tag, names=name or ())
+    if fmt != "table":
+        columns = EXPERIMENT_COLUMNS if experiment else RIGHTSIZING_COLUMNS
+        typer.echo(to_json(rows) if fmt == "json" else to_csv(rows, columns), nl=False)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    headers, cells = terminal_table(rows, experiment=experiment is not None)
+    table = Table(title=f"experiment {experiment}" if experiment else "rightsizing")
+    for header in headers:
+        table.add_column(header, no_wrap=header not in ("Name", "Tags"), min_width=8 if header == "Tags" else None)
+    for line in cells:
+        table.add_row(*line)
+    Console(width=220).print(table)
+
+
+# --- pricing store commands
+
+DsnOpt = Annotated[
+    str | None,
+    typer.Option("--dsn", help="PostgreSQL DSN of the pricing store (default: $DASHGEN_DSN, then pricing.dsn); "
+                               "the password comes from PGPASSWORD or ~/.pgpass."),
+]
+db_app = typer.Typer(help="The pricing store (PostgreSQL): migrations and grants.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+def _print_sync(result) -> None:  # noqa: ANN001 - sync.SyncResult
+    regions = ", ".join(result.regions) or "no region"
+    typer.echo(f"synced {result.instances} instances ({result.running} running) from {regions} "
+               f"at {result.synced_at.isoformat(timespec='seconds')}")
+    if result.prices:
+        typer.echo("prices: " + ", ".join(f"{n} from {source}" for source, n in sorted(result.prices.items())))
+    for key in result.unknown_prices:
+        typer.echo(f"price unknown: {key}")
+    if result.progress_points:
+        typer.echo(f"progress: {result.progress_points} points")
+    for message in result.warnings:
+        _err(message)
+    for region, message in sorted(result.failed_regions.items()):
+        _err(f"error: region {region} not synced: {message}")
+
+
+@app.command()
+def sync(
+    dsn: DsnOpt = None,
+    region: Annotated[list[str] | None, typer.Option("--region", help="Region to read (repeatable; default: "
+                                                                      "aws.regions).")] = None,
+    every: Annotated[str | None, typer.Option("--every", help="Keep syncing at this interval, e.g. 15m.")] = None,
+    prices: Annotated[str | None, typer.Option("--prices", help="api (AWS Price List API) or bundled "
+                                                                "(the us-east-1 snapshot).")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Fill the pricing store from AWS: EC2 inventory, running intervals, prices, experiment progress."""
+    from dashgen import sync as lib
+
+    cfg = _config(config)
+    if every is None:
+        result = lib.sync(cfg, dsn=dsn, regions=region, prices=prices)
+        _print_sync(result)
+        if not result.ok:
+            raise typer.Exit(EXIT_ERROR)
+        return
+    seconds = lib.parse_every(every)
+
+    def once() -> None:
+        try:
+            _print_sync(lib.sync(cfg, dsn=dsn, regions=region, prices=prices))
+        except DashgenError as exc:  # keep looping: the next run may succeed
+            _err(f"error: {exc}")
+
+    for _ in lib.sync_every(once, seconds):
+        pass
+
+
+@db_app.command("migrate")
+def db_migrate(dsn: DsnOpt = None, config: ConfigOpt = None) -> None:
+    """Create or upgrade the dashgen schema (versioned migrations, each in one transaction)."""
+    from dashgen import store
+
+    with store.connect(store.resolve_dsn(dsn, _config(config))) as conn:
+        applied = store.migrate(conn)
+    typer.echo(f"applied {', '.join(applied)}" if applied else "schema up to date")
+
+
+@db_app.command("grant-reader")
+def db_grant_reader(
+    role: Annotated[str, typer.Argument(help="Existing role Grafana's datasource connects as.")],
+    dsn: DsnOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Give ROLE read-only access (SELECT) to the dashgen schema, including tables created later."""
+    from dashgen import store
+
+    with store.connect(store.resolve_dsn(dsn, _config(config))) as conn:
+        store.grant_reader(conn, role)
+    typer.echo(f"granted SELECT on schema {store.SCHEMA} to {role}")
 
 
 def main() -> None:
