@@ -74,3 +74,11 @@ def test_invalid_dashboard_writes_nothing(tmp_path: Path, monkeypatch: pytest.Mo
 
 def test_build_outputs_is_pure() -> None:
     assert build_outputs(Config()) == build_outputs(Config())
+
+
+def test_committed_dashboards_and_provisioning_are_up_to_date() -> None:
+    """What a pull request shows is what the code builds: `dashgen build --check` on the repository."""
+    from conftest import REPO
+
+    result = build(Config(), REPO / "dashboards", check=True, provisioning_dir=REPO / "provisioning")
+    assert result.clean, (result.stale, result.missing, result.unexpected, result.provisioning)

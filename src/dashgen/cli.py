@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from typer import _click as click
 from typer.core import TyperGroup
 
 from dashgen import __version__
@@ -20,7 +19,7 @@ from dashgen.errors import EXIT_ERROR, DashgenError
 class _Group(TyperGroup):
     """Turns every `DashgenError` into one line on stderr and its exit code: the one place that does."""
 
-    def invoke(self, ctx: click.Context) -> object:
+    def invoke(self, ctx: typer.Context) -> object:
         try:
             return super().invoke(ctx)
         except DashgenError as exc:
