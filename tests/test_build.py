@@ -82,3 +82,12 @@ def test_committed_dashboards_and_provisioning_are_up_to_date() -> None:
 
     result = build(Config(), REPO / "dashboards", check=True, provisioning_dir=REPO / "provisioning")
     assert result.clean, (result.stale, result.missing, result.unexpected, result.provisioning)
+
+
+def test_unwritable_output_is_one_line_error(tmp_path: Path) -> None:
+    from dashgen.errors import DashgenError
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(DashgenError, match="cannot write"):
+        build(Config(), blocker / "dashboards")

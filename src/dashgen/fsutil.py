@@ -15,7 +15,16 @@ def dumps_json(data: Any) -> str:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write `text` to `path` atomically (same-directory temp file + os.replace)."""
+    """Write `text` to `path` atomically (same-directory temp file + os.replace); one-line error on failure."""
+    from dashgen.errors import DashgenError
+
+    try:
+        _atomic_write(path, text)
+    except OSError as exc:
+        raise DashgenError(f"{exc.filename or path}: cannot write ({exc.strerror})") from None
+
+
+def _atomic_write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
