@@ -17,9 +17,13 @@ def panel(d: dict[str, Any], title: str) -> dict[str, Any]:
     return next(p for p in all_panels(d) if p.get("title") == title)
 
 
+def cloudwatch_targets(p: dict[str, Any]) -> list[dict[str, Any]]:
+    return [t for t in p.get("targets", []) if t["datasource"]["type"] == "cloudwatch"]
+
+
 def test_queries_every_metric_of_the_catalogue() -> None:
     d = built()
-    queried = {t["metricName"] for p in all_panels(d) for t in p.get("targets", [])}
+    queried = {t["metricName"] for p in all_panels(d) for t in cloudwatch_targets(p)}
     assert queried == {m.name for m in METRICS}
     for m in METRICS:
         (target,) = panel(d, m.name)["targets"]
@@ -30,11 +34,11 @@ def test_queries_every_metric_of_the_catalogue() -> None:
 
 def test_targets_use_the_current_cloudwatch_query_model() -> None:
     for p in all_panels(built()):
-        for t in p.get("targets", []):
+        for t in cloudwatch_targets(p):
             assert t["queryMode"] == "Metrics"
             assert t["metricQueryType"] == 0 and t["metricEditorMode"] == 0
             assert "statistics" not in t and "alias" not in t
-            assert t["label"] == "${PROP('Dim.InstanceId')}"
+            assert t["label"].startswith("${PROP('Dim.InstanceId')}")
             assert t["datasource"] == {"type": "cloudwatch", "uid": "${datasource}"}
 
 
@@ -82,17 +86,53 @@ def test_stat_row_counts_instances_over_threshold() -> None:
     assert flt["options"]["filters"][0]["config"] == {"id": "greater", "options": {"value": 80.0}}
 
 
-def test_week_over_week_cpu() -> None:
-    d = built()
-    this_week, last_week = panel(d, "CPU this week"), panel(d, "CPU same period last week")
-    assert this_week["timeFrom"] == last_week["timeFrom"] == "7d"
-    assert last_week["timeShift"] == "7d" and "timeShift" not in this_week
-    assert this_week["targets"] == last_week["targets"]
+def test_week_over_week_cpu_is_one_panel() -> None:
+    p = panel(built(), "CPU this week vs. last week")
+    assert p["datasource"]["uid"] == "-- Mixed --" and p["timeFrom"] == "7d" and "timeShift" not in p
+    this_week, last_week = p["targets"]
+    assert this_week["metricName"] == "CPUUtilization" and this_week["period"] == "3600"
+    assert this_week["label"].endswith(" this week")
+    assert last_week["datasource"] == {"type": "grafana-postgresql-datasource", "uid": "${pricing}"}
+    assert last_week["format"] == "time_series"
+    (dashed,) = p["fieldConfig"]["overrides"]
+    assert dashed["matcher"]["options"] == "/ last week$/"
+    assert p["fieldConfig"]["defaults"]["thresholds"]["steps"][1]["value"] == 80
+
+
+def test_last_week_sql_from_the_built_json_shifts_the_store_by_a_week(fresh_db: str) -> None:
+    import datetime as dt
+
+    import psycopg
+
+    from dashgen.store import migrate
+    from grafana_sql import expand
+
+    now = dt.datetime(2026, 11, 28, 12, tzinfo=dt.UTC)
+    with psycopg.connect(fresh_db) as conn:
+        migrate(conn)
+        for days_ago in (3, 8, 10, 16):  # 8 and 10 days ago are last week's part of a 7-day panel
+            for iid, cpu in (("i-0aaa", 40.0), ("i-0bbb", 90.0)):
+                conn.execute(
+                    "INSERT INTO dashgen.instance_utilisation_hourly (instance_id, hour, cpu_avg) VALUES (%s, %s, %s)",
+                    (iid, now - dt.timedelta(days=days_ago), cpu + days_ago),
+                )
+        conn.commit()
+        sql = panel(built(), "CPU this week vs. last week")["targets"][1]["rawSql"]
+        hostile = "i-0aaa'); DROP TABLE dashgen.instances; --"
+        rows = conn.execute(expand(sql, time_from=now - dt.timedelta(days=7), time_to=now,
+                                   variables={"instance": ["i-0aaa", hostile]})).fetchall()
+        assert conn.execute("SELECT count(*) FROM dashgen.instances").fetchone() == (0,)
+    assert rows == [
+        (now - dt.timedelta(days=3), "i-0aaa last week", 50.0),
+        (now - dt.timedelta(days=1), "i-0aaa last week", 48.0),
+    ]
 
 
 def test_variables_select_instances_by_tag_and_name() -> None:
     variables = {v["name"]: v for v in built()["templating"]["list"]}
-    assert list(variables) == ["datasource", "region", "tag_key", "tag_value", "name", "instance", "period"]
+    assert list(variables) == ["datasource", "region", "tag_key", "tag_value", "name", "instance", "period",
+                               "pricing"]
+    assert "allValue" not in variables["instance"]  # All = every instance the tag and Name filters list
     assert variables["datasource"]["current"]["value"] == "dashgen-cloudwatch"
     assert "tag:$tag_key" in variables["instance"]["query"] and "tag:Name" in variables["instance"]["query"]
     assert variables["instance"]["multi"] and variables["instance"]["includeAll"]

@@ -22,6 +22,7 @@ CLOUDWATCH = "cloudwatch"
 POSTGRES = "grafana-postgresql-datasource"
 CW_DS = {"type": CLOUDWATCH, "uid": "${datasource}"}
 PG_DS = {"type": POSTGRES, "uid": "${pricing}"}
+MIXED_DS = {"type": "datasource", "uid": "-- Mixed --"}  # each target names its own datasource
 INSTANCE_LABEL = "${PROP('Dim.InstanceId')}"
 
 
@@ -143,6 +144,7 @@ def timeseries(
     time_shift: str | None = None,
     width: int = 12,
     height: int = 8,
+    overrides: list[dict[str, Any]] | None = None,
 ) -> G.TimeSeries:
     """A time series; when thresholds are given they are drawn as a dashed line plus a tinted area."""
     drawn = thresholds is not None and len(thresholds) > 1
@@ -170,7 +172,7 @@ def timeseries(
         extraJson={
             "fieldConfig": _field_config(
                 unit, thresholds or steps(("green", None)), color_mode="palette-classic", custom=custom,
-                extra=extra,
+                extra=extra, overrides=overrides,
             ),
             "options": {
                 "legend": {"calcs": ["mean", "max"], "displayMode": "table", "placement": "right",
@@ -451,7 +453,8 @@ def cloudwatch_selection_variables(config: Config) -> list[dict[str, Any]]:
         cw_query_variable(
             "instance", "Instance",
             _ec2_attribute_query("InstanceId", {"tag:$tag_key": ["$tag_value"], "tag:Name": ["$name"]}),
-            multi=True, include_all=True, all_value="*",
+            # no custom All value: All means every instance the tag and Name filters list, not "*"
+            multi=True, include_all=True,
         ),
         custom_variable("period", "Period (s)", ["auto", "60", "300", "3600"], "300"),
     ]

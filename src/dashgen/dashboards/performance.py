@@ -11,15 +11,20 @@ import grafanalib.core as G
 from dashgen.catalogue import GROUPS, METRICS_BY_NAME, Metric, metrics_in
 from dashgen.config import Config
 from dashgen.panels import (
+    INSTANCE_LABEL,
+    MIXED_DS,
     Layout,
     cloudwatch_selection_variables,
     cw_target,
     dashboard,
     metric_steps,
+    pricing_variable,
+    sql_target,
     stat,
     steps,
     timeseries,
 )
+from dashgen.sqlvars import load_sql
 
 SLUG = "ec2-performance"
 TITLE = "EC2 performance"
@@ -53,6 +58,33 @@ def over_threshold_stat(metric: Metric, config: Config, what: str) -> G.Stat:
     )
 
 
+def week_over_week_panel(config: Config) -> G.TimeSeries:
+    """This week's hourly CPU (CloudWatch, solid) over last week's moved forward 7 days (store, dashed)."""
+    cpu = METRICS_BY_NAME["CPUUtilization"]
+    this_week = cw_target(cpu, period="3600", label=f"{INSTANCE_LABEL} this week")
+    last_week = sql_target(load_sql("cpu_last_week"), "B", fmt="time_series")
+    return timeseries(
+        "CPU this week vs. last week",
+        [this_week, last_week],
+        unit="percent",
+        description=(
+            "Hourly average CPU of the selected instances over the last 7 days (solid, from CloudWatch) and over "
+            "the 7 days before, moved forward a week (dashed, from the hourly utilisation `dashgen sync` "
+            "stores), with the CPU threshold: a run slower or busier than last week stands out."
+        ),
+        datasource=MIXED_DS,
+        thresholds=metric_steps(cpu, config),
+        min_value=0,
+        max_value=100,
+        time_from="7d",
+        width=24,
+        overrides=[{
+            "matcher": {"id": "byRegexp", "options": "/ last week$/"},
+            "properties": [{"id": "custom.lineStyle", "value": {"dash": [10, 10], "fill": "dash"}}],
+        }],
+    )
+
+
 def metric_panel(metric: Metric, config: Config) -> G.TimeSeries:
     return timeseries(
         metric.name,
@@ -75,18 +107,7 @@ def build(config: Config) -> G.Dashboard:
         over_threshold_stat(m["EBSIOBalance%"], config, "low on EBS I/O credits"),
         over_threshold_stat(m["CPUCreditBalance"], config, "low on CPU credits"),
     )
-    week_desc = (
-        "Average CPU of the selected instances over the last 7 days, beside the same 7 days one week earlier "
-        "(same axes and threshold), so that a run slower than usual stands out."
-    )
-    hourly = {"period": "3600"}
-    layout.add(
-        timeseries("CPU this week", [cw_target(cpu, **hourly)], unit="percent", description=week_desc,
-                   thresholds=metric_steps(cpu, config), min_value=0, max_value=100, time_from="7d"),
-        timeseries("CPU same period last week", [cw_target(cpu, **hourly)], unit="percent",
-                   description=week_desc, thresholds=metric_steps(cpu, config), min_value=0, max_value=100,
-                   time_from="7d", time_shift="7d"),
-    )
+    layout.add(week_over_week_panel(config))
     for group in GROUPS:
         metrics = metrics_in(group.key)
         layout.add_row(group.title, [metric_panel(metric, config) for metric in metrics],
@@ -97,6 +118,6 @@ def build(config: Config) -> G.Dashboard:
         title=TITLE,
         description="Every AWS/EC2 CloudWatch metric for the selected instances, with thresholds (dashgen).",
         layout=layout,
-        variables=cloudwatch_selection_variables(config),
+        variables=[*cloudwatch_selection_variables(config), pricing_variable(config)],
         tags=["performance"],
     )

@@ -1,0 +1,12 @@
+-- Performance dashboard, "CPU this week vs. last week": last week's hourly CPU average of the selected
+-- instances, moved forward by 7 days so that it lies under this week's CloudWatch series in the same panel.
+-- Read from the store (`dashgen sync` keeps `pricing.lookback_days`, default 14, of hourly utilisation):
+-- CloudWatch queries cannot be time-shifted one by one, only a whole panel can.
+SELECT u.hour + interval '7 days' AS "time",
+       u.instance_id || ' last week' AS metric,
+       u.cpu_avg AS value
+FROM dashgen.instance_utilisation_hourly u
+WHERE u.hour >= $__timeFrom()::timestamptz - interval '7 days'
+  AND u.hour < $__timeTo()::timestamptz - interval '7 days'
+  AND u.instance_id = ANY (ARRAY[${instance:sqlstring}]::text[])
+ORDER BY 1, 2
