@@ -42,6 +42,15 @@ ConfigOpt = Annotated[
 ]
 
 
+CheckOpt = Annotated[
+    bool, typer.Option("--check", help="Write nothing; exit 1 listing each stale, missing or unexpected file.")
+]
+
+
+def _out_option(what: str) -> object:
+    return typer.Option("--out", "-o", help=f"Folder to write {what} to.")
+
+
 def _config(path: Path | None):  # noqa: ANN202 - Config, imported lazily
     from dashgen.config import load_config
 
@@ -69,12 +78,8 @@ def _root(
 
 @app.command()
 def build(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the dashboard JSON files to.")] = Path(
-        "dashboards"
-    ),
-    check: Annotated[
-        bool, typer.Option("--check", help="Write nothing; exit 1 listing stale, missing or unexpected files.")
-    ] = False,
+    out: Annotated[Path, _out_option("the dashboard JSON files")] = Path("dashboards"),
+    check: CheckOpt = False,
     config: ConfigOpt = None,
     provisioning: Annotated[
         Path | None,
@@ -176,12 +181,8 @@ def _report(parts: list, *, check: bool, fix: str) -> None:
 
 @app.command()
 def provision(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the provisioning files to.")] = Path(
-        "provisioning"
-    ),
-    check: Annotated[
-        bool, typer.Option("--check", help="Write nothing; exit 1 listing stale or missing files.")
-    ] = False,
+    out: Annotated[Path, _out_option("the provisioning files")] = Path("provisioning"),
+    check: CheckOpt = False,
     config: ConfigOpt = None,
 ) -> None:
     """Write the Grafana and PostgreSQL provisioning files (datasources, dashboard provider, init SQL)."""
