@@ -274,3 +274,73 @@ def test_sync_lands_without_utilisation_when_cloudwatch_fails(fresh_db: str) -> 
     assert any("utilisation not read from CloudWatch" in w and "AccessDenied" in w for w in result.warnings)
     with psycopg.connect(fresh_db) as conn:
         assert conn.execute("SELECT instance_id FROM dashgen.instances").fetchall() == [(iid,)]
+
+
+def _counting(client: object, calls: list[str]) -> object:
+    client.meta.events.register("before-parameter-build", lambda model, **_: calls.append(model.name))
+    return client
+
+
+@mock_aws
+def test_sync_reads_aws_before_its_one_write_transaction(fresh_db: str, monkeypatch) -> None:
+    from dashgen import sync as sync_mod
+    from dashgen.config import Config
+
+    session = _session()
+    _launch(session, "t4g.large")
+    events: list[str] = []
+    session.events.register("before-call", lambda model, **_: events.append(f"aws {model.name}"))
+    cw = _counting(_moto_client(), events)
+    real_write = sync_mod.write
+
+    def write(conn, *args, **kwargs):
+        events.append("write")
+        assert conn.info.transaction_status.name == "IDLE"  # nothing open while AWS was read
+        return real_write(conn, *args, **kwargs)
+
+    monkeypatch.setattr(sync_mod, "write", write)
+    sync_mod.sync(Config(), dsn=fresh_db, prices="bundled", session=session, cloudwatch=cw)
+    assert events[-1] == "write" and events.count("write") == 1
+    assert "aws DescribeInstances" in events and "GetMetricData" in events
+
+
+def _price_item(usd: str = "0.1") -> str:
+    return json.dumps({"product": {"sku": "SKU1", "attributes": {}},
+                       "terms": {"OnDemand": {"o": {"effectiveDate": "2026-07-01T00:00:00Z",
+                                                    "priceDimensions": {"d": {"pricePerUnit": {"USD": usd}}}}}}})
+
+
+@mock_aws
+def test_candidate_prices_come_from_the_price_list_api_at_most_once_a_day(fresh_db: str) -> None:
+    import psycopg
+
+    from dashgen.config import Config
+    from dashgen.pricing import PriceKey
+    from dashgen.rightsize import rightsizing_price_keys
+    from dashgen.sync import sync
+
+    session = _session()
+    _launch(session, "t4g.2xlarge")
+    keys = rightsizing_price_keys({PriceKey("us-east-1", "t4g.2xlarge", "Linux")})
+    assert len(keys) == 29  # the type in use, the rest of its family, same-class types
+
+    def run(at: dt.datetime, expected_calls: int) -> list[str]:
+        calls: list[str] = []
+        pricing = _counting(boto3.client("pricing", region_name="us-east-1", aws_access_key_id="test",
+                                         aws_secret_access_key="test"), calls)
+        with Stubber(pricing) as stub:  # a call beyond the queued responses fails the sync
+            for _ in range(expected_calls):
+                stub.add_response("get_products", {"PriceList": [_price_item()], "FormatVersion": "aws_v1"})
+            result = sync(Config(), dsn=fresh_db, prices="api", session=session, now=at, pricing=pricing,
+                          cloudwatch=_moto_client())
+            stub.assert_no_pending_responses()
+        assert not result.warnings
+        return calls
+
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    assert len(run(now, 29)) == 29
+    assert len(run(now + dt.timedelta(hours=1), 1)) == 1  # only the type in use: the candidates are fresh
+    assert len(run(now + dt.timedelta(hours=25), 29)) == 29  # older than 24 h: fetched again
+    with psycopg.connect(fresh_db) as conn:
+        assert conn.execute("SELECT count(*), min(fetched_at) FROM dashgen.instance_prices "
+                            "WHERE source = 'aws-price-list-api'").fetchone() == (29, now + dt.timedelta(hours=25))

@@ -28,7 +28,7 @@ def test_built_dashboard_is_valid() -> None:
 
 def test_missing_statistic_is_caught_with_panel_and_path() -> None:
     problems = broken(lambda d: first_timeseries(d)["targets"][0].pop("statistic"))
-    assert any("targets[0]" in p and "statistic" in p and "'CPU this week'" in p for p in problems)
+    assert any("targets[0]" in p and "statistic" in p and "'CPU this week vs. last week'" in p for p in problems)
 
 
 def test_misspelt_target_field_is_caught_by_the_cloudwatch_schema() -> None:

@@ -3,7 +3,8 @@
 `sql/rightsizing.sql` and `sql/experiment_comparison.sql` are the one implementation; the dashboard panel
 runs them in Grafana with its template variables, `recommendations` / `compare_experiment` run the same text
 with the same variables bound as psycopg parameters (`dashgen.sqlvars`). `RULE` is the documented rule
-(panel description, README). `rightsizing_price_keys` names the prices the rule needs beside those in use.
+(panel description, README). `rightsizing_price_keys` names the prices the rule needs beside those in use;
+`collect_rightsizing` reads them and the utilisation for `dashgen sync` before it writes.
 """
 
 from __future__ import annotations
@@ -254,33 +255,68 @@ def rightsizing_price_keys(keys: Iterable[Any]) -> set[Any]:
     return out
 
 
-# ---------------------------------------------------------------- what `dashgen sync` stores for rightsizing
+# ---------------------------------------------------------------- what `dashgen sync` reads for rightsizing
 
-def sync_rightsizing(conn: Any, config: Config, collected: Any, prices_mode: str, session: Any, now: dt.datetime,
-                     result: Any, *, pricing: Any = None, cloudwatch: Any = None) -> None:
-    """Called by `dashgen.sync.write` inside its transaction: the prices of the types the rule may recommend
-    (beside those in use) and, per region, the hourly utilisation (`dashgen.utilisation`). A CloudWatch
-    failure is a warning (a savepoint drops that region's part); the rest of the sync still lands."""
+PRICE_MAX_AGE = dt.timedelta(hours=24)  # a candidate's Price List price is fetched again after this
+
+
+def fresh_price_keys(conn: Any, keys: set[Any], now: dt.datetime, max_age: dt.timedelta = PRICE_MAX_AGE) -> set[Any]:
+    """The `keys` whose stored price came from the Price List API less than `max_age` before `now`."""
+    from dashgen.pricing import API_SOURCE, PriceKey
+    from dashgen.store import db_errors
+
+    with db_errors("sync: read stored prices"):
+        rows = conn.execute("SELECT region, instance_type, operating_system, tenancy FROM dashgen.instance_prices "
+                            "WHERE source = %s AND fetched_at > %s", (API_SOURCE, now - max_age)).fetchall()
+    return keys & {PriceKey(*row) for row in rows}
+
+
+def utilisation_targets(config: Config, instances: Iterable[Any], region: str) -> list[Any]:
+    """What CloudWatch is asked about for the instances sync saw in `region`: burstable (the bundled specs) and
+    the progress metric of the first experiment (by name) whose tag they carry."""
+    from dashgen.store import instance_type_rows
+    from dashgen.utilisation import Progress, Target
+
+    burstable = {row[0]: bool(row[5]) for row in instance_type_rows()}
+    experiments = sorted((e for e in config.experiments if e.progress_namespace and e.progress_metric),
+                         key=lambda e: e.name)
+    out = []
+    for inst in instances:
+        if inst.region != region:
+            continue
+        exp = next((e for e in experiments if inst.tags.get(e.tag_key) == e.tag_value), None)
+        progress = None if exp is None else Progress(
+            exp.progress_namespace, exp.progress_metric,
+            tuple(sorted((str(k), str(v)) for k, v in exp.progress_dimensions)))
+        out.append(Target(inst.instance_id, burstable.get(inst.instance_type, False), progress))
+    return out
+
+
+def collect_rightsizing(conn: Any, config: Config, collected: Any, prices_mode: str, session: Any, now: dt.datetime,
+                        result: Any, *, pricing: Any = None, cloudwatch: Any = None) -> None:
+    """Called by `dashgen.sync.sync` BEFORE its write transaction (the store is only read): into `collected`,
+    the prices of the types the rule may recommend beside those in use (from the Price List API only when
+    missing or older than 24 h), and per region the hourly utilisation (`dashgen.utilisation`). A CloudWatch
+    failure is a warning; that region's utilisation is then not written, the rest of the sync still lands."""
     from dashgen.errors import AwsError
     from dashgen.pricing import PriceKey, resolve_prices
-    from dashgen.sync import _PRICE_SQL
-    from dashgen.utilisation import cloudwatch_client, collect_utilisation
+    from dashgen.utilisation import cloudwatch_client, read_utilisation
 
     in_use = {PriceKey(i.region, i.instance_type, i.operating_system, i.tenancy) for i in collected.instances}
     extra = rightsizing_price_keys(in_use) - in_use
+    if prices_mode == "api":
+        extra -= fresh_price_keys(conn, extra, now)
     if extra:
         prices, warnings = resolve_prices(extra, prices_mode, session, client=pricing)
         result.warnings += [w for w in warnings if w not in result.warnings]
-        with conn.cursor() as cur:
-            cur.executemany(_PRICE_SQL, [
-                (p.key.region, p.key.instance_type, p.key.operating_system, p.key.tenancy, p.usd_per_hour,
-                 p.vcpu, p.memory_mib, p.source, p.price_date, now) for p in prices
-            ])
+        collected.extra_prices = prices
     for region in collected.regions:
         try:
-            with conn.transaction():
-                client = cloudwatch or cloudwatch_client(session, region)
-                done = collect_utilisation(conn, client, region, lookback_days=config.lookback_days, now=now)
-                result.utilisation_rows += done.rows
+            client = cloudwatch or cloudwatch_client(session, region)
+            done, rows = read_utilisation(conn, client, region, lookback_days=config.lookback_days, now=now,
+                                          seen=utilisation_targets(config, collected.instances, region))
         except AwsError as exc:
             result.warnings.append(f"WARNING: utilisation not read from CloudWatch: {exc}")
+            continue
+        collected.utilisation += rows
+        result.utilisation_rows += done.rows

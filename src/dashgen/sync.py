@@ -1,14 +1,16 @@
 """`dashgen sync`: EC2 inventory, prices and experiment progress from AWS into the pricing store.
 
-AWS is read first (every region on its own: a failing region is reported, the others still land), then
-everything is written in ONE transaction, so Grafana reads the old state or the new one, never half.
+AWS is read first, into plain data (`Collected`): inventory per region (a failing region is reported, the
+others still land), prices, experiment progress, and for rightsizing the candidate prices and the CloudWatch
+utilisation (`dashgen.rightsize.collect_rightsizing`). Then everything is written in ONE short transaction
+with no AWS call inside, so Grafana reads the old state or the new one, never half.
 Writes only change rows that differ: a re-run with the same AWS state changes nothing (but `last_seen`).
 
 Running intervals: a running instance has an open interval since its `LaunchTime` (AWS resets it at every
 start); a stopped or terminated one closes it at the time in `StateTransitionReason`. A stop dashgen cannot
 date is closed at the conservative upper bound (the next LaunchTime, else the sync that noticed it).
 The billing rollups of every instance whose runs changed are refreshed in the same transaction
-(`dashgen.refresh_billing`, migration 002).
+(`dashgen.refresh_billing`, migration 002; the cost-event rollups of migration 003 follow by trigger).
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ class Collected:
     regions: list[str]
     prices: list[Price]
     progress: dict[str, list[tuple[dt.datetime, Any]]]
+    extra_prices: list[Price] = field(default_factory=list)  # rightsizing candidates (dashgen.rightsize)
+    utilisation: list[Any] = field(default_factory=list)  # dashgen.utilisation.HourlyRow, every region
 
 
 def parse_every(text: str) -> int:
@@ -180,11 +184,10 @@ def _seen_row(i: Instance) -> tuple[Any, ...]:
             i.launch_time, i.platform, i.operating_system, i.tenancy, stopped, i.running)
 
 
-def write(conn: Any, config: Config, collected: Collected, now: dt.datetime,
-          also: Callable[[Any], None] | None = None) -> None:
-    """Write one sync's data in a single transaction (nothing lands when anything fails); `also(conn)` runs last
-    inside it (rightsizing's prices and utilisation)."""
+def write(conn: Any, config: Config, collected: Collected, now: dt.datetime) -> None:
+    """Write one sync's data in a single transaction (nothing lands when anything fails); no AWS call inside."""
     from dashgen.store import db_errors
+    from dashgen.utilisation import store_hourly
 
     with db_errors("sync: write the pricing store"), conn.transaction():
         conn.execute(
@@ -206,7 +209,8 @@ def write(conn: Any, config: Config, collected: Collected, now: dt.datetime,
         with conn.cursor() as cur:
             cur.executemany(_PRICE_SQL, [
                 (p.key.region, p.key.instance_type, p.key.operating_system, p.key.tenancy, p.usd_per_hour,
-                 p.vcpu, p.memory_mib, p.source, p.price_date, now) for p in collected.prices
+                 p.vcpu, p.memory_mib, p.source, p.price_date, now) for p in [*collected.prices,
+                                                                               *collected.extra_prices]
             ])
             names = [e.name for e in config.experiments]
             cur.execute("DELETE FROM dashgen.experiments WHERE NOT (name = ANY (%s))", (names,))
@@ -218,8 +222,7 @@ def write(conn: Any, config: Config, collected: Collected, now: dt.datetime,
             cur.executemany(_PROGRESS_SQL, [
                 (name, at, pct) for name, points in sorted(collected.progress.items()) for at, pct in points
             ])
-        if also is not None:
-            also(conn)
+        store_hourly(conn, collected.utilisation)
 
 
 def sync(config: Config, *, dsn: str | None = None, regions: list[str] | None = None,
@@ -241,10 +244,11 @@ def sync(config: Config, *, dsn: str | None = None, regions: list[str] | None = 
             session = boto3.Session()
         collected = collect(config, list(regions or config.regions), mode, session, now, result,
                             retry_mode=retry_mode, pricing=pricing, cloudwatch=cloudwatch)
-        from dashgen.rightsize import sync_rightsizing
+        from dashgen.rightsize import collect_rightsizing
 
-        write(conn, config, collected, now, also=lambda c: sync_rightsizing(
-            c, config, collected, mode, session, now, result, pricing=pricing, cloudwatch=cloudwatch))
+        collect_rightsizing(conn, config, collected, mode, session, now, result, pricing=pricing,
+                            cloudwatch=cloudwatch)
+        write(conn, config, collected, now)
     result.regions = collected.regions
     result.instances = len(collected.instances)
     result.running = sum(i.running for i in collected.instances)

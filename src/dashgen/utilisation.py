@@ -1,11 +1,14 @@
 """Utilisation in the store: per instance and hour, what CloudWatch says, for rightsizing and experiments.
 
-`collect_utilisation` is what `dashgen sync` calls inside its transaction, once per region: it picks the
-instances sync saw in the lookback window (`config.lookback_days`), asks CloudWatch `GetMetricData` (through
-the boto3 paginator, up to 500 queries a call, hourly periods) for CPU average, maximum and p95, NetworkIn and
-NetworkOut (sums), the minimum CPUCreditBalance of burstable types and, for instances of an experiment with
-a progress metric, that metric's maximum; and upserts `dashgen.instance_utilisation_hourly` (migration 010).
+`read_utilisation` is what `dashgen sync` calls once per region BEFORE its write transaction (no AWS call
+ever runs while that transaction is open): it picks the instances sync saw in the lookback window
+(`config.lookback_days`) — those in the store and those this sync is about to write — and asks CloudWatch
+`GetMetricData` (through the boto3 paginator, up to 500 queries a call, hourly periods) for CPU average, maximum
+and p95, NetworkIn and NetworkOut (sums), the minimum CPUCreditBalance of burstable types and, for instances of
+an experiment with a progress metric, that metric's maximum. Sync then upserts the rows
+(`store_hourly`, into `dashgen.instance_utilisation_hourly`, migration 010) inside its one transaction.
 Only the hours not stored yet (plus the last stored one, which may have been partial) are fetched again.
+`collect_utilisation` reads and stores in one go, outside sync.
 """
 
 from __future__ import annotations
@@ -194,14 +197,26 @@ def fetch_start(conn: Any, targets: Sequence[Target], window_start: dt.datetime)
     return window_start
 
 
-def collect_utilisation(conn: Any, client: Any, region: str, *, lookback_days: int = 14,
-                        now: dt.datetime | None = None) -> CollectResult:
-    """Fetch and upsert the hourly utilisation of `region`'s instances; call inside sync's transaction."""
+def read_utilisation(conn: Any, client: Any, region: str, *, lookback_days: int = 14,
+                     now: dt.datetime | None = None,
+                     seen: Sequence[Target] = ()) -> tuple[CollectResult, list[HourlyRow]]:
+    """The hourly utilisation of `region`'s instances (those in the store seen in the window, and `seen`, the
+    ones this sync saw), read from CloudWatch; the store is only read."""
     end = floor_hour(now or dt.datetime.now(dt.UTC)) + dt.timedelta(hours=1)  # the current hour, partial
     window_start = end - dt.timedelta(days=lookback_days, hours=1)
-    targets = targets_in_store(conn, region, window_start)
+    by_id = {t.instance_id: t for t in targets_in_store(conn, region, window_start)}
+    by_id.update((t.instance_id, t) for t in seen)
+    targets = [by_id[k] for k in sorted(by_id)]
     if not targets:
-        return CollectResult(region, 0, 0, None, None)
+        return CollectResult(region, 0, 0, None, None), []
     start = fetch_start(conn, targets, window_start)
     rows = fetch_hourly(client, targets, start, end, region=region)
-    return CollectResult(region, len(targets), store_hourly(conn, rows), start, end)
+    return CollectResult(region, len(targets), len(rows), start, end), rows
+
+
+def collect_utilisation(conn: Any, client: Any, region: str, *, lookback_days: int = 14,
+                        now: dt.datetime | None = None) -> CollectResult:
+    """Read `region`'s hourly utilisation and upsert it (outside sync, which stores inside its transaction)."""
+    result, rows = read_utilisation(conn, client, region, lookback_days=lookback_days, now=now)
+    store_hourly(conn, rows)
+    return result
