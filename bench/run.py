@@ -38,7 +38,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         baseline = wall([sys.executable, "-c", "import grafanalib.core"], args.runs, work)
-        build_cold = wall([dashgen, "build", "--out", "cold"], 1, work)
+        build_cold = statistics.median(
+            wall([dashgen, "build", "--out", f"cold{i}/dashboards"], 1, work) for i in range(args.runs)
+        )
         build = wall([dashgen, "build", "--out", "out"], args.runs, work)
         check = wall([dashgen, "build", "--check", "--out", "out"], args.runs, work)
         version = wall([dashgen, "--version"], args.runs, work)
