@@ -29,7 +29,7 @@ from dashgen.config import Config, Experiment  # noqa: E402
 from dashgen.inventory import describe_region  # noqa: E402
 from dashgen.pricing import PriceKey, resolve_prices  # noqa: E402
 from dashgen.store import connect, migrate  # noqa: E402
-from dashgen.sync import _PRICE_SQL, Collected, write  # noqa: E402
+from dashgen.sync import PRICE_UPSERT_SQL, Collected, write  # noqa: E402
 from dashgen.validate import all_panels  # noqa: E402
 from grafana_sql import ALL, expand  # noqa: E402
 
@@ -122,7 +122,7 @@ def fill_history(dsn: str, n: int, runs: int = 30) -> int:
                     i.tenancy, i.tags - ''Name'' AS tags
              FROM dashgen.instance_intervals iv JOIN dashgen.instances i USING (instance_id)')""").fetchone()[0])
         prices, _ = resolve_prices({PriceKey("us-east-1", t, "Linux") for t in TYPES}, "bundled")
-        conn.cursor().executemany(_PRICE_SQL, [(p.key.region, p.key.instance_type, p.key.operating_system,
+        conn.cursor().executemany(PRICE_UPSERT_SQL, [(p.key.region, p.key.instance_type, p.key.operating_system,
                                                 p.key.tenancy, p.usd_per_hour, p.vcpu, p.memory_mib, p.source,
                                                 p.price_date, NOW) for p in prices])
         rows = conn.execute("SELECT count(*) FROM dashgen.instance_intervals").fetchone()[0]

@@ -428,6 +428,18 @@ def sql_query_variable(name: str, label: str, sql: str, *, multi: bool = True,
     }
 
 
+def store_filter_variable(name: str, label: str) -> dict[str, Any]:
+    """A multi-value filter on the pricing store (`sql/var_<name>.sql`: tag values, Names, experiments).
+
+    Grafana inserts a custom All value unformatted, so it is a fixed, quoted literal: never a template value.
+    """
+    from dashgen.sqlvars import STORE_ALL, load_sql
+
+    var = sql_query_variable(name, label, load_sql(f"var_{name}"))
+    var["allValue"] = f"'{STORE_ALL}'"
+    return var
+
+
 def _ec2_attribute_query(attribute: str, filters: dict[str, list[str]]) -> str:
     """Grafana's documented CloudWatch variable query `ec2_instance_attribute(region, attribute, filters)`."""
     filters_json = json.dumps(filters, sort_keys=True, separators=(",", ":"))

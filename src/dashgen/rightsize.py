@@ -20,10 +20,10 @@ from typing import Any
 
 from dashgen.config import Config
 from dashgen.errors import ConfigError, DashgenError
+from dashgen.sqlvars import STORE_ALL as ALL  # the dashboard variables' All value (dashgen.selected)
 from dashgen.sqlvars import Value, bind, load_sql
 
 HOURS_PER_MONTH = 730
-ALL = "__all__"  # the dashboard variables' All value (see dashgen.selected in migration 001)
 
 RULE = (
     "Rule: over the last lookback_days days (default 14), CPU p95 = the 95th percentile of the hourly p95 "

@@ -15,6 +15,8 @@ from importlib import resources
 
 from dashgen.errors import DashgenError
 
+STORE_ALL = "__all__"  # the All value of the store's filter variables (read by dashgen.chosen, migration 001)
+
 _VAR_RE = re.compile(r"\$\{(\w+):sqlstring\}")
 _OTHER_RE = re.compile(r"\$\{?\w")
 

@@ -154,7 +154,7 @@ _SYNC_SQL = [
          AND NOT EXISTS (SELECT 1 FROM _seen s WHERE s.instance_id = i.instance_id)
        RETURNING iv.instance_id""",
 ]
-_PRICE_SQL = """
+PRICE_UPSERT_SQL = """
     INSERT INTO dashgen.instance_prices AS p (region, instance_type, operating_system, tenancy, usd_per_hour,
         vcpu, memory_mib, source, price_date, fetched_at)
     VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
@@ -207,7 +207,7 @@ def write(conn: Any, config: Config, collected: Collected, now: dt.datetime) -> 
                 touched.update(row[0] for row in cur)
         conn.execute("SELECT dashgen.refresh_billing(%s)", (sorted(touched),))
         with conn.cursor() as cur:
-            cur.executemany(_PRICE_SQL, [
+            cur.executemany(PRICE_UPSERT_SQL, [
                 (p.key.region, p.key.instance_type, p.key.operating_system, p.key.tenancy, p.usd_per_hour,
                  p.vcpu, p.memory_mib, p.source, p.price_date, now) for p in [*collected.prices,
                                                                                *collected.extra_prices]

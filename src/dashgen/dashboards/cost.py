@@ -20,10 +20,10 @@ from dashgen.panels import (
     dashboard,
     override,
     pricing_variable,
-    sql_query_variable,
     sql_target,
     stat,
     steps,
+    store_filter_variable,
     table,
     timeseries,
 )
@@ -31,7 +31,6 @@ from dashgen.sqlvars import load_sql
 
 SLUG = "ec2-cost"
 TITLE = "EC2 cost"
-ALL = "__all__"  # the All value of the multi-value variables (see dashgen.chosen, migration 001)
 UNKNOWN = [{"type": "special", "options": {"match": "null+nan", "result": {"text": "unknown", "index": 0}}}]
 USD = "currencyUSD"
 
@@ -40,20 +39,14 @@ def _usd(*columns: str) -> list[dict[str, Any]]:
     return [override(c, unit=USD, decimals=2, mappings=UNKNOWN) for c in columns]
 
 
-def _multi(name: str, label: str, sql_file: str) -> dict[str, Any]:
-    var = sql_query_variable(name, label, load_sql(sql_file))
-    var["allValue"] = f"'{ALL}'"  # Grafana inserts a custom All value unformatted: a fixed, quoted literal
-    return var
-
-
 def variables(config: Config) -> list[dict[str, Any]]:
     tag_keys = list(config.instance_tags)
     return [
         pricing_variable(config),
         custom_variable("tag_key", "Tag", tag_keys, tag_keys[0]),
-        _multi("tag_value", "Tag value", "var_tag_value"),
-        _multi("name", "Name", "var_name"),
-        _multi("experiment", "Experiment", "var_experiment"),
+        store_filter_variable("tag_value", "Tag value"),
+        store_filter_variable("name", "Name"),
+        store_filter_variable("experiment", "Experiment"),
     ]
 
 

@@ -27,9 +27,10 @@ from dashgen.panels import (
     pricing_variable,
     sql_query_variable,
     sql_target,
+    store_filter_variable,
     table,
 )
-from dashgen.rightsize import ALL, EXPERIMENT_COLUMNS, RIGHTSIZING_COLUMNS, RULE, dashboard_values
+from dashgen.rightsize import EXPERIMENT_COLUMNS, RIGHTSIZING_COLUMNS, RULE, dashboard_values
 from dashgen.sqlvars import load_sql
 
 SLUG = "ec2-rightsizing"
@@ -124,18 +125,14 @@ def _choices(default: str, values: list[str]) -> list[str]:
 def variables(config: Config) -> list[dict[str, Any]]:
     defaults = dashboard_values(config)
     tag_keys = list(config.instance_tags)
-    selected = []
-    for name, label in (("tag_value", "Tag value"), ("name", "Name")):  # the same choices as the cost dashboard
-        var = sql_query_variable(name, label, load_sql(f"var_{name}"))
-        var["allValue"] = f"'{ALL}'"  # inserted unformatted by Grafana: the quoted sentinel dashgen.selected reads
-        selected.append(var)
     return [
         datasource_variable("datasource", CLOUDWATCH, config.cloudwatch_uid, "CloudWatch"),
         cw_query_variable("region", "Region", "regions()", default=config.default_region),
         custom_variable("period", "Period (s)", ["300", "3600"], "3600"),
         pricing_variable(config),
         custom_variable("tag_key", "Tag", tag_keys, tag_keys[0]),
-        *selected,
+        store_filter_variable("tag_value", "Tag value"),  # the same choices as the cost dashboard
+        store_filter_variable("name", "Name"),
         custom_variable("cpu_threshold", "CPU threshold %",
                         _choices(defaults["cpu_threshold"], ["60", "70", "80", "90"]), defaults["cpu_threshold"]),
         custom_variable("headroom_pct", "Headroom %",
