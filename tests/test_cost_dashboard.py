@@ -11,7 +11,7 @@ from decimal import Decimal
 import psycopg
 import pytest
 
-from cost_scenario import INJECTION, exact_cost, expected_cost, synced_store
+from cost_scenario import INJECTION, billed_seconds, exact_cost, expected_cost, synced_store
 from dashgen.build import render_dashboards
 from dashgen.config import Config, Experiment
 from dashgen.sqlvars import load_sql
@@ -109,10 +109,32 @@ def test_cost_per_instance_matches_an_independent_computation_to_the_cent(store,
     assert checked == 6
     a1, b1, win = (by_id[scenario.by_key(k).instance_id] for k in ("a1", "b1", "w"))
     assert win["USD/hour"] is None and win["Cost in range"] is None and win["Cost to date"] is None  # unknown
-    assert b1["Cost to date"] == Decimal("60") * Decimal("0.2688") / 3600  # ran 30 s, billed the 60 s minimum
+    assert b1["Cost to date"] == pytest.approx(60 * 0.2688 / 3600, rel=1e-12)  # ran 30 s, billed the 60 s minimum
+    assert a1["Tags"] == "experiment=alpha, team=ml"  # Name has its own column
     if window == "in the past":  # worked out by hand: alpha-1 ran 2 h 13 min 7 s at $0.0672/h
         assert q(a1["Cost in range"]) == Decimal("0.15")  # 7987 s * 0.0672 / 3600 = 0.14909
-        assert a1["Hours in range"] == Decimal("2.2186")
+        assert a1["Hours in range"] == pytest.approx(7987 / 3600, rel=1e-12)
+
+
+def test_billed_seconds_by_runs_and_by_probes_agree_with_an_independent_computation(store) -> None:
+    """dashgen.instance_costs computes a range either way (chosen by how many runs ended after its start); both
+    give every instance's billed seconds exactly, for ranges before, across and inside runs, and empty ones."""
+    dsn, scenario = store
+    t0, h, s = scenario.t0, dt.timedelta(hours=1), dt.timedelta(seconds=1)
+    windows = [(t0 - h, t0), (t0 - h, t0 + 5 * h + 20 * 60 * s), (t0 + 47 * 60 * s, t0 + h + 5 * s),
+               (t0 + 30 * 60 * s + 10 * s, t0 + 30 * 60 * s + 50 * s),  # inside b1's 60 s minimum
+               (t0 + 2 * h, t0 + 200 * h), (t0 + h + 17 * s, t0 + h + 17 * s), (t0 + 3 * h, t0 + 2 * h)]
+    by_id = {p.instance_id: p for p in scenario.planned}
+    with psycopg.connect(dsn) as conn, conn.transaction():
+        now = conn.execute("SELECT now()").fetchone()[0]
+        for frm, to in windows:
+            for by_runs in (True, False, None):
+                rows = conn.execute("SELECT instance_id, seconds_in_range FROM dashgen.instance_costs(%s, %s, %s)",
+                                    (frm, to, by_runs)).fetchall()
+                assert len(rows) == 6
+                for instance_id, seconds in rows:
+                    expected = billed_seconds(by_id[instance_id].runs, frm, to, now) if to > frm else 0
+                    assert seconds == pytest.approx(float(expected), abs=1e-6), (frm, to, by_runs, instance_id)
 
 
 def test_cost_by_tag_and_the_cumulative_series_add_up_to_the_instances(store) -> None:
