@@ -1,12 +1,13 @@
--- The per-instance cost of a time range in one pass over the runs near it, instead of one index probe per
--- instance (bench/sync.py: the cost-per-instance and cost-by-tag panels on 10,000 instances x 30 days).
+-- The per-instance cost of a time range without reading every run before it (bench/sync.py: the
+-- cost-per-instance and cost-by-tag panels on 10,000 instances x 30 days of runs).
 --
 -- dashgen.instance_costs(win_from, win_to) now returns each instance's whole row (what the panels show, price
 -- included), so that no panel joins the instances twice, and computes the billed seconds in the range either
 --   by runs:   the sum over the runs that overlap the range of their billed overlap with it (exact; one index
 --              scan of the runs that ended after win_from, plus the run still going from dashgen.instances);
---   by probes: billed seconds up to win_to minus up to win_from (migration 002: from the rollups, or one index
---              probe per instance), when more than two runs per instance ended after win_from;
+--   by probes: billed seconds up to win_to minus up to win_from, each from the instance's rollups or from its
+--              first run started after that time (one index probe that reads only the runs after it), when
+--              more than two runs per instance ended after win_from;
 -- and shows the tags as text computed once per sync (tags_label), not once per row and refresh.
 
 -- "key=value, ..." in key order, Name left out (it has its own column).
@@ -17,10 +18,24 @@ ALTER TABLE dashgen.instances
     ADD COLUMN tags_label text GENERATED ALWAYS AS (dashgen.tags_label(tags)) STORED,
     ADD COLUMN first_started_at timestamptz;  -- the start of its first run: nothing billed before it
 
--- refresh_billing (called by every sync for the instances whose runs changed) also keeps first_started_at.
+-- Per run, the billed end of the instance's run before it (NULL for its first run).
+ALTER TABLE dashgen.instance_intervals ADD COLUMN prev_billed_end timestamptz;
+DROP INDEX dashgen.instance_intervals_probe;  -- (the last run started by t: read every run before t)
+CREATE INDEX instance_intervals_next ON dashgen.instance_intervals (instance_id, started_at)
+    INCLUDE (billed_before, prev_billed_end);  -- the first run started after t: reads only the runs after t
+
+-- refresh_billing (called by every sync for the instances whose runs changed) also keeps first_started_at and
+-- prev_billed_end.
 ALTER FUNCTION dashgen.refresh_billing(text[]) RENAME TO refresh_run_rollups;
 CREATE FUNCTION dashgen.refresh_billing(ids text[]) RETURNS void LANGUAGE sql AS $$
     SELECT dashgen.refresh_run_rollups(ids);
+    UPDATE dashgen.instance_intervals iv SET prev_billed_end = w.prev
+    FROM (SELECT instance_id, started_at,
+                 lag(dashgen.billed_end(started_at, ended_at)) OVER (PARTITION BY instance_id ORDER BY started_at)
+                     AS prev
+          FROM dashgen.instance_intervals WHERE instance_id = ANY (ids)) w
+    WHERE iv.instance_id = w.instance_id AND iv.started_at = w.started_at
+      AND iv.prev_billed_end IS DISTINCT FROM w.prev;
     UPDATE dashgen.instances i SET first_started_at = f.first
     FROM (SELECT i2.instance_id, min(iv.started_at) AS first
           FROM dashgen.instances i2 LEFT JOIN dashgen.instance_intervals iv ON iv.instance_id = i2.instance_id
@@ -28,6 +43,20 @@ CREATE FUNCTION dashgen.refresh_billing(ids text[]) RETURNS void LANGUAGE sql AS
     WHERE i.instance_id = f.instance_id AND i.first_started_at IS DISTINCT FROM f.first;
 $$;
 SELECT dashgen.refresh_billing(array_agg(instance_id)) FROM dashgen.instances;
+
+-- Billed seconds of an instance up to t, from its rollups and, when a run started after t, that run's
+-- billed_before and prev_billed_end (what the instance's runs before it billed, less the part after t).
+CREATE FUNCTION dashgen.billed_upto(t timestamptz, first_started_at timestamptz, billed_closed_s double precision,
+                                    closed_until timestamptz, running_since timestamptz,
+                                    next_before double precision, next_prev_end timestamptz)
+RETURNS double precision LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN t <= coalesce(first_started_at, 'infinity') THEN 0
+                WHEN next_before IS NOT NULL
+                THEN next_before - greatest(0, coalesce(date_part('epoch', next_prev_end - t), 0))
+                ELSE billed_closed_s - greatest(0, coalesce(date_part('epoch', closed_until - t), 0))
+                     + coalesce(date_part('epoch', greatest(interval '0',
+                                    least(dashgen.billed_end(running_since, NULL), t) - running_since)), 0) END
+$$;
 
 DROP FUNCTION dashgen.instance_costs(timestamptz, timestamptz);
 
@@ -69,24 +98,19 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
           AND iv.started_at < win_to AND dashgen.billed_end(iv.started_at, iv.ended_at) > win_from
         GROUP BY iv.instance_id) closed ON closed.instance_id = i.instance_id
     LEFT JOIN LATERAL (  -- by probes: billed seconds up to each end of the range (OFFSET 0: each probe runs once)
-        SELECT
-        CASE WHEN win_to <= coalesce(i.first_started_at, 'infinity') THEN 0
-             WHEN win_to >= coalesce(i.closed_until, '-infinity') AND win_to >= coalesce(i.running_since, '-infinity')
-             THEN i.billed_closed_s + coalesce(date_part('epoch', greatest(interval '0', least(
-                      dashgen.billed_end(i.running_since, NULL), win_to) - i.running_since)), 0)
-             ELSE coalesce((SELECT iv.billed_before + date_part('epoch', greatest(interval '0', least(
-                                dashgen.billed_end(iv.started_at, iv.ended_at), win_to) - iv.started_at))
-                            FROM dashgen.instance_intervals iv
-                            WHERE iv.instance_id = i.instance_id AND iv.started_at <= win_to
-                            ORDER BY iv.started_at DESC LIMIT 1), 0) END AS t_to,
-        CASE WHEN win_from <= coalesce(i.first_started_at, 'infinity') THEN 0
-             WHEN win_from >= coalesce(i.closed_until, '-infinity') AND win_from >= coalesce(i.running_since, '-infinity')
-             THEN i.billed_closed_s + coalesce(date_part('epoch', greatest(interval '0', least(
-                      dashgen.billed_end(i.running_since, NULL), win_from) - i.running_since)), 0)
-             ELSE coalesce((SELECT iv.billed_before + date_part('epoch', greatest(interval '0', least(
-                                dashgen.billed_end(iv.started_at, iv.ended_at), win_from) - iv.started_at))
-                            FROM dashgen.instance_intervals iv
-                            WHERE iv.instance_id = i.instance_id AND iv.started_at <= win_from
-                            ORDER BY iv.started_at DESC LIMIT 1), 0) END AS t_from
+        SELECT dashgen.billed_upto(win_to, i.first_started_at, i.billed_closed_s, i.closed_until, i.running_since,
+                                   nt.billed_before, nt.prev_billed_end) AS t_to,
+               dashgen.billed_upto(win_from, i.first_started_at, i.billed_closed_s, i.closed_until, i.running_since,
+                                   nf.billed_before, nf.prev_billed_end) AS t_from
+        FROM (SELECT) one
+        LEFT JOIN LATERAL (SELECT iv.billed_before, iv.prev_billed_end FROM dashgen.instance_intervals iv
+                           WHERE win_to < greatest(i.closed_until, i.running_since)
+                             AND iv.instance_id = i.instance_id AND iv.started_at > win_to
+                           ORDER BY iv.started_at LIMIT 1) nt ON true
+        LEFT JOIN LATERAL (SELECT iv.billed_before, iv.prev_billed_end FROM dashgen.instance_intervals iv
+                           WHERE win_from < greatest(i.closed_until, i.running_since)
+                             AND win_from > i.first_started_at
+                             AND iv.instance_id = i.instance_id AND iv.started_at > win_from
+                           ORDER BY iv.started_at LIMIT 1) nf ON true
         WHERE NOT (SELECT how.by_runs FROM how) OFFSET 0) probed ON true
 $$;
