@@ -24,23 +24,33 @@ DROP INDEX dashgen.instance_intervals_probe;  -- (the last run started by t: rea
 CREATE INDEX instance_intervals_next ON dashgen.instance_intervals (instance_id, started_at)
     INCLUDE (billed_before, prev_billed_end);  -- the first run started after t: reads only the runs after t
 
--- refresh_billing (called by every sync for the instances whose runs changed) also keeps first_started_at and
--- prev_billed_end.
-ALTER FUNCTION dashgen.refresh_billing(text[]) RENAME TO refresh_run_rollups;
-CREATE FUNCTION dashgen.refresh_billing(ids text[]) RETURNS void LANGUAGE sql AS $$
-    SELECT dashgen.refresh_run_rollups(ids);
-    UPDATE dashgen.instance_intervals iv SET prev_billed_end = w.prev
+-- refresh_billing (called by every sync for the instances whose runs changed) now also keeps prev_billed_end
+-- and first_started_at, in the same two statements.
+CREATE OR REPLACE FUNCTION dashgen.refresh_billing(ids text[]) RETURNS void LANGUAGE sql AS $$
+    UPDATE dashgen.instance_intervals iv SET billed_before = w.before, prev_billed_end = w.prev
     FROM (SELECT instance_id, started_at,
-                 lag(dashgen.billed_end(started_at, ended_at)) OVER (PARTITION BY instance_id ORDER BY started_at)
-                     AS prev
-          FROM dashgen.instance_intervals WHERE instance_id = ANY (ids)) w
+                 coalesce(sum(closed_s) OVER (PARTITION BY instance_id ORDER BY started_at
+                                              ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before,
+                 lag(billed_end) OVER (PARTITION BY instance_id ORDER BY started_at) AS prev
+          FROM (SELECT instance_id, started_at, dashgen.billed_end(started_at, ended_at) AS billed_end,
+                       coalesce(date_part('epoch', dashgen.billed_end(started_at, ended_at) - started_at)
+                                * (ended_at IS NOT NULL)::int, 0) AS closed_s
+                FROM dashgen.instance_intervals WHERE instance_id = ANY (ids)) x) w
     WHERE iv.instance_id = w.instance_id AND iv.started_at = w.started_at
-      AND iv.prev_billed_end IS DISTINCT FROM w.prev;
-    UPDATE dashgen.instances i SET first_started_at = f.first
-    FROM (SELECT i2.instance_id, min(iv.started_at) AS first
+      AND (iv.billed_before, iv.prev_billed_end) IS DISTINCT FROM (w.before, w.prev);
+    UPDATE dashgen.instances i
+    SET billed_closed_s = r.closed_s, closed_until = r.until, running_since = r.since, first_started_at = r.first
+    FROM (SELECT i2.instance_id,
+                 coalesce(sum(date_part('epoch', dashgen.billed_end(iv.started_at, iv.ended_at) - iv.started_at))
+                          FILTER (WHERE iv.ended_at IS NOT NULL), 0) AS closed_s,
+                 max(dashgen.billed_end(iv.started_at, iv.ended_at)) FILTER (WHERE iv.ended_at IS NOT NULL) AS until,
+                 max(iv.started_at) FILTER (WHERE iv.ended_at IS NULL) AS since,
+                 min(iv.started_at) AS first
           FROM dashgen.instances i2 LEFT JOIN dashgen.instance_intervals iv ON iv.instance_id = i2.instance_id
-          WHERE i2.instance_id = ANY (ids) GROUP BY i2.instance_id) f
-    WHERE i.instance_id = f.instance_id AND i.first_started_at IS DISTINCT FROM f.first;
+          WHERE i2.instance_id = ANY (ids) GROUP BY i2.instance_id) r
+    WHERE i.instance_id = r.instance_id
+      AND (i.billed_closed_s, i.closed_until, i.running_since, i.first_started_at)
+          IS DISTINCT FROM (r.closed_s, r.until, r.since, r.first);
 $$;
 SELECT dashgen.refresh_billing(array_agg(instance_id)) FROM dashgen.instances;
 
