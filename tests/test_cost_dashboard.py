@@ -137,6 +137,34 @@ def test_billed_seconds_by_runs_and_by_probes_agree_with_an_independent_computat
                     assert seconds == pytest.approx(float(expected), abs=1e-6), (frm, to, by_runs, instance_id)
 
 
+def test_migration_004_upgrades_a_store_synced_before_it(fresh_db, monkeypatch) -> None:
+    """A store synced with the migrations before 004 gets tags_label, first_started_at and prev_billed_end filled
+    when 004 lands, and the cost panel then gives every instance's cost to the cent."""
+    from dashgen import store as store_module
+
+    every = store_module.migration_files()
+    monkeypatch.setattr(store_module, "migration_files", lambda: [m for m in every if not m[0].startswith("004_")])
+    scenario, _ = synced_store(fresh_db, monkeypatch)
+    monkeypatch.setattr(store_module, "migration_files", lambda: every)
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        assert conn.execute("SELECT to_regclass('dashgen.instance_intervals_next')").fetchone()[0] is None
+        assert store_module.migrate(conn) == ["004_instance_costs_by_runs"]
+        r = scenario.by_key("r")
+        assert conn.execute("SELECT tags_label, first_started_at FROM dashgen.instances WHERE instance_id = %s",
+                            (r.instance_id,)).fetchone() == ("experiment=alpha", r.runs[0][0])
+        prev = [row[0] for row in conn.execute("SELECT prev_billed_end FROM dashgen.instance_intervals "
+                                               "WHERE instance_id = %s ORDER BY started_at", (r.instance_id,))]
+        assert prev == [None, r.runs[0][1]]  # the first run ended after its 60 s minimum
+    frm, to = scenario.t0 - dt.timedelta(minutes=10), scenario.t0 + dt.timedelta(hours=5, minutes=10)
+    now, rows = run(fresh_db, expand(panel_sql(cost_dashboard(), "Cost per instance"), time_from=frm, time_to=to,
+                                     variables={"tag_key": "experiment", "tag_value": ALL, "name": ALL},
+                                     all_values=ALL_VALUES))
+    by_id = {row["Instance"]: row for row in rows}
+    assert len(rows) == 6
+    for p in scenario.planned:
+        assert q(by_id[p.instance_id]["Cost in range"]) == expected_cost(p, frm, to, now), p.key
+
+
 def test_cost_by_tag_and_the_cumulative_series_add_up_to_the_instances(store) -> None:
     dsn, scenario = store
     frm, to = scenario.t0 - dt.timedelta(minutes=30), scenario.t0 + dt.timedelta(hours=5)
