@@ -4,9 +4,10 @@
    stubbed pages (botocore Stubber, 1,000 per page): first sync (all new), a re-run (nothing changes),
    a sync where 10 % stopped. Target: < 2 s each.
 2. Every cost-dashboard panel query (the SQL in the built dashboard, macros expanded as Grafana does) on
-   N instances x 30 days of running intervals, timed inside PostgreSQL (EXPLAIN (ANALYZE, TIMING OFF): planning +
-   execution, without per-node clock reads), median of 7, for the last 24 h, 7 days and 30 days. Target: < 100 ms
-   each. The machine's speed is printed first: timings on a shared machine move with its load.
+   N instances x 30 days of running intervals and one EBS volume each, timed inside PostgreSQL
+   (EXPLAIN (ANALYZE, TIMING OFF): planning + execution, without per-node clock reads), median of 7, for the
+   last 24 h, 7 days and 30 days. Target: < 100 ms each. The machine's speed is printed first: timings on a
+   shared machine move with its load.
 """
 
 from __future__ import annotations
@@ -126,11 +127,21 @@ def fill_history(dsn: str, n: int, runs: int = 30) -> int:
         conn.cursor().executemany(PRICE_UPSERT_SQL, [(p.key.region, p.key.instance_type, p.key.operating_system,
                                                 p.key.tenancy, p.usd_per_hour, p.vcpu, p.memory_mib, p.source,
                                                 p.price_date, NOW) for p in prices])
+        # one 50 GiB io1 volume attached to each instance, at the real io1 item's price (tests/data/pricelist)
+        conn.execute("TRUNCATE dashgen.volumes, dashgen.ebs_prices")
+        conn.execute("""
+            INSERT INTO dashgen.volumes (volume_id, region, volume_type, size_gib, instance_id, created_at,
+                                         first_seen, last_seen)
+            SELECT 'vol-' || substr(instance_id, 3), region, 'io1', 50, instance_id, now() - interval '30 days',
+                   now(), now() FROM dashgen.instances""")
+        conn.execute("INSERT INTO dashgen.ebs_prices VALUES ('us-east-1', 'io1', 0.138, 'aws-price-list-api', "
+                     "'2018-08-01', now())")
         rows = conn.execute("SELECT count(*) FROM dashgen.instance_intervals").fetchone()[0]
     with connect(dsn) as conn:  # what autovacuum does after a load this size (index-only probes need it)
         conn.execute("VACUUM (ANALYZE) dashgen.instance_intervals")
         conn.execute("VACUUM (ANALYZE) dashgen.instances")
-        conn.execute("ANALYZE dashgen.instance_prices, dashgen.cost_events_hourly, dashgen.cost_events_daily")
+        conn.execute("ANALYZE dashgen.instance_prices, dashgen.cost_events_hourly, dashgen.cost_events_daily, "
+                     "dashgen.volumes, dashgen.ebs_prices")
     return rows
 
 

@@ -70,7 +70,8 @@ def parse_transition_time(reason: str | None) -> dt.datetime | None:
     return parsed.astimezone(dt.UTC)
 
 
-def _utc(value: Any) -> dt.datetime | None:
+def as_utc(value: Any) -> dt.datetime | None:
+    """An AWS timestamp (datetime or ISO text) in UTC; None stays None."""
     if value is None:
         return None
     if isinstance(value, str):
@@ -87,7 +88,7 @@ def from_describe(raw: dict[str, Any], region: str) -> Instance:
         region=region,
         instance_type=raw["InstanceType"],
         state=(raw.get("State") or {}).get("Name", "unknown"),
-        launch_time=_utc(raw.get("LaunchTime")),
+        launch_time=as_utc(raw.get("LaunchTime")),
         name=tags.get("Name"),
         tags=dict(sorted(tags.items())),
         platform=details,

@@ -59,6 +59,7 @@ class PriceItem:
     effective: dt.date | None
     vcpu: int | None
     memory_mib: int | None
+    units: tuple[str, ...] = ()  # the price dimensions' units, sorted and distinct ("Hrs"; "GB-Mo" for EBS)
 
 
 def _int(text: Any) -> int | None:
@@ -96,6 +97,7 @@ def parse_item(raw: str | dict[str, Any], index: int = 0) -> PriceItem:
     if not isinstance(offers, dict) or not offers:
         raise PriceListError(f"{where}: no terms.OnDemand offer")
     prices: list[Decimal] = []
+    units: set[str] = set()
     effective: dt.date | None = None
     for offer in offers.values():
         dims = offer.get("priceDimensions") if isinstance(offer, dict) else None
@@ -110,6 +112,7 @@ def parse_item(raw: str | dict[str, Any], index: int = 0) -> PriceItem:
             if not value.is_finite() or value < 0:
                 raise PriceListError(f"{where}: pricePerUnit.USD is {usd!r}, not a price")
             prices.append(value)
+            units.add(str(dim.get("unit") or ""))
         date_text = str(offer.get("effectiveDate") or "")[:10]
         try:
             effective = dt.date.fromisoformat(date_text) if date_text else effective
@@ -122,6 +125,7 @@ def parse_item(raw: str | dict[str, Any], index: int = 0) -> PriceItem:
         effective=effective,
         vcpu=_int(attrs.get("vcpu")),
         memory_mib=_memory_mib(attrs.get("memory")),
+        units=tuple(sorted(units)),
     )
 
 

@@ -25,7 +25,8 @@ from typing import Any, TypeVar
 from dashgen.config import Config
 from dashgen.errors import ConfigError
 from dashgen.inventory import Instance, describe_region, ec2_client
-from dashgen.pricing import Price, PriceKey, resolve_prices
+from dashgen.pricing import Price, PriceKey, pricing_client, resolve_prices
+from dashgen.volumes import StorageKey, StoragePrice, Volume, describe_volumes, resolve_storage_prices
 
 T = TypeVar("T")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -40,8 +41,9 @@ class SyncResult:
     failed_regions: dict[str, str] = field(default_factory=dict)
     instances: int = 0
     running: int = 0
+    volumes: int = 0  # EBS volumes seen
     prices: dict[str, int] = field(default_factory=dict)  # source -> number of prices stored
-    unknown_prices: list[str] = field(default_factory=list)  # "region type os tenancy"
+    unknown_prices: list[str] = field(default_factory=list)  # "region type os tenancy", "region EBS type"
     progress_points: int = 0
     utilisation_rows: int = 0  # hourly CloudWatch rows upserted for rightsizing (dashgen.rightsize)
     warnings: list[str] = field(default_factory=list)
@@ -62,6 +64,9 @@ class Collected:
     progress: dict[str, list[tuple[dt.datetime, Any]]]
     extra_prices: list[Price] = field(default_factory=list)  # rightsizing candidates (dashgen.rightsize)
     utilisation: list[Any] = field(default_factory=list)  # dashgen.utilisation.HourlyRow, every region
+    volumes: list[Volume] = field(default_factory=list)  # EBS volumes of volume_regions
+    volume_regions: list[str] = field(default_factory=list)  # the regions whose volumes were read
+    storage_prices: list[StoragePrice] = field(default_factory=list)  # EBS, the types attached to an instance
 
 
 def parse_every(text: str) -> int:
@@ -84,15 +89,29 @@ def collect(config: Config, regions: list[str], prices_mode: str, session: Any, 
     from botocore.exceptions import BotoCoreError, ClientError
 
     instances: list[Instance] = []
+    volumes: list[Volume] = []
     landed: list[str] = []
+    volume_regions: list[str] = []
     for region in regions:
         try:
-            instances += describe_region(ec2_client(session, region, retry_mode), region)
+            client = ec2_client(session, region, retry_mode)
+            instances += describe_region(client, region)
             landed.append(region)
         except (BotoCoreError, ClientError) as exc:
             result.failed_regions[region] = _one_line(exc)
+            continue
+        try:
+            volumes += describe_volumes(client, region)
+            volume_regions.append(region)
+        except (BotoCoreError, ClientError) as exc:  # e.g. no ec2:DescribeVolumes permission: instances still land
+            result.warnings.append(f"WARNING: EBS volumes of {region} not read: {_one_line(exc)}")
     keys = {PriceKey(i.region, i.instance_type, i.operating_system, i.tenancy) for i in instances}
     prices, warnings = resolve_prices(keys, prices_mode, session, client=pricing)
+    result.warnings += warnings
+    storage_keys = {StorageKey(v.region, v.volume_type) for v in volumes if v.instance_id}
+    if prices_mode == "api" and storage_keys and pricing is None:
+        pricing = pricing_client(session)
+    storage_prices, warnings = resolve_storage_prices(storage_keys, prices_mode, pricing)
     result.warnings += warnings
     progress: dict[str, list[tuple[dt.datetime, Any]]] = {}
     with_metric = [e for e in config.experiments if e.progress_metric]
@@ -107,7 +126,8 @@ def collect(config: Config, regions: list[str], prices_mode: str, session: Any, 
         except (BotoCoreError, ClientError) as exc:
             result.warnings.append(f"WARNING: experiment progress not read from CloudWatch: {_one_line(exc)}")
             progress = {}
-    return Collected(instances, landed, prices, progress)
+    return Collected(instances, landed, prices, progress, volumes=volumes, volume_regions=volume_regions,
+                     storage_prices=storage_prices)
 
 
 _SEEN_COLS = ("instance_id", "region", "instance_type", "name", "tags", "state", "launch_time", "platform",
@@ -162,6 +182,29 @@ PRICE_UPSERT_SQL = """
         usd_per_hour = excluded.usd_per_hour, vcpu = excluded.vcpu, memory_mib = excluded.memory_mib,
         source = excluded.source, price_date = excluded.price_date, fetched_at = excluded.fetched_at
     WHERE p IS DISTINCT FROM excluded"""
+_VOLUME_COLS = ("volume_id", "region", "volume_type", "size_gib", "created_at", "instance_id")
+_VOLUME_SQL = [
+    """INSERT INTO dashgen.volumes AS v (volume_id, region, volume_type, size_gib, created_at, instance_id,
+           first_seen, last_seen)
+       SELECT volume_id, region, volume_type, size_gib, created_at, instance_id, %(now)s, %(now)s FROM _volumes
+       ON CONFLICT (volume_id) DO UPDATE SET region = excluded.region, volume_type = excluded.volume_type,
+           size_gib = excluded.size_gib, created_at = excluded.created_at, instance_id = excluded.instance_id,
+           last_seen = excluded.last_seen, gone_at = NULL
+       WHERE (v.region, v.volume_type, v.size_gib, v.created_at, v.instance_id, v.last_seen, v.gone_at)
+             IS DISTINCT FROM (excluded.region, excluded.volume_type, excluded.size_gib, excluded.created_at,
+                               excluded.instance_id, excluded.last_seen, NULL::timestamptz)""",
+    # deleted: gone from a region whose volumes were read
+    """UPDATE dashgen.volumes v SET gone_at = %(now)s
+       WHERE v.gone_at IS NULL AND v.region = ANY (%(regions)s)
+         AND NOT EXISTS (SELECT 1 FROM _volumes s WHERE s.volume_id = v.volume_id)""",
+]
+_STORAGE_PRICE_SQL = """
+    INSERT INTO dashgen.ebs_prices AS p (region, volume_type, usd_per_gb_month, source, price_date, fetched_at)
+    VALUES (%s, %s, %s, %s, %s, %s)
+    ON CONFLICT (region, volume_type) DO UPDATE SET usd_per_gb_month = excluded.usd_per_gb_month,
+        source = excluded.source, price_date = excluded.price_date, fetched_at = excluded.fetched_at
+    WHERE (p.usd_per_gb_month, p.source, p.price_date) IS DISTINCT FROM
+          (excluded.usd_per_gb_month, excluded.source, excluded.price_date)"""
 _EXPERIMENT_SQL = """
     INSERT INTO dashgen.experiments AS e (name, tag_key, tag_value, budget_usd, deadline, progress_namespace,
         progress_metric, progress_dimensions)
@@ -223,6 +266,21 @@ def write(conn: Any, config: Config, collected: Collected, now: dt.datetime) -> 
                 (name, at, pct) for name, points in sorted(collected.progress.items()) for at, pct in points
             ])
         store_hourly(conn, collected.utilisation)
+        _write_volumes(conn, collected, now)
+
+
+def _write_volumes(conn: Any, collected: Collected, now: dt.datetime) -> None:
+    """The EBS volumes of the regions whose volumes were read, and the storage prices (inside write's transaction)."""
+    conn.execute("CREATE TEMP TABLE _volumes (volume_id text, region text, volume_type text, size_gib int,"
+                 " created_at timestamptz, instance_id text) ON COMMIT DROP")
+    with conn.cursor().copy(f"COPY _volumes ({', '.join(_VOLUME_COLS)}) FROM STDIN") as copy:
+        for v in collected.volumes:
+            copy.write_row((v.volume_id, v.region, v.volume_type, v.size_gib, v.created_at, v.instance_id))
+    for stmt in _VOLUME_SQL:
+        conn.execute(stmt, {"now": now, "regions": collected.volume_regions})
+    with conn.cursor() as cur:
+        cur.executemany(_STORAGE_PRICE_SQL, [(p.key.region, p.key.volume_type, p.usd_per_gb_month, p.source,
+                                              p.price_date, now) for p in collected.storage_prices])
 
 
 def sync(config: Config, *, dsn: str | None = None, regions: list[str] | None = None,
@@ -252,10 +310,15 @@ def sync(config: Config, *, dsn: str | None = None, regions: list[str] | None = 
     result.regions = collected.regions
     result.instances = len(collected.instances)
     result.running = sum(i.running for i in collected.instances)
+    result.volumes = len(collected.volumes)
     for p in collected.prices:
         result.prices[p.source] = result.prices.get(p.source, 0) + 1
     result.unknown_prices = [f"{p.key.region} {p.key.instance_type} {p.key.operating_system} {p.key.tenancy}"
                              for p in collected.prices if p.usd_per_hour is None]
+    known = {p.key for p in collected.storage_prices if p.usd_per_gb_month is not None}
+    if mode == "api":  # (with bundled prices, EBS prices are not read: the store keeps what it had)
+        result.unknown_prices += [f"{k.region} EBS {k.volume_type}" for k in sorted(
+            {StorageKey(v.region, v.volume_type) for v in collected.volumes if v.instance_id} - known)]
     result.progress_points = sum(len(v) for v in collected.progress.values())
     return result
 

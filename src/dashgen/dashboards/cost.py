@@ -56,10 +56,13 @@ def instances_panel() -> G.Table:
         [sql_target(load_sql("cost_instances"))],
         description=("Every selected instance: price per hour, hours it ran and what that cost in the time range, "
                      "and its cost to date. EC2 bills per second with a 60-second minimum per start; a price "
-                     "nobody knows is shown as unknown. Sort by any column; filter with Tag, Tag value and Name."),
-        overrides=[*_usd("Cost in range", "Cost to date"),
+                     "nobody knows is shown as unknown. EBS: the volumes attached now and their storage cost in "
+                     "the time range (Price List API prices). Sort by any column; filter with Tag, Tag value and "
+                     "Name."),
+        overrides=[*_usd("Cost in range", "Cost to date", "EBS storage in range"),
                    override("USD/hour", unit=USD, decimals=4, mappings=UNKNOWN),
-                   override("Hours in range", unit="h", decimals=2)],
+                   override("Hours in range", unit="h", decimals=2),
+                   override("EBS GiB", unit="gbytes", decimals=0)],
         sort_by=[("Cost in range", True)],
         height=12,
     )
