@@ -106,3 +106,25 @@ def test_attached_volumes_cost_their_gb_months_and_an_unknown_price_shows_unknow
     later, rows = _panel(fresh_db, frm, to)
     assert rows[a]["EBS GiB"] == 0  # deleted: nothing attached now, but its storage until then is still billed
     assert rows[a]["EBS storage in range"] == pytest.approx(100 * 0.138 * (gone - created).total_seconds() / MONTH_S)
+
+
+@mock_aws
+def test_without_describe_volumes_permission_the_instances_still_land(fresh_db, monkeypatch) -> None:
+    from botocore.exceptions import ClientError
+
+    import dashgen.sync as sync_module
+
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(key, "testing")
+    session = boto3.Session(region_name=REGION)
+    session.client("ec2").run_instances(ImageId="ami-1e749f67", MinCount=1, MaxCount=1, InstanceType="t4g.large")
+
+    def denied(client, region):
+        raise ClientError({"Error": {"Code": "UnauthorizedOperation", "Message": "not allowed"}}, "DescribeVolumes")
+
+    monkeypatch.setattr(sync_module, "describe_volumes", denied)
+    result = sync(Config(regions=(REGION,)), dsn=fresh_db, prices="bundled", session=session)
+    assert result.ok and result.instances == 1 and result.volumes == 0
+    assert [w for w in result.warnings if "EBS volumes of ap-southeast-1 not read" in w and "not allowed" in w]
+    with psycopg.connect(fresh_db) as conn:
+        assert conn.execute("SELECT count(*) FROM dashgen.instances").fetchone()[0] == 1
