@@ -30,9 +30,9 @@ def cost_dashboard(config: Config | None = None) -> dict:
     return render_dashboards(config or _config())["ec2-cost.json"]
 
 
-def panel_sql(dashboard: dict, title: str) -> str:
+def panel_sql(dashboard: dict, title: str, ref_id: str = "A") -> str:
     panel = next(p for p in all_panels(dashboard) if p.get("title") == title)
-    return panel["targets"][0]["rawSql"]
+    return next(t["rawSql"] for t in panel["targets"] if t["refId"] == ref_id)
 
 
 def run(dsn: str, sql: str) -> tuple[dt.datetime, list[dict]]:
@@ -76,9 +76,9 @@ def test_every_panel_sql_is_its_sql_file_verbatim_and_quotes_every_variable() ->
     dash = cost_dashboard()
     sqls = [t["rawSql"] for p in all_panels(dash) for t in p.get("targets", [])]
     sqls += [v["query"] for v in dash["templating"]["list"] if v.get("type") == "query"]
-    files = {load_sql(n) for n in ("cost_instances", "cost_by_tag", "cost_cumulative", "experiment_budget",
-                                   "experiment_fits_budget", "experiment_makes_deadline", "experiment_progress",
-                                   "var_tag_value", "var_name", "var_experiment")}
+    files = {load_sql(n) for n in ("cost_instances", "cost_instances_ebs", "cost_by_tag", "cost_cumulative",
+                                   "experiment_budget", "experiment_fits_budget", "experiment_makes_deadline",
+                                   "experiment_progress", "var_tag_value", "var_name", "var_experiment")}
     assert set(sqls) == files
     for sql in sqls:
         # every template variable is ${var:sqlstring}; only Grafana's own $__ macros appear otherwise

@@ -18,6 +18,7 @@ from moto import mock_aws
 from dashgen.config import Config
 from dashgen.pricing import parse_item
 from dashgen.sync import sync
+from dashgen.validate import all_panels
 from dashgen.volumes import StorageKey, fetch_storage_price
 from grafana_sql import ALL, expand
 from test_cost_dashboard import ALL_VALUES, cost_dashboard, panel_sql, run
@@ -60,10 +61,18 @@ def _sync(dsn: str, session, responses: list[list[str]]):
 
 
 def _panel(dsn: str, frm: dt.datetime, to: dt.datetime) -> tuple[dt.datetime, dict[str, dict]]:
-    now, rows = run(dsn, expand(panel_sql(cost_dashboard(), "Cost per instance"), time_from=frm, time_to=to,
-                                variables={"tag_key": "experiment", "tag_value": ALL, "name": ALL},
-                                all_values=ALL_VALUES))
-    return now, {r["Instance"]: r for r in rows}
+    """The panel's two queries, joined on "Instance" as its joinByField transformation does (inner)."""
+    dash = cost_dashboard()
+    panel = next(p for p in all_panels(dash) if p.get("title") == "Cost per instance")
+    assert panel["transformations"] == [{"id": "joinByField", "options": {"byField": "Instance", "mode": "inner"}}]
+    frames = []
+    for ref_id in ("A", "B"):
+        now, rows = run(dsn, expand(panel_sql(dash, "Cost per instance", ref_id), time_from=frm, time_to=to,
+                                    variables={"tag_key": "experiment", "tag_value": ALL, "name": ALL},
+                                    all_values=ALL_VALUES))
+        frames.append({r["Instance"]: r for r in rows})
+    assert frames[0].keys() == frames[1].keys()  # the same instances: the inner join drops none
+    return now, {k: {**frames[0][k], **frames[1][k]} for k in frames[0]}
 
 
 def _created(dsn: str, volume_id: str) -> dt.datetime:
@@ -94,6 +103,7 @@ def test_attached_volumes_cost_their_gb_months_and_an_unknown_price_shows_unknow
     frm, to = created - dt.timedelta(hours=1), created + dt.timedelta(days=2)
     now, rows = _panel(fresh_db, frm, to)
     assert (rows[a]["EBS GiB"], rows[b]["EBS GiB"]) == (100, 8)
+    assert rows[a]["Type"] == "t4g.large" and rows[a]["USD/hour"] is None  # (query A's columns, joined)
     assert rows[a]["EBS storage in range"] == pytest.approx(100 * 0.138 * (now - created).total_seconds() / MONTH_S)
     assert rows[b]["EBS storage in range"] is None  # gp2 has no known price here: unknown, never $0
 

@@ -53,7 +53,7 @@ def variables(config: Config) -> list[dict[str, Any]]:
 def instances_panel() -> G.Table:
     return table(
         "Cost per instance",
-        [sql_target(load_sql("cost_instances"))],
+        [sql_target(load_sql("cost_instances")), sql_target(load_sql("cost_instances_ebs"), "B")],
         description=("Every selected instance: price per hour, hours it ran and what that cost in the time range, "
                      "and its cost to date. EC2 bills per second with a 60-second minimum per start; a price "
                      "nobody knows is shown as unknown. EBS: the volumes attached now and their storage cost in "
@@ -64,6 +64,7 @@ def instances_panel() -> G.Table:
                    override("Hours in range", unit="h", decimals=2),
                    override("EBS GiB", unit="gbytes", decimals=0)],
         sort_by=[("Cost in range", True)],
+        transformations=[{"id": "joinByField", "options": {"byField": "Instance", "mode": "inner"}}],
         height=12,
     )
 

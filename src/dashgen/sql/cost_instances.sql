@@ -1,6 +1,6 @@
 -- Cost dashboard, "Cost per instance": USD per hour, running hours and cost in the dashboard's time range, cost to date.
--- An unknown price gives NULL (shown as "unknown"), never zero dollars. Billing: dashgen.instance_costs (migration 004);
--- EBS storage of the volumes attached to each instance: dashgen.ebs_costs (migration 005).
+-- An unknown price gives NULL (shown as "unknown"), never zero dollars. Billing: dashgen.instance_costs (migration 004).
+-- The panel's second query (cost_instances_ebs.sql) adds the EBS columns, joined on "Instance" by Grafana.
 SELECT c.instance_id AS "Instance",
        c.name AS "Name",
        c.instance_type AS "Type",
@@ -11,11 +11,8 @@ SELECT c.instance_id AS "Instance",
        c.seconds_in_range / 3600 AS "Hours in range",
        c.seconds_in_range * c.usd_per_hour::float8 / 3600 AS "Cost in range",
        c.seconds_to_date * c.usd_per_hour::float8 / 3600 AS "Cost to date",
-       coalesce(e.gib, 0) AS "EBS GiB",
-       CASE WHEN e.instance_id IS NULL THEN 0 ELSE e.usd_in_range END AS "EBS storage in range",
        c.price_source AS "Price source",
        c.price_date AS "Price date"
 FROM dashgen.instance_costs($__timeFrom()::timestamptz, $__timeTo()::timestamptz) c
-LEFT JOIN dashgen.ebs_costs($__timeFrom()::timestamptz, $__timeTo()::timestamptz) e ON e.instance_id = c.instance_id
 WHERE dashgen.selected(c.tags, c.name, ${tag_key:sqlstring}, ARRAY[${tag_value:sqlstring}], ARRAY[${name:sqlstring}])
 -- no ORDER BY: the table panel sorts by "Cost in range" itself, and sorting 10,000 rows here took 40 ms
