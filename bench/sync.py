@@ -178,7 +178,8 @@ def bench_panels(dsn: str, n: int, config: Config, runs: int) -> None:
                     ms = statistics.median(server_ms(conn, sql) for _ in range(7))
                     worst = max(worst, ms)
                     verdict = "OK" if ms < 100 else "OVER TARGET"
-                    print(f"  {label:12s} {panel['title'][:36]:36s} {ms:8.1f} ms  [{verdict}, target < 100 ms]")
+                    name = panel["title"] + (f" ({target['refId']})" if len(panel["targets"]) > 1 else "")
+                    print(f"  {label:12s} {name[:36]:36s} {ms:8.1f} ms  [{verdict}, target < 100 ms]")
     print(f"  slowest: {worst:.1f} ms")
 
 
