@@ -1,8 +1,8 @@
 """`dashgen sync`: EC2 inventory, prices and experiment progress from AWS into the pricing store.
 
-AWS is read first, into plain data (`Collected`): inventory per region (a failing region is reported, the
-others still land), prices, experiment progress, and for rightsizing the candidate prices and the CloudWatch
-utilisation (`dashgen.rightsize.collect_rightsizing`). Then everything is written in ONE short transaction
+AWS is read first, into plain data (`Collected`): inventory and EBS volumes per region (a failing region is
+reported, the others still land), prices, experiment progress, and for rightsizing the candidate prices and the
+CloudWatch utilisation (`dashgen.rightsize.collect_rightsizing`). Then everything is written in ONE short transaction
 with no AWS call inside, so Grafana reads the old state or the new one, never half.
 Writes only change rows that differ: a re-run with the same AWS state changes nothing (but `last_seen`).
 
@@ -85,7 +85,8 @@ def _one_line(exc: BaseException) -> str:
 def collect(config: Config, regions: list[str], prices_mode: str, session: Any, now: dt.datetime,
             result: SyncResult, *, retry_mode: str = "standard", pricing: Any = None,
             cloudwatch: Any = None) -> Collected:
-    """Read AWS: inventory per region (failures recorded), prices of the types in use, progress points."""
+    """Read AWS: inventory and EBS volumes per region (failures recorded), prices of the instance types and
+    volume types in use, progress points."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     instances: list[Instance] = []
