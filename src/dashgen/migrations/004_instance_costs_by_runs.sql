@@ -97,17 +97,19 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
                          * (i.running_since < win_to)::int, 0)
                 ELSE  -- by probes: billed seconds up to win_to less up to win_from
                     dashgen.billed_upto(win_to, i.first_started_at, i.billed_closed_s, i.closed_until, i.running_since,
-                        (SELECT iv.billed_before - greatest(0, coalesce(date_part('epoch', iv.prev_billed_end - win_to), 0))
-                         FROM dashgen.instance_intervals iv
-                         WHERE win_to < greatest(i.closed_until, i.running_since)  -- (else no run started after it)
-                           AND iv.instance_id = i.instance_id COLLATE "C" AND iv.started_at > win_to
-                         ORDER BY iv.started_at LIMIT 1))
+                        CASE WHEN win_to < greatest(i.closed_until, i.running_since)  -- (else no run started after it)
+                        THEN (SELECT iv.billed_before
+                                     - greatest(0, coalesce(date_part('epoch', iv.prev_billed_end - win_to), 0))
+                              FROM dashgen.instance_intervals iv
+                              WHERE iv.instance_id = i.instance_id COLLATE "C" AND iv.started_at > win_to
+                              ORDER BY iv.started_at LIMIT 1) END)
                   - dashgen.billed_upto(win_from, i.first_started_at, i.billed_closed_s, i.closed_until, i.running_since,
-                        (SELECT iv.billed_before - greatest(0, coalesce(date_part('epoch', iv.prev_billed_end - win_from), 0))
-                         FROM dashgen.instance_intervals iv
-                         WHERE win_from < greatest(i.closed_until, i.running_since) AND win_from > i.first_started_at
-                           AND iv.instance_id = i.instance_id COLLATE "C" AND iv.started_at > win_from
-                         ORDER BY iv.started_at LIMIT 1)) END,
+                        CASE WHEN win_from < greatest(i.closed_until, i.running_since) AND win_from > i.first_started_at
+                        THEN (SELECT iv.billed_before
+                                     - greatest(0, coalesce(date_part('epoch', iv.prev_billed_end - win_from), 0))
+                              FROM dashgen.instance_intervals iv
+                              WHERE iv.instance_id = i.instance_id COLLATE "C" AND iv.started_at > win_from
+                              ORDER BY iv.started_at LIMIT 1) END) END,
            dashgen.seconds_to_date(i.billed_closed_s, i.running_since), i.running_since IS NOT NULL
     FROM dashgen.instances i
     LEFT JOIN dashgen.instance_prices p
