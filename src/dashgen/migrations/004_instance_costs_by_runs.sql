@@ -7,7 +7,8 @@
 --              scan of the runs that ended after win_from, plus the run still going from dashgen.instances);
 --   by probes: billed seconds up to win_to minus up to win_from, each from the instance's rollups or from its
 --              first run started after that time (one index probe that reads only the runs after it), when
---              256 instances sampled average more than two runs started after win_from;
+--              256 instances sampled average more than 8 runs started after win_from (measured: by
+--              runs is faster up to about a week of daily runs, by probes beyond);
 -- and shows the tags as text computed once per sync (tags_label), not once per row and refresh.
 
 -- "key=value, ..." in key order, Name left out (it has its own column).
@@ -81,8 +82,8 @@ RETURNS TABLE (instance_id text, region text, instance_type text, name text, tag
                state text, usd_per_hour numeric, price_source text, price_date date,
                seconds_in_range double precision, seconds_to_date double precision, running bool)
 LANGUAGE sql STABLE PARALLEL SAFE AS $$
-    WITH how AS MATERIALIZED (  -- by runs when 256 instances (in id order) average at most 2 runs started since
-        SELECT coalesce(by_runs, (SELECT coalesce(avg(n), 0) <= 2
+    WITH how AS MATERIALIZED (  -- by runs when 256 instances (in id order) average at most 8 runs started since
+        SELECT coalesce(by_runs, (SELECT coalesce(avg(n), 0) <= 8
                                   FROM (SELECT (SELECT count(*) FROM dashgen.instance_intervals iv
                                                 WHERE iv.instance_id = s.instance_id COLLATE "C"
                                                   AND iv.started_at > win_from) AS n
