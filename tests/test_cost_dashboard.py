@@ -116,7 +116,7 @@ def test_cost_per_instance_matches_an_independent_computation_to_the_cent(store,
         assert a1["Hours in range"] == pytest.approx(7987 / 3600, rel=1e-12)
 
 
-def test_billed_seconds_by_runs_and_by_probes_agree_with_an_independent_computation(store) -> None:
+def test_billed_seconds_by_runs_and_by_rows_agree_with_an_independent_computation(store) -> None:
     """dashgen.instance_costs computes a range either way (chosen by how many runs ended after its start); both
     give every instance's billed seconds exactly, for ranges before, across and inside runs, and empty ones."""
     dsn, scenario = store
@@ -135,6 +135,33 @@ def test_billed_seconds_by_runs_and_by_probes_agree_with_an_independent_computat
                 for instance_id, seconds in rows:
                     expected = billed_seconds(by_id[instance_id].runs, frm, to, now) if to > frm else 0
                     assert seconds == pytest.approx(float(expected), abs=1e-6), (frm, to, by_runs, instance_id)
+
+
+def test_an_instance_with_more_runs_than_its_row_keeps_is_probed_exactly(fresh_db) -> None:
+    """40 runs (the row keeps the last 32): ranges starting among the older runs take the index probe, the others
+    the binary search in the row; both agree with the sum over the runs, computed here."""
+    from dashgen.store import migrate
+
+    t0 = dt.datetime(2026, 10, 1, tzinfo=dt.UTC)
+    runs = [(t0 + dt.timedelta(hours=10 * k), t0 + dt.timedelta(hours=10 * k + 3, minutes=7 * k, seconds=k))
+            for k in range(39)] + [(t0 + dt.timedelta(hours=390), None)]
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        migrate(conn)
+        conn.execute("INSERT INTO dashgen.instances (instance_id, region, instance_type, state, first_seen, "
+                     "last_seen) VALUES ('i-many', 'us-east-1', 't4g.large', 'running', now(), now())")
+        conn.cursor().executemany("INSERT INTO dashgen.instance_intervals VALUES ('i-many', %s, %s)", runs)
+        conn.execute("SELECT dashgen.refresh_billing(ARRAY['i-many'])")
+        assert len(conn.execute("SELECT recent_starts FROM dashgen.instances").fetchone()[0]) == 32
+        with conn.transaction():
+            now = conn.execute("SELECT now()").fetchone()[0]
+            for k, hours in enumerate((-1, 1.5, 25, 71.2, 88, 95.9, 150, 333.3, 389.99, 400)):
+                frm = t0 + dt.timedelta(hours=hours)
+                to = frm + dt.timedelta(hours=5 + 7 * k, seconds=13)
+                expected = float(billed_seconds(runs, frm, to, now))
+                for by_runs in (True, False):
+                    got = conn.execute("SELECT seconds_in_range FROM dashgen.instance_costs(%s, %s, %s)",
+                                       (frm, to, by_runs)).fetchone()[0]
+                    assert got == pytest.approx(expected, abs=1e-6), (hours, by_runs)
 
 
 def test_migration_004_upgrades_a_store_synced_before_it(fresh_db, monkeypatch) -> None:
