@@ -175,7 +175,7 @@ def test_migration_004_upgrades_a_store_synced_before_it(fresh_db, monkeypatch) 
     monkeypatch.setattr(store_module, "migration_files", lambda: every)
     with psycopg.connect(fresh_db, autocommit=True) as conn:
         assert conn.execute("SELECT to_regclass('dashgen.instance_intervals_next')").fetchone()[0] is None
-        assert store_module.migrate(conn) == ["004_instance_costs_by_runs"]
+        assert store_module.migrate(conn) == ["004_instance_costs_by_rows"]
         r = scenario.by_key("r")
         assert conn.execute("SELECT tags_label, first_started_at FROM dashgen.instances WHERE instance_id = %s",
                             (r.instance_id,)).fetchone() == ("experiment=alpha", r.runs[0][0])
