@@ -12,6 +12,12 @@ EXIT_CHANGES = 2  # `diff`: Grafana differs (as terraform plan -detailed-exitcod
 EXIT_USAGE = 2  # bad config / bad input given by the user
 
 
+def first_line(exc: BaseException) -> str:
+    """The first non-empty line of an exception's message (its type name when it has none)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
 class DashgenError(Exception):
     """An error the user can act on; `str(err)` is the one line we print."""
 

@@ -16,7 +16,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from dashgen.errors import AwsError
+from dashgen.errors import AwsError, first_line
 
 API_SOURCE = "aws-price-list-api"
 BUNDLED_SOURCE = "bundled-snapshot"
@@ -193,7 +193,6 @@ def resolve_prices(keys: set[PriceKey], mode: str, session: Any = None,
             client = pricing_client(session)
         return [fetch_api_price(client, k) for k in ordered], []
     except (BotoCoreError, ClientError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        warning = (f"WARNING: the AWS Price List API cannot be reached ({reason}); using the bundled "
+        warning = (f"WARNING: the AWS Price List API cannot be reached ({first_line(exc)}); using the bundled "
                    f"{BUNDLED_REGION} snapshot of {BUNDLED_DATE.isoformat()} (other regions: price unknown)")
         return [bundled_price(k) for k in ordered], [warning]

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from dashgen.errors import DatabaseError
+from dashgen.errors import DatabaseError, first_line
 
 if TYPE_CHECKING:
     import psycopg
@@ -38,8 +38,7 @@ def redact(text: str) -> str:
 
 
 def _one_line(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
-    return redact(lines[0] if lines else type(exc).__name__)
+    return redact(first_line(exc))
 
 
 @contextmanager

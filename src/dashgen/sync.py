@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from dashgen.config import Config
-from dashgen.errors import ConfigError
+from dashgen.errors import ConfigError, first_line
 from dashgen.inventory import Instance, describe_region, ec2_client
 from dashgen.pricing import Price, PriceKey, pricing_client, resolve_prices
 from dashgen.volumes import StorageKey, StoragePrice, Volume, describe_volumes, resolve_storage_prices
@@ -77,11 +77,6 @@ def parse_every(text: str) -> int:
     return int(text[:-1]) * _UNITS[unit]
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def collect(config: Config, regions: list[str], prices_mode: str, session: Any, now: dt.datetime,
             result: SyncResult, *, retry_mode: str = "standard", pricing: Any = None,
             cloudwatch: Any = None) -> Collected:
@@ -99,19 +94,17 @@ def collect(config: Config, regions: list[str], prices_mode: str, session: Any, 
             instances += describe_region(client, region)
             landed.append(region)
         except (BotoCoreError, ClientError) as exc:
-            result.failed_regions[region] = _one_line(exc)
+            result.failed_regions[region] = first_line(exc)
             continue
         try:
             volumes += describe_volumes(client, region)
             volume_regions.append(region)
         except (BotoCoreError, ClientError) as exc:  # e.g. no ec2:DescribeVolumes permission: instances still land
-            result.warnings.append(f"WARNING: EBS volumes of {region} not read: {_one_line(exc)}")
+            result.warnings.append(f"WARNING: EBS volumes of {region} not read: {first_line(exc)}")
     keys = {PriceKey(i.region, i.instance_type, i.operating_system, i.tenancy) for i in instances}
     prices, warnings = resolve_prices(keys, prices_mode, session, client=pricing)
     result.warnings += warnings
     storage_keys = {StorageKey(v.region, v.volume_type) for v in volumes if v.instance_id}
-    if prices_mode == "api" and storage_keys and pricing is None:
-        pricing = pricing_client(session)
     storage_prices, warnings = resolve_storage_prices(storage_keys, prices_mode, pricing)
     result.warnings += warnings
     progress: dict[str, list[tuple[dt.datetime, Any]]] = {}
@@ -125,7 +118,7 @@ def collect(config: Config, regions: list[str], prices_mode: str, session: Any, 
             for exp in with_metric:
                 progress[exp.name] = fetch_progress(client, exp, start, now)
         except (BotoCoreError, ClientError) as exc:
-            result.warnings.append(f"WARNING: experiment progress not read from CloudWatch: {_one_line(exc)}")
+            result.warnings.append(f"WARNING: experiment progress not read from CloudWatch: {first_line(exc)}")
             progress = {}
     return Collected(instances, landed, prices, progress, volumes=volumes, volume_regions=volume_regions,
                      storage_prices=storage_prices)
@@ -301,6 +294,8 @@ def sync(config: Config, *, dsn: str | None = None, regions: list[str] | None = 
             import boto3
 
             session = boto3.Session()
+        if mode == "api" and pricing is None:  # one Price List client for instance, EBS and candidate prices
+            pricing = pricing_client(session)
         collected = collect(config, list(regions or config.regions), mode, session, now, result,
                             retry_mode=retry_mode, pricing=pricing, cloudwatch=cloudwatch)
         from dashgen.rightsize import collect_rightsizing

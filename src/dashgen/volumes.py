@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from dashgen.errors import first_line
 from dashgen.inventory import as_utc
 from dashgen.pricing import API_SOURCE, parse_item
 
@@ -85,5 +86,4 @@ def resolve_storage_prices(keys: set[StorageKey], mode: str, client: Any) -> tup
     try:
         return [fetch_storage_price(client, k) for k in sorted(keys)], []
     except (BotoCoreError, ClientError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return [], [f"WARNING: EBS storage prices not read from the AWS Price List API ({reason})"]
+        return [], [f"WARNING: EBS storage prices not read from the AWS Price List API ({first_line(exc)})"]
