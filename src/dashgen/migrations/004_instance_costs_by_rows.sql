@@ -26,6 +26,7 @@ ALTER TABLE dashgen.instances
 -- Per run, the billed end of the instance's run before it (NULL for its first run).
 ALTER TABLE dashgen.instance_intervals ADD COLUMN prev_billed_end timestamptz;
 DROP INDEX dashgen.instance_intervals_probe;  -- (the last run started by t: read every run before t)
+DROP INDEX dashgen.instance_intervals_end;  -- (no query reads it: runs ended after t use instance_intervals_ended)
 -- The first run started after t (reads only the runs after t). Instance ids are ASCII: compared bytewise
 -- (COLLATE "C") instead of through the database locale, probes descend the index faster.
 CREATE INDEX instance_intervals_next ON dashgen.instance_intervals (instance_id COLLATE "C", started_at)
