@@ -224,7 +224,7 @@ def test_rule_variables_default_to_the_config_and_the_readme_documents_the_rule(
     cfg = dataclasses.replace(Config(), headroom_pct=25.0, lookback_days=30, thresholds={"CPUUtilization": 75.0})
     current = {v["name"]: v["current"]["value"] for v in render_dashboards(cfg)[DASHBOARD]["templating"]["list"]}
     assert (current["cpu_threshold"], current["headroom_pct"], current["lookback_days"]) == ("75", "25", "30")
-    readme = (REPO / "README.md").read_text().split("## Rightsizing", 1)[1].split("\n## ", 1)[0]
+    readme = (REPO / "docs" / "rightsizing.md").read_text()
     for fact in ("p95", "x (1 - headroom)", "vCPUs x CPU p95 / target", "t4g.2xlarge -> t4g.xlarge",
                  "memory per vCPU", "x 730", "cheapest on time"):
         assert fact in readme, fact

@@ -225,7 +225,7 @@ def metrics_in(group: str) -> tuple[Metric, ...]:
 
 
 def markdown_table(thresholds: dict[str, float | None] | None = None) -> str:
-    """The catalogue as a Markdown table (the README's metric table is generated from this)."""
+    """The catalogue as a Markdown table (the metric table of docs/performance-dashboard.md is generated from this)."""
     lines = [
         "| metric | group | unit | statistic | default threshold | emitted by |",
         "| --- | --- | --- | --- | --- | --- |",

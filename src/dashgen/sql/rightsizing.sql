@@ -1,7 +1,7 @@
 -- dashgen rightsizing: one row per instance, the right size in its family and a cheaper family.
 -- One implementation, two views: the "Rightsizing" panel of ec2-rightsizing.json embeds this text verbatim
 -- and `dashgen rightsize` runs it with the same variables bound as parameters (dashgen.sqlvars).
--- Rule (README "Rightsizing"):
+-- Rule (docs/rightsizing.md):
 --   window      the last lookback_days days of dashgen.instance_utilisation_hourly;
 --   CPU p95     the 95th percentile of the hourly p95 CPU over the window;
 --   target      cpu_threshold x (1 - headroom_pct / 100)   (80 % x (1 - 20 %) = 64 % by default);
