@@ -10,6 +10,7 @@ EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_CHANGES = 2  # `diff`: Grafana differs (as terraform plan -detailed-exitcode)
 EXIT_USAGE = 2  # bad config / bad input given by the user
+EXIT_PARTIAL = 3  # `sync`: some (account, region) pairs or reads failed, the rest landed
 
 
 def first_line(exc: BaseException) -> str:
