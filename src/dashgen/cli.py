@@ -23,7 +23,9 @@ class _Group(TyperGroup):
         try:
             return super().invoke(ctx)
         except DashgenError as exc:
-            typer.echo(f"error: {exc}", err=True)
+            from dashgen.redact import redact
+
+            typer.echo(f"error: {redact(str(exc))}", err=True)  # last line of defence: no URL/DSN password
             raise typer.Exit(exc.exit_code) from None
 
 
