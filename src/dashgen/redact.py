@@ -18,9 +18,9 @@ MASK = "***"
 # scheme://user:password@host... : the password runs to the last `@` of the word (libpq and urllib disagree
 # on where a `/` in a password ends the authority; hiding more than the password is the safe side).
 _URI_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s:/@?#]*:)\S*@")
-# password=value in a keyword DSN or a query string: 'quoted (with \' escapes)', or bare (with \x escapes);
-# an unterminated quote hides the rest of the text.
-_KEYWORD = re.compile(r"(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'?|(?:\\.|[^\s&\\])+)")
+# password=value in a keyword DSN or a query string: 'quoted (with \' escapes)', or bare (with \x escapes) up to
+# the next space (`&` too: it belongs to a keyword DSN's password); an unterminated quote hides the rest.
+_KEYWORD = re.compile(r"(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'?|(?:\\.|[^\s\\])+)")
 _MIN_SECRET = 3  # a shorter "secret" would mask ordinary words (and says little)
 
 
@@ -45,13 +45,14 @@ def dsn_passwords(dsn: str) -> list[str]:
     for m in re.finditer(r"(?i)^\s*[a-z][a-z0-9+.-]*://[^\s:/@?#]*:(.*)@", dsn):  # to the last @, spaces too
         if m.group(1):
             found += [m.group(1), unquote(m.group(1))]
+    is_uri = "://" in dsn
     for m in _KEYWORD.finditer(dsn):
         value = m.group(2)
-        if value.startswith("'"):
-            value = re.sub(r"\\(.)", r"\1", value[1:].removesuffix("'"))
-        else:
-            found.append(value)
-            value = unquote(re.sub(r"\\(.)", r"\1", value))
-        if value:
-            found.append(value)
+        if is_uri:  # a query-string value: up to `&`, %-encoded
+            value = value.split("&")[0]
+            found += [value, unquote(value)]
+        elif value.startswith("'"):  # keyword DSN, quoted
+            found.append(re.sub(r"\\(.)", r"\1", value[1:].removesuffix("'")))
+        else:  # keyword DSN, bare (with \ escapes)
+            found += [value, re.sub(r"\\(.)", r"\1", value)]
     return [s for s in dict.fromkeys(found) if s]
