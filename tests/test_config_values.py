@@ -197,6 +197,14 @@ def test_a_nested_value_is_shown_short(tmp_path: Path) -> None:
     assert message.startswith("thresholds.CPUUtilization: expected a percentage above 0") and len(message) < 200
 
 
+def test_a_deadline_past_year_9999_in_utc_is_one_line(tmp_path: Path) -> None:
+    """9999-12-31T23:59:59-05:00 is a valid TOML datetime; in UTC it overflows (an OverflowError traceback)."""
+    message = config_error(write(tmp_path, "[[experiments]]\nname = 'x'\nbudget_usd = 1\n"
+                                           "deadline = 9999-12-31T23:59:59-05:00"))
+    assert message == ("experiments[0].deadline: expected a date between years 1 and 9999 in UTC, "
+                       "got 9999-12-31T23:59:59-05:00")
+
+
 def test_a_key_with_a_line_break_is_quoted(tmp_path: Path) -> None:
     assert config_error(write(tmp_path, '[grafana]\n"x\\ny" = 1')).startswith("grafana.'x\\ny': expected one of")
 

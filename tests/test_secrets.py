@@ -116,6 +116,9 @@ def test_pgpassword_is_masked_if_a_message_quotes_it(monkeypatch: pytest.MonkeyP
      "ProxyConnectionError: Failed to connect to proxy URL: \"http://me:***@proxy:3128\""),
     ("ftp://user:pw-pw@host", "ftp://user:***@host"),
     ("dsn host=h password='a b c' user=u", "dsn host=h password=*** user=u"),
+    ("(postgresql://bob@h/x?password=hunter2&connect_timeout=1): refused",
+     "(postgresql://bob@h/x?password=***&connect_timeout=1): refused"),  # the rest of the query stays
+    ("env PGPASSWORD=hunter2 sslpassword='x y'", "env PGPASSWORD=*** sslpassword=***"),
     ("http://host:3000/api/search?query=x", "http://host:3000/api/search?query=x"),  # nothing to hide
     ("postgresql://bob@h/db", "postgresql://bob@h/db"),
 ])

@@ -32,6 +32,8 @@ _SHOW.maxlevel, _SHOW.maxlist, _SHOW.maxdict, _SHOW.maxstring, _SHOW.maxother = 
 
 def _show(value: Any) -> str:
     """`value` for a one-line message: short, and safe however deeply a TOML value is nested."""
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()  # as TOML writes it
     return _SHOW.repr(value)
 
 

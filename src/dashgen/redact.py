@@ -18,15 +18,18 @@ MASK = "***"
 # scheme://user:password@host... : the password runs to the last `@` of the word (libpq and urllib disagree
 # on where a `/` in a password ends the authority; hiding more than the password is the safe side).
 _URI_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s:/@?#]*:)\S*@")
-# password=value in a keyword DSN or a query string: 'quoted (with \' escapes)', or bare (with \x escapes) up to
-# the next space (`&` too: it belongs to a keyword DSN's password); an unterminated quote hides the rest.
-_KEYWORD = re.compile(r"(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'?|(?:\\.|[^\s\\])+)")
+# ?password=value (also sslpassword) in a URI's query string: up to the next `&` or space.
+_QUERY = re.compile(r"(?i)([?&]\w*password=)[^&\s]*")
+# password=value (also sslpassword, PGPASSWORD) in a keyword DSN: 'quoted (with \' escapes)', or bare (with \x
+# escapes) up to the next space; an unterminated quote hides the rest of the text.
+_KEYWORD = re.compile(r"(?i)(?<![?&\w])(\w*password\s*=\s*)('(?:[^'\\]|\\.)*'?|(?:\\.|[^\s\\])+)")
 _MIN_SECRET = 3  # a shorter "secret" would mask ordinary words (and says little)
 
 
 def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
     """`text` with every URL/DSN password in it, and each of `secrets` (also %-encoded), replaced by `***`."""
     text = _URI_USERINFO.sub(lambda m: m.group(1) + MASK + "@", text)
+    text = _QUERY.sub(lambda m: m.group(1) + MASK, text)
     text = _KEYWORD.sub(lambda m: m.group(1) + MASK, text)
     for secret in secrets:
         if not secret or len(secret) < _MIN_SECRET:
@@ -45,14 +48,13 @@ def dsn_passwords(dsn: str) -> list[str]:
     for m in re.finditer(r"(?i)^\s*[a-z][a-z0-9+.-]*://[^\s:/@?#]*:(.*)@", dsn):  # to the last @, spaces too
         if m.group(1):
             found += [m.group(1), unquote(m.group(1))]
-    is_uri = "://" in dsn
+    for m in _QUERY.finditer(dsn):
+        value = m.group(0)[len(m.group(1)):]
+        found += [value, unquote(value)]
     for m in _KEYWORD.finditer(dsn):
         value = m.group(2)
-        if is_uri:  # a query-string value: up to `&`, %-encoded
-            value = value.split("&")[0]
-            found += [value, unquote(value)]
-        elif value.startswith("'"):  # keyword DSN, quoted
+        if value.startswith("'"):  # quoted
             found.append(re.sub(r"\\(.)", r"\1", value[1:].removesuffix("'")))
-        else:  # keyword DSN, bare (with \ escapes)
+        else:  # bare (with \ escapes)
             found += [value, re.sub(r"\\(.)", r"\1", value)]
     return [s for s in dict.fromkeys(found) if s]
