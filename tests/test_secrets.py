@@ -174,3 +174,21 @@ def test_cli_db_migrate_with_a_bad_dsn_is_one_line(dsn: str, secret: str) -> Non
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("error: cannot connect to the pricing store")
     for fragment in _fragments(secret):
         assert fragment not in proc.stderr
+
+
+def test_the_cli_edge_masks_secrets_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever a library message quotes (a proxy page echoing a header, a server echoing a value), the one line
+    the CLI prints never shows GRAFANA_TOKEN, GRAFANA_PASSWORD, PGPASSWORD or the AWS secret keys."""
+    from typer.testing import CliRunner
+
+    from dashgen import cli
+    from dashgen.errors import DashgenError
+
+    def leaky(_path: object) -> None:
+        raise DashgenError("upstream said: Authorization: Bearer glsa_env_token (and aws-secret-key-value)")
+
+    monkeypatch.setattr(cli, "_config", leaky)
+    env = {"GRAFANA_TOKEN": "glsa_env_token", "AWS_SECRET_ACCESS_KEY": "aws-secret-key-value"}
+    result = CliRunner().invoke(cli.app, ["metrics"], env=env)
+    assert result.exit_code == 1
+    assert result.stderr == "error: upstream said: Authorization: Bearer *** (and ***)\n"

@@ -23,9 +23,10 @@ class _Group(TyperGroup):
         try:
             return super().invoke(ctx)
         except DashgenError as exc:
-            from dashgen.redact import redact
+            from dashgen.redact import env_secrets, redact
 
-            typer.echo(f"error: {redact(str(exc))}", err=True)  # last line of defence: no URL/DSN password
+            # last line of defence: no URL/DSN password, no secret from the environment, whoever wrote the message
+            typer.echo(f"error: {redact(str(exc), env_secrets())}", err=True)
             raise typer.Exit(exc.exit_code) from None
 
 

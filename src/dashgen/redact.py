@@ -9,11 +9,14 @@ a fragment in its own words cannot show it. Pure `re`: light enough for `errors.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable
 from urllib.parse import quote, unquote
 
 MASK = "***"
+# Environment variables that hold a secret dashgen or its libraries read (Grafana, libpq, the AWS SDK).
+SECRET_ENV = ("GRAFANA_TOKEN", "GRAFANA_PASSWORD", "PGPASSWORD", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 
 # scheme://user:password@host... : the password runs to the last `@` of the word (libpq and urllib disagree
 # on where a `/` in a password ends the authority; hiding more than the password is the safe side).
@@ -58,3 +61,8 @@ def dsn_passwords(dsn: str) -> list[str]:
         else:  # bare (with \ escapes)
             found += [value, re.sub(r"\\(.)", r"\1", value)]
     return [s for s in dict.fromkeys(found) if s]
+
+
+def env_secrets() -> list[str]:
+    """The values of the secret environment variables that are set (`SECRET_ENV`)."""
+    return [v for v in (os.environ.get(name) for name in SECRET_ENV) if v]
