@@ -41,7 +41,7 @@ def _by_name(rows: list[dict]) -> dict[str, dict]:
 def test_known_verdicts_and_recommendations(filled) -> None:
     rows = _by_name(recommendations(filled, Config()))
     over, right, under = rows["train-8"], rows["train-4"], rows["train-2"]
-    # 30 % p95 on 8 vCPUs: 8 x 30 / 64 = 3.75 vCPUs needed -> 4 (t4g.2xlarge -> t4g.xlarge)
+    # 30 % peak on 8 vCPUs: 8 x 30 / 64 = 3.75 vCPUs needed -> 4 (t4g.2xlarge -> t4g.xlarge)
     assert (over["verdict"], over["needed_vcpu"], over["recommended_type"]) == ("over-provisioned", 3.75,
                                                                                "t4g.xlarge")
     assert over["monthly_saving_usd"] == pytest.approx((0.2688 - 0.1344) * 730, abs=0.01)
@@ -61,7 +61,7 @@ def test_known_verdicts_and_recommendations(filled) -> None:
     assert web["cheaper_monthly_saving_usd"] > web["monthly_saving_usd"]
     assert rows["idle-1"]["verdict"] == "no data" and rows["idle-1"]["recommended_type"] is None
     # the table, CPU columns and sort order
-    assert (over["cpu_avg"], over["cpu_p95"], over["cpu_max"], over["hours"]) == (20.0, 30.0, 34.0, 40)
+    assert (over["cpu_avg"], over["cpu_peak"], over["cpu_max"], over["hours"]) == (12.0, 30.0, 34.0, 40)
     assert over["tags"] == "experiment=t4g-sizing, team=ml"
     savings = [r["monthly_saving_usd"] for r in rows.values() if r["monthly_saving_usd"] is not None]
     ordered = [r["monthly_saving_usd"] for r in recommendations(filled, Config())
@@ -75,9 +75,12 @@ def test_threshold_and_headroom_come_from_the_config(filled) -> None:
     row = _by_name(recommendations(filled, cfg))["train-4"]
     assert (row["verdict"], row["needed_vcpu"], row["recommended_type"]) == ("under-provisioned", 6,
                                                                              "t4g.2xlarge")
-    # threshold 100 % and no headroom: the 95 % run fits its 2 vCPUs
+    # threshold 99 % and no headroom: the 95 % peak fits its 2 vCPUs, but its 70 % average does not fit under
+    # the 30 % credit baseline of a t4g.large: still under-provisioned, and the reasons say why
     cfg = dataclasses.replace(Config(), headroom_pct=0.0, thresholds={"CPUUtilization": 99.0})
-    assert _by_name(recommendations(filled, cfg))["train-2"]["verdict"] == "right-sized"
+    row = _by_name(recommendations(filled, cfg))["train-2"]
+    assert row["needed_vcpu"] <= 2 and row["verdict"] == "under-provisioned"
+    assert "credit baseline" in row["reasons"] and row["recommended_type"] == "t4g.xlarge"
 
 
 def test_filters_by_tag_and_name(filled) -> None:
@@ -180,7 +183,8 @@ def test_hostile_filter_values_stay_values(filled) -> None:
 def test_run_sql_reports_database_errors_in_one_line(filled) -> None:
     from dashgen.errors import DatabaseError
 
-    values = {"cpu_threshold": "eighty", "headroom_pct": "20", "lookback_days": "14", "tag_key": "team",
+    values = {"cpu_threshold": "eighty", "headroom_pct": "20", "cpu_percentile": "99.5", "lookback_days": "14",
+              "tag_key": "team",
               "tag_value": ["__all__"], "name": ["__all__"]}
     with pytest.raises(DatabaseError, match=r"^rightsize: sql/rightsizing.sql: invalid input syntax"):
         run_sql(filled, "rightsizing", values)

@@ -316,7 +316,15 @@ def rightsize(
 ) -> None:
     """Recommend the right size (and a cheaper family) per instance, from the dashboard's own SQL."""
     from dashgen.errors import ConfigError
-    from dashgen.rightsize import EXPERIMENT_COLUMNS, RIGHTSIZING_COLUMNS, terminal_table, to_csv, to_json
+    from dashgen.rightsize import (
+        EXPERIMENT_COLUMNS,
+        RIGHTSIZING_COLUMNS,
+        WRAPPED,
+        terminal_notes,
+        terminal_table,
+        to_csv,
+        to_json,
+    )
     from dashgen.rightsize import rightsize as run_rightsize
 
     if fmt not in _RS_FORMATS:
@@ -332,10 +340,14 @@ def rightsize(
     headers, cells = terminal_table(rows, experiment=experiment is not None)
     table = Table(title=f"experiment {experiment}" if experiment else "rightsizing")
     for header in headers:
-        table.add_column(header, no_wrap=header not in ("Name", "Tags"), min_width=8 if header == "Tags" else None)
+        table.add_column(header, no_wrap=header not in WRAPPED, min_width=8 if header == "Tags" else None)
     for line in cells:
         table.add_row(*line)
-    Console(width=220).print(table)
+    console = Console(width=220)
+    console.print(table)
+    if experiment is None:
+        for note in terminal_notes(rows):
+            console.print(note, highlight=False, soft_wrap=True)
 
 
 # --- pricing store commands

@@ -88,6 +88,7 @@ class Config:
     sync_every: str = "15m"
     lookback_days: int = 14
     headroom_pct: float = 20.0
+    cpu_percentile: float = 99.5  # of the 5-minute CPU maxima (Compute Optimizer: P99.5, P95 or P90)
     experiments: tuple[Experiment, ...] = ()
 
     def threshold(self, metric: str) -> float | None:
@@ -149,6 +150,10 @@ class _Reader:
             "headroom": (
                 lambda v: _finite(v) and 0 <= v < 100,
                 "a percentage from 0 to less than 100 (100 % headroom leaves no CPU to size for)",
+            ),
+            "cpu_percentile": (
+                lambda v: _finite(v) and 50 <= v <= 100,
+                "a percentile from 50 to 100 (Compute Optimizer offers 90, 95 and 99.5)",
             ),
             "posint": (
                 lambda v: isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 455,
@@ -305,6 +310,7 @@ def parse_config(data: dict[str, Any], source: str) -> Config:
         sync_every=pricing.get("every", d.sync_every, "duration"),
         lookback_days=pricing.get("lookback_days", d.lookback_days, "posint"),
         headroom_pct=float(rs.get("headroom_pct", d.headroom_pct, "headroom")),
+        cpu_percentile=float(rs.get("cpu_percentile", d.cpu_percentile, "cpu_percentile")),
         experiments=experiments,
     )
     for reader in (*tables.values(), top):
@@ -380,6 +386,9 @@ lookback_days = 14
 [rightsizing]
 # Headroom kept under the CPU threshold when recommending a size (Compute Optimizer's default is 20%).
 headroom_pct = 20
+# Percentile of the 5-minute CPU maxima (and of the hourly peaks of memory, network, EBS) sized for: 99.5 as
+# Compute Optimizer (which also offers 95 and 90).
+cpu_percentile = 99.5
 
 # One block per experiment: the instances tagged tag_key=tag_value, their budget and deadline.
 # [[experiments]]

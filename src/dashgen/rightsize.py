@@ -26,15 +26,21 @@ from dashgen.sqlvars import Value, bind, load_sql
 HOURS_PER_MONTH = 730
 
 RULE = (
-    "Rule: over the last lookback_days days (default 14), CPU p95 = the 95th percentile of the hourly p95 "
-    "CPUUtilization. Target = CPU threshold x (1 - headroom) (80 % x (1 - 20 %) = 64 % by default). "
-    "Needed vCPUs = vCPUs x CPU p95 / target. Recommended (same family): the smallest type of the same family "
-    "and architecture with vCPUs >= needed and at least the current memory per vCPU (memory is not measured, "
-    "so its ratio is kept); no bare metal, no fewer GPUs. Verdict: under-provisioned when needed > vCPUs, "
-    "over-provisioned when the recommendation has fewer vCPUs, else right-sized (no data: no utilisation "
-    "stored in the window). Cheaper family: the cheapest type of another family of the same class (t, m, c, "
-    "r...; e.g. Graviton) with vCPUs >= needed, at least the recommendation's memory and a lower $/hour; "
-    "burstable only if the current type is. Monthly saving = ($/hour now - $/hour recommended) x 730 h."
+    "Rule (docs/rightsizing.md, point by point beside Compute Optimizer): instance facts from EC2 "
+    "DescribeInstanceTypes (refreshed daily by sync; the bundled snapshot offline); a type without facts is not "
+    "analysed. Terminated instances are left out. Window: the last lookback_days days (default 14), only the "
+    "hours on the current type (a resize starts a new window), at least 30 hours (coverage shown). Peak: the "
+    "CPU percentile (default P99.5) of the 5-minute CPU maxima, and of the hourly busiest 5 minutes of network, "
+    "EBS and memory. Target = CPU threshold x (1 - headroom) (80 % x (1 - 20 %) = 64 %); needed = peak / target "
+    "for vCPUs, memory (CloudWatch agent mem_used_percent; when not measured memory never shrinks), network "
+    "against the baseline bandwidth, EBS IOPS and MB/s against the EBS baseline, and for burstable types the "
+    "busiest day's average CPU at most their baseline. GPUs, Neuron devices and other accelerators (count, model, "
+    "memory) and the instance-store size are kept. Recommended (same family): the smallest type of the family "
+    "and architecture meeting all of it; verdict under-provisioned when the current type does not, "
+    "over-provisioned when a smaller one does, else right-sized. Cheaper family: the cheapest such type of "
+    "another family of the class (a burstable one may move to m), flagged when the architecture changes. Risk "
+    "0-4: the worst resource's peak / capacity (<= 50 % 0, <= target 1, <= threshold 2, <= 100 % 3, above 4), "
+    "limited_by names it. Monthly saving = ($/hour now - $/hour recommended) x 730 h."
 )
 
 # column -> (label, kind); kind picks the Grafana unit and the terminal format
@@ -47,17 +53,28 @@ RIGHTSIZING_COLUMNS: dict[str, tuple[str, str]] = {
     "memory_mib": ("Memory", "mib"),
     "usd_per_hour": ("$/hour", "usd4"),
     "hours": ("Hours", "int"),
+    "coverage_pct": ("Coverage", "pct"),
     "cpu_avg": ("CPU avg", "pct"),
-    "cpu_p95": ("CPU p95", "pct"),
+    "cpu_peak": ("CPU peak (percentile of 5-min maxima)", "pct"),
     "cpu_max": ("CPU max", "pct"),
+    "memory_peak": ("Memory used peak", "pct"),
+    "network_gbps": ("Network peak Gbit/s", "num"),
+    "ebs_iops": ("EBS IOPS peak", "num"),
+    "ebs_mbps": ("EBS MB/s peak", "num"),
     "needed_vcpu": ("vCPU needed", "num"),
     "verdict": ("Verdict", "text"),
+    "current_risk": ("Risk now", "int"),
     "recommended_type": ("Recommended (family)", "text"),
     "recommended_usd_per_hour": ("Recommended $/hour", "usd4"),
     "monthly_saving_usd": ("Saving $/month", "usd"),
+    "risk": ("Risk", "int"),
+    "limited_by": ("Limited by", "text"),
+    "reasons": ("Reasons", "text"),
     "cheaper_type": ("Cheaper family", "text"),
     "cheaper_usd_per_hour": ("Cheaper $/hour", "usd4"),
     "cheaper_monthly_saving_usd": ("Cheaper saving $/month", "usd"),
+    "cheaper_risk": ("Cheaper risk", "int"),
+    "cheaper_migration": ("Migration", "text"),
 }
 EXPERIMENT_COLUMNS: dict[str, tuple[str, str]] = {
     "experiment": ("Experiment", "text"),
@@ -85,6 +102,7 @@ def dashboard_values(config: Config) -> dict[str, str]:
     return {
         "cpu_threshold": f"{config.cpu_threshold:g}",
         "headroom_pct": f"{config.headroom_pct:g}",
+        "cpu_percentile": f"{config.cpu_percentile:g}",
         "lookback_days": str(config.lookback_days),
     }
 
@@ -197,8 +215,17 @@ def cell(value: Any, kind: str) -> str:
 
 
 def _cpu(row: Mapping[str, Any]) -> str:
-    values = [row.get(k) for k in ("cpu_avg", "cpu_p95", "cpu_max")]
+    values = [row.get(k) for k in ("cpu_avg", "cpu_peak", "cpu_max")]
     return "-" if values[1] is None else " / ".join(cell(v, "num") for v in values) + " %"
+
+
+RISK_NAMES = ("very low", "low", "medium", "high", "very high")  # Compute Optimizer's performance risk words
+
+
+def _risk(risk: int | None, limited_by: str | None) -> str:
+    if risk is None:
+        return "-"
+    return f"{risk} {RISK_NAMES[risk]}" + (f" ({limited_by})" if limited_by else "")
 
 
 def _typed(row: Mapping[str, Any], type_col: str, price_col: str) -> str:
@@ -208,20 +235,42 @@ def _typed(row: Mapping[str, Any], type_col: str, price_col: str) -> str:
 
 
 # the terminal's narrower view: (header, cell text from a row); json and csv keep every column
+def _option(row: Mapping[str, Any], prefix: str) -> str:
+    """'t4g.xlarge ($0.1344), $98.11/month, risk 1 low (CPU)' for the recommended or the cheaper type."""
+    type_col = "recommended_type" if prefix == "recommended" else "cheaper_type"
+    saving = "monthly_saving_usd" if prefix == "recommended" else "cheaper_monthly_saving_usd"
+    risk, limited = (row.get("risk"), row.get("limited_by")) if prefix == "recommended" else (
+        row.get("cheaper_risk"), None)
+    if row.get(type_col) is None:
+        return "-"
+    parts = [_typed(row, type_col, f"{prefix}_usd_per_hour"), f"{cell(row.get(saving), 'usd')}/month",
+             f"risk {_risk(risk, limited)}"]
+    if prefix == "cheaper" and row.get("cheaper_migration"):
+        parts.append(str(row["cheaper_migration"]))
+    return ", ".join(parts)
+
+
+# the terminal's narrower view: (header, cell text from a row); json and csv keep every column, and the terminal
+# prints each row's reasons under the table (`terminal_notes`)
 TERMINAL_RIGHTSIZING = (
     ("Instance", lambda r: cell(r["instance_id"], "text")),
     ("Name", lambda r: cell(r["name"], "text")),
     ("Tags", lambda r: cell(r["tags"], "text")),
     ("Type", lambda r: _typed(r, "instance_type", "usd_per_hour")),
-    ("vCPU", lambda r: cell(r["vcpu"], "int")),
-    ("Memory", lambda r: cell(r["memory_mib"], "mib")),
-    ("CPU avg / p95 / max", _cpu),
+    ("Hours (coverage)", lambda r: f"{r['hours']} ({cell(r['coverage_pct'], 'pct')})"),
+    ("CPU avg / peak / max", _cpu),
     ("Verdict", lambda r: cell(r["verdict"], "text")),
-    ("Recommended (family)", lambda r: _typed(r, "recommended_type", "recommended_usd_per_hour")),
-    ("Saving/month", lambda r: cell(r["monthly_saving_usd"], "usd")),
-    ("Cheaper family", lambda r: _typed(r, "cheaper_type", "cheaper_usd_per_hour")),
-    ("Its saving/month", lambda r: cell(r["cheaper_monthly_saving_usd"], "usd")),
+    ("Recommended (family)", lambda r: _option(r, "recommended")),
+    ("Cheaper family", lambda r: _option(r, "cheaper")),
 )
+WRAPPED = ("Name", "Tags", "Recommended (family)", "Cheaper family")
+
+
+def terminal_notes(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One line per row with reasons: 'i-0abc (web-1): limited by CPU (47% of m7i.xlarge); ...'."""
+    return [f"{r['instance_id']} ({r.get('name') or '-'}): {r['reasons']}" for r in rows if r.get("reasons")]
+
+
 TERMINAL_EXPERIMENT = (
     *((label, lambda r, c=col, k=kind: cell(r[c], k)) for col, (label, kind) in EXPERIMENT_COLUMNS.items()
       if col in ("instance_id", "name")),
@@ -297,20 +346,33 @@ def utilisation_targets(config: Config, instances: Iterable[Any], region: str) -
         progress = None if exp is None else Progress(
             exp.progress_namespace, exp.progress_metric,
             tuple(sorted((str(k), str(v)) for k, v in exp.progress_dimensions)))
-        out.append(Target(inst.instance_id, burstable.get(inst.instance_type, False), progress))
+        out.append(Target(inst.instance_id, burstable.get(inst.instance_type, False), progress,
+                          inst.instance_type, inst.launch_time))
     return out
 
 
 def collect_rightsizing(conn: Any, config: Config, collected: Any, prices_mode: str, session: Any, now: dt.datetime,
-                        result: Any, *, pricing: Any = None, cloudwatch: Any = None) -> None:
+                        result: Any, *, pricing: Any = None, cloudwatch: Any = None, ec2: Any = None) -> None:
     """Called by `dashgen.sync.sync` BEFORE its write transaction (the store is only read): into `collected`,
-    the prices of the types the rule may recommend beside those in use (from the Price List API only when
-    missing or older than 24 h), and per region the hourly utilisation (`dashgen.utilisation`). A CloudWatch
+    the instance facts (`dashgen.instance_facts`: every type at most once a day, and the types in use the store
+    lacks), the prices of the types the rule may recommend beside those in use (from the Price List API only
+    when missing or older than 24 h), and per region the hourly utilisation (`dashgen.utilisation`). A CloudWatch
     failure is a warning; that region's utilisation is then not written, the rest of the sync still lands."""
-    from dashgen.errors import AwsError
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from dashgen.errors import AwsError, first_line
+    from dashgen.instance_facts import collect_facts, ec2_client
     from dashgen.pricing import PriceKey, resolve_prices
     from dashgen.utilisation import cloudwatch_client, read_utilisation
 
+    if collected.regions:  # instance facts (DescribeInstanceTypes) from the first region that answered
+        try:
+            client = ec2 or ec2_client(session, collected.regions[0])
+            in_use = {i.instance_type for i in collected.instances}
+            collected.facts, collected.facts_at = collect_facts(conn, client, in_use, now)
+        except (BotoCoreError, ClientError) as exc:
+            result.warnings.append(f"WARNING: instance facts not read (DescribeInstanceTypes): {first_line(exc)}; "
+                                   "rightsizing uses the stored ones, else the bundled snapshot")
     in_use = {PriceKey(i.region, i.instance_type, i.operating_system, i.tenancy) for i in collected.instances}
     extra = rightsizing_price_keys(in_use) - in_use
     if prices_mode == "api":

@@ -7,7 +7,6 @@ transaction and recorded in `dashgen.schema_migrations`. Every psycopg error lea
 
 from __future__ import annotations
 
-import csv
 import os
 import re
 from collections.abc import Iterator
@@ -111,33 +110,30 @@ def applied_migrations(conn: psycopg.Connection[Any]) -> list[str]:
         return [r[0] for r in conn.execute(f"SELECT version FROM {SCHEMA}.schema_migrations ORDER BY version")]
 
 
-def _nullable(value: str, kind: type) -> Any:
-    if value in ("", "None", "NULL"):
-        return None
-    if kind is bool:
-        return value.lower() in ("true", "1", "yes")
-    return kind(value)
-
-
 def instance_type_rows() -> list[tuple[Any, ...]]:
-    """The specs of every instance type in the bundled CSV (NULL where unknown)."""
-    text = resources.files("dashgen.data").joinpath("ec2_ondemand_linux_us-east-1.csv").read_text("utf-8")
-    cols = (("instance_type", str), ("family", str), ("vcpu", int), ("memory_mib", int), ("arch", str),
-            ("burstable", bool), ("gpus", int), ("bare_metal", bool), ("hypervisor", str))
-    return [tuple(_nullable(row[c], k) for c, k in cols) for row in csv.DictReader(text.splitlines())]
+    """The specs of every instance type in the bundled CSV (NULL where unknown): type, family, vCPU, memory MiB,
+    architecture, burstable, GPUs, bare metal, hypervisor (the full facts: `dashgen.instance_facts`)."""
+    from dashgen.instance_facts import COLUMNS, bundled_facts
+
+    return [tuple(f[c] for c in COLUMNS[:9]) for f in bundled_facts().values()]
 
 
 def load_instance_types(conn: psycopg.Connection[Any]) -> None:
-    """Idempotent upsert of the bundled specs into `dashgen.instance_types` (rows only change when they differ)."""
-    cols = "instance_type, family, vcpu, memory_mib, arch, burstable, gpus, bare_metal, hypervisor"
-    conn.execute("CREATE TEMP TABLE _types (LIKE dashgen.instance_types) ON COMMIT DROP")
+    """Idempotent upsert of the bundled facts into `dashgen.instance_types` (the offline fallback): rows only
+    change when they differ, and a type whose facts came from DescribeInstanceTypes is never overwritten."""
+    from dashgen.instance_facts import COLUMNS, bundled_facts
+
+    cols = ", ".join(COLUMNS)
+    conn.execute("CREATE TEMP TABLE _types (LIKE dashgen.instance_types INCLUDING DEFAULTS) ON COMMIT DROP")
     with conn.cursor().copy(f"COPY _types ({cols}) FROM STDIN") as copy:
-        for row in instance_type_rows():
-            copy.write_row(row)
-    sets = ", ".join(f"{c} = excluded.{c}" for c in cols.split(", ")[1:])
+        for facts in bundled_facts().values():
+            copy.write_row(tuple(facts[c] for c in COLUMNS))
+    sets = ", ".join(f"{c} = excluded.{c}" for c in COLUMNS[1:])
     conn.execute(
         f"INSERT INTO dashgen.instance_types AS t ({cols}) SELECT {cols} FROM _types "
-        f"ON CONFLICT (instance_type) DO UPDATE SET {sets} WHERE t IS DISTINCT FROM excluded"
+        f"ON CONFLICT (instance_type) DO UPDATE SET {sets} "
+        f"WHERE t.source = 'bundled-snapshot' AND ({', '.join('t.' + c for c in COLUMNS[1:])}) IS DISTINCT FROM "
+        f"({', '.join('excluded.' + c for c in COLUMNS[1:])})"
     )
 
 

@@ -67,6 +67,8 @@ class Collected:
     volumes: list[Volume] = field(default_factory=list)  # EBS volumes of volume_regions
     volume_regions: list[str] = field(default_factory=list)  # the regions whose volumes were read
     storage_prices: list[StoragePrice] = field(default_factory=list)  # EBS, the types attached to an instance
+    facts: list[dict[str, Any]] = field(default_factory=list)  # DescribeInstanceTypes (dashgen.instance_facts)
+    facts_at: dt.datetime | None = None  # the fetched_at stored with them
 
 
 def parse_every(text: str) -> int:
@@ -223,10 +225,12 @@ def _seen_row(i: Instance) -> tuple[Any, ...]:
 
 def write(conn: Any, config: Config, collected: Collected, now: dt.datetime) -> None:
     """Write one sync's data in a single transaction (nothing lands when anything fails); no AWS call inside."""
+    from dashgen.instance_facts import store_facts
     from dashgen.store import db_errors
     from dashgen.utilisation import store_hourly
 
     with db_errors("sync: write the pricing store"), conn.transaction():
+        store_facts(conn, collected.facts, collected.facts_at or now)
         conn.execute(
             "CREATE TEMP TABLE _seen (instance_id text, region text, instance_type text, name text, tags jsonb,"
             " state text, launch_time timestamptz, platform text, operating_system text, tenancy text,"

@@ -38,7 +38,8 @@ TITLE = "EC2 rightsizing"
 
 UNITS = {"usd": "currencyUSD", "usd4": "currencyUSD", "pct": "percent", "mib": "mbytes", "time": "dateTimeAsIso"}
 VERDICT_COLOURS = {"over-provisioned": "orange", "right-sized": "green", "under-provisioned": "red",
-                   "no data": "text", "cheapest on time": "green", "on time": "blue", "late": "red",
+                   "no data": "text", "not enough data": "text", "not analysed": "purple",
+                   "cheapest on time": "green", "on time": "blue", "late": "red",
                    "no progress": "text"}
 RANKING_LIMIT = 100
 
@@ -93,8 +94,8 @@ def rightsizing_panel() -> G.Table:
     return table(
         "Rightsizing",
         [sql_target(load_sql("rightsizing"))],
-        description=(f"{RULE} Filters: Tag (key and values) and Name; threshold, headroom and window are the "
-                     "variables above (defaults from dashgen.toml). Sorted by saving. Same SQL as "
+        description=(f"{RULE} Filters: Tag (key and values) and Name; threshold, headroom, percentile and window "
+                     "are the variables above (defaults from dashgen.toml). Sorted by saving. Same SQL as "
                      "`dashgen rightsize`."),
         overrides=_column_overrides(RIGHTSIZING_COLUMNS, "verdict"),
         sort_by=[(RIGHTSIZING_COLUMNS["monthly_saving_usd"][0], True)],
@@ -137,6 +138,8 @@ def variables(config: Config) -> list[dict[str, Any]]:
                         _choices(defaults["cpu_threshold"], ["60", "70", "80", "90"]), defaults["cpu_threshold"]),
         custom_variable("headroom_pct", "Headroom %",
                         _choices(defaults["headroom_pct"], ["0", "10", "20", "30"]), defaults["headroom_pct"]),
+        custom_variable("cpu_percentile", "CPU percentile",
+                        _choices(defaults["cpu_percentile"], ["90", "95", "99.5"]), defaults["cpu_percentile"]),
         custom_variable("lookback_days", "Window (days)",
                         _choices(defaults["lookback_days"], ["7", "14", "30"]), defaults["lookback_days"]),
         sql_query_variable("experiment", "Experiment", load_sql("var_experiment"), multi=False, include_all=False),

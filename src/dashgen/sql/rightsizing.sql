@@ -1,56 +1,130 @@
--- dashgen rightsizing: one row per instance, the right size in its family and a cheaper family.
+-- dashgen rightsizing: one row per instance, the right size in its family and a cheaper family, with the risk.
 -- One implementation, two views: the "Rightsizing" panel of ec2-rightsizing.json embeds this text verbatim
 -- and `dashgen rightsize` runs it with the same variables bound as parameters (dashgen.sqlvars).
--- Rule (docs/rightsizing.md):
---   window      the last lookback_days days of dashgen.instance_utilisation_hourly;
---   CPU p95     the 95th percentile of the hourly p95 CPU over the window;
+-- Rule (docs/rightsizing.md, beside Compute Optimizer's):
+--   facts       dashgen.instance_types: DescribeInstanceTypes (sync, daily), else the bundled snapshot;
+--               an instance whose type has no facts is "not analysed";
+--   instances   not terminated (nor shutting down) and seen by the last sync of their region;
+--   window      the last lookback_days days of dashgen.instance_utilisation_hourly, only the hours that ran on
+--               the current type (a resize starts a new window); at least 30 hours, else "not enough data";
+--   peak        the cpu_percentile (default P99.5) of the 5-minute CPU maxima; of the hourly busiest-5-minute
+--               network bytes (in or out), EBS operations and bytes, and memory (CloudWatch agent) likewise;
 --   target      cpu_threshold x (1 - headroom_pct / 100)   (80 % x (1 - 20 %) = 64 % by default);
---   needed      vCPU x CPU p95 / target;
---   in family   the smallest type of the same family and architecture (not bare metal, no fewer GPUs) with
---               vCPU >= needed and at least the current memory per vCPU (memory is not measured: keep the ratio);
---   verdict     under-provisioned when needed > vCPU, over-provisioned when the in-family type has fewer vCPUs,
---               else right-sized ("no data" without utilisation in the window);
---   cheaper     the cheapest type of another family of the same class (leading letters: t, m, c, r...; e.g. the
---               Graviton one) with vCPU >= needed, memory >= the in-family type's, the same rules, burstable
---               only if the current type is, and a lower $/hour than the in-family type;
+--   needed      each peak / target: vCPUs, memory (only when measured, else the current memory: it never
+--               shrinks), network Gbit/s against the BASELINE bandwidth, EBS IOPS and MB/s against the EBS
+--               baseline; burstable types also: the busiest day's average CPU (in vCPUs) at most their
+--               baseline (credits absorb the peaks, the average must not spend more than is earned);
+--   kept        GPUs (count, model, memory), Neuron devices (count, model, memory), other accelerators (their
+--               utilisation is not measured) and the instance-store size (at least);
+--   in family   the smallest type of the same family and architecture meeting all of it (not bare metal);
+--   verdict     under-provisioned when the current type does not meet it, over-provisioned when a smaller one
+--               does, else right-sized;
+--   cheaper     the cheapest type of another family of the same class (a burstable type may also move to a
+--               general-purpose m type) meeting all of it, cheaper than the in-family one; migration says when
+--               the architecture (x86_64 -> arm64) or the family changes;
+--   risk        per resource, its peak / the type's capacity: <= 50 % 0, <= target 1, <= threshold 2, <= 100 %
+--               3, above 4; a type's risk is the worst resource's, limited_by names it;
 --   saving      ($/hour now - $/hour recommended) x 730 hours a month. Prices: the instance's region, OS, tenancy.
 WITH params AS (
     SELECT ${cpu_threshold:sqlstring}::numeric * (1 - ${headroom_pct:sqlstring}::numeric / 100) AS target_pct,
-           now() - make_interval(days => ${lookback_days:sqlstring}::int) AS since
+           ${cpu_threshold:sqlstring}::numeric AS threshold_pct,
+           ${cpu_percentile:sqlstring}::float8 / 100 AS pctl,
+           ${lookback_days:sqlstring}::int * 24 AS window_hours,
+           now() - make_interval(days => ${lookback_days:sqlstring}::int) AS since,
+           30 AS min_hours
 ),
-usage AS (
-    SELECT u.instance_id,
-           count(*) AS hours,
-           avg(u.cpu_avg) AS cpu_avg,
-           percentile_cont(0.95) WITHIN GROUP (ORDER BY u.cpu_p95) AS cpu_p95,
-           max(u.cpu_max) AS cpu_max
-    FROM dashgen.instance_utilisation_hourly u, params
-    WHERE u.hour >= params.since
-    GROUP BY u.instance_id
+latest AS (
+    SELECT region, max(last_seen) AS last_seen FROM dashgen.instances GROUP BY region
 ),
-cur AS (
-    SELECT c.instance_id, c.name, c.tags, c.region, c.operating_system, c.tenancy, c.instance_type,
-           t.family, t.arch, t.vcpu, t.memory_mib, coalesce(t.burstable, false) AS burstable,
-           coalesce(t.gpus, 0) AS gpus, c.usd_per_hour, coalesce(u.hours, 0) AS hours,
-           u.cpu_avg, u.cpu_p95, u.cpu_max,
-           t.vcpu * u.cpu_p95 / nullif(params.target_pct, 0) AS needed_vcpu
+inst AS (
+    SELECT c.instance_id, c.name, c.tags, c.region, c.operating_system, c.tenancy, c.instance_type, c.usd_per_hour
     FROM dashgen.instance_cost_basis c
-    JOIN dashgen.instance_types t USING (instance_type)
-    LEFT JOIN usage u USING (instance_id)
-    CROSS JOIN params
-    WHERE (c.state <> 'terminated' OR u.hours > 0)
+    JOIN dashgen.instances i USING (instance_id)
+    JOIN latest l ON l.region = i.region
+    WHERE c.state NOT IN ('terminated', 'shutting-down') AND i.last_seen >= l.last_seen
       AND dashgen.selected(c.tags, c.name, ${tag_key:sqlstring}, ARRAY[${tag_value:sqlstring}],
                            ARRAY[${name:sqlstring}])
+),
+hours AS (
+    SELECT u.*
+    FROM dashgen.instance_utilisation_hourly u
+    JOIN inst ON inst.instance_id = u.instance_id AND inst.instance_type = u.instance_type
+    CROSS JOIN params
+    WHERE u.hour >= params.since AND u.cpu_max_5m IS NOT NULL
+),
+usage AS (
+    SELECT h.instance_id,
+           count(*) AS hours,
+           avg(h.cpu_avg) AS cpu_avg,
+           max(h.cpu_max) AS cpu_max,
+           count(h.mem_used_max) AS mem_hours,
+           percentile_cont(params.pctl) WITHIN GROUP (ORDER BY h.mem_used_max) AS mem_peak,
+           percentile_cont(params.pctl) WITHIN GROUP (ORDER BY greatest(h.network_in_max_5m, h.network_out_max_5m))
+               * 8 / 300 / 1e9 AS net_gbps,
+           percentile_cont(params.pctl) WITHIN GROUP (ORDER BY h.packets_max_5m) / 300 AS packets_per_s,
+           percentile_cont(params.pctl) WITHIN GROUP (ORDER BY h.ebs_ops_max_5m) / 300 AS ebs_iops,
+           percentile_cont(params.pctl) WITHIN GROUP (ORDER BY h.ebs_bytes_max_5m) / 300 / 1e6 AS ebs_mbps
+    FROM hours h CROSS JOIN params
+    GROUP BY h.instance_id, params.pctl
+),
+cpu AS (
+    SELECT h.instance_id, percentile_cont(params.pctl) WITHIN GROUP (ORDER BY v) AS cpu_peak
+    FROM hours h CROSS JOIN params CROSS JOIN LATERAL unnest(h.cpu_max_5m) AS v
+    WHERE v IS NOT NULL
+    GROUP BY h.instance_id, params.pctl
+),
+daily AS (
+    SELECT instance_id, max(day_avg) AS busiest_day_avg
+    FROM (SELECT instance_id, avg(cpu_avg) AS day_avg FROM hours GROUP BY instance_id, date_trunc('day', hour)) d
+    GROUP BY instance_id
+),
+cur AS (
+    SELECT inst.*, t.family, t.arch, t.vcpu, t.memory_mib, coalesce(t.burstable, false) AS burstable,
+           coalesce(t.gpus, 0) AS gpus, t.gpu_model, t.gpu_memory_mib, coalesce(t.neuron_devices, 0) AS neuron_devices,
+           t.neuron_model, t.neuron_memory_mib, coalesce(t.other_accelerators, 0) AS other_accelerators,
+           coalesce(t.instance_storage_gb, 0) AS instance_storage_gb,
+           t.vcpu IS NOT NULL AND t.memory_mib IS NOT NULL AS has_facts,
+           coalesce(u.hours, 0) AS hours, u.cpu_avg, c.cpu_peak, u.cpu_max, u.net_gbps, u.packets_per_s,
+           u.ebs_iops, u.ebs_mbps,
+           u.mem_hours >= params.min_hours AS mem_measured,
+           CASE WHEN u.mem_hours >= params.min_hours THEN u.mem_peak END AS mem_peak,
+           t.vcpu * c.cpu_peak / 100 AS used_vcpu,
+           t.vcpu * d.busiest_day_avg / 100 AS sustained_vcpu,
+           t.vcpu * c.cpu_peak / nullif(params.target_pct, 0) AS needed_vcpu,
+           CASE WHEN u.mem_hours >= params.min_hours THEN t.memory_mib * u.mem_peak / nullif(params.target_pct, 0)
+                ELSE t.memory_mib END AS needed_memory_mib,
+           u.net_gbps * 100 / nullif(params.target_pct, 0) AS needed_gbps,
+           u.ebs_iops * 100 / nullif(params.target_pct, 0) AS needed_iops,
+           u.ebs_mbps * 100 / nullif(params.target_pct, 0) AS needed_mbps,
+           t.vcpu IS NOT NULL AND t.memory_mib IS NOT NULL AND coalesce(u.hours, 0) >= params.min_hours
+               AND c.cpu_peak IS NOT NULL AS analysable
+    FROM inst
+    LEFT JOIN dashgen.instance_types t USING (instance_type)
+    LEFT JOIN usage u USING (instance_id)
+    LEFT JOIN cpu c USING (instance_id)
+    LEFT JOIN daily d USING (instance_id)
+    CROSS JOIN params
 ),
 candidates AS (
     SELECT cur.instance_id, t.instance_type, t.family, t.arch, t.vcpu, t.memory_mib,
            coalesce(t.burstable, false) AS burstable, p.usd_per_hour
     FROM cur
     JOIN dashgen.instance_types t
-      ON t.vcpu >= cur.needed_vcpu
-     AND t.memory_mib::numeric / t.vcpu >= cur.memory_mib::numeric / cur.vcpu
+      ON cur.analysable
+     AND t.vcpu >= cur.needed_vcpu
+     AND t.memory_mib >= cur.needed_memory_mib
      AND NOT coalesce(t.bare_metal, false)
-     AND coalesce(t.gpus, 0) >= cur.gpus
+     AND coalesce(t.gpus, 0) = cur.gpus AND coalesce(t.gpu_model, '') = coalesce(cur.gpu_model, '')
+     AND coalesce(t.gpu_memory_mib, 0) >= coalesce(cur.gpu_memory_mib, 0)
+     AND coalesce(t.neuron_devices, 0) = cur.neuron_devices AND coalesce(t.neuron_model, '') = coalesce(cur.neuron_model, '')
+     AND coalesce(t.neuron_memory_mib, 0) >= coalesce(cur.neuron_memory_mib, 0)
+     AND coalesce(t.other_accelerators, 0) = cur.other_accelerators
+     AND coalesce(t.instance_storage_gb, 0) >= cur.instance_storage_gb
+     AND coalesce(t.network_baseline_gbps, 0) >= coalesce(cur.needed_gbps, 0)
+     AND coalesce(t.ebs_baseline_iops, 0) >= coalesce(cur.needed_iops, 0)
+     AND coalesce(t.ebs_baseline_mbps, 0) >= coalesce(cur.needed_mbps, 0)
+     AND (NOT coalesce(t.burstable, false)
+          OR t.vcpu * t.burst_baseline_pct / 100 >= coalesce(cur.sustained_vcpu, 0))
     LEFT JOIN dashgen.instance_prices p
       ON p.region = cur.region AND p.instance_type = t.instance_type
      AND p.operating_system = cur.operating_system AND p.tenancy = cur.tenancy
@@ -67,11 +141,58 @@ cheaper AS (
     JOIN cur USING (instance_id)
     LEFT JOIN in_family f USING (instance_id)
     WHERE c.family <> cur.family
-      AND substring(c.family FROM '^[a-z]+') = substring(cur.family FROM '^[a-z]+')
-      AND c.memory_mib >= coalesce(f.memory_mib, cur.memory_mib)
+      AND (substring(c.family FROM '^[a-z]+') = substring(cur.family FROM '^[a-z]+')
+           OR (cur.burstable AND NOT c.burstable AND substring(c.family FROM '^[a-z]+') = 'm'))
       AND (cur.burstable OR NOT c.burstable)
       AND c.usd_per_hour < coalesce(f.usd_per_hour, cur.usd_per_hour)
     ORDER BY c.instance_id, c.usd_per_hour, c.vcpu, c.instance_type
+),
+current_fits AS (
+    SELECT DISTINCT c.instance_id FROM candidates c JOIN cur USING (instance_id)
+    WHERE c.instance_type = cur.instance_type
+),
+picked AS (
+    SELECT cur.instance_id, k.kind, k.instance_type
+    FROM cur
+    LEFT JOIN in_family f USING (instance_id)
+    LEFT JOIN cheaper ch USING (instance_id)
+    CROSS JOIN LATERAL (VALUES ('current', cur.instance_type), ('family', f.instance_type),
+                               ('cheaper', ch.instance_type)) AS k(kind, instance_type)
+    WHERE cur.analysable AND k.instance_type IS NOT NULL
+),
+assessed AS (
+    SELECT p.instance_id, p.kind, r.resource, r.ratio
+    FROM picked p
+    JOIN cur USING (instance_id)
+    JOIN dashgen.instance_types t ON t.instance_type = p.instance_type
+    CROSS JOIN LATERAL (VALUES
+        ('CPU', cur.used_vcpu / nullif(t.vcpu, 0)),
+        ('memory', cur.memory_mib * cur.mem_peak / 100 / nullif(t.memory_mib, 0)),
+        ('network', cur.net_gbps / nullif(t.network_baseline_gbps, 0)),
+        ('EBS IOPS', cur.ebs_iops / nullif(t.ebs_baseline_iops, 0)),
+        ('EBS throughput', cur.ebs_mbps / nullif(t.ebs_baseline_mbps, 0)),
+        ('CPU credits', CASE WHEN t.burstable THEN cur.sustained_vcpu / nullif(t.vcpu * t.burst_baseline_pct / 100, 0) END)
+    ) AS r(resource, ratio)
+    WHERE r.ratio IS NOT NULL
+),
+risk AS (
+    SELECT DISTINCT ON (a.instance_id, a.kind) a.instance_id, a.kind, a.resource, a.ratio,
+           CASE WHEN a.ratio <= 0.5 THEN 0 WHEN a.ratio * 100 <= params.target_pct THEN 1
+                WHEN a.ratio * 100 <= params.threshold_pct THEN 2 WHEN a.ratio <= 1 THEN 3 ELSE 4 END AS risk
+    FROM assessed a CROSS JOIN params
+    ORDER BY a.instance_id, a.kind, a.ratio DESC, a.resource
+),
+over_target AS (
+    SELECT a.instance_id,
+           string_agg(CASE WHEN a.resource = 'CPU credits'
+                           THEN format('busiest day''s CPU at %s%% of the credit baseline',
+                                       round((a.ratio * 100)::numeric))
+                           ELSE format('%s at %s%%', a.resource, round((a.ratio * 100)::numeric)) END, ', '
+                      ORDER BY a.ratio DESC, a.resource) AS resources
+    FROM assessed a CROSS JOIN params
+    WHERE a.kind = 'current'
+      AND CASE WHEN a.resource = 'CPU credits' THEN a.ratio > 1 ELSE a.ratio * 100 > params.target_pct END
+    GROUP BY a.instance_id
 )
 SELECT cur.instance_id,
        cur.name,
@@ -82,21 +203,65 @@ SELECT cur.instance_id,
        cur.memory_mib,
        round(cur.usd_per_hour, 4) AS usd_per_hour,
        cur.hours,
+       round(100.0 * cur.hours / params.window_hours, 1) AS coverage_pct,
        round(cur.cpu_avg::numeric, 1) AS cpu_avg,
-       round(cur.cpu_p95::numeric, 1) AS cpu_p95,
+       round(cur.cpu_peak::numeric, 1) AS cpu_peak,
        round(cur.cpu_max::numeric, 1) AS cpu_max,
+       round(cur.mem_peak::numeric, 1) AS memory_peak,
+       round(cur.net_gbps::numeric, 3) AS network_gbps,
+       round(cur.ebs_iops::numeric) AS ebs_iops,
+       round(cur.ebs_mbps::numeric, 1) AS ebs_mbps,
        round(cur.needed_vcpu::numeric, 2) AS needed_vcpu,
-       CASE WHEN cur.cpu_p95 IS NULL THEN 'no data'
-            WHEN cur.needed_vcpu > cur.vcpu THEN 'under-provisioned'
-            WHEN f.vcpu < cur.vcpu THEN 'over-provisioned'
+       CASE WHEN NOT cur.has_facts THEN 'not analysed'
+            WHEN cur.hours = 0 THEN 'no data'
+            WHEN NOT cur.analysable THEN 'not enough data'
+            WHEN cf.instance_id IS NULL THEN 'under-provisioned'
+            WHEN f.instance_type <> cur.instance_type THEN 'over-provisioned'
             ELSE 'right-sized' END AS verdict,
+       rc.risk AS current_risk,
        f.instance_type AS recommended_type,
        round(f.usd_per_hour, 4) AS recommended_usd_per_hour,
        round((cur.usd_per_hour - f.usd_per_hour) * 730, 2) AS monthly_saving_usd,
+       rf.risk,
+       rf.resource AS limited_by,
+       concat_ws('; ',
+           CASE WHEN NOT cur.has_facts
+                THEN format('no instance facts for %s (not in DescribeInstanceTypes nor the bundled snapshot)',
+                            cur.instance_type) END,
+           CASE WHEN cur.has_facts AND NOT cur.analysable
+                THEN format('%s h of data on %s in the window, %s needed', cur.hours, cur.instance_type,
+                            params.min_hours) END,
+           CASE WHEN cur.analysable AND ot.resources IS NOT NULL
+                THEN format('on %s: %s (target %s%%)', cur.instance_type, ot.resources,
+                            round(params.target_pct, 1)) END,
+           CASE WHEN cur.analysable AND f.instance_type IS NULL THEN 'no type of the family meets the load' END,
+           CASE WHEN rf.resource IS NOT NULL
+                THEN format('limited by %s (%s%% of %s)', rf.resource, round((rf.ratio * 100)::numeric),
+                            f.instance_type) END,
+           CASE WHEN cur.analysable AND NOT coalesce(cur.mem_measured, false)
+                THEN format('memory not measured (kept at %s GiB)', round(cur.memory_mib / 1024.0, 1)) END,
+           CASE WHEN cur.gpus > 0 THEN format('GPUs kept: %s x %s', cur.gpus, cur.gpu_model) END,
+           CASE WHEN cur.neuron_devices > 0
+                THEN format('Neuron devices kept: %s x %s', cur.neuron_devices, cur.neuron_model) END,
+           CASE WHEN cur.other_accelerators > 0 THEN format('accelerators kept: %s', cur.other_accelerators) END,
+           CASE WHEN cur.instance_storage_gb > 0
+                THEN format('instance store kept: %s GB', cur.instance_storage_gb) END
+       ) AS reasons,
        ch.instance_type AS cheaper_type,
        round(ch.usd_per_hour, 4) AS cheaper_usd_per_hour,
-       round((cur.usd_per_hour - ch.usd_per_hour) * 730, 2) AS cheaper_monthly_saving_usd
+       round((cur.usd_per_hour - ch.usd_per_hour) * 730, 2) AS cheaper_monthly_saving_usd,
+       rch.risk AS cheaper_risk,
+       CASE WHEN ch.arch <> cur.arch THEN format('architecture %s -> %s (rebuild for %s)', cur.arch, ch.arch,
+                                                 ch.arch)
+            WHEN ch.instance_type IS NOT NULL THEN format('family %s -> %s', cur.family, ch.family) END
+           AS cheaper_migration
 FROM cur
+CROSS JOIN params
 LEFT JOIN in_family f USING (instance_id)
 LEFT JOIN cheaper ch USING (instance_id)
+LEFT JOIN current_fits cf USING (instance_id)
+LEFT JOIN risk rc ON rc.instance_id = cur.instance_id AND rc.kind = 'current'
+LEFT JOIN risk rf ON rf.instance_id = cur.instance_id AND rf.kind = 'family'
+LEFT JOIN risk rch ON rch.instance_id = cur.instance_id AND rch.kind = 'cheaper'
+LEFT JOIN over_target ot ON ot.instance_id = cur.instance_id
 ORDER BY monthly_saving_usd DESC NULLS LAST, cheaper_monthly_saving_usd DESC NULLS LAST, cur.instance_id
