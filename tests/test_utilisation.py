@@ -59,11 +59,24 @@ def test_queries_cover_every_series_with_valid_unique_ids() -> None:
     progress = Progress("Training", "Progress", (("Experiment", "t4g-sizing"),))
     queries = metric_queries([Target("i-a", burstable=True), Target("i-b"), Target("i-c", progress=progress)])
     by_instance: dict[str, list[tuple[str, str, str]]] = {}
+    fine: dict[str, list[tuple[str, str, str, str]]] = {}
     for query, iid, column in queries:
         stat = query["MetricStat"]
-        assert stat["Period"] == 3600
         assert {"Name": "InstanceId", "Value": iid} in stat["Metric"]["Dimensions"]
+        if stat["Period"] == 300:  # what rightsizing sizes on, at Compute Optimizer's 5-minute resolution
+            fine.setdefault(iid, []).append((column, stat["Metric"]["Namespace"], stat["Metric"]["MetricName"],
+                                             stat["Stat"]))
+            continue
+        assert stat["Period"] == 3600
         by_instance.setdefault(iid, []).append((column, stat["Metric"]["MetricName"], stat["Stat"]))
+    assert fine["i-a"] == fine["i-b"] == fine["i-c"] == [
+        ("cpu_5m", "AWS/EC2", "CPUUtilization", "Maximum"), ("net_in_5m", "AWS/EC2", "NetworkIn", "Sum"),
+        ("net_out_5m", "AWS/EC2", "NetworkOut", "Sum"), ("packets_in_5m", "AWS/EC2", "NetworkPacketsIn", "Sum"),
+        ("packets_out_5m", "AWS/EC2", "NetworkPacketsOut", "Sum"), ("ebs_read_ops_5m", "AWS/EC2", "EBSReadOps", "Sum"),
+        ("ebs_write_ops_5m", "AWS/EC2", "EBSWriteOps", "Sum"),
+        ("ebs_read_bytes_5m", "AWS/EC2", "EBSReadBytes", "Sum"),
+        ("ebs_write_bytes_5m", "AWS/EC2", "EBSWriteBytes", "Sum"),
+        ("mem_5m", "CWAgent", "mem_used_percent", "Maximum")]
     assert by_instance["i-a"] == [
         ("cpu_avg", "CPUUtilization", "Average"), ("cpu_max", "CPUUtilization", "Maximum"),
         ("cpu_p95", "CPUUtilization", "p95"), ("network_in_bytes", "NetworkIn", "Sum"),
@@ -71,8 +84,9 @@ def test_queries_cover_every_series_with_valid_unique_ids() -> None:
     ]
     assert [c for c, _, _ in by_instance["i-b"]] == [c for c, _, _ in by_instance["i-a"]][:5]  # no credits
     assert by_instance["i-c"][-1] == ("progress_pct", "Progress", "Maximum")
-    assert queries[-1][0]["MetricStat"]["Metric"]["Namespace"] == "Training"
-    assert queries[-1][0]["MetricStat"]["Metric"]["Dimensions"] == [
+    progress_query = next(q for q, _, column in queries if column == "progress_pct")
+    assert progress_query["MetricStat"]["Metric"]["Namespace"] == "Training"
+    assert progress_query["MetricStat"]["Metric"]["Dimensions"] == [
         {"Name": "Experiment", "Value": "t4g-sizing"}, {"Name": "InstanceId", "Value": "i-c"}]
     ids = [q["Id"] for q, _, _ in queries]
     assert len(set(ids)) == len(ids) and all(re.match(r"^[a-z][a-zA-Z0-9_]*$", i) for i in ids)
@@ -106,9 +120,9 @@ def _result(qid: str, hours: list[dt.datetime], values: list[float]) -> dict:
 
 def test_fetch_hourly_batches_500_queries_and_follows_next_token_with_stubber() -> None:
     client = _client()
-    targets = [Target(f"i-{n:03d}", burstable=True) for n in range(90)]  # 90 x 6 = 540 queries
+    targets = [Target(f"i-{n:03d}", burstable=True) for n in range(35)]  # 35 x (6 hourly + 10 5-minute) = 560
     queries = metric_queries(targets)
-    assert len(queries) == 540
+    assert len(queries) == 560
     p95 = {q["Id"]: iid for q, iid, column in queries if column == "cpu_p95"}
     first, second = queries[:MAX_QUERIES], queries[MAX_QUERIES:]
     start, end = H0, H0 + dt.timedelta(hours=2)
@@ -126,7 +140,7 @@ def test_fetch_hourly_batches_500_queries_and_follows_next_token_with_stubber() 
         stub.add_response("get_metric_data", {"MetricDataResults": p95_results(second)}, expected)
         rows = fetch_hourly(client, targets, start, end)
         stub.assert_no_pending_responses()
-    assert len(rows) == 90 * 2
+    assert len(rows) == 35 * 2
     assert {r.instance_id for r in rows} == {t.instance_id for t in targets}
     assert all(r.values == {"cpu_p95": 40.0 if r.hour == H0 else 41.0} for r in rows)
 
