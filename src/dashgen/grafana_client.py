@@ -220,7 +220,6 @@ class GrafanaClient:
         env_ca = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
         s = self.session
         s.trust_env = False
-        s.max_redirects = 0
         s.proxies.update(proxies)
         s.headers.update({"Accept": "application/json", "User-Agent": "dashgen"})
         if conn.token:
