@@ -196,6 +196,11 @@ def _status(code: int, reason: str, message: str) -> _Reply:
                          "message": message, "reason": reason, "code": code})
 
 
+def _preferred(versions: tuple[str, ...]) -> str:
+    """A preferred version for discovery (dashgen does not rely on it: it picks what it can write)."""
+    return next((v for v in versions if v.startswith("v1")), versions[-1])
+
+
 def _message(meta: dict[str, Any]) -> str:
     annotations = meta.get("annotations") if isinstance(meta.get("annotations"), dict) else {}
     return str(annotations.get("grafana.app/message") or "")
@@ -505,7 +510,8 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/apis" and method == "GET":
             return 200, {"kind": "APIGroupList", "apiVersion": "v1", "groups": [
                 {"name": group, "versions": [{"groupVersion": f"{group}/{v}", "version": v} for v in versions],
-                 "preferredVersion": {"groupVersion": f"{group}/{versions[1]}", "version": versions[1]}}
+                 "preferredVersion": {"groupVersion": f"{group}/{_preferred(versions)}",
+                                      "version": _preferred(versions)}}
                 for group, versions in offered.items()]}
         m = re.fullmatch(r"/apis/(dashboard|folder)\.grafana\.app/([^/]+)/namespaces/([^/]+)/(dashboards|folders)"
                          r"(?:/([^/]+))?", path)
