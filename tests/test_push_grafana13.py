@@ -228,3 +228,16 @@ def test_cli_push_diff_prune_against_12_3_and_13(grafana, dashboards_dir):
     assert code == 1 and "not pushed: someone-elses-v2: no longer defined, but stored in Grafana as dashboard " \
                           "schema v2beta1" in err
     assert "Traceback" not in err and ADMIN_TOKEN not in out + err
+
+
+def test_docs_name_the_grafana_versions_compose_pins():
+    """docs/push.md and docs/compose.md state the supported versions; compose pins a 12.3.x image."""
+    import re
+
+    from conftest import REPO
+
+    pinned = re.search(r"image:\s*grafana/grafana:(\S+)", (REPO / "docker-compose.yml").read_text()).group(1)
+    assert pinned.startswith("12.3.")
+    for doc in ("push.md", "compose.md"):
+        text = (REPO / "docs" / doc).read_text()
+        assert f"grafana/grafana:{pinned}" in text and "12.3" in text and "13" in text
