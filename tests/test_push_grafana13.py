@@ -76,6 +76,12 @@ def test_discovery_reads_the_namespace_grafana_gives_not_a_guess(client, grafana
     assert client.dashboards_base.endswith("/namespaces/stacks-123456")
 
 
+def test_without_a_namespace_from_grafana_the_legacy_api_is_kept(client, grafana):
+    """The namespace is Grafana's to say (`stacks-<id>` on Cloud): when /api/frontend/settings fails, no guess."""
+    grafana.state.fault("GET", "/api/frontend/settings", "status", status=500)
+    assert client.discover() == "/api"
+
+
 def test_a_grafana_without_apis_keeps_the_legacy_api(grafana_server):
     """The default in-test Grafana (`legacy` mode) answers /apis with 404, as one before /apis does."""
     with GrafanaClient(Connection(grafana_server.url, token=ADMIN_TOKEN)) as c:

@@ -441,10 +441,14 @@ class GrafanaClient:
         if dash is None or folder is None:
             self.dashboards_base = self.folders_base = self.namespace = None
             return self.api
-        settings = self.request("GET", "/api/frontend/settings", ok404=True)
+        try:
+            settings = self.request("GET", "/api/frontend/settings", ok404=True)
+        except GrafanaError:
+            settings = None
         namespace = _text(settings.get("namespace")) if isinstance(settings, dict) else ""
-        if not namespace:
-            namespace = "default"  # org 1 of an on-prem Grafana
+        if not namespace:  # not told which namespace is ours: never guess, keep the legacy API
+            self.dashboards_base = self.folders_base = self.namespace = None
+            return self.api
         if not _NAMESPACE_OK.match(namespace):
             raise GrafanaError(f"GET /api/frontend/settings: namespace {namespace[:80]!r} is not a valid "
                                "Kubernetes namespace name")
