@@ -398,7 +398,10 @@ def _payload(change: Change) -> tuple[str, str]:
 
 def _already_there(client: GrafanaClient, uid: str, digest: str, folder_uid: str) -> bool:
     """True when Grafana holds exactly the content `digest` names, in `folder_uid`: what a repeated save
-    finds when an earlier attempt had landed (its reply lost to a dropped connection or a 5xx)."""
+    finds when an earlier attempt had landed (its reply lost to a dropped connection or a 5xx). The repeat
+    itself is refused, never applied twice: grafana/grafana `pkg/services/dashboards/database/database.go`
+    (`getExistingDashboardByIDOrUIDForUpdate`: a uid that exists with another version and `overwrite` false
+    is `ErrDashboardVersionMismatch`, 412, for a create too: its version is 0); through `/apis`, 409."""
     try:
         got = client.get_dashboard(uid)
     except GrafanaError:
