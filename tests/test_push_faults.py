@@ -337,7 +337,7 @@ def test_cli_errors_from_a_hostile_server_are_one_line(dashboards_dir, monkeypat
         result = CliRunner().invoke(app, ["push", "--dir", str(dashboards_dir)])
     assert result.exit_code == 1 and len(result.stderr.strip().splitlines()) == 1
     assert "not an object" in result.stderr or "not a list" in result.stderr
-    assert "Traceback" not in result.stderr and result.exception is None or isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.stderr and isinstance(result.exception, SystemExit | None)
 
 
 # -- point 14: the commit is read without running git ------------------------------------------------
