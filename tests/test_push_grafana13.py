@@ -247,3 +247,43 @@ def test_docs_name_the_grafana_versions_compose_pins():
     for doc in ("push.md", "compose.md"):
         text = (REPO / "docs" / doc).read_text()
         assert f"grafana/grafana:{pinned}" in text and "12.3" in text and "13" in text
+
+
+def test_server_13_mode_contract(client, grafana):
+    """The in-test Grafana's own contract in 12.3/13 mode, as read in Grafana's source (module docstring)."""
+    from dashgen.errors import GrafanaError
+    from dashgen.grafana_client import GrafanaStatusError
+
+    state = grafana.state
+    state.add_folder("f", "F")
+    state.put({"uid": "v2", "title": "V2", "tags": []}, "f", api_version="v2beta1")
+    with pytest.raises(GrafanaStatusError) as exc:
+        client.request("GET", "/api/dashboards/uid/v2")
+    assert exc.value.status == 406 and exc.value.grafana_message == (
+        "dashboard api version not supported, use /apis/dashboard.grafana.app/v2beta1/namespaces/default/"
+        "dashboards/v2 instead")
+    client.discover()
+    base = client.dashboards_base
+    got = client.request("GET", f"{base}/dashboards/v2")
+    assert got["status"]["conversion"]["storedVersion"] == "v2beta1"
+    assert got["metadata"]["annotations"]["grafana.app/folder"] == "f" and got["metadata"]["generation"] == 1
+    body = {"metadata": {"name": "a", "annotations": {"grafana.app/folder": "f"}}, "spec": {"title": "A"}}
+    created = client.request("POST", f"{base}/dashboards", body=body)
+    rv = created["metadata"]["resourceVersion"]
+    with pytest.raises(GrafanaStatusError) as exc:
+        client.request("POST", f"{base}/dashboards", body=body)
+    assert (exc.value.status, exc.value.code) == (409, "AlreadyExists")
+    stale = {**body, "metadata": {**body["metadata"], "resourceVersion": "1"}}
+    with pytest.raises(GrafanaStatusError) as exc:
+        client.request("PUT", f"{base}/dashboards/a", body=stale)
+    assert (exc.value.status, exc.value.code) == (409, "Conflict") and "the object has been modified" in str(exc.value)
+    fresh = {**body, "metadata": {**body["metadata"], "resourceVersion": rv}}
+    assert client.request("PUT", f"{base}/dashboards/a", body=fresh)["metadata"]["generation"] == 2
+    with pytest.raises(GrafanaError, match="409"):
+        client.request("DELETE", f"{base}/dashboards/a", body={"preconditions": {"resourceVersion": rv}})
+    client.request("DELETE", f"{base}/dashboards/a")
+    assert "a" not in state.dashboards
+    with pytest.raises(GrafanaStatusError) as exc:
+        client.request("POST", f"{client.folders_base}/folders",
+                       body={"metadata": {"name": "f"}, "spec": {"title": "F2"}})
+    assert (exc.value.status, exc.value.code) == (409, "AlreadyExists")
