@@ -48,6 +48,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from dashgen.errors import GrafanaError
+from dashgen.redact import redact
 
 DEFAULT_TIMEOUT = (5.0, 30.0)  # seconds: connect, read
 DEFAULT_DEADLINE = 900.0  # seconds for every request of one run, retries and back-off included
@@ -99,8 +100,7 @@ def connection_from_env(
     url = url or env.get("GRAFANA_URL")
     if not url:
         raise GrafanaError("no Grafana URL: set GRAFANA_URL or pass --url")
-    if not url.startswith(("http://", "https://")):
-        raise GrafanaError(f"Grafana URL {_safe_url(url)!r}: expected it to start with http:// or https://")
+    check_url(url)
     token = None
     if token_file is not None:
         try:
@@ -126,6 +126,23 @@ def connection_from_env(
         ca_bundle=str(ca_bundle) if ca_bundle else None,
         insecure=insecure,
     )
+
+
+def check_url(url: str) -> str:
+    """`url` without its `user:password@` (for messages), or a one-line error that never shows the password:
+    an http(s) scheme, a host, and a port from 1 to 65535 (requests would raise a bare `InvalidURL`)."""
+    shown = redact(url)
+    if not url.lower().startswith(("http://", "https://")):
+        raise GrafanaError(f"Grafana URL {shown!r}: expected it to start with http:// or https://")
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port  # .port raises ValueError when out of range or not a number
+    except ValueError:
+        host, port = None, -1
+    if not host or port == -1 or port == 0 or any(c.isspace() for c in url):
+        raise GrafanaError(f"Grafana URL {shown!r}: not a valid URL (expected http(s)://host[:port] with a port "
+                           "from 1 to 65535; put credentials in GRAFANA_TOKEN or GRAFANA_USER/GRAFANA_PASSWORD)")
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
 
 
 def _safe_url(url: str) -> str:
@@ -204,7 +221,7 @@ class GrafanaClient:
         deadline: float = DEFAULT_DEADLINE,
     ) -> None:
         self.conn, self.timeout, self.max_retry_after = conn, timeout, max_retry_after
-        self.where = _safe_url(conn.url)  # never user:password@
+        self.where = check_url(conn.url)  # never user:password@
         self.retries, self.backoff = retries, backoff
         self.deadline = deadline
         self._deadline_at = time.monotonic() + deadline
@@ -645,4 +662,4 @@ def _reason(exc: BaseException) -> str:
     text = " ".join(str(inner).split())
     if "Max retries exceeded" in text or not text:
         text = type(inner).__name__
-    return text[:160]
+    return redact(text)[:160]
