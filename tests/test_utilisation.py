@@ -268,7 +268,8 @@ def test_sync_stores_utilisation_and_the_prices_rightsizing_needs(fresh_db: str)
         priced = dict(conn.execute("SELECT instance_type, usd_per_hour FROM dashgen.instance_prices").fetchall())
     # the type in use, every size of its family, and same-class types for a cheaper family
     assert float(priced["t4g.2xlarge"]) == 0.2688 and float(priced["t4g.xlarge"]) == 0.1344
-    assert "t4g.nano" in priced and "t3a.xlarge" in priced and "m7g.xlarge" not in priced
+    assert "t4g.nano" in priced and "t3a.xlarge" in priced and "c7g.xlarge" not in priced
+    assert "m7g.xlarge" in priced  # a burstable type may move to a general-purpose one
 
 
 @mock_aws
@@ -359,3 +360,123 @@ def test_candidate_prices_come_from_the_price_list_api_at_most_once_a_day(fresh_
     with psycopg.connect(fresh_db) as conn:
         assert conn.execute("SELECT count(*), min(fetched_at) FROM dashgen.instance_prices "
                             "WHERE source = 'aws-price-list-api'").fetchone() == (29, now + dt.timedelta(hours=25))
+
+
+# ---------------------------------------------------------------- 5-minute peaks and the type of each hour (issue 16)
+
+@mock_aws
+def test_five_minute_peaks_per_hour_with_moto() -> None:
+    client = _moto_client()
+    mem_dims = {"InstanceId": "i-a"}
+    for h in range(2):
+        for slot in range(12):
+            at = H0 + dt.timedelta(hours=h, minutes=5 * slot)
+            _put(client, "i-a", "CPUUtilization", at, 10.0 + slot + 20 * h)
+            _put(client, "i-a", "NetworkOut", at, 1e6 * (slot + 1))
+            _put(client, "i-a", "NetworkPacketsIn", at, 100.0)
+            _put(client, "i-a", "NetworkPacketsOut", at, 10.0 * slot)
+            _put(client, "i-a", "EBSReadOps", at, 5.0 if slot != 3 else 500.0)
+            _put(client, "i-a", "EBSWriteOps", at, 7.0)
+            _put(client, "i-a", "EBSWriteBytes", at, 4096.0 * slot)
+            _put(client, "i-a", "mem_used_percent", at, 40.0 + h, namespace="CWAgent", dims=mem_dims)
+    rows = fetch_hourly(client, [Target("i-a")], H0, H0 + dt.timedelta(hours=2))
+    assert [r.hour for r in rows] == [H0, H0 + dt.timedelta(hours=1)]
+    for h, row in enumerate(rows):
+        assert row.values["cpu_max_5m"] == [10.0 + slot + 20 * h for slot in range(12)]
+        assert row.values["network_out_max_5m"] == 12e6  # the busiest 5 minutes
+        assert "network_in_max_5m" not in row.values  # no NetworkIn datapoint: not invented
+        assert row.values["packets_max_5m"] == 100.0 + 110.0  # in + out, per 5 minutes
+        assert row.values["ebs_ops_max_5m"] == 507.0  # read + write in the same 5 minutes
+        assert row.values["ebs_bytes_max_5m"] == 4096.0 * 11
+        assert row.values["mem_used_max"] == 40.0 + h
+
+
+def test_hour_peaks_keep_gaps_as_gaps() -> None:
+    from dashgen.utilisation import hour_peaks
+
+    peaks = hour_peaks({"cpu_5m": {0: 5.0, 11: 9.0}, "ebs_read_ops_5m": {2: 3.0}, "ebs_write_ops_5m": {4: 4.0}})
+    assert peaks == {"cpu_max_5m": [5.0] + [None] * 10 + [9.0], "ebs_ops_max_5m": 4.0}
+
+
+@mock_aws
+def test_each_hour_carries_the_type_it_ran_on(store) -> None:
+    """A resize needs a stop and a start: hours from the current launch are the current type's, earlier ones the
+    type the store knew; an instance new to the store has no known type before its launch."""
+    from dashgen.utilisation import read_utilisation
+
+    _instance(store, "i-resized", "t4g.xlarge", {}, NOW)
+    client = _moto_client()
+    for iid in ("i-resized", "i-new"):
+        for h in range(3):
+            _put(client, iid, "CPUUtilization", H0 + dt.timedelta(hours=h, minutes=10), 30.0)
+    launched = H0 + dt.timedelta(hours=1, minutes=30)
+    seen = [Target("i-resized", True, None, "t4g.large", launched), Target("i-new", False, None, "m7i.large", launched)]
+    _, rows = read_utilisation(store, client, "us-east-1", now=NOW, seen=seen)
+    types = {(r.instance_id, r.hour - H0): r.instance_type for r in rows}
+    hour = dt.timedelta(hours=1)
+    assert types == {("i-resized", 0 * hour): "t4g.xlarge", ("i-resized", 1 * hour): "t4g.large",
+                     ("i-resized", 2 * hour): "t4g.large",
+                     ("i-new", 0 * hour): None, ("i-new", 1 * hour): "m7i.large", ("i-new", 2 * hour): "m7i.large"}
+    store_hourly(store, rows)
+    # a later fetch of the same hour keeps the first known type, and fills an unknown one
+    store_hourly(store, [HourlyRow("i-resized", H0, {"cpu_avg": 1.0}, "t4g.large"),
+                         HourlyRow("i-new", H0, {"cpu_avg": 1.0}, "m7i.large")])
+    assert store.execute("SELECT instance_id, instance_type FROM dashgen.instance_utilisation_hourly "
+                         "WHERE hour = %s ORDER BY 1", (H0,)).fetchall() == [("i-new", "m7i.large"),
+                                                                             ("i-resized", "t4g.xlarge")]
+
+
+def test_rows_without_a_type_are_fetched_again(store) -> None:
+    """Rows written before migration 050 have no type (nor 5-minute values): the next sync reads the window again."""
+    from dashgen.utilisation import fetch_start
+
+    _instance(store, "i-a", "m7i.large", {}, NOW)
+    window = floor_hour(NOW) - dt.timedelta(days=14)
+    store_hourly(store, [HourlyRow("i-a", H0, {"cpu_avg": 1.0})])
+    assert fetch_start(store, [Target("i-a")], window) == window
+    store_hourly(store, [HourlyRow("i-a", H0 + dt.timedelta(hours=1), {"cpu_avg": 1.0}, "m7i.large")])
+    assert fetch_start(store, [Target("i-a")], window) == H0 + dt.timedelta(hours=1)
+
+
+@mock_aws
+def test_sync_stores_the_instance_facts_from_describe_instance_types(fresh_db: str) -> None:
+    import psycopg
+
+    from dashgen.config import Config
+    from dashgen.sync import sync
+
+    session = _session()
+    _launch(session, "trn1.32xlarge")
+    now = dt.datetime.now(dt.UTC)
+    result = sync(Config(), dsn=fresh_db, prices="bundled", session=session, now=now, cloudwatch=_moto_client())
+    assert result.ok
+    with psycopg.connect(fresh_db) as conn:
+        row = conn.execute("SELECT neuron_devices, neuron_model, source, fetched_at FROM dashgen.instance_types "
+                           "WHERE instance_type = 'trn1.32xlarge'").fetchone()
+        assert row == (16, "Trainium", "aws-describe-instance-types", now)
+        assert conn.execute("SELECT count(*) FROM dashgen.instance_types WHERE source = "
+                            "'aws-describe-instance-types'").fetchone()[0] > 1000
+
+
+@mock_aws
+def test_sync_lands_with_the_bundled_facts_when_describe_instance_types_is_denied(fresh_db: str) -> None:
+    import psycopg
+
+    from dashgen.config import Config
+    from dashgen.sync import sync
+
+    session = _session()
+    iid = _launch(session, "t4g.large")
+    ec2 = session.client("ec2")
+    with Stubber(ec2) as stub:
+        stub.add_client_error("describe_instance_types", "UnauthorizedOperation",
+                              "You are not authorized to perform this operation.")
+        result = sync(Config(), dsn=fresh_db, prices="bundled", session=session, cloudwatch=_moto_client(),
+                      facts_client=ec2)
+    assert result.ok
+    assert any("instance facts not read (DescribeInstanceTypes)" in w and "UnauthorizedOperation" in w
+               for w in result.warnings)
+    with psycopg.connect(fresh_db) as conn:
+        assert conn.execute("SELECT instance_id FROM dashgen.instances").fetchall() == [(iid,)]
+        assert conn.execute("SELECT source, burst_baseline_pct FROM dashgen.instance_types "
+                            "WHERE instance_type = 't4g.large'").fetchone() == ("bundled-snapshot", 30)

@@ -296,7 +296,8 @@ def type_class(family: str) -> str:
 
 def rightsizing_price_keys(keys: Iterable[Any]) -> set[Any]:
     """Besides the `PriceKey`s in use: every size of their family and the same-class types of up to twice
-    their vCPUs, so that the recommended and the cheaper type have a price (sync stores them too)."""
+    their vCPUs (for a burstable type also the general-purpose m types: a non-burstable way out of its credit
+    baseline), so that the recommended and the cheaper type have a price (sync stores them too)."""
     from dashgen.pricing import PriceKey
     from dashgen.store import instance_type_rows
 
@@ -307,8 +308,9 @@ def rightsizing_price_keys(keys: Iterable[Any]) -> set[Any]:
         if spec is None or spec[1] is None or spec[2] is None:
             continue
         family, vcpu = spec[1], spec[2]
+        classes = {type_class(family), "m"} if spec[5] else {type_class(family)}
         for other, (_, ofam, ovcpu, *_rest) in specs.items():
-            if ofam == family or (ofam and ovcpu and type_class(ofam) == type_class(family) and ovcpu <= 2 * vcpu):
+            if ofam == family or (ofam and ovcpu and type_class(ofam) in classes and ovcpu <= 2 * vcpu):
                 out.add(PriceKey(key.region, other, key.operating_system, key.tenancy))
     return out
 
@@ -352,7 +354,7 @@ def utilisation_targets(config: Config, instances: Iterable[Any], region: str) -
 
 
 def collect_rightsizing(conn: Any, config: Config, collected: Any, prices_mode: str, session: Any, now: dt.datetime,
-                        result: Any, *, pricing: Any = None, cloudwatch: Any = None, ec2: Any = None) -> None:
+                        result: Any, *, pricing: Any = None, cloudwatch: Any = None, facts_client: Any = None) -> None:
     """Called by `dashgen.sync.sync` BEFORE its write transaction (the store is only read): into `collected`,
     the instance facts (`dashgen.instance_facts`: every type at most once a day, and the types in use the store
     lacks), the prices of the types the rule may recommend beside those in use (from the Price List API only
@@ -367,7 +369,7 @@ def collect_rightsizing(conn: Any, config: Config, collected: Any, prices_mode: 
 
     if collected.regions:  # instance facts (DescribeInstanceTypes) from the first region that answered
         try:
-            client = ec2 or ec2_client(session, collected.regions[0])
+            client = facts_client or ec2_client(session, collected.regions[0])
             in_use = {i.instance_type for i in collected.instances}
             collected.facts, collected.facts_at = collect_facts(conn, client, in_use, now)
         except (BotoCoreError, ClientError) as exc:

@@ -283,8 +283,10 @@ def _write_volumes(conn: Any, collected: Collected, now: dt.datetime) -> None:
 
 def sync(config: Config, *, dsn: str | None = None, regions: list[str] | None = None,
          prices: str | None = None, session: Any = None, now: dt.datetime | None = None,
-         retry_mode: str = "standard", pricing: Any = None, cloudwatch: Any = None) -> SyncResult:
-    """One sync: migrate the store, read AWS, write everything in one transaction; returns what happened."""
+         retry_mode: str = "standard", pricing: Any = None, cloudwatch: Any = None,
+         facts_client: Any = None) -> SyncResult:
+    """One sync: migrate the store, read AWS, write everything in one transaction; returns what happened.
+    `pricing`, `cloudwatch` and `facts_client` (EC2, for DescribeInstanceTypes) replace the session's clients."""
     from dashgen.store import connect, migrate, resolve_dsn
 
     now = now or dt.datetime.now(dt.UTC)
@@ -305,7 +307,7 @@ def sync(config: Config, *, dsn: str | None = None, regions: list[str] | None = 
         from dashgen.rightsize import collect_rightsizing
 
         collect_rightsizing(conn, config, collected, mode, session, now, result, pricing=pricing,
-                            cloudwatch=cloudwatch)
+                            cloudwatch=cloudwatch, facts_client=facts_client)
         write(conn, config, collected, now)
     result.regions = collected.regions
     result.instances = len(collected.instances)
