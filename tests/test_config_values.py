@@ -52,6 +52,8 @@ def config_error(path: Path) -> str:
     ("[thresholds]\nCPUUtilization = nan", "thresholds.CPUUtilization: expected a percentage above 0"),
     ("[thresholds]\n'EBSIOBalance%' = -inf", "thresholds.EBSIOBalance%: expected a percentage from 0 to 100"),
     ("[rightsizing]\nheadroom_pct = nan", "rightsizing.headroom_pct: expected a percentage from 0 to less than"),
+    ("[rightsizing]\ncpu_percentile = nan", "rightsizing.cpu_percentile: expected a percentile from 50 to 100"),
+    ("[rightsizing]\ncpu_percentile = 40", "rightsizing.cpu_percentile: expected a percentile from 50 to 100"),
     ("[[experiments]]\nname = 'x'\nbudget_usd = inf\ndeadline = 2026-12-01",
      "experiments[0].budget_usd: expected a finite number >= 0, got inf"),
 ])
@@ -252,7 +254,7 @@ TABLES: dict[str, dict[str, st.SearchStrategy[Any]]] = {
     "pricing": {"dsn": st.sampled_from(["postgresql://u@h/db", "host=h password=x", "postgresql://u:p@h/db"]) | TAG,
                 "prices": st.sampled_from(["api", "bundled", "cheap"]), "every": DURATION,
                 "lookback_days": st.integers(-1, 500)},
-    "rightsizing": {"headroom_pct": PCT},
+    "rightsizing": {"headroom_pct": PCT, "cpu_percentile": PCT},
 }
 EXPERIMENT = {"name": TAG, "tag_key": TAG, "tag_value": TAG, "budget_usd": NUM, "deadline": DEADLINE,
               "progress": st.fixed_dictionaries({}, optional={
@@ -304,7 +306,8 @@ def test_fuzz_every_key_gives_a_config_or_a_one_line_error(tmp_path_factory, dat
         assert where in key_paths(data), (where, message)
         return
     assert isinstance(cfg, Config)
-    for value in (*cfg.thresholds.values(), cfg.headroom_pct, *(e.budget_usd for e in cfg.experiments)):
+    for value in (*cfg.thresholds.values(), cfg.headroom_pct, cfg.cpu_percentile,
+                  *(e.budget_usd for e in cfg.experiments)):
         assert value == value and abs(value) != float("inf")
     assert all(isinstance(e.deadline, dt.datetime) and e.deadline.tzinfo for e in cfg.experiments)
 
@@ -316,7 +319,8 @@ VALID_TABLES = st.fixed_dictionaries({}, optional={
     "thresholds": st.fixed_dictionaries({}, optional={
         m.name: (st.floats(min_value=1e-6, max_value=100) if m.unit == "percent" else st.floats(0, 1e12))
         for m in METRICS}),
-    "rightsizing": st.fixed_dictionaries({}, optional={"headroom_pct": st.floats(min_value=0, max_value=99.99)}),
+    "rightsizing": st.fixed_dictionaries({}, optional={"headroom_pct": st.floats(min_value=0, max_value=99.99),
+                                                       "cpu_percentile": st.sampled_from([90, 95, 99.5, 50, 100])}),
 })
 
 

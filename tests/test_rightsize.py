@@ -231,7 +231,12 @@ def test_rule_variables_default_to_the_config_and_the_readme_documents_the_rule(
     cfg = dataclasses.replace(Config(), headroom_pct=25.0, lookback_days=30, thresholds={"CPUUtilization": 75.0})
     current = {v["name"]: v["current"]["value"] for v in render_dashboards(cfg)[DASHBOARD]["templating"]["list"]}
     assert (current["cpu_threshold"], current["headroom_pct"], current["lookback_days"]) == ("75", "25", "30")
+    assert current["cpu_percentile"] == "99.5"
+    p95 = dataclasses.replace(cfg, cpu_percentile=95.0)
+    assert {v["name"]: v["current"]["value"] for v in render_dashboards(p95)[DASHBOARD]["templating"]["list"]}[
+        "cpu_percentile"] == "95"
     readme = (REPO / "docs" / "rightsizing.md").read_text()
-    for fact in ("p95", "x (1 - headroom)", "vCPUs x CPU p95 / target", "t4g.2xlarge -> t4g.xlarge",
-                 "memory per vCPU", "x 730", "cheapest on time"):
+    for fact in ("P99.5", "5-minute CPU maxima", "x (1 - headroom)", "needed = peak / target", "30 hours",
+                 "t4g.2xlarge peaking at 30 %", "-> t4g.xlarge", "memory not measured", "**baseline** bandwidth",
+                 "Performance risk", "x86_64 -> arm64", "x 730", "cheapest on time"):
         assert fact in readme, fact
