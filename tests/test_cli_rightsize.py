@@ -45,6 +45,16 @@ def test_table_shows_the_verdicts(filled_dsn: str) -> None:
     assert "under-provisioned" in lines["train-2"] and "-$49.06" in lines["train-2"]
     assert "m6g.xlarge" in lines["web-1"]
     assert "no data" in lines["idle-1"]
+    # risk and hours with coverage in the table (a long cell wraps onto the row's next lines), the reasons under it
+    cells: dict[str, list[str]] = {}
+    for line in result.output.splitlines():
+        if "│ i-" in line:
+            current = cells.setdefault(line.split("│")[2].strip(), [])
+        if line.startswith("│") and cells:
+            current.append(" ".join(c.strip() for c in line.split("│")))
+    assert "40 (11.9%)" in lines["train-8"] and "risk 1 low (CPU)" in " ".join(cells["train-8"])
+    notes = [line for line in result.output.splitlines() if line.startswith("i-0train2 (train-2): ")]
+    assert len(notes) == 1 and "credit baseline" in notes[0] and "limited by CPU credits" in notes[0]
 
 
 def test_json_is_the_library_result(filled_dsn: str) -> None:
@@ -54,6 +64,9 @@ def test_json_is_the_library_result(filled_dsn: str) -> None:
         expected = recommendations(conn, Config(), tag="experiment=t4g-sizing")
     assert json.loads(result.output) == expected
     assert [r["name"] for r in expected] == ["train-8", "train-4", "train-2"]
+    eight = expected[0]
+    assert (eight["risk"], eight["limited_by"], eight["current_risk"]) == (1, "CPU", 0)
+    assert eight["reasons"] == "limited by CPU (60% of t4g.xlarge)" and eight["coverage_pct"] == 11.9
 
 
 def test_csv_has_every_column_and_filters_by_name(filled_dsn: str, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -30,7 +30,7 @@ from dashgen.panels import (
     store_filter_variable,
     table,
 )
-from dashgen.rightsize import EXPERIMENT_COLUMNS, RIGHTSIZING_COLUMNS, RULE, dashboard_values
+from dashgen.rightsize import EXPERIMENT_COLUMNS, RIGHTSIZING_COLUMNS, RISK_NAMES, RULE, dashboard_values
 from dashgen.sqlvars import load_sql
 
 SLUG = "ec2-rightsizing"
@@ -42,6 +42,11 @@ VERDICT_COLOURS = {"over-provisioned": "orange", "right-sized": "green", "under-
                    "cheapest on time": "green", "on time": "blue", "late": "red",
                    "no progress": "text"}
 RANKING_LIMIT = 100
+# performance risk 0-4 (Compute Optimizer's scale), shown as "1 low" on a coloured cell. Grafana looks a number up
+# in a value mapping as `options[value]`, i.e. by its text "1" (grafana/grafana
+# packages/grafana-data/src/utils/valueMappings.ts, getValueMappingResult).
+RISK_COLOURS = ("green", "blue", "yellow", "orange", "red")
+RISK_COLUMNS = ("current_risk", "risk", "cheaper_risk")
 
 
 def _insights(metric: str, aggregate: str) -> str:
@@ -85,6 +90,12 @@ def _column_overrides(columns: dict[str, tuple[str, str]], coloured: str) -> lis
             props["cell_type"] = {"type": "color-background"}
             props["mappings"] = [{"type": "value", "options": {
                 value: {"color": colour, "index": i} for i, (value, colour) in enumerate(VERDICT_COLOURS.items())
+            }}]
+        if column in RISK_COLUMNS:
+            props["cell_type"] = {"type": "color-background"}
+            props["mappings"] = [{"type": "value", "options": {
+                str(risk): {"color": colour, "index": risk, "text": f"{risk} {name}"}
+                for risk, (colour, name) in enumerate(zip(RISK_COLOURS, RISK_NAMES, strict=True))
             }}]
         out.append(override(column, **props))
     return out
