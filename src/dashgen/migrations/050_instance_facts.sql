@@ -20,7 +20,11 @@ ALTER TABLE dashgen.instance_types
     ADD COLUMN burst_credits_per_hour numeric, -- burstable: CPU credits earned per hour (same table)
     ADD COLUMN source                text NOT NULL DEFAULT 'bundled-snapshot'
         CHECK (source IN ('aws-describe-instance-types', 'bundled-snapshot')),
-    ADD COLUMN fetched_at            timestamptz;  -- when DescribeInstanceTypes said so (NULL: bundled)
+    ADD COLUMN fetched_at            timestamptz,  -- when DescribeInstanceTypes said so (NULL: bundled)
+    -- the class a cheaper family must share: the family's leading letters ('m7i' -> 'm', 'inf2' -> 'inf')
+    ADD COLUMN class                 text GENERATED ALWAYS AS (substring(family FROM '^[a-z]+')) STORED;
+CREATE INDEX instance_types_family ON dashgen.instance_types (family);
+CREATE INDEX instance_types_class ON dashgen.instance_types (class, vcpu);
 
 -- Per hour, what the rule sizes on (5-minute resolution, as Compute Optimizer), and the type the hour ran on:
 -- a resize starts a new window. NULL instance_type = not known (written before this migration, or an hour

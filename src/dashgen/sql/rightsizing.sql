@@ -45,89 +45,106 @@ inst AS (
       AND dashgen.selected(c.tags, c.name, ${tag_key:sqlstring}, ARRAY[${tag_value:sqlstring}],
                            ARRAY[${name:sqlstring}])
 ),
-hours AS (
-    SELECT u.*
-    FROM dashgen.instance_utilisation_hourly u
-    JOIN inst ON inst.instance_id = u.instance_id AND inst.instance_type = u.instance_type
+usage AS (  -- per instance, its own hours (index on instance_id, hour): the peaks at the percentile
+    SELECT inst.instance_id, a.*, c.cpu_peak, d.busiest_day_avg
+    FROM inst
     CROSS JOIN params
-    WHERE u.hour >= params.since AND u.cpu_max_5m IS NOT NULL
-),
-usage AS (
-    SELECT h.instance_id,
-           count(*) AS hours,
-           avg(h.cpu_avg) AS cpu_avg,
-           max(h.cpu_max) AS cpu_max,
-           count(h.mem_used_max) AS mem_hours,
-           percentile_cont(params.pctl) WITHIN GROUP (ORDER BY h.mem_used_max) AS mem_peak,
-           percentile_cont(params.pctl) WITHIN GROUP (ORDER BY greatest(h.network_in_max_5m, h.network_out_max_5m))
-               * 8 / 300 / 1e9 AS net_gbps,
-           percentile_cont(params.pctl) WITHIN GROUP (ORDER BY h.packets_max_5m) / 300 AS packets_per_s,
-           percentile_cont(params.pctl) WITHIN GROUP (ORDER BY h.ebs_ops_max_5m) / 300 AS ebs_iops,
-           percentile_cont(params.pctl) WITHIN GROUP (ORDER BY h.ebs_bytes_max_5m) / 300 / 1e6 AS ebs_mbps
-    FROM hours h CROSS JOIN params
-    GROUP BY h.instance_id, params.pctl
-),
-cpu AS (
-    SELECT h.instance_id, percentile_cont(params.pctl) WITHIN GROUP (ORDER BY v) AS cpu_peak
-    FROM hours h CROSS JOIN params CROSS JOIN LATERAL unnest(h.cpu_max_5m) AS v
-    WHERE v IS NOT NULL
-    GROUP BY h.instance_id, params.pctl
-),
-daily AS (
-    SELECT instance_id, max(day_avg) AS busiest_day_avg
-    FROM (SELECT instance_id, avg(cpu_avg) AS day_avg FROM hours GROUP BY instance_id, date_trunc('day', hour)) d
-    GROUP BY instance_id
+    CROSS JOIN LATERAL (
+        SELECT count(*) AS hours,
+               avg(h.cpu_avg) AS cpu_avg,
+               max(h.cpu_max) AS cpu_max,
+               count(h.mem_used_max) AS mem_hours,
+               percentile_cont(params.pctl) WITHIN GROUP (ORDER BY h.mem_used_max) AS mem_peak,
+               percentile_cont(params.pctl) WITHIN GROUP (ORDER BY greatest(h.network_in_max_5m,
+                                                                            h.network_out_max_5m))
+                   * 8 / 300 / 1e9 AS net_gbps,
+               percentile_cont(params.pctl) WITHIN GROUP (ORDER BY h.packets_max_5m) / 300 AS packets_per_s,
+               percentile_cont(params.pctl) WITHIN GROUP (ORDER BY h.ebs_ops_max_5m) / 300 AS ebs_iops,
+               percentile_cont(params.pctl) WITHIN GROUP (ORDER BY h.ebs_bytes_max_5m) / 300 / 1e6 AS ebs_mbps
+        FROM dashgen.instance_utilisation_hourly h
+        WHERE h.instance_id = inst.instance_id AND h.instance_type = inst.instance_type
+          AND h.hour >= params.since AND h.cpu_max_5m IS NOT NULL
+    ) a
+    CROSS JOIN LATERAL (  -- the hours' arrays of twelve stacked into one (2-D) array, unnested once
+        SELECT percentile_cont(params.pctl) WITHIN GROUP (ORDER BY v) AS cpu_peak
+        FROM unnest((SELECT array_agg(h.cpu_max_5m)
+                     FROM dashgen.instance_utilisation_hourly h
+                     WHERE h.instance_id = inst.instance_id AND h.instance_type = inst.instance_type
+                       AND h.hour >= params.since AND cardinality(h.cpu_max_5m) = 12)) AS v
+        WHERE v IS NOT NULL
+    ) c
+    CROSS JOIN LATERAL (
+        SELECT max(day_avg) AS busiest_day_avg
+        FROM (SELECT avg(h.cpu_avg) AS day_avg
+              FROM dashgen.instance_utilisation_hourly h
+              WHERE h.instance_id = inst.instance_id AND h.instance_type = inst.instance_type
+                AND h.hour >= params.since AND h.cpu_max_5m IS NOT NULL
+              GROUP BY date_trunc('day', h.hour)) days
+    ) d
 ),
 cur AS (
-    SELECT inst.*, t.family, t.arch, t.vcpu, t.memory_mib, coalesce(t.burstable, false) AS burstable,
+    SELECT inst.*, t.family, t.class, t.arch, t.vcpu, t.memory_mib, coalesce(t.burstable, false) AS burstable,
            coalesce(t.gpus, 0) AS gpus, t.gpu_model, t.gpu_memory_mib, coalesce(t.neuron_devices, 0) AS neuron_devices,
            t.neuron_model, t.neuron_memory_mib, coalesce(t.other_accelerators, 0) AS other_accelerators,
            coalesce(t.instance_storage_gb, 0) AS instance_storage_gb,
            t.vcpu IS NOT NULL AND t.memory_mib IS NOT NULL AS has_facts,
-           coalesce(u.hours, 0) AS hours, u.cpu_avg, c.cpu_peak, u.cpu_max, u.net_gbps, u.packets_per_s,
+           coalesce(u.hours, 0) AS hours, u.cpu_avg, u.cpu_peak, u.cpu_max, u.net_gbps, u.packets_per_s,
            u.ebs_iops, u.ebs_mbps,
            u.mem_hours >= params.min_hours AS mem_measured,
            CASE WHEN u.mem_hours >= params.min_hours THEN u.mem_peak END AS mem_peak,
-           t.vcpu * c.cpu_peak / 100 AS used_vcpu,
-           t.vcpu * d.busiest_day_avg / 100 AS sustained_vcpu,
-           t.vcpu * c.cpu_peak / nullif(params.target_pct, 0) AS needed_vcpu,
+           t.vcpu * u.cpu_peak / 100 AS used_vcpu,
+           t.vcpu * u.busiest_day_avg / 100 AS sustained_vcpu,
+           t.vcpu * u.cpu_peak / nullif(params.target_pct, 0) AS needed_vcpu,
            CASE WHEN u.mem_hours >= params.min_hours THEN t.memory_mib * u.mem_peak / nullif(params.target_pct, 0)
                 ELSE t.memory_mib END AS needed_memory_mib,
            u.net_gbps * 100 / nullif(params.target_pct, 0) AS needed_gbps,
            u.ebs_iops * 100 / nullif(params.target_pct, 0) AS needed_iops,
            u.ebs_mbps * 100 / nullif(params.target_pct, 0) AS needed_mbps,
            t.vcpu IS NOT NULL AND t.memory_mib IS NOT NULL AND coalesce(u.hours, 0) >= params.min_hours
-               AND c.cpu_peak IS NOT NULL AS analysable
+               AND u.cpu_peak IS NOT NULL AS analysable
     FROM inst
     LEFT JOIN dashgen.instance_types t USING (instance_type)
     LEFT JOIN usage u USING (instance_id)
-    LEFT JOIN cpu c USING (instance_id)
-    LEFT JOIN daily d USING (instance_id)
     CROSS JOIN params
 ),
-candidates AS (
+pool AS MATERIALIZED (  -- every size of the family; other families of the class (m too for a burstable type) up
+                       -- to twice the vCPUs (as the prices sync reads: dashgen.rightsize.rightsizing_price_keys)
+    SELECT cur.instance_id, t.*
+    FROM cur JOIN dashgen.instance_types t ON t.family = cur.family
+    WHERE cur.analysable
+    UNION ALL
+    SELECT cur.instance_id, t.*
+    FROM cur
+    CROSS JOIN LATERAL (VALUES (cur.class), (CASE WHEN cur.burstable THEN 'm' END)) AS k(class)
+    JOIN dashgen.instance_types t
+      ON t.class = k.class AND t.family <> cur.family
+     AND t.vcpu >= cur.needed_vcpu AND t.vcpu <= 2 * greatest(cur.vcpu, cur.needed_vcpu)
+     AND (k.class <> 'm' OR NOT cur.burstable OR NOT coalesce(t.burstable, false))
+    WHERE cur.analysable
+),
+candidates AS (  -- the pool's types that meet every need
     SELECT cur.instance_id, t.instance_type, t.family, t.arch, t.vcpu, t.memory_mib,
            coalesce(t.burstable, false) AS burstable, p.usd_per_hour
-    FROM cur
-    JOIN dashgen.instance_types t
-      ON cur.analysable
-     AND t.vcpu >= cur.needed_vcpu
-     AND t.memory_mib >= cur.needed_memory_mib
-     AND NOT coalesce(t.bare_metal, false)
-     AND coalesce(t.gpus, 0) = cur.gpus AND coalesce(t.gpu_model, '') = coalesce(cur.gpu_model, '')
-     AND coalesce(t.gpu_memory_mib, 0) >= coalesce(cur.gpu_memory_mib, 0)
-     AND coalesce(t.neuron_devices, 0) = cur.neuron_devices AND coalesce(t.neuron_model, '') = coalesce(cur.neuron_model, '')
-     AND coalesce(t.neuron_memory_mib, 0) >= coalesce(cur.neuron_memory_mib, 0)
-     AND coalesce(t.other_accelerators, 0) = cur.other_accelerators
-     AND coalesce(t.instance_storage_gb, 0) >= cur.instance_storage_gb
-     AND coalesce(t.network_baseline_gbps, 0) >= coalesce(cur.needed_gbps, 0)
-     AND coalesce(t.ebs_baseline_iops, 0) >= coalesce(cur.needed_iops, 0)
-     AND coalesce(t.ebs_baseline_mbps, 0) >= coalesce(cur.needed_mbps, 0)
-     AND (NOT coalesce(t.burstable, false)
-          OR t.vcpu * t.burst_baseline_pct / 100 >= coalesce(cur.sustained_vcpu, 0))
+    FROM pool t
+    JOIN cur USING (instance_id)
     LEFT JOIN dashgen.instance_prices p
       ON p.region = cur.region AND p.instance_type = t.instance_type
      AND p.operating_system = cur.operating_system AND p.tenancy = cur.tenancy
+    WHERE NOT coalesce(t.bare_metal, false)
+      AND t.vcpu >= cur.needed_vcpu
+      AND t.memory_mib >= cur.needed_memory_mib
+      AND coalesce(t.gpus, 0) = cur.gpus AND coalesce(t.gpu_model, '') = coalesce(cur.gpu_model, '')
+      AND coalesce(t.gpu_memory_mib, 0) >= coalesce(cur.gpu_memory_mib, 0)
+      AND coalesce(t.neuron_devices, 0) = cur.neuron_devices
+      AND coalesce(t.neuron_model, '') = coalesce(cur.neuron_model, '')
+      AND coalesce(t.neuron_memory_mib, 0) >= coalesce(cur.neuron_memory_mib, 0)
+      AND coalesce(t.other_accelerators, 0) = cur.other_accelerators
+      AND coalesce(t.instance_storage_gb, 0) >= cur.instance_storage_gb
+      AND coalesce(t.network_baseline_gbps, 0) >= coalesce(cur.needed_gbps, 0)
+      AND coalesce(t.ebs_baseline_iops, 0) >= coalesce(cur.needed_iops, 0)
+      AND coalesce(t.ebs_baseline_mbps, 0) >= coalesce(cur.needed_mbps, 0)
+      AND (NOT coalesce(t.burstable, false)
+           OR t.vcpu * t.burst_baseline_pct / 100 >= coalesce(cur.sustained_vcpu, 0))
 ),
 in_family AS (
     SELECT DISTINCT ON (c.instance_id) c.*
@@ -135,17 +152,21 @@ in_family AS (
     WHERE c.family = cur.family AND c.arch = cur.arch
     ORDER BY c.instance_id, c.vcpu, c.memory_mib, c.usd_per_hour NULLS LAST, c.instance_type
 ),
-cheaper AS (
+cheapest_other AS (  -- the cheapest type of another family; "cheaper" only if below the in-family price
     SELECT DISTINCT ON (c.instance_id) c.*
     FROM candidates c
     JOIN cur USING (instance_id)
-    LEFT JOIN in_family f USING (instance_id)
     WHERE c.family <> cur.family
-      AND (substring(c.family FROM '^[a-z]+') = substring(cur.family FROM '^[a-z]+')
-           OR (cur.burstable AND NOT c.burstable AND substring(c.family FROM '^[a-z]+') = 'm'))
       AND (cur.burstable OR NOT c.burstable)
-      AND c.usd_per_hour < coalesce(f.usd_per_hour, cur.usd_per_hour)
+      AND c.usd_per_hour IS NOT NULL
     ORDER BY c.instance_id, c.usd_per_hour, c.vcpu, c.instance_type
+),
+cheaper AS (
+    SELECT o.*
+    FROM cheapest_other o
+    JOIN cur USING (instance_id)
+    LEFT JOIN in_family f USING (instance_id)
+    WHERE o.usd_per_hour < coalesce(f.usd_per_hour, cur.usd_per_hour)
 ),
 current_fits AS (
     SELECT DISTINCT c.instance_id FROM candidates c JOIN cur USING (instance_id)
