@@ -349,3 +349,33 @@ def test_the_dashboard_panel_gives_the_same_rows(store) -> None:
     dash = render_dashboards(Config())["ec2-rightsizing.json"]
     panel = _plain(_panel_rows(store, dash, "Rightsizing"))
     assert panel == recommendations(store, Config()) and len(panel) == 3
+
+
+@pytest.mark.parametrize("percentile", [50.0, 90.0, 95.0, 99.5, 100.0])
+def test_the_fast_percentile_is_postgresql_percentile_cont(store, percentile: float) -> None:
+    """sql/rightsizing.sql sorts only the top hours' 5-minute maxima: the same number as percentile_cont over
+    all of them, with gaps (NULL) and ties."""
+    import random
+
+    from dashgen.utilisation import HourlyRow
+
+    rnd = random.Random(int(percentile * 10))
+    end = floor_hour(dt.datetime.now(dt.UTC))
+    for n, hours in enumerate((30, 31, 200, 330)):  # within the 14-day window
+        name = f"r{n}"
+        _instance(store, name, "m7i.4xlarge", None)
+        rows = []
+        for h in range(hours):
+            five = [None if rnd.random() < 0.1 else float(rnd.choice([5, 20, 55.5, 99]) if rnd.random() < 0.2
+                                                         else round(rnd.uniform(0, 100), 3)) for _ in range(12)]
+            five[rnd.randrange(12)] = round(rnd.uniform(0, 100), 3)  # at least one value an hour
+            rows.append(HourlyRow(f"i-{name}", end - dt.timedelta(hours=h + 1),
+                                  {"cpu_avg": 10.0, "cpu_max_5m": five}, "m7i.4xlarge"))
+        store_hourly(store, rows)
+    cfg = dataclasses.replace(Config(), cpu_percentile=percentile)
+    got = {r["instance_id"]: r["cpu_peak"] for r in recommendations(store, cfg)}
+    expected = dict(store.execute(
+        "SELECT instance_id, round(percentile_cont(%s / 100) WITHIN GROUP (ORDER BY v)::numeric, 1)::float8 "
+        "FROM dashgen.instance_utilisation_hourly, unnest(cpu_max_5m) AS v WHERE v IS NOT NULL GROUP BY 1",
+        (percentile,)).fetchall())
+    assert got == expected and len(got) == 4

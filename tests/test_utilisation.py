@@ -337,7 +337,7 @@ def test_candidate_prices_come_from_the_price_list_api_at_most_once_a_day(fresh_
     session = _session()
     _launch(session, "t4g.2xlarge")
     keys = rightsizing_price_keys({PriceKey("us-east-1", "t4g.2xlarge", "Linux")})
-    assert len(keys) == 29  # the type in use, the rest of its family, same-class types
+    assert len(keys) == 59  # the type in use, the rest of its family, same-class types, arm64 m types
 
     def run(at: dt.datetime, expected_calls: int) -> list[str]:
         calls: list[str] = []
@@ -354,12 +354,12 @@ def test_candidate_prices_come_from_the_price_list_api_at_most_once_a_day(fresh_
 
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     # (+1 a sync: the storage price of the instance's root volume, gp2 in moto)
-    assert len(run(now, 30)) == 30
+    assert len(run(now, 60)) == 60
     assert len(run(now + dt.timedelta(hours=1), 2)) == 2  # only the type in use: the candidates are fresh
-    assert len(run(now + dt.timedelta(hours=25), 30)) == 30  # older than 24 h: fetched again
+    assert len(run(now + dt.timedelta(hours=25), 60)) == 60  # older than 24 h: fetched again
     with psycopg.connect(fresh_db) as conn:
         assert conn.execute("SELECT count(*), min(fetched_at) FROM dashgen.instance_prices "
-                            "WHERE source = 'aws-price-list-api'").fetchone() == (29, now + dt.timedelta(hours=25))
+                            "WHERE source = 'aws-price-list-api'").fetchone() == (59, now + dt.timedelta(hours=25))
 
 
 # ---------------------------------------------------------------- 5-minute peaks and the type of each hour (issue 16)

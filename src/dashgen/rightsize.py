@@ -296,8 +296,9 @@ def type_class(family: str) -> str:
 
 def rightsizing_price_keys(keys: Iterable[Any]) -> set[Any]:
     """Besides the `PriceKey`s in use: every size of their family and the same-class types of up to twice
-    their vCPUs (for a burstable type also the general-purpose m types: a non-burstable way out of its credit
-    baseline), so that the recommended and the cheaper type have a price (sync stores them too)."""
+    their vCPUs (for a burstable type also the non-burstable m types of its architecture with half to twice its
+    vCPUs: a way out of its credit baseline), so that the recommended and the cheaper type have a price (sync
+    stores them too). sql/rightsizing.sql's `pool` draws its candidates from the same sets."""
     from dashgen.pricing import PriceKey
     from dashgen.store import instance_type_rows
 
@@ -307,10 +308,14 @@ def rightsizing_price_keys(keys: Iterable[Any]) -> set[Any]:
         spec = specs.get(key.instance_type)
         if spec is None or spec[1] is None or spec[2] is None:
             continue
-        family, vcpu = spec[1], spec[2]
-        classes = {type_class(family), "m"} if spec[5] else {type_class(family)}
-        for other, (_, ofam, ovcpu, *_rest) in specs.items():
-            if ofam == family or (ofam and ovcpu and type_class(ofam) in classes and ovcpu <= 2 * vcpu):
+        family, vcpu, arch, burstable = spec[1], spec[2], spec[4], spec[5]
+        for other, (_, ofam, ovcpu, _mem, oarch, oburst, *_rest) in specs.items():
+            if not ofam or not ovcpu:
+                continue
+            same_class = type_class(ofam) == type_class(family) and ovcpu <= 2 * vcpu
+            way_out = (burstable and not oburst and type_class(ofam) == "m" and oarch == arch
+                       and vcpu <= 2 * ovcpu and ovcpu <= 2 * vcpu)
+            if ofam == family or same_class or way_out:
                 out.add(PriceKey(key.region, other, key.operating_system, key.tenancy))
     return out
 

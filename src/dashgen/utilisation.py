@@ -29,8 +29,8 @@ HOUR = 3600
 MAX_QUERIES = 500  # GetMetricData's limit per call
 NAMESPACE = "AWS/EC2"
 COLUMNS = ("cpu_avg", "cpu_max", "cpu_p95", "network_in_bytes", "network_out_bytes", "cpu_credit_balance_min",
-           "progress_pct", "cpu_max_5m", "mem_used_max", "network_in_max_5m", "network_out_max_5m",
-           "packets_max_5m", "ebs_ops_max_5m", "ebs_bytes_max_5m")
+           "progress_pct", "cpu_max_5m", "cpu_peak_5m", "cpu_count_5m", "mem_used_max", "network_in_max_5m",
+           "network_out_max_5m", "packets_max_5m", "ebs_ops_max_5m", "ebs_bytes_max_5m")
 FIVE_MINUTES = 300
 SLOTS = HOUR // FIVE_MINUTES  # twelve 5-minute values an hour
 # column -> (AWS/EC2 metric, statistic); the credit balance only for burstable types
@@ -223,11 +223,22 @@ _UPSERT = (
 )
 
 
+def _stored_values(row: HourlyRow) -> dict[str, Any]:
+    """The row's values with what is derived from the 5-minute CPU maxima: their largest and their number."""
+    values = dict(row.values)
+    five = [v for v in values.get("cpu_max_5m") or () if v is not None]
+    if five:
+        values["cpu_peak_5m"], values["cpu_count_5m"] = max(five), len(five)
+    else:
+        values.pop("cpu_max_5m", None)  # no 5-minute value: nothing to size on
+    return values
+
+
 def store_hourly(conn: Any, rows: Sequence[HourlyRow]) -> int:
     """Upsert `rows` (a statistic CloudWatch did not return this time keeps its stored value); the count."""
     with conn.cursor() as cur:
-        cur.executemany(_UPSERT, [(r.instance_id, r.hour, *(r.values.get(c) for c in COLUMNS), r.instance_type)
-                                  for r in rows])
+        cur.executemany(_UPSERT, [(r.instance_id, r.hour, *(v.get(c) for c in COLUMNS), r.instance_type)
+                                  for r in rows for v in (_stored_values(r),)])
     return len(rows)
 
 

@@ -32,6 +32,8 @@ CREATE INDEX instance_types_class ON dashgen.instance_types (class, vcpu);
 ALTER TABLE dashgen.instance_utilisation_hourly
     ADD COLUMN instance_type      text,
     ADD COLUMN cpu_max_5m         real[],            -- the hour's twelve 5-minute CPUUtilization Maxima (NULL: none)
+    ADD COLUMN cpu_peak_5m        real,              -- the largest of them, and how many there are (written with
+    ADD COLUMN cpu_count_5m       smallint,          -- the array: the percentile reads only the top hours)
     ADD COLUMN mem_used_max       double precision,  -- CWAgent mem_used_percent Maximum (NULL: not measured)
     ADD COLUMN network_in_max_5m  double precision,  -- NetworkIn bytes in the hour's busiest 5 minutes
     ADD COLUMN network_out_max_5m double precision,  -- NetworkOut bytes in the hour's busiest 5 minutes

@@ -51,6 +51,7 @@ usage AS (  -- per instance, its own hours (index on instance_id, hour): the pea
     CROSS JOIN params
     CROSS JOIN LATERAL (
         SELECT count(*) AS hours,
+               sum(h.cpu_count_5m) AS n5,
                avg(h.cpu_avg) AS cpu_avg,
                max(h.cpu_max) AS cpu_max,
                count(h.mem_used_max) AS mem_hours,
@@ -65,13 +66,27 @@ usage AS (  -- per instance, its own hours (index on instance_id, hour): the pea
         WHERE h.instance_id = inst.instance_id AND h.instance_type = inst.instance_type
           AND h.hour >= params.since AND h.cpu_max_5m IS NOT NULL
     ) a
-    CROSS JOIN LATERAL (  -- the hours' arrays of twelve stacked into one (2-D) array, unnested once
-        SELECT percentile_cont(params.pctl) WITHIN GROUP (ORDER BY v) AS cpu_peak
-        FROM unnest((SELECT array_agg(h.cpu_max_5m)
-                     FROM dashgen.instance_utilisation_hourly h
-                     WHERE h.instance_id = inst.instance_id AND h.instance_type = inst.instance_type
-                       AND h.hour >= params.since AND cardinality(h.cpu_max_5m) = 12)) AS v
-        WHERE v IS NOT NULL
+    CROSS JOIN LATERAL (
+        -- percentile_cont(pctl) of the n5 five-minute maxima, computed as PostgreSQL does (pos = pctl x (n5 - 1),
+        -- interpolated between ranks floor(pos) and ceil(pos)) but sorting only the values of the hours that can
+        -- hold those ranks: counted from the top they are within the first n5 - floor(pos) values, hence within
+        -- the n5 - floor(pos) hours with the highest 5-minute maximum (each has one value at least that high)
+        SELECT CASE WHEN a.n5 > 0
+                    THEN top[a.n5 - floor(q.pos)::int]
+                         + (q.pos - floor(q.pos)) * (top[a.n5 - ceil(q.pos)::int] - top[a.n5 - floor(q.pos)::int])
+               END AS cpu_peak
+        FROM (SELECT params.pctl * (a.n5 - 1) AS pos) q
+        CROSS JOIN LATERAL (
+            SELECT array_agg(v::float8 ORDER BY v DESC) AS top
+            FROM (SELECT h.cpu_max_5m
+                  FROM dashgen.instance_utilisation_hourly h
+                  WHERE h.instance_id = inst.instance_id AND h.instance_type = inst.instance_type
+                    AND h.hour >= params.since AND h.cpu_max_5m IS NOT NULL
+                  ORDER BY h.cpu_peak_5m DESC
+                  LIMIT greatest(a.n5 - floor(q.pos), 0)) hh
+            CROSS JOIN LATERAL unnest(hh.cpu_max_5m) AS v
+            WHERE v IS NOT NULL
+        ) t
     ) c
     CROSS JOIN LATERAL (
         SELECT max(day_avg) AS busiest_day_avg
@@ -107,8 +122,9 @@ cur AS (
     LEFT JOIN usage u USING (instance_id)
     CROSS JOIN params
 ),
-pool AS MATERIALIZED (  -- every size of the family; other families of the class (m too for a burstable type) up
-                       -- to twice the vCPUs (as the prices sync reads: dashgen.rightsize.rightsizing_price_keys)
+pool AS MATERIALIZED (  -- every size of the family; other families of the class up to twice the vCPUs, and for a
+                       -- burstable type the non-burstable m types of its architecture with half to twice its
+                       -- vCPUs (the prices sync reads: dashgen.rightsize.rightsizing_price_keys)
     SELECT cur.instance_id, t.*
     FROM cur JOIN dashgen.instance_types t ON t.family = cur.family
     WHERE cur.analysable
@@ -119,7 +135,8 @@ pool AS MATERIALIZED (  -- every size of the family; other families of the class
     JOIN dashgen.instance_types t
       ON t.class = k.class AND t.family <> cur.family
      AND t.vcpu >= cur.needed_vcpu AND t.vcpu <= 2 * greatest(cur.vcpu, cur.needed_vcpu)
-     AND (k.class <> 'm' OR NOT cur.burstable OR NOT coalesce(t.burstable, false))
+     AND (k.class <> 'm' OR NOT cur.burstable
+          OR (NOT coalesce(t.burstable, false) AND t.arch = cur.arch AND 2 * t.vcpu >= cur.vcpu))
     WHERE cur.analysable
 ),
 candidates AS (  -- the pool's types that meet every need
