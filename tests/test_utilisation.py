@@ -449,7 +449,11 @@ def test_sync_stores_the_instance_facts_from_describe_instance_types(fresh_db: s
     _launch(session, "trn1.32xlarge")
     now = dt.datetime.now(dt.UTC)
     result = sync(Config(), dsn=fresh_db, prices="bundled", session=session, now=now, cloudwatch=_moto_client())
-    assert result.ok
+    assert result.ok and result.instance_facts > 1000
+    # a day is not over: the next sync reads no facts
+    again = sync(Config(), dsn=fresh_db, prices="bundled", session=session, now=now + dt.timedelta(hours=1),
+                 cloudwatch=_moto_client())
+    assert again.ok and again.instance_facts == 0
     with psycopg.connect(fresh_db) as conn:
         row = conn.execute("SELECT neuron_devices, neuron_model, source, fetched_at FROM dashgen.instance_types "
                            "WHERE instance_type = 'trn1.32xlarge'").fetchone()

@@ -380,6 +380,8 @@ def _print_sync(result) -> None:  # noqa: ANN001 - sync.SyncResult
         typer.echo(f"price unknown: {key}")
     if result.progress_points:
         typer.echo(f"progress: {result.progress_points} points")
+    if result.instance_facts:
+        typer.echo(f"instance facts: {result.instance_facts} types from DescribeInstanceTypes")
     for message in result.warnings:
         _err(message)
     for region, message in sorted(result.failed_regions.items()):

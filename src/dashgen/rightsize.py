@@ -38,7 +38,8 @@ RULE = (
     "memory) and the instance-store size are kept. Recommended (same family): the smallest type of the family "
     "and architecture meeting all of it; verdict under-provisioned when the current type does not, "
     "over-provisioned when a smaller one does, else right-sized. Cheaper family: the cheapest such type of "
-    "another family of the class (a burstable one may move to m), flagged when the architecture changes. Risk "
+    "another family of the class with up to twice the vCPUs (a burstable one may move to an m type of its "
+    "architecture), flagged when the architecture changes. Risk "
     "0-4: the worst resource's peak / capacity (<= 50 % 0, <= target 1, <= threshold 2, <= 100 % 3, above 4), "
     "limited_by names it. Monthly saving = ($/hour now - $/hour recommended) x 730 h."
 )

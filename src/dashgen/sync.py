@@ -46,6 +46,7 @@ class SyncResult:
     unknown_prices: list[str] = field(default_factory=list)  # "region type os tenancy", "region EBS type"
     progress_points: int = 0
     utilisation_rows: int = 0  # hourly CloudWatch rows upserted for rightsizing (dashgen.rightsize)
+    instance_facts: int = 0  # instance types read from DescribeInstanceTypes (dashgen.instance_facts)
     warnings: list[str] = field(default_factory=list)
     migrations: list[str] = field(default_factory=list)
 
@@ -313,6 +314,7 @@ def sync(config: Config, *, dsn: str | None = None, regions: list[str] | None = 
     result.instances = len(collected.instances)
     result.running = sum(i.running for i in collected.instances)
     result.volumes = len(collected.volumes)
+    result.instance_facts = len(collected.facts)
     for p in collected.prices:
         result.prices[p.source] = result.prices.get(p.source, 0) + 1
     result.unknown_prices = [f"{p.key.region} {p.key.instance_type} {p.key.operating_system} {p.key.tenancy}"
