@@ -409,8 +409,13 @@ def textbox_variable(name: str, label: str, default: str = "") -> dict[str, Any]
 
 def sql_query_variable(name: str, label: str, sql: str, *, multi: bool = True,
                        include_all: bool = True) -> dict[str, Any]:
-    """A query variable on the pricing datasource (tag values, Names, experiments...)."""
+    """A query variable on the pricing datasource (tag values, Names, experiments...).
+
+    Only its options can be chosen (`allowCustomValue`, Grafana's VariableModel; default true): a typed value
+    would reach the SQL without the encoding its options have (`dashgen.sqlvars`).
+    """
     return {
+        "allowCustomValue": False,
         "current": {"text": "All", "value": "$__all"} if include_all else {"text": "", "value": ""},
         "datasource": PG_DS,
         "definition": sql,
