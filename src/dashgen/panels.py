@@ -522,5 +522,8 @@ def dashboard(
         time=G.Time(time_from or config.time_from, "now"),
         timezone="browser",
         graphTooltip=1,
+        # not editable in the UI: the Python module is the source (provisioning refuses UI saves,
+        # allowUiUpdates: false; a pushed copy edited in the UI is a conflict at the next push)
+        editable=False,
         templating=G.Templating(list=list(variables)),
     ).auto_panel_ids()

@@ -32,6 +32,10 @@ from dashgen.sqlvars import load_sql
 SLUG = "ec2-cost"
 TITLE = "EC2 cost"
 UNKNOWN = [{"type": "special", "options": {"match": "null+nan", "result": {"text": "unknown", "index": 0}}}]
+# A verdict nobody knows is neither green nor red: without a colour of its own a stat takes its base threshold
+# colour (red). "gray" resolves in Grafana's theme (createVisualizationColors.ts, getColorByName: CSS names).
+UNKNOWN_VERDICT = [{"type": "special", "options": {"match": "null+nan",
+                                                   "result": {"text": "unknown", "color": "gray", "index": 2}}}]
 USD = "currencyUSD"
 
 
@@ -124,7 +128,7 @@ def verdict_stat(title: str, sql_file: str, yes: str, no: str, description: str)
         thresholds=steps(("red", None), ("green", 1)),
         mappings=[{"type": "value", "options": {"0": {"text": no, "color": "red", "index": 0},
                                                 "1": {"text": yes, "color": "green", "index": 1}}},
-                  *UNKNOWN],
+                  *UNKNOWN_VERDICT],
         calcs=("last",),
         no_value="no experiments",
         width=12,
