@@ -5,9 +5,10 @@
    (`variables/constants.ts`) over the raw SQL; each `$var`, `[[var]]`, `${var}`, `${var:fmt}` that names a
    variable is replaced by its formatted value and never scanned again; a name that is no variable, scoped
    variable or macro (`$__timeFilter`, `$__timeFrom`...) stays as it is. Without `:fmt` the datasource's format
-   function applies: `interpolateVariable` (grafana/grafana packages/grafana-sql/src/datasource/SqlDatasource.ts
-   @ 053063638b1813ad0410acb053df940b175659d2) with `quoteLiteral` of
-   public/app/plugins/datasource/grafana-postgresql-datasource/PostgresQueryModel.ts @ 19ac8e57cabb.
+   function applies: `interpolateVariable` of grafana/grafana
+   public/app/plugins/datasource/grafana-postgresql-datasource/datasource.ts @ 04282cd93150 (overriding
+   packages/grafana-sql/src/datasource/SqlDatasource.ts): a string only has `'` doubled, a list is each value
+   quoted by PostgresQueryModel.ts `quoteLiteral` and joined by `,`, a number is as is.
    `sqlstring` (`formatRegistry.ts`, `sqlStringFormatter`, `SQL_ESCAPE_MAP`): each value in `'...'` with `'`
    doubled and `"` turned into `\\"`, values joined by `,`. `text` gives the option texts (All -> "All").
    All: with a custom `allValue` the variable's value is `CustomAllValue` (`variants/MultiValueVariable.ts`),
@@ -92,10 +93,10 @@ def _quote_literal(value: str) -> str:  # PostgresQueryModel.quoteLiteral
     return "'" + value.replace("'", "''") + "'"
 
 
-def _interpolate_variable(value: str | int | Sequence[str], var: Var) -> str:
-    """SqlDatasource.interpolateVariable: the format of `$var` / `${var}` on an SQL datasource."""
+def _interpolate_variable(value: str | int | Sequence[str]) -> str:
+    """PostgresDatasource.interpolateVariable: the format of `$var` / `${var}` on the PostgreSQL datasource."""
     if isinstance(value, str):
-        return _quote_literal(value) if var.multi or var.include_all else value.replace("'", "''")
+        return value.replace("'", "''")  # the quotes come from the query: WHERE x = '$var'
     if isinstance(value, int):
         return str(value)
     return ",".join(_quote_literal(v) for v in value)
@@ -103,7 +104,7 @@ def _interpolate_variable(value: str | int | Sequence[str], var: Var) -> str:
 
 def frontend(sql: str, variables: Mapping[str, Var], *, interval_ms: int = 60_000) -> str:
     """The rawSql as the browser sends it to /api/ds/query."""
-    scoped = {"__interval": Var(format_interval(interval_ms)), "__interval_ms": Var(str(interval_ms))}
+    scoped: dict[str, str | int] = {"__interval": format_interval(interval_ms), "__interval_ms": interval_ms}
 
     def replace(m: re.Match[str]) -> str:
         name = m.group(1) or m.group(2) or m.group(4)
@@ -111,10 +112,7 @@ def frontend(sql: str, variables: Mapping[str, Var], *, interval_ms: int = 60_00
         if m.group(5):
             raise NotImplementedError(f"field path in {m.group()!r}")
         if name in scoped:
-            value: str | int | Sequence[str] = scoped[name].value  # type: ignore[assignment]
-            if name == "__interval_ms":
-                value = int(value)  # type: ignore[arg-type]
-            return _format(value, fmt, scoped[name])
+            return _format(scoped[name], fmt)
         if name in SCENE_MACROS:
             raise NotImplementedError(f"scene macro {m.group()!r}")
         var = variables.get(name)
@@ -125,15 +123,15 @@ def frontend(sql: str, variables: Mapping[str, Var], *, interval_ms: int = 60_00
         if var.value == ALL or var.value == [ALL]:
             if var.all_value is not None:  # CustomAllValue: as is, then interpolated again
                 return frontend(var.all_value, variables, interval_ms=interval_ms)
-            return _format([v for _, v in var.options], fmt, var)
-        return _format(var.value, fmt, var)
+            return _format([v for _, v in var.options], fmt)
+        return _format(var.value, fmt)
 
     return VARIABLE_REGEX.sub(replace, sql)
 
 
-def _format(value: str | int | Sequence[str], fmt: str | None, var: Var) -> str:
+def _format(value: str | int | Sequence[str], fmt: str | None) -> str:
     if fmt is None:
-        return _interpolate_variable(value, var)
+        return _interpolate_variable(value)
     if fmt == "sqlstring":
         return sqlstring(str(value) if isinstance(value, int) else value)
     if fmt == "raw":
