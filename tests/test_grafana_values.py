@@ -18,7 +18,7 @@ import pytest
 
 from cost_scenario import LINUX_AMI
 from dashgen.build import render_dashboards
-from dashgen.config import Config, Experiment
+from dashgen.config import Config, Experiment, parse_config
 from dashgen.rightsize import recommendations
 from dashgen.sqlvars import ALL_VALUE, STORE_ALL, encode
 from dashgen.validate import all_panels
@@ -41,7 +41,7 @@ HOSTILE = {  # character class -> a tag value / Name of that class
     "quoted sentinel": ALL_VALUE,
 }
 PLAIN = "plain-team"  # one ordinary instance: it must never be selected by a hostile value, nor lost
-KEY = 'cost "center" $__timeTo() $1(x),'  # a configured tag key with what Grafana rewrites
+KEY = 'cost "center", eu'  # a tag key dashgen.toml accepts (config refuses `$`), with what Grafana rewrites
 TAG_KEYS = ("team", KEY)
 EXPERIMENT = "exp \"q\" $__timeFrom() cost$1(x) __all__"  # an experiment name from dashgen.toml
 COST_PANELS = ("Cost per instance", "Cost by tag value", "Cumulative cost in the time range")
@@ -244,6 +244,7 @@ def test_an_experiment_name_grafana_would_rewrite_selects_its_experiment(hostile
 
 def test_a_configured_tag_key_grafana_would_rewrite_is_offered_and_used_intact(hostile_store, dashboards) -> None:
     dsn, ids = hostile_store
+    assert parse_config({"dashboards": {"instance_tags": list(TAG_KEYS)}}, "dashgen.toml").instance_tags == TAG_KEYS
     for dashboard in dashboards.values():
         assert list(options(dsn, dashboard, "tag_key", {})) == list(TAG_KEYS)  # the configured order
     dash = dashboards["cost"]
