@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import uuid
 from decimal import Decimal
 from fractions import Fraction
 
@@ -19,7 +18,6 @@ from hypothesis import strategies as st
 from budget_model import CENTURY_S, Experiment, Member, Status, lsq_slope, seconds, status
 from dashgen.build import render_dashboards
 from dashgen.config import Config
-from dashgen.store import migrate
 from dashgen.validate import all_panels
 from grafana_sql import ALL, expand
 
@@ -34,19 +32,10 @@ TYPE_OF = {v: k for k, v in PRICES.items() if v is not None}
 ALL_VALUES = {"experiment": "'__all__'"}
 
 
-@pytest.fixture(scope="module")
-def store(pg_server) -> str:
-    """One migrated database for the module (each test empties it first: see `load`)."""
-    admin = pg_server.get_uri()
-    name = f"t_budget_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    dsn = admin.replace("/postgres?", f"/{name}?", 1)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        migrate(conn)
-    yield dsn
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+@pytest.fixture
+def store(module_db: str) -> str:
+    """The module's migrated database (each test empties it first: see `load`)."""
+    return module_db
 
 
 def load(dsn: str, experiments: list[Experiment]) -> None:
