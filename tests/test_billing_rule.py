@@ -156,3 +156,19 @@ def test_every_way_of_billing_a_range_agrees_with_the_rule(module_db, history, d
         for itype, tags, runs in history.values():
             cost = RATE[itype] * billed_seconds(runs, frm, to, now) / 3600
             assert last.get(tags["Name"], 0.0) == pytest.approx(cost, abs=1e-9), tags
+
+
+def test_an_unknown_price_is_unknown_only_where_the_instance_ran(module_db) -> None:
+    """Cost per instance and cost by tag agree: an instance without a known price that did not run in the range
+    cost $0 there (0 s x any price), and its cost is unknown (NULL) where it ran."""
+    load(module_db, {"i-priced": ("t4g.large", {"Name": "p", "experiment": "x"}, [(T0, T0 + H)]),
+                     "i-unpriced": ("x9.noprice", {"Name": "u", "experiment": "x"}, [(T0, T0 + H)])})
+    variables = {"tag_key": "experiment", "tag_value": ALL, "name": ALL}
+    for frm, to, ran in ((T0 - H, T0 + 2 * H, True), (T0 + 2 * H, T0 + 3 * H, False)):
+        _, rows = panel_rows(module_db, "Cost per instance", frm, to, variables)
+        unpriced = next(r for r in rows if r["Instance"] == "i-unpriced")
+        assert unpriced["USD/hour"] is None and unpriced["Cost to date"] is None
+        assert unpriced["Cost in range"] == (None if ran else 0)
+        _, (by_tag,) = panel_rows(module_db, "Cost by tag value", frm, to, variables)
+        priced = next(r for r in rows if r["Instance"] == "i-priced")["Cost in range"]
+        assert by_tag["Cost in range"] == (None if ran else priced)
