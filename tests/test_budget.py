@@ -32,7 +32,7 @@ TYPE_OF = {v: k for k, v in PRICES.items() if v is not None}
 ALL_VALUES = {"experiment": "'__all__'"}
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def store(module_db: str) -> str:
     """The module's migrated database (each test empties it first: see `load`)."""
     return module_db

@@ -1,18 +1,18 @@
 -- Budget and deadline answers that follow docs/cost.md's definitions (issue 17), and one billing rule for every
 -- cost panel. Functions and views of earlier migrations are replaced here (a landed migration is never edited).
 --
--- 1. dashgen.experiment_status: NULL means unknown and never turns into a number. The projected cost to finish
+-- 1. dashgen.instance_costs by rows: a run restarted within 60 s of an earlier start bills both 60-second
+--    minimums at their own times, as by runs, the cumulative panel and dashgen.billed_seconds do (it counted the
+--    overlap at a range edge inside it once). By runs: a range after now no longer gives a negative time.
+-- 2. dashgen.cumulative_cost: with the tag key Name the rollups (grouped by tags without Name) are not used,
+--    so a run's start and end fall in the same series and the curve equals the cost-by-tag table.
+-- 3. dashgen.experiment_status: NULL means unknown and never turns into a number. The projected cost to finish
 --    is unknown without an ETA (PostgreSQL's greatest() ignored the NULL ETA, so "fits budget" compared only the
 --    spend so far with the budget); the ETA follows the recent pace (docs/cost.md says why) and is unknown when
 --    progress stalls, goes backwards or would take more than a century (no overflow, no make_interval error
 --    that took down every experiment's row).
--- 2. dashgen.instance_costs by rows: a run restarted within 60 s of an earlier start bills both 60-second
---    minimums at their own times, as by runs, the cumulative panel and dashgen.billed_seconds do (it counted the
---    overlap at a range edge inside it once). By runs: a range after now no longer gives a negative time.
--- 3. dashgen.cumulative_cost: with the tag key Name the rollups (grouped by tags without Name) are not used,
---    so a run's start and end fall in the same series and the curve equals the cost-by-tag table.
 
--- ------------------------------------------------------------------ 2. one 60-second-minimum rule
+-- ------------------------------------------------------------------ 1. one 60-second-minimum rule
 
 -- What dashgen.billed_upto(t) counts too many when runs restart within 60 s of a start: it counts each earlier
 -- run whole, so the part after t of the 60 s minimum of every run started in (t - 60 s, t] but the last one.
@@ -89,7 +89,7 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
         GROUP BY iv.instance_id) closed ON closed.instance_id = i.instance_id
 $$;
 
--- ------------------------------------------------------------------ 3. cumulative cost by Name
+-- ------------------------------------------------------------------ 2. cumulative cost by Name
 
 -- As in migration 003; the rollups apply only without a Name filter and when the tag key is not Name.
 CREATE OR REPLACE FUNCTION dashgen.cumulative_cost(t0 timestamptz, t1 timestamptz, step_s double precision, tag_key text,
@@ -200,15 +200,16 @@ FROM points
 WINDOW win AS (PARTITION BY series ORDER BY point)
 $$;
 
--- ------------------------------------------------------------------ 1. budget and deadline (docs/cost.md)
+-- ------------------------------------------------------------------ 3. budget and deadline (docs/cost.md)
 
 -- Per experiment: spend to date, burn rate now, projections against budget and deadline, progress and ETA.
--- NULL = unknown (an instance without a price ran or runs; no progress; stalled progress), never $0 or a date.
+-- NULL = unknown (an instance without a price ran or runs; no progress; stalled progress), never 0 USD or a date.
 --   pace     least-squares slope of the points of the last hour before the latest one (at least the two latest);
 --   ETA      finished (latest point >= 100 %): the first point of that final stretch at >= 100 %; else, with a
 --            pace > 0: latest point + (100 - latest percent) / pace, unknown beyond a century; else unknown;
 --   to finish  finished: spent; ETA now or later: spent + burn x (ETA - now); else unknown;
---   fits budget  projected cost to finish <= budget, and without it projected at the deadline <= budget;
+--   fits budget  projected cost to finish <= budget; when the finish cannot be projected (no ETA, or an ETA
+--                already past without 100 %): projected at the deadline <= budget;
 --   makes deadline  ETA <= deadline; unknown ETA: false once progress below 100 % was seen after the deadline.
 CREATE OR REPLACE VIEW dashgen.experiment_status AS
 WITH members AS (
