@@ -23,7 +23,10 @@ class _Group(TyperGroup):
         try:
             return super().invoke(ctx)
         except DashgenError as exc:
-            typer.echo(f"error: {exc}", err=True)
+            from dashgen.redact import env_secrets, redact
+
+            # last line of defence: no URL/DSN password, no secret from the environment, whoever wrote the message
+            typer.echo(f"error: {redact(str(exc), env_secrets())}", err=True)
             raise typer.Exit(exc.exit_code) from None
 
 
@@ -202,12 +205,19 @@ CaOpt = Annotated[Path | None, typer.Option("--ca-bundle", help="PEM bundle of C
 InsecureOpt = Annotated[bool, typer.Option("--insecure", help="Do not verify Grafana's TLS certificate (unsafe).")]
 PruneOpt = Annotated[bool, typer.Option("--prune", help="Also delete managed dashboards no longer defined.")]
 ConcurrencyOpt = Annotated[int, typer.Option("--concurrency", min=1, max=32, help="Requests in flight at once.")]
+DeadlineOpt = Annotated[float, typer.Option("--deadline", min=1, help="Seconds the whole run may spend on Grafana "
+                                            "(retries included).")]
 
 
-def _client(url: str | None, token_file: Path | None, ca_bundle: Path | None, insecure: bool):  # noqa: ANN202
-    from dashgen.grafana_client import GrafanaClient, connection_from_env
+def _client(url: str | None, token_file: Path | None, ca_bundle: Path | None, insecure: bool,  # noqa: ANN202
+            deadline: float = 900.0):
+    from dashgen.grafana_client import GrafanaClient, connection_from_env, plain_http_warning
 
-    return GrafanaClient(connection_from_env(url, token_file, ca_bundle, insecure))
+    conn = connection_from_env(url, token_file, ca_bundle, insecure)
+    warning = plain_http_warning(conn)
+    if warning:
+        _err(warning)
+    return GrafanaClient(conn, deadline=deadline)
 
 
 def _show_plan(plan, *, details: bool) -> None:  # noqa: ANN001 - push.Plan, imported lazily
@@ -242,6 +252,7 @@ def push(
     ca_bundle: CaOpt = None,
     insecure: InsecureOpt = False,
     concurrency: ConcurrencyOpt = 4,
+    deadline: DeadlineOpt = 900.0,
     config: ConfigOpt = None,
 ) -> None:
     """Deliver the built dashboards to Grafana: plan, then apply (exit 1 on any conflict or failure)."""
@@ -251,7 +262,7 @@ def push(
     from dashgen import push as lib
 
     cfg = _config(config)
-    with _client(url, token_file, ca_bundle, insecure) as client:
+    with _client(url, token_file, ca_bundle, insecure, deadline) as client:
         plan = lib.prepare(client, dir, cfg, force=force, prune=prune, concurrency=concurrency)
         _show_plan(plan, details=dry_run)
         if dry_run:
@@ -278,6 +289,7 @@ def diff(
     token_file: TokenFileOpt = None,
     ca_bundle: CaOpt = None,
     insecure: InsecureOpt = False,
+    deadline: DeadlineOpt = 900.0,
     config: ConfigOpt = None,
 ) -> None:
     """Show how Grafana differs from the built dashboards: exit 0 same, 2 different, 1 error."""
@@ -285,7 +297,7 @@ def diff(
     from dashgen.errors import EXIT_CHANGES
 
     try:
-        with _client(url, token_file, ca_bundle, insecure) as client:
+        with _client(url, token_file, ca_bundle, insecure, deadline) as client:
             plan = lib.prepare(client, dir, _config(config), prune=prune)
     except DashgenError as exc:
         exc.exit_code = EXIT_ERROR  # 2 means "differs" here
@@ -306,7 +318,8 @@ def rightsize(
     experiment: Annotated[str | None, typer.Option("--experiment", "-e",
                                                    help="Compare this experiment's instances instead.")] = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="table, json or csv.")] = "table",
-    tag: Annotated[str | None, typer.Option("--tag", help="Only instances tagged KEY=VALUE.")] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", help="Only instances tagged KEY=VALUE (repeatable: "
+                                                   "values of one key, any of them).")] = None,
     name: Annotated[list[str] | None, typer.Option("--name", help="Only instances named NAME (repeatable).")] = None,
     config: ConfigOpt = None,
 ) -> None:
@@ -317,7 +330,7 @@ def rightsize(
 
     if fmt not in _RS_FORMATS:
         raise ConfigError(f"--format: expected one of {', '.join(_RS_FORMATS)}, got {fmt!r}")
-    rows = run_rightsize(_config(config), dsn=dsn, experiment=experiment, tag=tag, names=name or ())
+    rows = run_rightsize(_config(config), dsn=dsn, experiment=experiment, tag=tag or (), names=name or ())
     if fmt != "table":
         columns = EXPERIMENT_COLUMNS if experiment else RIGHTSIZING_COLUMNS
         typer.echo(to_json(rows) if fmt == "json" else to_csv(rows, columns), nl=False)
