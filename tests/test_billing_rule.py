@@ -172,3 +172,27 @@ def test_an_unknown_price_is_unknown_only_where_the_instance_ran(module_db) -> N
         _, (by_tag,) = panel_rows(module_db, "Cost by tag value", frm, to, variables)
         priced = next(r for r in rows if r["Instance"] == "i-priced")["Cost in range"]
         assert by_tag["Cost in range"] == (None if ran else priced)
+
+
+def test_restarts_older_than_the_runs_a_row_keeps_are_billed_by_the_rule(module_db) -> None:
+    """Forty runs, the first eight of them 10 s long and 5 s apart (each within 60 s of several starts), so that
+    range edges among them take the index probe (the row keeps the last 32 runs), edges among the others the
+    binary search in the row: both ways, and by runs, give the sum over the runs."""
+    runs = [(T0 + k * 15 * S, T0 + k * 15 * S + 10 * S) for k in range(8)]
+    runs += [(T0 + (k + 1) * H, T0 + (k + 1) * H + (k + 1) * 30 * S) for k in range(31)]
+    runs += [(T0 + 33 * H, T0 + 33 * H + 20 * S)]  # and one quick restart among the kept runs
+    runs[-2] = (runs[-2][0], runs[-2][0] + 10 * S)
+    runs[-1] = (runs[-2][0] + 30 * S, None)
+    load(module_db, {"i-quick": ("t4g.large", {"Name": "q"}, runs)})
+    edges = [T0 - S, T0 + 7 * S, T0 + 40 * S, T0 + 95 * S, T0 + 130 * S, T0 + 2 * H, runs[-2][0] + 35 * S,
+             runs[-2][0] + 80 * S, T0 + 40 * H]
+    with psycopg.connect(module_db) as conn, conn.transaction():
+        assert len(conn.execute("SELECT recent_starts FROM dashgen.instances").fetchone()[0]) == 32
+        now = conn.execute("SELECT now()").fetchone()[0]
+        for frm in edges:
+            for to in edges:
+                expected = billed_seconds(runs, frm, to, now) if to > frm else 0
+                for by_runs in (False, True):
+                    got = conn.execute("SELECT seconds_in_range FROM dashgen.instance_costs(%s, %s, %s)",
+                                       (frm, to, by_runs)).fetchone()[0]
+                    assert got == pytest.approx(expected, abs=1e-6), (frm, to, by_runs)
