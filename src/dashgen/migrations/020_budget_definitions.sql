@@ -123,11 +123,12 @@ WITH sel AS (  -- the selected instances: their series and USD per second (NULL:
       AND dashgen.billed_end(iv.started_at, iv.ended_at) > t0
       AND (dashgen.billed_end(iv.started_at, iv.ended_at) < dashgen.utc_floor(t0, '1 hour') + interval '1 hour'
            OR dashgen.billed_end(iv.started_at, iv.ended_at) >= dashgen.utc_floor(t1, '1 hour'))
-    UNION ALL  -- with a Name filter: every start and closed end of the selected instances
-    SELECT iv.instance_id, e.at, e.sign
+    UNION ALL  -- with a Name filter or the tag key Name: every start and closed end of the selected instances
+    SELECT iv.instance_id, e.at, e.sign     -- in the range (a billed end after t0: the run ended after t0 - 60 s)
     FROM sel JOIN dashgen.instance_intervals iv ON iv.instance_id = sel.instance_id
     CROSS JOIN LATERAL (VALUES (iv.started_at, 1), (dashgen.billed_end(iv.started_at, iv.ended_at), -1)) e(at, sign)
     WHERE NOT ('__all__' = ANY (names) AND tag_key IS DISTINCT FROM 'Name')
+      AND iv.started_at <= t1 AND (iv.ended_at IS NULL OR iv.ended_at > t0 - interval '60 seconds')
       AND (e.sign = 1 OR iv.ended_at IS NOT NULL) AND e.at > t0
     UNION ALL  -- the end of every run still going (never in the rollups)
     SELECT iv.instance_id, dashgen.billed_end(iv.started_at, NULL), -1
