@@ -42,7 +42,7 @@ inst AS (
     JOIN dashgen.instances i USING (instance_id)
     JOIN latest l ON l.region = i.region
     WHERE c.state NOT IN ('terminated', 'shutting-down') AND i.last_seen >= l.last_seen
-      AND dashgen.selected(c.tags, c.name, ${tag_key:sqlstring}, ARRAY[${tag_value:sqlstring}],
+      AND dashgen.selected(c.tags, c.name, dashgen.unhex(${tag_key:sqlstring}), ARRAY[${tag_value:sqlstring}],
                            ARRAY[${name:sqlstring}])
 ),
 usage AS (  -- per instance, its own hours (index on instance_id, hour): the peaks at the percentile
