@@ -163,3 +163,14 @@ def test_aws_facts_survive_the_bundled_load_at_every_migrate(store) -> None:
     bundled = store.execute("SELECT source, fetched_at, burst_baseline_pct FROM dashgen.instance_types "
                             "WHERE instance_type = 't4g.large'").fetchone()
     assert bundled == ("bundled-snapshot", None, Decimal("30"))
+
+
+def test_an_unreadable_item_is_one_line_naming_the_type() -> None:
+    from dashgen.errors import AwsError
+
+    client = _ec2()
+    item = {k: v for k, v in _moto_dump()["m6g.large"].items() if k != "InstanceType"}  # optional in the model
+    with Stubber(client) as stub:
+        stub.add_response("describe_instance_types", {"InstanceTypes": [item]}, {})
+        with pytest.raises(AwsError, match=r"^ec2 DescribeInstanceTypes: unreadable facts for \?: KeyError"):
+            describe_instance_types(client)

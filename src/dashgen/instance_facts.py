@@ -25,6 +25,8 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from dashgen.errors import AwsError
+
 API_SOURCE = "aws-describe-instance-types"
 BUNDLED_SOURCE = "bundled-snapshot"
 MAX_AGE = dt.timedelta(hours=24)
@@ -151,7 +153,13 @@ def describe_instance_types(client: Any, types: Iterable[str] | None = None) -> 
         kwargs["Filters"] = [{"Name": "instance-type", "Values": sorted(types)}]
     out = []
     for page in client.get_paginator("describe_instance_types").paginate(**kwargs):
-        out += [facts_from_api(item) for item in page.get("InstanceTypes", [])]
+        for item in page.get("InstanceTypes", []):
+            try:
+                out.append(facts_from_api(item))
+            except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+                name = item.get("InstanceType", "?") if isinstance(item, Mapping) else "?"
+                raise AwsError(f"ec2 DescribeInstanceTypes: unreadable facts for {name}: "
+                               f"{type(exc).__name__}: {exc}") from None
     return sorted(out, key=lambda f: f["instance_type"])
 
 

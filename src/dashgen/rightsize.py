@@ -382,7 +382,7 @@ def collect_rightsizing(conn: Any, config: Config, collected: Any, prices_mode: 
             client = facts_client or ec2_client(session, collected.regions[0])
             in_use = {i.instance_type for i in collected.instances}
             collected.facts, collected.facts_at = collect_facts(conn, client, in_use, now)
-        except (BotoCoreError, ClientError) as exc:
+        except (BotoCoreError, ClientError, AwsError) as exc:
             result.warnings.append(f"WARNING: instance facts not read (DescribeInstanceTypes): {first_line(exc)}; "
                                    "rightsizing uses the stored ones, else the bundled snapshot")
     in_use = {PriceKey(i.region, i.instance_type, i.operating_system, i.tenancy) for i in collected.instances}
