@@ -66,6 +66,7 @@ def test_json_is_the_library_result(filled_dsn: str) -> None:
     assert [r["name"] for r in expected] == ["train-8", "train-4", "train-2"]
     eight = expected[0]
     assert (eight["risk"], eight["limited_by"], eight["current_risk"]) == (1, "CPU", 0)
+    assert eight["facts_source"] == "bundled-snapshot"  # the store was filled without a sync: the offline facts
     assert eight["reasons"] == "limited by CPU (60% of t4g.xlarge)" and eight["coverage_pct"] == 11.9
 
 

@@ -170,6 +170,7 @@ MEM_LOW = steady(20.0)  # the CloudWatch agent reports 20 % memory used
 def test_trn1_32xlarge_keeps_its_16_trainium_chips(store) -> None:
     _instance(store, "trn", "trn1.32xlarge", Load(cpu=steady(3.0), mem=MEM_LOW))
     row = _row(store, "trn")
+    assert row["facts_source"] == "aws-describe-instance-types"
     assert row["recommended_type"] == "trn1.32xlarge" and row["verdict"] == "right-sized"
     assert row["monthly_saving_usd"] == 0
     assert row["cheaper_type"] is None  # no cheaper type with 16 Trainium chips and 512 GiB of device memory
@@ -204,7 +205,7 @@ def test_g5_2xlarge_keeps_its_a10g_never_a_t4(store) -> None:
 def test_p3_2xlarge_without_facts_is_not_analysed(store) -> None:
     _instance(store, "p3", "p3.2xlarge", Load(cpu=steady(10.0), mem=MEM_LOW))
     row = _row(store, "p3")
-    assert row["verdict"] == "not analysed"
+    assert row["verdict"] == "not analysed" and row["facts_source"] is None
     assert row["recommended_type"] is None and row["cheaper_type"] is None and row["monthly_saving_usd"] is None
     assert "no instance facts for p3.2xlarge" in row["reasons"]
 

@@ -56,6 +56,7 @@ RIGHTSIZING_COLUMNS: dict[str, tuple[str, str]] = {
     "instance_type": ("Type", "text"),
     "vcpu": ("vCPU", "int"),
     "memory_mib": ("Memory", "mib"),
+    "facts_source": ("Facts from", "text"),  # aws-describe-instance-types, or bundled-snapshot (offline fallback)
     "usd_per_hour": ("$/hour", "usd4"),
     "hours": ("Hours", "int"),
     "coverage_pct": ("Coverage", "pct"),

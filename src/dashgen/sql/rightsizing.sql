@@ -98,7 +98,7 @@ usage AS (  -- per instance, its own hours (index on instance_id, hour): the pea
     ) d
 ),
 cur AS (
-    SELECT inst.*, t.family, t.class, t.arch, t.vcpu, t.memory_mib, coalesce(t.burstable, false) AS burstable,
+    SELECT inst.*, t.source AS facts_source, t.family, t.class, t.arch, t.vcpu, t.memory_mib, coalesce(t.burstable, false) AS burstable,
            coalesce(t.gpus, 0) AS gpus, t.gpu_model, t.gpu_memory_mib, coalesce(t.neuron_devices, 0) AS neuron_devices,
            t.neuron_model, t.neuron_memory_mib, coalesce(t.other_accelerators, 0) AS other_accelerators,
            coalesce(t.instance_storage_gb, 0) AS instance_storage_gb,
@@ -239,6 +239,7 @@ SELECT cur.instance_id,
        cur.instance_type,
        cur.vcpu,
        cur.memory_mib,
+       CASE WHEN cur.has_facts THEN cur.facts_source END AS facts_source,
        round(cur.usd_per_hour, 4) AS usd_per_hour,
        cur.hours,
        round(100.0 * cur.hours / params.window_hours, 1) AS coverage_pct,
