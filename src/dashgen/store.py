@@ -120,20 +120,25 @@ def instance_type_rows() -> list[tuple[Any, ...]]:
 
 def load_instance_types(conn: psycopg.Connection[Any]) -> None:
     """Idempotent upsert of the bundled facts into `dashgen.instance_types` (the offline fallback): rows only
-    change when they differ, and a type whose facts came from DescribeInstanceTypes is never overwritten."""
+    change when they differ, and a type whose facts came from DescribeInstanceTypes is never overwritten. Only
+    the columns the table has are loaded (a store migrated up to an older version gets the specs it has room for)."""
     from dashgen.instance_facts import COLUMNS, bundled_facts
 
-    cols = ", ".join(COLUMNS)
+    have = {r[0] for r in conn.execute("SELECT column_name FROM information_schema.columns "
+                                       "WHERE table_schema = %s AND table_name = 'instance_types'", (SCHEMA,))}
+    columns = [c for c in COLUMNS if c in have]
+    cols = ", ".join(columns)
     conn.execute("CREATE TEMP TABLE _types (LIKE dashgen.instance_types INCLUDING DEFAULTS) ON COMMIT DROP")
     with conn.cursor().copy(f"COPY _types ({cols}) FROM STDIN") as copy:
         for facts in bundled_facts().values():
-            copy.write_row(tuple(facts[c] for c in COLUMNS))
-    sets = ", ".join(f"{c} = excluded.{c}" for c in COLUMNS[1:])
+            copy.write_row(tuple(facts[c] for c in columns))
+    sets = ", ".join(f"{c} = excluded.{c}" for c in columns[1:])
+    only_bundled = "t.source = 'bundled-snapshot' AND " if "source" in have else ""
     conn.execute(
         f"INSERT INTO dashgen.instance_types AS t ({cols}) SELECT {cols} FROM _types "
         f"ON CONFLICT (instance_type) DO UPDATE SET {sets} "
-        f"WHERE t.source = 'bundled-snapshot' AND ({', '.join('t.' + c for c in COLUMNS[1:])}) IS DISTINCT FROM "
-        f"({', '.join('excluded.' + c for c in COLUMNS[1:])})"
+        f"WHERE {only_bundled}({', '.join('t.' + c for c in columns[1:])}) IS DISTINCT FROM "
+        f"({', '.join('excluded.' + c for c in columns[1:])})"
     )
 
 
