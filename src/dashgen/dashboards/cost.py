@@ -16,10 +16,10 @@ from dashgen.config import Config
 from dashgen.panels import (
     PG_DS,
     Layout,
-    custom_variable,
     dashboard,
+    inventory_stat,
     override,
-    pricing_variable,
+    selection_variables,
     sql_target,
     stat,
     steps,
@@ -40,12 +40,8 @@ def _usd(*columns: str) -> list[dict[str, Any]]:
 
 
 def variables(config: Config) -> list[dict[str, Any]]:
-    tag_keys = list(config.instance_tags)
     return [
-        pricing_variable(config),
-        custom_variable("tag_key", "Tag", tag_keys, tag_keys[0]),
-        store_filter_variable("tag_value", "Tag value"),
-        store_filter_variable("name", "Name"),
+        *selection_variables(config, cloudwatch=False, instance=False),  # the same choices on every dashboard
         store_filter_variable("experiment", "Experiment"),
     ]
 
@@ -127,7 +123,7 @@ def verdict_stat(title: str, sql_file: str, yes: str, no: str, description: str)
                   *UNKNOWN],
         calcs=("last",),
         no_value="no experiments",
-        width=12,
+        width=9,
     )
 
 
@@ -152,6 +148,7 @@ def build(config: Config) -> G.Dashboard:
                      "deadline at the current burn rate) is within its budget."),
         verdict_stat("Makes deadline", "experiment_makes_deadline", "makes deadline", "late",
                      "Green when the ETA from the progress metric is before the deadline; unknown without one."),
+        inventory_stat(),
     )
     layout.add(budget_panel())
     layout.add(instances_panel())

@@ -1,0 +1,59 @@
+"""dashgen.insights_where (migration 040): the selection as a Metrics Insights WHERE clause, bounded in size."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from dashgen.panels import insights_sql
+from dashgen.store import migrate
+from grafana_cloudwatch import expression_max
+
+
+@pytest.fixture
+def conn(fresh_db: str) -> Iterator[psycopg.Connection[Any]]:
+    with psycopg.connect(fresh_db) as c:
+        migrate(c)
+        yield c
+
+
+def where(conn: psycopg.Connection[Any], key: str, tags: list[str] | None, names: list[str] | None,
+          instances: list[str] | None) -> str:
+    row = conn.execute("SELECT dashgen.insights_where(%s, %s, %s, %s)", (key, tags, names, instances)).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def test_all_is_no_condition_and_each_filter_an_or_list(conn: psycopg.Connection[Any]) -> None:
+    assert where(conn, "team", None, None, None) == "WHERE InstanceId != '-'"
+    assert where(conn, "team", ["ml", "web"], None, None) == "WHERE (tag.team = 'ml' OR tag.team = 'web')"
+    assert where(conn, "cost center", ["a"], ["n1"], ["i-1", "i-2"]) == (
+        "WHERE (tag.\"cost center\" = 'a') AND (tag.Name = 'n1') AND (InstanceId = 'i-1' OR InstanceId = 'i-2')")
+
+
+def test_nothing_chosen_or_nothing_writable_matches_no_instance(conn: psycopg.Connection[Any]) -> None:
+    assert where(conn, "team", [], None, None) == "WHERE InstanceId = '-'"
+    assert where(conn, "team", None, None, []) == "WHERE InstanceId = '-'"
+    # values a Metrics Insights literal cannot hold as is are left out, never a broken query
+    assert where(conn, "team", ["it's", "back\\slash", "new\nline", "ok"], None, None) == "WHERE (tag.team = 'ok')"
+    assert where(conn, "team", ["it's"], None, None) == "WHERE InstanceId = '-'"
+    assert where(conn, 'we"ird', ["a"], None, None) == "WHERE InstanceId = '-'"
+
+
+def test_the_clause_stays_within_its_budget_whatever_is_chosen(conn: psycopg.Connection[Any]) -> None:
+    longest = max((insights_sql(m, "Average") for m in ("EBSIOBalance%", "InstanceEBSThroughputExceededCheck")),
+                  key=len)
+    tags = [f"value-{i:03d}-" + "x" * 240 for i in range(300)]   # EC2 tag values: at most 256 characters
+    names = [f"name-{i:03d}-" + "y" * 240 for i in range(300)]
+    instances = [f"i-{i:017x}" for i in range(10_000)]
+    clause = where(conn, "experiment", tags, names, instances)
+    assert longest.count("$insights_where") == 1
+    assert len(longest.replace("$insights_where", clause)) <= expression_max()
+    # every filter keeps at least its first term, so the clause never widens the selection
+    assert f"tag.experiment = '{tags[0]}'" in clause and f"tag.Name = '{names[0]}'" in clause
+    assert f"InstanceId = '{instances[0]}'" in clause
+    # a hand-picked list that fits is kept whole
+    assert where(conn, "experiment", None, None, instances[:20]).count("InstanceId = ") == 20
