@@ -30,8 +30,10 @@ Backend, the same datasource commit:
 
 The request is then checked against botocore's CloudWatch service model, loaded with `botocore.loaders`:
 its input shape (required members, lengths: `MetricExpression` max, `DimensionValue` min...) through
-botocore's own `ParamValidator`, plus the rules the model states only in its documentation (the `Id`
-characters, the number of queries in one call), read from that documentation text.
+botocore's own `ParamValidator` and the model's `max` lengths (which that validator leaves to the server),
+plus the rules the model states only in its documentation (the `Id` characters, the number of queries in one
+call), read from that documentation text, and AWS's one Metrics Insights query per call ("Metrics Insights
+quotas" in the CloudWatch user guide).
 """
 
 from __future__ import annotations
@@ -310,6 +312,11 @@ def aws_errors(request: Mapping[str, Any]) -> list[str]:
     errors += [f"Id {i!r} is not letters, digits and _ from a lowercase letter" for i in ids if not rule.match(i)]
     if len(set(ids)) != len(ids):
         errors.append("duplicate Id")
+    # AWS docs, "Metrics Insights quotas": each GetMetricData operation can have only one Metrics Insights query
+    # (Grafana splits them only behind its cloudWatchBatchQueries feature flag, time_series_query.go)
+    insights = [q.get("Id") for q in queries if str(q.get("Expression", "")).lstrip().upper().startswith("SELECT ")]
+    if len(insights) > 1:
+        errors.append(f"{len(insights)} Metrics Insights queries in one call: {insights}")
     for q in queries:
         if ("MetricStat" in q) == ("Expression" in q):
             errors.append(f"{q.get('Id')}: exactly one of MetricStat and Expression")

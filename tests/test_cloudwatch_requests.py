@@ -339,6 +339,8 @@ def test_the_three_dashboards_select_the_same_instances(store: psycopg.Connectio
     for p in cloudwatch_panels(perf):
         for request in requests_of(p, perf_vars):
             assert returned(request, MIXED) == want, p["title"]
+    counted = next(p for p in all_panels(perf) if p["title"] == "Instances selected")["targets"][0]["rawSql"]
+    assert store.execute(interpolate(counted, perf_vars)).fetchone() == (len(want), 0)
     store_picks = {k: v for k, v in picks.items() if k != "instance"}
     if "instance" not in picks:
         for module in (cost, rightsizing):
@@ -369,6 +371,9 @@ def test_the_check_sees_what_aws_refuses() -> None:
     assert any("Value" in e for e in aws_errors(request({"Id": "q1", "MetricStat": empty})))
     assert any("Id 'Query1'" in e for e in aws_errors(request({"Id": "Query1", "MetricStat": stat})))
     assert any("MetricStat and Expression" in e for e in aws_errors(request({"Id": "q1"})))
+    insights = [{"Id": f"q{i}", "Expression": 'SELECT AVG(CPUUtilization) FROM "AWS/EC2"', "Period": 300}
+                for i in range(2)]
+    assert any("2 Metrics Insights queries" in e for e in aws_errors(request(*insights)))
     many = [{"Id": f"q{i}", "MetricStat": stat} for i in range(501)]
     assert any("more than 500" in e for e in aws_errors(request(*many)))
     assert any("required" in e.lower() for e in aws_errors({"MetricDataQueries": []}))

@@ -22,7 +22,8 @@ def conn(fresh_db: str) -> Iterator[psycopg.Connection[Any]]:
 
 def where(conn: psycopg.Connection[Any], key: str, tags: list[str] | None, names: list[str] | None,
           instances: list[str] | None) -> str:
-    row = conn.execute("SELECT dashgen.insights_where(%s, %s, %s, %s)", (key, tags, names, instances)).fetchone()
+    row = conn.execute("SELECT clause FROM dashgen.insights_where(%s, %s, %s, %s)",
+                       (key, tags, names, instances)).fetchone()
     assert row is not None
     return str(row[0])
 
@@ -57,3 +58,25 @@ def test_the_clause_stays_within_its_budget_whatever_is_chosen(conn: psycopg.Con
     assert f"InstanceId = '{instances[0]}'" in clause
     # a hand-picked list that fits is kept whole
     assert where(conn, "experiment", None, None, instances[:20]).count("InstanceId = ") == 20
+
+
+def test_the_selection_counts_what_the_clause_leaves_out(conn: psycopg.Connection[Any]) -> None:
+    rows = [(f"i-{i:017x}", "us-east-1", f"n{i}", '{"team": "ml"}') for i in range(80)]
+    rows.append(("i-other", "eu-west-1", "n0", '{"team": "ml"}'))
+    with conn.cursor() as cur:
+        cur.executemany("INSERT INTO dashgen.instances (instance_id, region, instance_type, name, tags, state, "
+                        "first_seen, last_seen) VALUES (%s, %s, 'm7g.large', %s, %s, 'running', now(), now())", rows)
+
+    def selection(tags: list[str], names: list[str], instances: list[str] | None) -> tuple[str, int, int]:
+        row = conn.execute("SELECT * FROM dashgen.insights_selection('us-east-1', 'team', %s, %s, %s)",
+                           (tags, names, instances)).fetchone()
+        assert row is not None
+        return row[0], row[1], row[2]
+
+    every = ["__all__"]
+    assert selection(every, every, every) == ("WHERE InstanceId != '-'", 80, 0)
+    assert selection(["ml"], every, every) == ("WHERE (tag.team = 'ml')", 80, 0)
+    clause, selected, not_drawn = selection(every, every, [r[0] for r in rows])
+    assert selected == 80 and 0 < not_drawn < 80 and clause.count("InstanceId = ") == 80 - not_drawn
+    assert selection(every, ["n3", "nobody"], every) == ("WHERE (tag.Name = 'n3')", 1, 0)
+    assert selection(["nope"], every, every) == ("WHERE InstanceId = '-'", 0, 0)

@@ -92,9 +92,9 @@ def test_a_collapsible_row_per_group_holding_its_metrics() -> None:
 def test_stat_row_counts_instances_over_threshold() -> None:
     d = built()
     stats = [p for p in d["panels"] if p["type"] == "stat"]
-    assert [s["gridPos"]["y"] for s in stats] == [0, 0, 0, 0, 0]
-    assert stats[-1]["title"] == "Inventory synced" and stats[-1]["fieldConfig"]["defaults"]["unit"] == \
-        "dateTimeFromNow"
+    assert [s["gridPos"]["y"] for s in stats] == [0] * 6
+    assert [s["title"] for s in stats[-2:]] == ["Instances selected", "Inventory synced"]
+    assert stats[-1]["fieldConfig"]["defaults"]["unit"] == "dateTimeFromNow"
     cpu = stats[0]
     assert cpu["title"] == "Instances over 80% CPU"
     assert cpu["options"]["reduceOptions"]["calcs"] == ["count"]
@@ -165,7 +165,7 @@ def test_variables_select_instances_from_the_pricing_store() -> None:
     assert "${region:sqlstring}" in variables["instance"]["query"]
     hidden = variables["insights_where"]
     assert hidden["hide"] == 2 and not hidden["multi"] and not hidden["includeAll"]
-    assert "dashgen.insights_where(" in hidden["query"]
+    assert "dashgen.insights_selection(" in hidden["query"]
     assert variables["datasource"]["current"]["value"] == "dashgen-cloudwatch"
     cfg = Config(instance_tags=("team",), cloudwatch_uid="cw-prod")
     variables = {v["name"]: v for v in built(cfg)["templating"]["list"]}

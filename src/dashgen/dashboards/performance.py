@@ -21,6 +21,7 @@ from dashgen.panels import (
     INSIGHTS_LIMIT,
     INSTANCE_LABEL,
     MIXED_DS,
+    PG_DS,
     Layout,
     custom_variable,
     cw_insights_target,
@@ -68,7 +69,7 @@ def over_threshold_stat(metric: Metric, config: Config, what: str) -> G.Stat:
         calcs=["count"],
         fields=f"/^{column}$/",
         no_value="0",
-        width=5,
+        width=4,
         transformations=[
             {"id": "reduce", "options": {"mode": "seriesToRows", "reducers": [worst], "includeTimeField": False}},
             {"id": "filterByValue", "options": {
@@ -76,6 +77,22 @@ def over_threshold_stat(metric: Metric, config: Config, what: str) -> G.Stat:
                 "match": "any", "type": "include",
             }},
         ],
+    )
+
+
+def selection_stat() -> G.Stat:
+    """How many instances the choices select in the store, and how many the CloudWatch panels leave out."""
+    return stat(
+        "Instances selected",
+        [sql_target(load_sql("selection"))],
+        description=("Instances of the pricing store in the region that Tag, Name and Instance select (the same "
+                     "choices as the cost and rightsizing dashboards). Not drawn: those the CloudWatch panels "
+                     "leave out because their Metrics Insights query has no room left (a hand-picked list longer "
+                     f"than about 40 instances); each panel also draws at most the {INSIGHTS_LIMIT} worst."),
+        datasource=PG_DS,
+        thresholds=steps(("blue", None)),
+        no_value="0",
+        width=4,
     )
 
 
@@ -128,6 +145,7 @@ def build(config: Config) -> G.Dashboard:
         over_threshold_stat(m["StatusCheckFailed"], config, "failing status checks"),
         over_threshold_stat(m["EBSIOBalance%"], config, "low on EBS I/O credits"),
         over_threshold_stat(m["CPUCreditBalance"], config, "low on CPU credits"),
+        selection_stat(),
         inventory_stat(width=4),
     )
     layout.add(week_over_week_panel(config))

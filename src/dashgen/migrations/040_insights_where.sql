@@ -5,77 +5,102 @@
 -- those instances: Grafana sends a multi-value dimension as one SEARCH expression with an OR list, and
 -- MetricDataQuery.Expression holds at most 2,048 characters (about 75 instance ids). They run Metrics Insights
 -- instead (`SELECT ... FROM SCHEMA("AWS/EC2", InstanceId) <clause> GROUP BY InstanceId ORDER BY ... LIMIT 500`),
--- whose size does not grow with the fleet: the clause below says the selection as CloudWatch resource-tag and
+-- whose size does not grow with the fleet: the clause says the selection as CloudWatch resource-tag and
 -- InstanceId conditions (`tag.team = 'ml'`, AWS docs "Query components and syntax in CloudWatch Metrics
 -- Insights", alarm example `WHERE tag.Environment = 'Prod'`). A hidden dashboard variable holds it
 -- (sql/var_insights_where*.sql) and Grafana inserts it into each query as is (format `raw`).
---
--- Arguments are decoded values; NULL = the variable's All (no condition). Each non-All filter becomes
--- `(term OR term ...)`, the filters are joined by AND. A value a Metrics Insights string literal cannot hold as
--- is (a `'`, a `\`, a control character) is left out: it matches nothing on CloudWatch, and a filter left with
--- no term matches no instance (`InstanceId = '-'`), never a broken query. With no filter at all the clause is
--- `WHERE InstanceId != '-'` (true for every instance: a variable's value is never empty). The clause keeps
--- within `budget` characters (default 1,500 of the 2,048; the test checks the worst case): each filter gets an
--- equal share, an unused share passes to the next, every filter keeps at least one term, and the terms past
--- the budget (the last instances of a long hand-picked list, say) are dropped.
+
+-- `value` as a Metrics Insights string literal; NULL for a value one cannot hold as is (a `'`, a `\`, a control
+-- character): such a value matches nothing on CloudWatch rather than break the query.
 CREATE FUNCTION dashgen.insights_literal(value text)
 RETURNS text LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
     SELECT CASE WHEN value ~ '^[^''\\[:cntrl:]]+$' THEN '''' || value || '''' END
 $$;
 
+-- The clause for decoded choices; NULL = the variable's All (no condition). Each other filter becomes
+-- `(term OR term ...)`, the filters are joined by AND; a filter with no writable term matches no instance
+-- (`InstanceId = '-'`). With no filter at all: `WHERE InstanceId != '-'`, true for every instance (a variable's
+-- value is never empty). The clause keeps within `budget` characters (1,500 of the 2,048 by default; the tests
+-- check the longest query with the worst case): each filter gets an equal share, an unused share passes to the
+-- next, every filter keeps at least its first term, the terms past the budget are left out (`kept_*` say which
+-- are in: dashgen.insights_selection counts the instances that leaves out).
 CREATE FUNCTION dashgen.insights_where(tag_key text, tag_values text[], names text[], instances text[],
-                                       budget int DEFAULT 1500)
-RETURNS text LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+                                       budget int DEFAULT 1500, OUT clause text, OUT kept_tag_values text[],
+                                       OUT kept_names text[], OUT kept_instances text[])
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
 DECLARE
     tag_label text := CASE WHEN tag_key ~ '^[A-Za-z_][A-Za-z0-9_]*$' THEN 'tag.' || tag_key
                            WHEN tag_key ~ '^[^"\\[:cntrl:]]+$' THEN 'tag."' || tag_key || '"' END;
+    labels text[] := ARRAY[tag_label, 'tag.Name', 'InstanceId'];
+    choices text[];
     terms text[];
     kept text[];
     parts text[] := ARRAY[]::text[];
-    n_groups int := 0;
+    n_groups int := (tag_values IS NOT NULL)::int + (names IS NOT NULL)::int + (instances IS NOT NULL)::int;
     left_over int := budget;
     share int;
     used int;
-    t text;
+    v text;
 BEGIN
-    n_groups := (tag_values IS NOT NULL)::int + (names IS NOT NULL)::int + (instances IS NOT NULL)::int;
     FOR i IN 1..3 LOOP
-        terms := CASE i
-            WHEN 1 THEN CASE WHEN tag_values IS NULL THEN NULL
-                             WHEN tag_label IS NULL THEN ARRAY[]::text[]
-                             ELSE ARRAY(SELECT tag_label || ' = ' || dashgen.insights_literal(v)
-                                        FROM unnest(tag_values) WITH ORDINALITY u(v, o)
-                                        WHERE dashgen.insights_literal(v) IS NOT NULL ORDER BY o) END
-            WHEN 2 THEN CASE WHEN names IS NULL THEN NULL
-                             ELSE ARRAY(SELECT 'tag.Name = ' || dashgen.insights_literal(v)
-                                        FROM unnest(names) WITH ORDINALITY u(v, o)
-                                        WHERE dashgen.insights_literal(v) IS NOT NULL ORDER BY o) END
-            ELSE CASE WHEN instances IS NULL THEN NULL
-                      ELSE ARRAY(SELECT 'InstanceId = ' || dashgen.insights_literal(v)
-                                 FROM unnest(instances) WITH ORDINALITY u(v, o)
-                                 WHERE dashgen.insights_literal(v) IS NOT NULL ORDER BY o) END
-        END;
-        CONTINUE WHEN terms IS NULL;
+        choices := CASE i WHEN 1 THEN tag_values WHEN 2 THEN names ELSE instances END;
+        CONTINUE WHEN choices IS NULL;
+        n_groups := n_groups - 1;
+        kept := ARRAY[]::text[];
+        terms := ARRAY[]::text[];
+        share := greatest(left_over / (n_groups + 1), 0);
+        used := 2;  -- the parentheses
+        FOREACH v IN ARRAY choices LOOP
+            CONTINUE WHEN labels[i] IS NULL OR v IS NULL OR dashgen.insights_literal(v) IS NULL;
+            EXIT WHEN cardinality(terms) > 0
+                  AND used + length(labels[i] || ' = ' || dashgen.insights_literal(v)) + 4 > share;
+            terms := terms || (labels[i] || ' = ' || dashgen.insights_literal(v));
+            kept := kept || v;
+            used := used + length(terms[cardinality(terms)]) + CASE WHEN cardinality(terms) > 1 THEN 4 ELSE 0 END;
+        END LOOP;
         IF cardinality(terms) = 0 THEN
             parts := parts || 'InstanceId = ''-'''::text;
-            n_groups := n_groups - 1;
-            CONTINUE;
+            used := 16;
+        ELSE
+            parts := parts || ('(' || array_to_string(terms, ' OR ') || ')');
         END IF;
-        share := greatest(left_over / greatest(n_groups, 1), 0);
-        kept := ARRAY[]::text[];
-        used := 2;  -- the parentheses
-        FOREACH t IN ARRAY terms LOOP
-            EXIT WHEN cardinality(kept) > 0 AND used + length(t) + 4 > share;
-            kept := kept || t;
-            used := used + length(t) + CASE WHEN cardinality(kept) > 1 THEN 4 ELSE 0 END;
-        END LOOP;
-        parts := parts || ('(' || array_to_string(kept, ' OR ') || ')');
         left_over := left_over - used - 5;  -- ' AND '
-        n_groups := n_groups - 1;
+        CASE i WHEN 1 THEN kept_tag_values := kept; WHEN 2 THEN kept_names := kept; ELSE kept_instances := kept; END CASE;
     END LOOP;
-    IF cardinality(parts) = 0 THEN
-        RETURN 'WHERE InstanceId != ''-''';
-    END IF;
-    RETURN 'WHERE ' || array_to_string(parts, ' AND ');
+    clause := CASE WHEN cardinality(parts) = 0 THEN 'WHERE InstanceId != ''-'''
+                   ELSE 'WHERE ' || array_to_string(parts, ' AND ') END;
 END
+$$;
+
+-- The selection of a dashboard in `region` from its variables as Grafana sends them (arrays of the chosen
+-- values, All being whatever dashgen.chosen reads as All; `instances` NULL on a dashboard without an Instance
+-- variable): the Metrics Insights clause, how many instances of the store it selects, and how many of those the
+-- clause leaves out for want of room (a long hand-picked list, say).
+CREATE FUNCTION dashgen.insights_selection(region text, tag_key text, tag_values text[], names text[],
+                                           instances text[], budget int DEFAULT 1500)
+RETURNS TABLE (clause text, selected bigint, not_drawn bigint)
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    WITH sel AS (
+        SELECT i.instance_id, i.tags ->> tag_key AS tag_value, i.name
+        FROM dashgen.instances i
+        WHERE i.region = insights_selection.region AND dashgen.selected(i.tags, i.name, tag_key, tag_values, names)
+          AND (instances IS NULL OR dashgen.chosen(i.instance_id, instances))
+    ), w AS (
+        SELECT * FROM dashgen.insights_where(
+            tag_key,
+            CASE WHEN coalesce(dashgen.chosen(NULL, tag_values), false) THEN NULL
+                 ELSE ARRAY(SELECT DISTINCT tag_value FROM sel ORDER BY 1) END,
+            CASE WHEN coalesce(dashgen.chosen(NULL, names), false) THEN NULL
+                 ELSE ARRAY(SELECT DISTINCT name FROM sel WHERE name IS NOT NULL ORDER BY 1) END,
+            CASE WHEN instances IS NULL OR coalesce(dashgen.chosen(NULL, instances), false) THEN NULL
+                 ELSE ARRAY(SELECT instance_id FROM sel ORDER BY 1) END,
+            budget)
+    )
+    SELECT w.clause,
+           (SELECT count(*) FROM sel),
+           (SELECT count(*) FROM sel
+             WHERE (w.kept_tag_values IS NOT NULL AND NOT coalesce(sel.tag_value = ANY (w.kept_tag_values), false))
+                OR (w.kept_names IS NOT NULL AND NOT coalesce(sel.name = ANY (w.kept_names), false))
+                OR (w.kept_instances IS NOT NULL AND NOT sel.instance_id = ANY (w.kept_instances)))
+    FROM w
 $$;
