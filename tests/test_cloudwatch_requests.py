@@ -16,6 +16,7 @@ instance without the tag is "", still an option).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -174,14 +175,23 @@ def requests_of(p: Mapping[str, Any], variables: Mapping[str, Variable]) -> list
 
 # ---------------------------------------------------------------- what CloudWatch returns for a request
 
-def _insights_matches(sql: str, inst: Instance) -> bool:
-    """Evaluate the WHERE clause of a Metrics Insights query (the grammar dashgen writes: label = / != 'literal',
-    AND, OR, parentheses; labels tag.<key>, tag."<key>", InstanceId) for one instance."""
+@functools.cache
+def _insights_tokens(sql: str) -> tuple[str, ...]:
     m = re.search(r"\bWHERE\b(.*?)\bGROUP BY\b", sql)
     if not m:
-        return True
+        return ()
     tokens = re.findall(r"'[^']*'|\(|\)|!=|=|\bAND\b|\bOR\b|tag\.\"[^\"]+\"|tag\.\w+|InstanceId", m.group(1))
     assert "".join(tokens).replace(" ", "") == re.sub(r"\s", "", m.group(1)), f"unexpected clause: {m.group(1)}"
+    return tuple(tokens)
+
+
+def _insights_matches(sql: str, inst: Instance) -> bool:
+    """Evaluate the WHERE clause of a Metrics Insights query (the grammar dashgen writes: label = / != 'literal',
+    AND, OR, parentheses; labels tag.<key>, tag."<key>", InstanceId) for one instance, as CloudWatch would with
+    the instance's current tags (resource tags for telemetry on)."""
+    tokens = _insights_tokens(sql)
+    if not tokens:
+        return True
     pos = 0
 
     def label_value(label: str) -> str | None:
@@ -263,11 +273,14 @@ def test_requests_are_valid_for_aws_at_any_fleet_size(store: psycopg.Connection[
     for slug, module in DASHBOARDS.items():
         d = render(module.build(Config()))
         variables = resolve(d, store, fleet, picks)
-        for p in cloudwatch_panels(d):
+        for n, p in enumerate(cloudwatch_panels(d)):
             for request in requests_of(p, variables):
                 assert aws_errors(request) == [], (slug, p["title"], size, picks)
                 for q in request["MetricDataQueries"]:
                     assert len(q.get("Expression", "")) <= limit
+                if n == 0 and "instance" not in picks:  # and it asks for the selected instances, no more
+                    want = {i.instance_id for i in fleet if i.tags[KEY] in picks.get("tag_value", [i.tags[KEY]])}
+                    assert returned(request, fleet) == want, (slug, p["title"])
 
 
 @pytest.mark.parametrize(("fleet", "picks"), [

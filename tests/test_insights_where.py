@@ -61,8 +61,8 @@ def test_the_clause_stays_within_its_budget_whatever_is_chosen(conn: psycopg.Con
 
 
 def test_the_selection_counts_what_the_clause_leaves_out(conn: psycopg.Connection[Any]) -> None:
-    rows = [(f"i-{i:017x}", "us-east-1", f"n{i}", '{"team": "ml"}') for i in range(80)]
-    rows.append(("i-other", "eu-west-1", "n0", '{"team": "ml"}'))
+    rows = [(f"i-{i:017x}", "us-east-1", "web" if i < 60 else "db", '{"team": "ml"}') for i in range(80)]
+    rows.append(("i-other", "eu-west-1", "db", '{"team": "ml"}'))
     with conn.cursor() as cur:
         cur.executemany("INSERT INTO dashgen.instances (instance_id, region, instance_type, name, tags, state, "
                         "first_seen, last_seen) VALUES (%s, %s, 'm7g.large', %s, %s, 'running', now(), now())", rows)
@@ -78,5 +78,9 @@ def test_the_selection_counts_what_the_clause_leaves_out(conn: psycopg.Connectio
     assert selection(["ml"], every, every) == ("WHERE (tag.team = 'ml')", 80, 0)
     clause, selected, not_drawn = selection(every, every, [r[0] for r in rows])
     assert selected == 80 and 0 < not_drawn < 80 and clause.count("InstanceId = ") == 80 - not_drawn
-    assert selection(every, ["n3", "nobody"], every) == ("WHERE (tag.Name = 'n3')", 1, 0)
+    # a selection whose ids fit goes as ids (no CloudWatch tag support needed); a larger one as tags
+    few = selection(every, ["db", "nobody"], every)
+    assert few[1:] == (20, 0) and few[0] == "WHERE (" + " OR ".join(
+        f"InstanceId = 'i-{i:017x}'" for i in range(60, 80)) + ")"
+    assert selection(every, ["web"], every) == ("WHERE (tag.Name = 'web')", 60, 0)
     assert selection(["nope"], every, every) == ("WHERE InstanceId = '-'", 0, 0)

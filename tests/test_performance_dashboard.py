@@ -51,7 +51,7 @@ def test_targets_use_the_current_cloudwatch_query_model() -> None:
             assert t["queryMode"] == "Metrics"
             assert t["metricQueryType"] == 1 and t["metricEditorMode"] == 1
             assert "statistics" not in t and "alias" not in t
-            assert t["label"].startswith("${PROP('Dim.InstanceId')}")
+            assert t["label"] in ("", "${LABEL} this week")  # the default label: the instance id
             assert t["datasource"] == {"type": "cloudwatch", "uid": "${datasource}"}
             assert t["statistic"] in FUNCTION
 

@@ -19,7 +19,6 @@ from dashgen.catalogue import GROUPS, METRICS_BY_NAME, Metric, metrics_in
 from dashgen.config import Config
 from dashgen.panels import (
     INSIGHTS_LIMIT,
-    INSTANCE_LABEL,
     MIXED_DS,
     PG_DS,
     Layout,
@@ -41,9 +40,14 @@ SLUG = "ec2-performance"
 TOP = f"the {INSIGHTS_LIMIT} worst instances of the selection (CloudWatch Metrics Insights, last 14 days at most)"
 
 
-def metric_target(metric: Metric, *, statistic: str | None = None, ref_id: str = "A", label: str = INSTANCE_LABEL,
+def metric_target(metric: Metric, *, statistic: str | None = None, ref_id: str = "A", label: str = "",
                   period: str = "$period") -> dict[str, Any]:
-    """`metric` per selected instance, worst first (highest for "above" thresholds, lowest for "below")."""
+    """`metric` per selected instance, worst first (highest for "above" thresholds, lowest for "below").
+
+    No label: CloudWatch's default label of a Metrics Insights series grouped by InstanceId is the instance id
+    (AWS docs, "SQL inference": each group name is projected in the result); `${LABEL}` is that default label
+    in a dynamic label (AWS docs, "Use dynamic labels").
+    """
     stat_name = statistic or metric.statistic
     worst = "ASC" if metric.direction == "below" else "DESC"
     return cw_insights_target(insights_sql(metric.name, stat_name, worst=worst), ref_id, statistic=stat_name,
@@ -99,7 +103,7 @@ def selection_stat() -> G.Stat:
 def week_over_week_panel(config: Config) -> G.TimeSeries:
     """This week's hourly CPU (CloudWatch, solid) over last week's moved forward 7 days (store, dashed)."""
     cpu = METRICS_BY_NAME["CPUUtilization"]
-    this_week = metric_target(cpu, period="3600", label=f"{INSTANCE_LABEL} this week")
+    this_week = metric_target(cpu, period="3600", label="${LABEL} this week")
     last_week = sql_target(load_sql("cpu_last_week"), "B", fmt="time_series")
     return timeseries(
         "CPU this week vs. last week",

@@ -75,7 +75,10 @@ $$;
 -- The selection of a dashboard in `region` from its variables as Grafana sends them (arrays of the chosen
 -- values, All being whatever dashgen.chosen reads as All; `instances` NULL on a dashboard without an Instance
 -- variable): the Metrics Insights clause, how many instances of the store it selects, and how many of those the
--- clause leaves out for want of room (a long hand-picked list, say).
+-- clause leaves out for want of room. A selection whose instance ids all fit in the budget (about 40) is sent
+-- as those ids: it needs nothing more from CloudWatch. A larger one is sent as resource-tag conditions
+-- (tag.<key>, tag.Name), which CloudWatch evaluates only with "resource tags for telemetry" turned on for the
+-- account (AWS docs, "Resource tags for telemetry"); hand-picked instances then come as ids, as many as fit.
 CREATE FUNCTION dashgen.insights_selection(region text, tag_key text, tag_values text[], names text[],
                                            instances text[], budget int DEFAULT 1500)
 RETURNS TABLE (clause text, selected bigint, not_drawn bigint)
@@ -85,22 +88,35 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
         FROM dashgen.instances i
         WHERE i.region = insights_selection.region AND dashgen.selected(i.tags, i.name, tag_key, tag_values, names)
           AND (instances IS NULL OR dashgen.chosen(i.instance_id, instances))
-    ), w AS (
-        SELECT * FROM dashgen.insights_where(
+    ), every AS (
+        SELECT coalesce(dashgen.chosen(NULL, tag_values), false) AS tags,
+               coalesce(dashgen.chosen(NULL, names), false) AS names,
+               instances IS NULL OR coalesce(dashgen.chosen(NULL, instances), false) AS instances
+    ), by_id AS (
+        SELECT * FROM dashgen.insights_where(tag_key, NULL, NULL, ARRAY(SELECT instance_id FROM sel ORDER BY 1),
+                                             budget)
+    ), by_tag AS (
+        SELECT * FROM every, dashgen.insights_where(
             tag_key,
-            CASE WHEN coalesce(dashgen.chosen(NULL, tag_values), false) THEN NULL
-                 ELSE ARRAY(SELECT DISTINCT tag_value FROM sel ORDER BY 1) END,
-            CASE WHEN coalesce(dashgen.chosen(NULL, names), false) THEN NULL
-                 ELSE ARRAY(SELECT DISTINCT name FROM sel WHERE name IS NOT NULL ORDER BY 1) END,
-            CASE WHEN instances IS NULL OR coalesce(dashgen.chosen(NULL, instances), false) THEN NULL
-                 ELSE ARRAY(SELECT instance_id FROM sel ORDER BY 1) END,
-            budget)
+            CASE WHEN every.tags THEN NULL ELSE ARRAY(SELECT DISTINCT tag_value FROM sel ORDER BY 1) END,
+            CASE WHEN every.names THEN NULL ELSE ARRAY(SELECT DISTINCT name FROM sel WHERE name IS NOT NULL
+                                                       ORDER BY 1) END,
+            CASE WHEN every.instances THEN NULL ELSE ARRAY(SELECT instance_id FROM sel ORDER BY 1) END,
+            budget) w
+    ), n AS (
+        SELECT count(*) AS selected FROM sel
     )
-    SELECT w.clause,
-           (SELECT count(*) FROM sel),
-           (SELECT count(*) FROM sel
-             WHERE (w.kept_tag_values IS NOT NULL AND NOT coalesce(sel.tag_value = ANY (w.kept_tag_values), false))
-                OR (w.kept_names IS NOT NULL AND NOT coalesce(sel.name = ANY (w.kept_names), false))
-                OR (w.kept_instances IS NOT NULL AND NOT sel.instance_id = ANY (w.kept_instances)))
-    FROM w
+    SELECT CASE WHEN by_tag.tags AND by_tag.names AND by_tag.instances THEN by_tag.clause
+                WHEN cardinality(by_id.kept_instances) = n.selected THEN by_id.clause
+                ELSE by_tag.clause END,
+           n.selected,
+           CASE WHEN by_tag.tags AND by_tag.names AND by_tag.instances THEN 0
+                WHEN cardinality(by_id.kept_instances) = n.selected THEN 0
+                ELSE (SELECT count(*) FROM sel
+                       WHERE (by_tag.kept_tag_values IS NOT NULL
+                              AND NOT coalesce(sel.tag_value = ANY (by_tag.kept_tag_values), false))
+                          OR (by_tag.kept_names IS NOT NULL AND NOT coalesce(sel.name = ANY (by_tag.kept_names), false))
+                          OR (by_tag.kept_instances IS NOT NULL AND NOT sel.instance_id = ANY (by_tag.kept_instances)))
+           END
+    FROM by_id, by_tag, n
 $$;
