@@ -93,7 +93,9 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
                coalesce(dashgen.chosen(NULL, names), false) AS names,
                instances IS NULL OR coalesce(dashgen.chosen(NULL, instances), false) AS instances
     ), by_id AS (
-        SELECT * FROM dashgen.insights_where(tag_key, NULL, NULL, ARRAY(SELECT instance_id FROM sel ORDER BY 1),
+        -- (a term takes 16 characters and more: no more than budget / 16 + 1 ids are worth reading)
+        SELECT * FROM dashgen.insights_where(tag_key, NULL, NULL,
+                                             ARRAY(SELECT instance_id FROM sel ORDER BY 1 LIMIT budget / 16 + 1),
                                              budget)
     ), by_tag AS (
         SELECT * FROM every, dashgen.insights_where(
@@ -101,7 +103,8 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
             CASE WHEN every.tags THEN NULL ELSE ARRAY(SELECT DISTINCT tag_value FROM sel ORDER BY 1) END,
             CASE WHEN every.names THEN NULL ELSE ARRAY(SELECT DISTINCT name FROM sel WHERE name IS NOT NULL
                                                        ORDER BY 1) END,
-            CASE WHEN every.instances THEN NULL ELSE ARRAY(SELECT instance_id FROM sel ORDER BY 1) END,
+            CASE WHEN every.instances THEN NULL
+                 ELSE ARRAY(SELECT instance_id FROM sel ORDER BY 1 LIMIT budget / 16 + 1) END,
             budget) w
     ), n AS (
         SELECT count(*) AS selected FROM sel
