@@ -86,7 +86,7 @@ def over_threshold_stat(metric: Metric, config: Config, what: str) -> G.Stat:
 
 def selection_stat() -> G.Stat:
     """How many instances the choices select in the store, and how many the CloudWatch panels leave out."""
-    return stat(
+    panel = stat(
         "Instances selected",
         [sql_target(load_sql("selection"))],
         description=("Instances of the pricing store in the region that Tag, Name and Instance select (the same "
@@ -98,6 +98,8 @@ def selection_stat() -> G.Stat:
         no_value="0",
         width=4,
     )
+    panel.extraJson["options"]["textMode"] = "value_and_name"  # two numbers: say which is which
+    return panel
 
 
 def week_over_week_panel(config: Config) -> G.TimeSeries:
