@@ -22,7 +22,6 @@ POSTGRES = "grafana-postgresql-datasource"
 CW_DS = {"type": CLOUDWATCH, "uid": "${datasource}"}
 PG_DS = {"type": POSTGRES, "uid": "${pricing}"}
 MIXED_DS = {"type": "datasource", "uid": "-- Mixed --"}  # each target names its own datasource
-INSTANCE_LABEL = "${PROP('Dim.InstanceId')}"
 
 
 # ---------------------------------------------------------------- thresholds
@@ -44,39 +43,6 @@ def metric_steps(metric: Metric, config: Config) -> list[dict[str, Any]]:
 
 
 # ---------------------------------------------------------------- targets
-
-def cw_target(
-    metric: Metric | str,
-    ref_id: str = "A",
-    *,
-    statistic: str | None = None,
-    dimensions: dict[str, str] | None = None,
-    label: str = INSTANCE_LABEL,
-    namespace: str = NAMESPACE,
-    period: str = "$period",
-    region: str = "$region",
-) -> dict[str, Any]:
-    """A CloudWatch metric query in the current model (builder mode, Search query type)."""
-    name = metric if isinstance(metric, str) else metric.name
-    stat = statistic or (metric.statistic if isinstance(metric, Metric) else "Average")
-    return {
-        "datasource": CW_DS,
-        "dimensions": dimensions if dimensions is not None else {"InstanceId": "$instance"},
-        "expression": "",
-        "id": "",
-        "label": label,
-        "matchExact": True,
-        "metricEditorMode": 0,
-        "metricName": name,
-        "metricQueryType": 0,
-        "namespace": namespace,
-        "period": period,
-        "queryMode": "Metrics",
-        "refId": ref_id,
-        "region": region,
-        "statistic": stat,
-    }
-
 
 def cw_insights_target(sql: str, ref_id: str = "A", *, statistic: str = "Average", label: str = "",
                        period: str = "$period") -> dict[str, Any]:
