@@ -67,9 +67,21 @@ def test_the_selection_counts_what_the_clause_leaves_out(conn: psycopg.Connectio
         cur.executemany("INSERT INTO dashgen.instances (instance_id, region, instance_type, name, tags, state, "
                         "first_seen, last_seen) VALUES (%s, %s, 'm7g.large', %s, %s, 'running', now(), now())", rows)
 
+    # the values as the store variables give them (their `__value`: the text itself, or its dashgen.hex where
+    # the store encodes variable values), the All sentinel as is
+    encoded = conn.execute("SELECT to_regproc('dashgen.hex') IS NOT NULL").fetchone() == (True,)
+
+    def value(v: str) -> str:
+        if v == "__all__" or not encoded:
+            return v
+        row = conn.execute("SELECT dashgen.hex(%s)", (v,)).fetchone()
+        assert row is not None
+        return str(row[0])
+
     def selection(tags: list[str], names: list[str], instances: list[str] | None) -> tuple[str, int, int]:
         row = conn.execute("SELECT * FROM dashgen.insights_selection('us-east-1', 'team', %s, %s, %s)",
-                           (tags, names, instances)).fetchone()
+                           ([value(v) for v in tags], [value(v) for v in names],
+                            None if instances is None else [value(v) for v in instances])).fetchone()
         assert row is not None
         return row[0], row[1], row[2]
 

@@ -116,40 +116,44 @@ def test_week_over_week_cpu_is_one_panel() -> None:
 
 
 def test_last_week_sql_from_the_built_json_shifts_the_store_by_a_week(fresh_db: str) -> None:
+    """The panel's store query, with the variables Grafana holds for the store (dashboard_variables.resolve)."""
     import datetime as dt
 
     import psycopg
 
+    from dashboard_variables import Instance, load, resolve
     from dashgen.store import migrate
-    from grafana_sql import expand
+    from grafana_cloudwatch import interpolate
 
     now = dt.datetime(2026, 11, 28, 12, tzinfo=dt.UTC)
+    fleet = [Instance("i-0aaa"), Instance("i-0bbb", tags={"team": "ml"}), Instance("i-0ccc", region="eu-west-1")]
     with psycopg.connect(fresh_db) as conn:
         migrate(conn)
-        for iid in ("i-0aaa", "i-0bbb"):
-            conn.execute("INSERT INTO dashgen.instances (instance_id, region, instance_type, state, first_seen, "
-                         "last_seen) VALUES (%s, 'us-east-1', 'm7g.large', 'running', now(), now())", (iid,))
+        load(conn, fleet)
         for days_ago in (3, 8, 10, 16):  # 8 and 10 days ago are last week's part of a 7-day panel
-            for iid, cpu in (("i-0aaa", 40.0), ("i-0bbb", 90.0)):
+            for iid, cpu in (("i-0aaa", 40.0), ("i-0bbb", 90.0), ("i-0ccc", 10.0)):
                 conn.execute(
                     "INSERT INTO dashgen.instance_utilisation_hourly (instance_id, hour, cpu_avg) VALUES (%s, %s, %s)",
                     (iid, now - dt.timedelta(days=days_ago), cpu + days_ago),
                 )
         conn.commit()
-        sql = panel(built(), "CPU this week vs. last week")["targets"][1]["rawSql"]
-        hostile = "i-0aaa'); DROP TABLE dashgen.instances; --"
-        chosen = {"region": "us-east-1", "tag_key": "team", "tag_value": "$__all", "name": "$__all"}
-        store_all = {"tag_value": "'__all__'", "name": "'__all__'", "instance": "'__all__'"}
-        rows = conn.execute(expand(sql, time_from=now - dt.timedelta(days=7), time_to=now, all_values=store_all,
-                                   variables={**chosen, "instance": ["i-0aaa", hostile]})).fetchall()
-        assert conn.execute("SELECT count(*) FROM dashgen.instances").fetchone() == (2,)
-        everyone = conn.execute(expand(sql, time_from=now - dt.timedelta(days=7), time_to=now, all_values=store_all,
-                                       variables={**chosen, "instance": "$__all"})).fetchall()
-        assert {r[1] for r in everyone} == {"i-0aaa last week", "i-0bbb last week"}
-    assert rows == [
+        d = built()
+        sql = panel(d, "CPU this week vs. last week")["targets"][1]["rawSql"]
+        sql = sql.replace("$__timeFrom()", f"'{(now - dt.timedelta(days=7)).isoformat()}'")
+        sql = sql.replace("$__timeTo()", f"'{now.isoformat()}'")
+
+        def last_week(picks: dict[str, list[str]]) -> list[tuple[Any, ...]]:
+            rows = conn.execute(interpolate(sql, resolve(d, conn, fleet, picks))).fetchall()
+            conn.rollback()
+            return rows
+
+        one = last_week({"instance": ["i-0aaa"]})
+        everyone = last_week({})  # All: the instances of the region (i-0ccc is in another one)
+    assert one == [
         (now - dt.timedelta(days=3), "i-0aaa last week", 50.0),
         (now - dt.timedelta(days=1), "i-0aaa last week", 48.0),
     ]
+    assert {r[1] for r in everyone} == {"i-0aaa last week", "i-0bbb last week"}
 
 
 def test_variables_select_instances_from_the_pricing_store() -> None:
@@ -169,5 +173,5 @@ def test_variables_select_instances_from_the_pricing_store() -> None:
     assert variables["datasource"]["current"]["value"] == "dashgen-cloudwatch"
     cfg = Config(instance_tags=("team",), cloudwatch_uid="cw-prod")
     variables = {v["name"]: v for v in built(cfg)["templating"]["list"]}
-    assert variables["tag_key"]["query"] == "team"
+    assert variables["tag_key"]["current"]["text"] == "team"
     assert variables["datasource"]["current"]["value"] == "cw-prod"
