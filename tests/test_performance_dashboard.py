@@ -169,6 +169,7 @@ def test_variables_select_instances_from_the_pricing_store() -> None:
     assert "${region:sqlstring}" in variables["instance"]["query"]
     hidden = variables["insights_where"]
     assert hidden["hide"] == 2 and not hidden["multi"] and not hidden["includeAll"]
+    assert hidden["current"]["value"] == "WHERE InstanceId = '-'"  # fails closed: no instance, not every one
     assert "dashgen.insights_selection(" in hidden["query"]
     assert variables["datasource"]["current"]["value"] == "dashgen-cloudwatch"
     cfg = Config(instance_tags=("team",), cloudwatch_uid="cw-prod")

@@ -412,6 +412,7 @@ def store_filter_variable(name: str, label: str) -> dict[str, Any]:
 
 INSIGHTS_WHERE = "$insights_where"  # the hidden variable holding the selection as a Metrics Insights clause
 INSIGHTS_LIMIT = 500  # Metrics Insights returns at most 500 series (AWS: "Metrics Insights quotas")
+INSIGHTS_NOTHING = "WHERE InstanceId = '-'"  # the clause that matches no instance (dashgen.insights_where)
 _INSIGHTS_FUNCTION = {"Average": "AVG", "Sum": "SUM", "Maximum": "MAX", "Minimum": "MIN", "SampleCount": "COUNT"}
 
 
@@ -437,6 +438,8 @@ def insights_where_variable(with_instance: bool) -> dict[str, Any]:
                              multi=False, include_all=False)
     var["hide"] = 2
     var["refresh"] = 1
+    # until its query answers (or if it fails) the panels match no instance rather than every one
+    var["current"] = {"text": INSIGHTS_NOTHING, "value": INSIGHTS_NOTHING}
     return var
 
 
