@@ -84,12 +84,14 @@ class Variable:
             values: str | list[str] = list(self.options)
         else:
             values = self.current()
+        if fmt == "sqlstring":
+            from grafana_sql import sqlstring  # the scenes sqlStringFormatter, one model of it
+
+            return sqlstring(values)
         if isinstance(values, str):
-            return values if fmt != "sqlstring" else "'" + values.replace("'", "''") + "'"
+            return values
         if fmt == "pipe":
             return "|".join(values)
-        if fmt == "sqlstring":
-            return ",".join("'" + v.replace("'", "''") + "'" for v in values)
         return ",".join(values)  # raw: String(array)
 
 

@@ -99,7 +99,7 @@ def rightsizing_panel() -> G.Table:
 
 def experiment_panel() -> G.Table:
     return table(
-        "Experiment comparison: $experiment",
+        "Experiment comparison: ${experiment:text}",
         [sql_target(load_sql("experiment_comparison"))],
         description=(
             "The instances of the experiment (tag selector from dashgen.toml) side by side: running time, cost so "

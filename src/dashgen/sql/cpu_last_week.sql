@@ -11,6 +11,6 @@ JOIN dashgen.instances i USING (instance_id)
 WHERE u.hour >= $__timeFrom()::timestamptz - interval '7 days'
   AND u.hour < $__timeTo()::timestamptz - interval '7 days'
   AND i.region = ${region:sqlstring}
-  AND dashgen.selected(i.tags, i.name, ${tag_key:sqlstring}, ARRAY[${tag_value:sqlstring}], ARRAY[${name:sqlstring}])
+  AND dashgen.selected(i.tags, i.name, dashgen.unhex(${tag_key:sqlstring}), ARRAY[${tag_value:sqlstring}], ARRAY[${name:sqlstring}])
   AND dashgen.chosen(i.instance_id, ARRAY[${instance:sqlstring}])
 ORDER BY 1, 2
