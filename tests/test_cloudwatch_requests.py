@@ -189,6 +189,7 @@ def test_a_selection_that_matches_nothing_gives_no_data_not_an_error(
 
 # ---------------------------------------------------------------- defect 2: one meaning of a selection
 
+HOSTILE = "it's \"q\" $__timeFrom() \\ cost$1(x)"
 MIXED = [
     Instance("i-01", tags={KEY: "a", "Name": "one"}),
     Instance("i-02", tags={KEY: "a"}),                      # unnamed
@@ -197,6 +198,7 @@ MIXED = [
     Instance("i-05", tags={KEY: "b", "Name": "one"}),
     Instance("i-06", tags={KEY: "b", "Name": "six"}),
     Instance("i-07", region="eu-west-1", tags={KEY: "a", "Name": "one"}),  # another region
+    Instance("i-08", tags={KEY: HOSTILE, "Name": "it's"}),  # values a Metrics Insights literal cannot hold
 ]
 
 
@@ -233,6 +235,8 @@ def store_selection(conn: psycopg.Connection[Any], dashboard: Mapping[str, Any],
     {"name": ["one"]},
     {"tag_value": ["b"], "name": ["one"]},
     {"instance": ["i-03", "i-04"]},
+    {"tag_value": [HOSTILE]},   # a small selection goes to CloudWatch as instance ids: exact whatever the value
+    {"name": ["it's", "one"]},
 ])
 def test_the_three_dashboards_select_the_same_instances(store: psycopg.Connection[Any],
                                                         picks: dict[str, list[str]]) -> None:
