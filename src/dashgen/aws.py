@@ -29,13 +29,13 @@ class DeadlineExpired(AwsError):
 
 
 def client(session: Any, service: str, region: str, *, retry_mode: str = "standard",
-           max_attempts: int = MAX_ATTEMPTS, budget: Budget | None = None) -> Any:
+           budget: Budget | None = None) -> Any:
     """A boto3 client with bounded timeouts and retries (and, with `budget`, that refuses to send past it)."""
     from botocore.config import Config as BotoConfig
 
     made = session.client(service, region_name=region, config=BotoConfig(
         connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT,
-        retries={"mode": retry_mode, "max_attempts": max_attempts}))
+        retries={"mode": retry_mode, "total_max_attempts": MAX_ATTEMPTS}))
     if budget is not None:
         budget.watch(made)
     return made
@@ -100,8 +100,8 @@ class Budget:
         return max(0.0, self.seconds - self.spent)
 
     def _expired_error(self) -> DeadlineExpired:
-        return DeadlineExpired(f"{self.what}: no complete answer within {self.seconds:g} s, gave up "
-                               f"(the time allowed by {self.setting})")
+        return DeadlineExpired(f"no complete answer from {self.what} within {self.seconds:g} s ({self.setting}): "
+                               "gave up")
 
     def watch(self, made: Any) -> None:
         """Make `made` (a boto3 client) refuse to send anything once this budget has run out: an abandoned

@@ -217,7 +217,7 @@ def resolve_prices(keys: set[PriceKey], mode: str, session: Any = None, client: 
 
 
 def fallback_warning(failure: str) -> str:
-    """The one line a Price List API failure prints (the same text however many reads it cut short)."""
-    return (f"WARNING: the AWS Price List API cannot be reached ({failure}); the last known price is kept where "
-            f"one is stored (marked stale), else the bundled {BUNDLED_REGION} snapshot of "
-            f"{BUNDLED_DATE.isoformat()} (other regions: price unknown)")
+    """The one line a Price List API failure prints (the same text for instance, EBS and candidate prices)."""
+    return (f"WARNING: the AWS Price List API cannot be reached ({failure}); prices not read keep their last "
+            f"known value (marked stale), else the bundled {BUNDLED_REGION} snapshot of {BUNDLED_DATE.isoformat()} "
+            "(other regions and EBS: unknown)")

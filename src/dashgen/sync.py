@@ -111,7 +111,7 @@ def parse_every(text: str) -> int:
 def region_budgets(config: Config, regions: list[str], seconds: float | None = None) -> dict[str, Budget]:
     """One time budget per region and one for the Price List API, each `[aws] region_timeout` long."""
     seconds = seconds or duration_seconds(config.region_timeout, f"{config.source}: aws.region_timeout")
-    budgets = {region: Budget(f"region {region}", seconds) for region in regions}
+    budgets = {region: Budget(region, seconds) for region in regions}
     budgets["pricing"] = Budget("the AWS Price List API", seconds)
     return budgets
 
@@ -124,7 +124,7 @@ def collect(config: Config, regions: list[str], prices_mode: str, session: Any, 
     costs only what it was reading."""
     budgets = budgets if budgets is not None else region_budgets(config, regions)
     for region in regions:
-        budgets.setdefault(region, Budget(f"region {region}", budgets["pricing"].seconds))
+        budgets.setdefault(region, Budget(region, budgets["pricing"].seconds))
     instances: list[Instance] = []
     volumes: list[Volume] = []
     landed: list[str] = []
@@ -159,7 +159,7 @@ def collect(config: Config, regions: list[str], prices_mode: str, session: Any, 
         from dashgen.utilisation import cloudwatch_client
 
         budget = budgets.get(config.default_region) or budgets.setdefault(
-            config.default_region, Budget(f"region {config.default_region}", budgets["pricing"].seconds))
+            config.default_region, Budget(config.default_region, budgets["pricing"].seconds))
         try:
             client = cloudwatch or cloudwatch_client(session, config.default_region, budget)
             start = now - dt.timedelta(days=config.lookback_days)

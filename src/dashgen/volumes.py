@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from dashgen.inventory import as_utc
-from dashgen.pricing import API_SOURCE, parse_item
+from dashgen.pricing import API_SOURCE, fallback_warning, parse_item
 
 if TYPE_CHECKING:
     from dashgen.aws import Budget
@@ -96,5 +96,4 @@ def resolve_storage_prices(keys: set[StorageKey], mode: str, client: Any,
             failure = describe(exc)
             if budget is not None:
                 budget.failure = failure
-    return [], [f"WARNING: EBS storage prices not read from the AWS Price List API ({failure}); the stored "
-                "ones are kept"]
+    return [], [fallback_warning(failure)]

@@ -105,7 +105,9 @@ def budget_panel() -> G.Table:
         [sql_target(load_sql("experiment_budget"))],
         description=("Per experiment (config [[experiments]]): spent to date, burn rate of its running instances, "
                      "spend projected at the deadline, budget left; with a progress metric (stored by sync from "
-                     "CloudWatch), the ETA at the current pace and the projected cost to finish."),
+                     "CloudWatch), the ETA at the current pace and the projected cost to finish. In config: no "
+                     "once the experiment left dashgen.toml (kept, with its progress, until `dashgen db "
+                     "forget-experiment`)."),
         overrides=[*_usd("Budget", "Spent", "Budget left", "Projected at deadline", "Projected cost to finish"),
                    override("Burn rate (USD/h)", unit=USD, decimals=4, mappings=UNKNOWN),
                    override("Progress", unit="percent", decimals=1, mappings=UNKNOWN),
