@@ -222,7 +222,8 @@ def test_a_resync_of_the_same_aws_state_rewrites_no_price_row(fresh_db, moto, pr
     with FaultServer("pricing") as api:
         session = RoutedSession(moto, {("pricing", "us-east-1"): api.url})
         sync(Config(), dsn=fresh_db, prices=prices, session=session, now=T0)
-        before = {t: _row_versions(fresh_db, t) for t in ("instance_prices", "instance_types", "experiments")}
+        before = {t: _row_versions(fresh_db, t) for t in ("instance_prices", "ebs_prices", "instance_types",
+                                                          "experiments")}
         assert len(before["instance_prices"]) > 1
         sync(Config(), dsn=fresh_db, prices=prices, session=session, now=T0 + dt.timedelta(minutes=15))
         assert {t: _row_versions(fresh_db, t) for t in before} == before  # not one row version more
