@@ -157,7 +157,7 @@ def test_clients_have_bounded_timeouts_and_retries(moto) -> None:
 
     for made in (ec2_client(moto, "eu-west-1"), cloudwatch_client(moto, "eu-west-1"), pricing_client(moto)):
         cfg = made.meta.config
-        assert (cfg.connect_timeout, cfg.read_timeout) == (aws.CONNECT_TIMEOUT, aws.READ_TIMEOUT) == (5, 30)
+        assert (cfg.connect_timeout, cfg.read_timeout) == (aws.CONNECT_TIMEOUT, aws.READ_TIMEOUT) == (5, 20)
         assert cfg.retries == {"mode": "standard", "total_max_attempts": 2}  # the fixture's (production: 4)
     assert Config().region_timeout == "5m"
 
@@ -272,6 +272,9 @@ def test_a_sync_without_the_config_keeps_experiments_until_forget_experiment(fre
     stamp = removed.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M")
     assert [(r["Experiment"], r["In config"], r["Progress"]) for r in rows] == [
         ("alpha", f"no, since {stamp} UTC", 20)]  # shown as such, with its progress
+    listed = runner.invoke(app, ["rightsize", "--dsn", fresh_db, "--experiment", "beta"])
+    assert listed.stderr == ("error: --experiment: no experiment 'beta' in the store (known: alpha (no longer in "
+                             "the config))\n")
 
     still = runner.invoke(app, ["db", "forget-experiment", "alpha", "--dsn", fresh_db, "-c", str(config)])
     assert still.exit_code == 1 and still.stderr == (

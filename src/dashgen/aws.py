@@ -19,7 +19,7 @@ from dashgen.errors import AwsError, DashgenError, first_line
 
 T = TypeVar("T")
 CONNECT_TIMEOUT = 5.0  # seconds to open a connection
-READ_TIMEOUT = 30.0  # seconds without a byte of the reply
+READ_TIMEOUT = 20.0  # seconds without a byte of the reply
 MAX_ATTEMPTS = 4  # standard retry mode: the first try and 3 retries (exponential back-off, at most 20 s each)
 MAX_LINE = 240  # a failure line is cut here
 

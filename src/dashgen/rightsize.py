@@ -139,9 +139,11 @@ def compare_experiment(conn: Any, name: str) -> list[dict[str, Any]]:
     from dashgen.store import db_errors
 
     with db_errors("rightsize: read experiments"):
-        known = [r[0] for r in conn.execute("SELECT name FROM dashgen.experiments ORDER BY name")]
+        known = {r[0]: r[1] for r in conn.execute("SELECT name, removed_from_config_at IS NOT NULL "
+                                                  "FROM dashgen.experiments ORDER BY name")}
     if name not in known:
-        listed = ", ".join(known) or "none: add [[experiments]] to dashgen.toml and run `dashgen sync`"
+        listed = ", ".join(f"{n} (no longer in the config)" if gone else n for n, gone in known.items()) or (
+            "none: add [[experiments]] to dashgen.toml and run `dashgen sync`")
         raise DashgenError(f"--experiment: no experiment {name!r} in the store (known: {listed})")
     return run_sql(conn, "experiment_comparison", {"experiment": name})
 

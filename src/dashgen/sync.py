@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from dashgen.aws import Budget, aws_errors, describe
+from dashgen.aws import Budget, describe
 from dashgen.config import Config
 from dashgen.errors import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, ConfigError, DashgenError, first_line
 from dashgen.inventory import Instance, describe_region, ec2_client
@@ -165,7 +165,7 @@ def collect(config: Config, regions: list[str], prices_mode: str, session: Any, 
             start = now - dt.timedelta(days=config.lookback_days)
             for exp in with_metric:
                 progress[exp.name] = budget.run(lambda c=client, e=exp: fetch_progress(c, e, start, now))
-        except aws_errors() as exc:
+        except Exception as exc:  # AWS, the network, an unreadable reply: the progress only (one line)
             result.not_synced("experiment progress",
                               f"WARNING: experiment progress not read from CloudWatch: {describe(exc)}")
             progress = {}
@@ -217,8 +217,8 @@ _SYNC_SQL = [
          AND NOT EXISTS (SELECT 1 FROM _seen s WHERE s.instance_id = i.instance_id)
        RETURNING iv.instance_id""",
 ]
-_PRICE_COLS = "region, instance_type, operating_system, tenancy, usd_per_hour, vcpu, memory_mib, source, " \
-              "price_date, fetched_at"
+_PRICE_COLS = ("region, instance_type, operating_system, tenancy, usd_per_hour, vcpu, memory_mib, source, "
+               "price_date, fetched_at")
 # A price read now (from the API, or the snapshot with --prices bundled): written when it differs from the stored
 # one, or to move fetched_at when the stored one is older than PRICE_MAX_AGE; otherwise the row is not rewritten.
 _PRICE_CHANGED = f"""(p.usd_per_hour, p.vcpu, p.memory_mib, p.source, p.price_date, p.stale_since) IS DISTINCT FROM
@@ -428,8 +428,9 @@ def sync(config: Config, *, dsn: str | None = None, regions: list[str] | None = 
         if p.usd_per_hour is None:
             result.unknown_prices.append(_label(p.key))
     known = {p.key for p in collected.storage_prices if p.usd_per_gb_month is not None}
-    if mode == "api" and "EBS storage prices" not in result.unsynced:  # (bundled, or the API failed: the store
-        result.unknown_prices += [f"{k.region} EBS {k.volume_type}" for k in sorted(  # keeps what it had)
+    # (EBS prices not read, with --prices bundled or when the API failed: the store keeps what it had)
+    if mode == "api" and "EBS storage prices" not in result.unsynced:
+        result.unknown_prices += [f"{k.region} EBS {k.volume_type}" for k in sorted(
             {StorageKey(v.region, v.volume_type) for v in collected.volumes if v.instance_id} - known)]
     result.progress_points = sum(len(v) for v in collected.progress.values())
     return result
