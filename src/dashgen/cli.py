@@ -377,9 +377,9 @@ def sync(
     dsn: DsnOpt = None,
     region: Annotated[list[str] | None, typer.Option("--region", help="Region to read (repeatable; default: "
                                                                       "aws.regions).")] = None,
-    loop: Annotated[bool, typer.Option("--loop", help="Keep syncing, every [pricing] every (default 15m).")] = False,
+    loop: Annotated[bool, typer.Option("--loop", help="Keep syncing, every pricing.every (default 15m).")] = False,
     every: Annotated[str | None, typer.Option("--every", help="Keep syncing at this interval, e.g. 15m "
-                                                              "(overrides [pricing] every).")] = None,
+                                                              "(overrides pricing.every).")] = None,
     prices: Annotated[str | None, typer.Option("--prices", help="api (AWS Price List API) or bundled "
                                                                 "(the us-east-1 snapshot).")] = None,
     config: ConfigOpt = None,
