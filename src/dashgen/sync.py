@@ -298,9 +298,10 @@ def _seen_row(i: Instance) -> tuple[Any, ...]:
             i.launch_time, i.platform, i.operating_system, i.tenancy, stopped, i.running)
 
 
-def write(conn: Any, config: Config, collected: Collected, now: dt.datetime) -> Written:
+def write(conn: Any, config: Config, collected: Collected, now: dt.datetime) -> None:
     """Write one sync's data in a single transaction (nothing lands when anything fails); no AWS call inside.
-    Nothing is deleted: an experiment no longer in the config is marked, a stale price kept."""
+    Nothing is deleted: an experiment no longer in the config is marked, a stale price kept (`written` reads
+    back what the sync reports)."""
     from dashgen.store import db_errors
     from dashgen.utilisation import store_hourly
 
@@ -321,7 +322,7 @@ def write(conn: Any, config: Config, collected: Collected, now: dt.datetime) -> 
             if cur.description:  # the interval statements return the instances whose runs changed
                 touched.update(row[0] for row in cur)
         conn.execute("SELECT dashgen.refresh_billing(%s)", (sorted(touched),))
-        kept = _write_prices(conn, [*collected.prices, *collected.extra_prices], now)
+        _write_prices(conn, [*collected.prices, *collected.extra_prices], now)
         with conn.cursor() as cur:
             names = [e.name for e in config.experiments]
             cur.execute(_EXPERIMENT_GONE_SQL, (now, names))
@@ -335,16 +336,29 @@ def write(conn: Any, config: Config, collected: Collected, now: dt.datetime) -> 
             ])
         store_hourly(conn, collected.utilisation)
         _write_volumes(conn, collected, now)
-        kept_experiments = [row[0] for row in conn.execute(_EXPERIMENTS_KEPT_SQL)]
-    return Written(kept, kept_experiments)
 
 
 @dataclass
 class Written:
-    """What `write` found in the store: the stale API prices it kept, the experiments no longer configured."""
+    """What the store holds after a write, for the sync's report: the stale API prices kept for the keys the API
+    did not answer, the experiments no longer configured."""
 
     stale_prices: dict[PriceKey, dt.datetime] = field(default_factory=dict)
     kept_experiments: list[str] = field(default_factory=list)
+
+
+def written(conn: Any, collected: Collected) -> Written:
+    """Read back (after `write`) the stale prices kept for `collected`'s fallback prices and the experiments no
+    longer in the config."""
+    from dashgen.store import db_errors
+
+    fallback = [p for p in [*collected.prices, *collected.extra_prices] if p.fallback]
+    with db_errors("sync: read back the pricing store"):
+        stale = {}
+        if fallback:
+            rows = conn.execute(_PRICES_KEPT_SQL, [[_key(p.key)[i] for p in fallback] for i in range(4)])
+            stale = {PriceKey(*row[:4]): row[4] for row in rows}
+        return Written(stale, [row[0] for row in conn.execute(_EXPERIMENTS_KEPT_SQL)])
 
 
 def _price_row(p: Price, now: dt.datetime) -> tuple[Any, ...]:
@@ -352,18 +366,14 @@ def _price_row(p: Price, now: dt.datetime) -> tuple[Any, ...]:
             p.memory_mib, p.source, p.price_date, now)
 
 
-def _write_prices(conn: Any, prices: list[Price], now: dt.datetime) -> dict[PriceKey, dt.datetime]:
+def _write_prices(conn: Any, prices: list[Price], now: dt.datetime) -> None:
     """Prices read now are upserted; for a fallback price (the API failed for its key) the last known API price
-    is kept and marked stale, the fallback lands only where none is known. Returns the stale prices kept."""
+    is kept and marked stale, the fallback lands only where none is known."""
     fallback = [p for p in prices if p.fallback]
     with conn.cursor() as cur:
         cur.executemany(PRICE_UPSERT_SQL, [_price_row(p, now) for p in prices if not p.fallback])
-        if not fallback:
-            return {}
         cur.executemany(_PRICE_STALE_SQL, [(now, *_key(p.key)) for p in fallback])
         cur.executemany(_PRICE_FALLBACK_SQL, [_price_row(p, now) for p in fallback])
-        cur.execute(_PRICES_KEPT_SQL, [[_key(p.key)[i] for p in fallback] for i in range(4)])
-        return {PriceKey(*row[:4]): row[4] for row in cur.fetchall()}
 
 
 def _key(key: PriceKey) -> tuple[str, str, str, str]:
@@ -413,15 +423,16 @@ def sync(config: Config, *, dsn: str | None = None, regions: list[str] | None = 
 
         collect_rightsizing(conn, config, collected, mode, session, now, result, pricing=pricing,
                             cloudwatch=cloudwatch)
-        written = write(conn, config, collected, now)
+        write(conn, config, collected, now)
+        after = written(conn, collected)
     result.regions = collected.regions
     result.instances = len(collected.instances)
     result.running = sum(i.running for i in collected.instances)
     result.volumes = len(collected.volumes)
-    result.kept_experiments = written.kept_experiments
+    result.kept_experiments = after.kept_experiments
     for p in collected.prices:
-        if p.key in written.stale_prices:
-            since = written.stale_prices[p.key].astimezone(dt.UTC).isoformat(timespec="minutes")
+        if p.key in after.stale_prices:
+            since = after.stale_prices[p.key].astimezone(dt.UTC).isoformat(timespec="minutes")
             result.stale_prices.append(f"{_label(p.key)} (API price kept, stale since {since})")
             continue
         result.prices[p.source] = result.prices.get(p.source, 0) + 1
