@@ -150,6 +150,13 @@ def test_a_black_holed_region_gives_up_at_its_deadline_and_the_others_land(fresh
     assert regions_in_store(fresh_db) == [("us-east-1", 1)]
 
 
+def test_an_aws_profile_that_does_not_exist_is_one_line(fresh_db, moto, monkeypatch) -> None:
+    monkeypatch.setenv("AWS_PROFILE", "nope")
+    result = runner.invoke(app, ["sync", "--dsn", fresh_db, "--prices", "api"])
+    no_traceback(result)
+    assert (result.exit_code, result.stderr) == (2, "error: AWS: The config profile (nope) could not be found\n")
+
+
 def test_clients_have_bounded_timeouts_and_retries(moto) -> None:
     from dashgen.inventory import ec2_client
     from dashgen.pricing import pricing_client

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from dashgen.aws import Budget, describe
+from dashgen.aws import Budget, aws_errors, describe
 from dashgen.config import Config
 from dashgen.errors import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, ConfigError, DashgenError, first_line
 from dashgen.inventory import Instance, describe_region, ec2_client
@@ -411,12 +411,15 @@ def sync(config: Config, *, dsn: str | None = None, regions: list[str] | None = 
     result = SyncResult(synced_at=now)
     with connect(resolve_dsn(dsn, config)) as conn:
         result.migrations = migrate(conn)
-        if session is None:
-            import boto3
+        try:
+            if session is None:
+                import boto3
 
-            session = boto3.Session()
-        if mode == "api" and pricing is None:  # one Price List client for instance, EBS and candidate prices
-            pricing = pricing_client(session, budgets["pricing"])
+                session = boto3.Session()
+            if mode == "api" and pricing is None:  # one Price List client for instance, EBS and candidate prices
+                pricing = pricing_client(session, budgets["pricing"])
+        except aws_errors() as exc:  # e.g. AWS_PROFILE names no profile: the environment's configuration
+            raise ConfigError(f"AWS: {describe(exc)}") from None
         collected = collect(config, wanted, mode, session, now, result, retry_mode=retry_mode, pricing=pricing,
                             cloudwatch=cloudwatch, budgets=budgets)
         from dashgen.rightsize import collect_rightsizing
