@@ -34,7 +34,8 @@ def _show(value: Any) -> str:
     """`value` for a one-line message: short, and safe however deeply a TOML value is nested."""
     if isinstance(value, dt.date | dt.time):
         return value.isoformat()  # as TOML writes it
-    return _SHOW.repr(value)
+    text = _SHOW.repr(value)  # (escapes can make it longer than its limits suggest: cut what is left)
+    return text if len(text) <= 160 else text[:157] + "..."
 
 
 def _key(key: str) -> str:
