@@ -370,3 +370,32 @@ def test_loop_uses_pricing_every_and_stops_only_for_a_configuration_error(fresh_
     stop = runner.invoke(app, ["sync", "--loop", "--dsn", fresh_db, "--prices", "cheap", "-c", str(config)])
     assert (stop.exit_code, stop.stderr, len(calls)) == (
         2, "error: --prices: expected 'api' or 'bundled', got 'cheap'\n", 1)  # stopped at the first round
+
+
+def test_describe_is_one_short_line_for_every_kind_of_failure() -> None:
+    from botocore.exceptions import ClientError, EndpointConnectionError
+    from botocore.parsers import ResponseParserError
+
+    html = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>...</body>\r\n</html>"
+    cases = {
+        ClientError({"Error": {"Code": "403", "Message": html}, "ResponseMetadata": {"HTTPStatusCode": 403}},
+                    "GetMetricData"): "GetMetricData: 403: a reply that is not from AWS (an HTML page: a proxy or "
+                                      "firewall?)",
+        ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded\nretry later"},
+                     "ResponseMetadata": {"HTTPStatusCode": 400}}, "DescribeInstances"):
+            "DescribeInstances: Throttling (HTTP 400): Rate exceeded",
+        ResponseParserError(f"Unable to parse response (syntax error: line 1, column 0), invalid XML received. "
+                            f"Further retries may succeed:\nb'{html}'"):
+            "a reply that is not from AWS (not the XML/JSON AWS sends; a proxy or firewall?): syntax error: line 1, "
+            "column 0",
+        EndpointConnectionError(endpoint_url="https://ec2.eu-west-1.amazonaws.com/"):
+            'Could not connect to the endpoint URL: "https://ec2.eu-west-1.amazonaws.com/"',
+        ConnectionResetError(104, "Connection reset by peer"): "ConnectionResetError: [Errno 104] Connection reset "
+                                                               "by peer",
+        aws.DeadlineExpired("no complete answer from eu-west-1 within 2 s ([aws] region_timeout): gave up"):
+            "no complete answer from eu-west-1 within 2 s ([aws] region_timeout): gave up",
+        KeyError("InstanceId"): "KeyError: 'InstanceId'",  # a reply missing a field: still one line
+    }
+    for exc, line in cases.items():
+        assert aws.describe(exc) == line
+    assert len(aws.describe(OSError("x" * 5000))) == aws.MAX_LINE
