@@ -149,7 +149,8 @@ def test_fetch_hourly_turns_client_errors_into_one_line() -> None:
     client = _client()
     with Stubber(client) as stub:
         stub.add_client_error("get_metric_data", "AccessDenied", "not allowed to GetMetricData")
-        with pytest.raises(AwsError, match=r"^cloudwatch GetMetricData \(us-east-1\): AccessDenied: not allowed"):
+        with pytest.raises(AwsError, match=r"^cloudwatch GetMetricData \(us-east-1\): AccessDenied \(HTTP 400\): "
+                                           r"not allowed"):
             fetch_hourly(client, [Target("i-a")], H0, NOW, region="us-east-1")
 
 
@@ -477,7 +478,7 @@ def test_sync_lands_with_the_bundled_facts_when_describe_instance_types_is_denie
                               "You are not authorized to perform this operation.")
         result = sync(Config(), dsn=fresh_db, prices="bundled", session=session, cloudwatch=_moto_client(),
                       facts_client=ec2)
-    assert result.ok
+    assert not result.ok and result.unsynced == ["instance facts"] and result.exit_code == 3  # partial
     assert any("instance facts not read (DescribeInstanceTypes)" in w and "UnauthorizedOperation" in w
                for w in result.warnings)
     with psycopg.connect(fresh_db) as conn:

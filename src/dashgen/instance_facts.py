@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from functools import cache
 from importlib import resources
@@ -138,13 +138,6 @@ def bundled_facts() -> dict[str, dict[str, Any]]:
     return out
 
 
-def ec2_client(session: Any, region: str) -> Any:
-    from botocore.config import Config as BotoConfig
-
-    return session.client("ec2", region_name=region, config=BotoConfig(retries={"mode": "standard",
-                                                                                "max_attempts": 8}))
-
-
 def describe_instance_types(client: Any, types: Iterable[str] | None = None) -> list[dict[str, Any]]:
     """Facts of every type the region offers (types=None) or of `types` (a filter: unknown names are skipped,
     not an error), through botocore's paginator."""
@@ -174,16 +167,19 @@ def stored_api_facts(conn: Any) -> tuple[set[str], dt.datetime | None]:
 
 
 def collect_facts(conn: Any, client: Any, in_use: Iterable[str], now: dt.datetime,
-                  max_age: dt.timedelta = MAX_AGE) -> tuple[list[dict[str, Any]], dt.datetime]:
+                  max_age: dt.timedelta = MAX_AGE, *,
+                  run: Callable[[Callable[[], Any]], Any] | None = None) -> tuple[list[dict[str, Any]], dt.datetime]:
     """What sync reads (the store is only read): every type when the newest full AWS read is older than
     `max_age`, else only the types in use that have no AWS facts yet (nothing when none is missing). Returns the
     facts and the `fetched_at` to store: `now` for a full read, else the time of the full read they complete
-    (so that the next full read is still due a day after the last one)."""
+    (so that the next full read is still due a day after the last one). `run` runs the AWS read (sync: within
+    the region's time budget, `dashgen.aws.Budget.run`)."""
     known, newest = stored_api_facts(conn)
+    runner = run or (lambda read: read())
     if newest is None or now - newest >= max_age:
-        return describe_instance_types(client), now
+        return runner(lambda: describe_instance_types(client)), now
     missing = set(in_use) - known
-    return (describe_instance_types(client, missing) if missing else []), newest
+    return (runner(lambda: describe_instance_types(client, missing)) if missing else []), newest
 
 
 _UPSERT = (
