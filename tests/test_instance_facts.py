@@ -130,25 +130,38 @@ def store(fresh_db: str):
 
 
 @mock_aws
-def test_read_at_most_daily_plus_the_types_in_use_the_store_lacks(store) -> None:
+def test_each_wanted_type_is_read_at_most_daily_by_name(store) -> None:
     client = _ec2()
     calls: list[dict] = []
     client.meta.events.register("provide-client-params.ec2.DescribeInstanceTypes",
                                 lambda params, **_: calls.append(dict(params)))
-    facts, at = collect_facts(store, client, {"t4g.large"}, NOW)
-    assert len(facts) > 1000 and at == NOW and calls == [{}]
+    wanted = {"t4g.large", "t4g.xlarge", "m6g.large"}
+    facts = collect_facts(store, client, wanted, NOW)
+    assert sorted(f["instance_type"] for f in facts) == sorted(wanted)
+    assert calls == [{"Filters": [{"Name": "instance-type", "Values": sorted(wanted)}]}]
     with store.transaction():
-        store_facts(store, [f for f in facts if f["instance_type"] != "m7i.large"], at)
-    # an hour later: fresh, nothing read ...
-    assert collect_facts(store, client, {"t4g.large"}, NOW + dt.timedelta(hours=1)) == ([], NOW)
-    assert len(calls) == 1
-    # ... unless a type in use has no AWS facts: only that one, stamped with the full read it completes
-    facts, at = collect_facts(store, client, {"t4g.large", "m7i.large"}, NOW + dt.timedelta(hours=2))
-    assert [f["instance_type"] for f in facts] == ["m7i.large"] and at == NOW
-    assert calls[-1] == {"Filters": [{"Name": "instance-type", "Values": ["m7i.large"]}]}
-    # a day later: everything again
-    facts, at = collect_facts(store, client, {"t4g.large"}, NOW + dt.timedelta(hours=24))
-    assert len(facts) > 1000 and at == NOW + dt.timedelta(hours=24) and calls[-1] == {}
+        store_facts(store, facts, NOW)
+    # an hour later: fresh, nothing read; a new candidate: only that one
+    assert collect_facts(store, client, wanted, NOW + dt.timedelta(hours=1)) == [] and len(calls) == 1
+    facts = collect_facts(store, client, wanted | {"m7i.large", "p3.2xlarge"}, NOW + dt.timedelta(hours=2))
+    assert [f["instance_type"] for f in facts] == ["m7i.large"]  # p3.2xlarge: unknown to AWS (moto), skipped
+    assert calls[-1] == {"Filters": [{"Name": "instance-type", "Values": ["m7i.large", "p3.2xlarge"]}]}
+    # a day after they were read: again
+    assert len(collect_facts(store, client, wanted, NOW + dt.timedelta(hours=24))) == 3
+
+
+def test_many_wanted_types_are_read_100_names_a_call(store) -> None:
+    dump = _moto_dump()
+    names = sorted(dump)[:250]
+    client = _ec2()
+    with Stubber(client) as stub:
+        for i in range(0, 250, 100):
+            part = names[i:i + 100]
+            stub.add_response("describe_instance_types", {"InstanceTypes": [dump[n] for n in part]},
+                              {"Filters": [{"Name": "instance-type", "Values": part}]})
+        facts = collect_facts(store, client, names, NOW)
+        stub.assert_no_pending_responses()
+    assert [f["instance_type"] for f in facts] == names
 
 
 def test_aws_facts_survive_the_bundled_load_at_every_migrate(store) -> None:

@@ -8,9 +8,10 @@ bandwidth summed over the network cards, the EBS-optimised baseline and maximum 
 instance-store size, and for burstable types the baseline and credits from the T-instance credit table
 (`data/t_instance_cpu_credits.csv`, AWS's documented table: the API does not return it).
 
-`dashgen sync` calls `collect_facts` BEFORE its write transaction: every instance type of the first region
-(paginated), at most once a day, plus any type in use that the store has no AWS facts for. `store_facts` writes
-them inside the transaction (source 'aws-describe-instance-types'). The bundled CSV
+`dashgen sync` calls `collect_facts` BEFORE its write transaction: the types in use and every candidate the
+rule may recommend (`dashgen.rightsize.rightsizing_price_keys`, the same set whose prices sync reads), by name
+through the paginator, each at most once a day. `store_facts` writes them inside the transaction (source
+'aws-describe-instance-types'). The bundled CSV
 (`data/ec2_ondemand_linux_us-east-1.csv`, the same columns, made by `facts_from_api` from moto 5.2.5's dump)
 is the offline fallback that `dashgen.store.migrate` loads; it never overwrites facts read from AWS.
 """
@@ -156,30 +157,38 @@ def describe_instance_types(client: Any, types: Iterable[str] | None = None) -> 
     return sorted(out, key=lambda f: f["instance_type"])
 
 
-def stored_api_facts(conn: Any) -> tuple[set[str], dt.datetime | None]:
-    """The types with AWS facts in the store, and when the newest full read was."""
+def stored_api_facts(conn: Any) -> dict[str, dt.datetime | None]:
+    """The types with AWS facts in the store -> when they were read."""
     from dashgen.store import db_errors
 
     with db_errors("sync: read instance facts"):
         rows = conn.execute("SELECT instance_type, fetched_at FROM dashgen.instance_types WHERE source = %s",
                             (API_SOURCE,)).fetchall()
-    return {r[0] for r in rows}, max((r[1] for r in rows if r[1] is not None), default=None)
+    return dict(rows)
 
 
-def collect_facts(conn: Any, client: Any, in_use: Iterable[str], now: dt.datetime,
+FILTER_VALUES = 100  # instance types named in one DescribeInstanceTypes filter
+
+
+def collect_facts(conn: Any, client: Any, wanted: Iterable[str], now: dt.datetime,
                   max_age: dt.timedelta = MAX_AGE, *,
-                  run: Callable[[Callable[[], Any]], Any] | None = None) -> tuple[list[dict[str, Any]], dt.datetime]:
-    """What sync reads (the store is only read): every type when the newest full AWS read is older than
-    `max_age`, else only the types in use that have no AWS facts yet (nothing when none is missing). Returns the
-    facts and the `fetched_at` to store: `now` for a full read, else the time of the full read they complete
-    (so that the next full read is still due a day after the last one). `run` runs the AWS read (sync: within
-    the region's time budget, `dashgen.aws.Budget.run`)."""
-    known, newest = stored_api_facts(conn)
-    runner = run or (lambda read: read())
-    if newest is None or now - newest >= max_age:
-        return runner(lambda: describe_instance_types(client)), now
-    missing = set(in_use) - known
-    return (runner(lambda: describe_instance_types(client, missing)) if missing else []), newest
+                  run: Callable[[Callable[[], Any]], Any] | None = None) -> list[dict[str, Any]]:
+    """What sync reads (the store is only read): the facts of the `wanted` types (those in use and every
+    candidate) that the store has not read from AWS within `max_age`, by name, `FILTER_VALUES` a call (a name
+    AWS does not know is skipped; it is asked again at the next sync). `run` runs the AWS read (sync: within a
+    time budget, `dashgen.aws.Budget.run`)."""
+    stored = stored_api_facts(conn)
+    due = sorted(t for t in set(wanted) if (at := stored.get(t)) is None or now - at >= max_age)
+    if not due:
+        return []
+
+    def read() -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for i in range(0, len(due), FILTER_VALUES):
+            out += describe_instance_types(client, due[i:i + FILTER_VALUES])
+        return out
+
+    return (run or (lambda f: f()))(read)
 
 
 _UPSERT = (

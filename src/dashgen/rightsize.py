@@ -368,33 +368,23 @@ def utilisation_targets(config: Config, instances: Iterable[Any], region: str) -
 def collect_rightsizing(conn: Any, config: Config, collected: Any, prices_mode: str, session: Any, now: dt.datetime,
                         result: Any, *, pricing: Any = None, cloudwatch: Any = None, facts_client: Any = None) -> None:
     """Called by `dashgen.sync.sync` BEFORE its write transaction (the store is only read): into `collected`,
-    the instance facts (`dashgen.instance_facts`: every type at most once a day, and the types in use the store
-    lacks; a failure is one line, the stored facts, else the bundled snapshot, stay), the prices of the types the
+    the instance facts of the types in use and the candidates (`dashgen.instance_facts`: each at most once a
+    day, within a time budget of its own; a failure is one line, the stored facts, else the bundled snapshot,
+    stay), the prices of the types the
     rule may recommend beside those in use (from the Price List API only when missing or older than 24 h), and
     per region the hourly utilisation (`dashgen.utilisation`), within the region's time budget
     (`collected.budgets`). A CloudWatch failure is one line; that region's utilisation is then not written (the
     sync is partial), the rest still lands. A store that fails here stops the sync."""
-    from dashgen.aws import aws_errors, describe
+    from dashgen.aws import Budget, aws_errors, describe
     from dashgen.aws import client as aws_client
     from dashgen.errors import AwsError
     from dashgen.instance_facts import collect_facts
     from dashgen.pricing import PriceKey, resolve_prices
     from dashgen.utilisation import cloudwatch_client, read_utilisation
 
-    if collected.regions:  # instance facts (DescribeInstanceTypes) from the first region that answered
-        region = collected.regions[0]
-        budget = collected.budgets.get(region)
-        try:
-            client = facts_client or aws_client(session, "ec2", region, budget=budget)
-            collected.facts, collected.facts_at = collect_facts(
-                conn, client, {i.instance_type for i in collected.instances}, now,
-                run=budget.run if budget is not None else None)
-        except (AwsError, *aws_errors()) as exc:
-            result.not_synced("instance facts", f"WARNING: instance facts not read (DescribeInstanceTypes): "
-                                                f"{describe(exc)}; rightsizing uses the stored ones, else the "
-                                                "bundled snapshot")
     in_use = {PriceKey(i.region, i.instance_type, i.operating_system, i.tenancy) for i in collected.instances}
     extra = rightsizing_price_keys(in_use) - in_use
+    wanted = {k.instance_type for k in in_use | extra}  # their facts: the types in use and every candidate
     if prices_mode == "api":
         extra -= fresh_price_keys(conn, extra, now)
     if extra:
@@ -416,3 +406,15 @@ def collect_rightsizing(conn: Any, config: Config, collected: Any, prices_mode: 
             continue
         collected.utilisation += rows
         result.utilisation_rows += done.rows
+    if collected.regions:  # instance facts (DescribeInstanceTypes) from the first region that answered
+        region = collected.regions[0]
+        seconds = collected.budgets[region].seconds if region in collected.budgets else None
+        budget = Budget("DescribeInstanceTypes", seconds) if seconds else None  # its own: not the region's time
+        try:
+            client = facts_client or aws_client(session, "ec2", region, budget=budget)
+            collected.facts = collect_facts(conn, client, wanted, now,
+                                            run=budget.run if budget is not None else None)
+        except (AwsError, *aws_errors()) as exc:
+            result.not_synced("instance facts", f"WARNING: instance facts not read (DescribeInstanceTypes): "
+                                                f"{describe(exc)}; rightsizing uses the stored ones, else the "
+                                                "bundled snapshot")

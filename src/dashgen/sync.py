@@ -94,7 +94,6 @@ class Collected:
     volume_regions: list[str] = field(default_factory=list)  # the regions whose volumes were read
     storage_prices: list[StoragePrice] = field(default_factory=list)  # EBS, the types attached to an instance
     facts: list[dict[str, Any]] = field(default_factory=list)  # DescribeInstanceTypes (dashgen.instance_facts)
-    facts_at: dt.datetime | None = None  # the fetched_at stored with them
     budgets: dict[str, Budget] = field(default_factory=dict)  # region (and "pricing") -> its time budget
 
 
@@ -310,7 +309,7 @@ def write(conn: Any, config: Config, collected: Collected, now: dt.datetime) -> 
     from dashgen.utilisation import store_hourly
 
     with db_errors("sync: write the pricing store"), conn.transaction():
-        store_facts(conn, collected.facts, collected.facts_at or now)
+        store_facts(conn, collected.facts, now)
         conn.execute(
             "CREATE TEMP TABLE _seen (instance_id text, region text, instance_type text, name text, tags jsonb,"
             " state text, launch_time timestamptz, platform text, operating_system text, tenancy text,"
