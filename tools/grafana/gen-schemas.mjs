@@ -6,7 +6,7 @@
 // the CloudWatch `dataquery.cue`); ts-json-schema-generator turns them into JSON Schema (draft-07), every
 // object closed (additionalProperties: false), so a key Grafana's types do not have is an error.
 //
-// Run:  cd tools/grafana && npm ci && node gen-schemas.mjs      (or: npm run schemas)
+// Run:  cd tools/grafana && npm ci && node gen-schemas.mjs [--out DIR]     (or: npm run schemas)
 // Deterministic: keys are sorted, no timestamps; running it twice changes nothing.
 
 import { createHash } from 'node:crypto';
@@ -19,7 +19,9 @@ import { createGenerator } from 'ts-json-schema-generator';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = join(here, '..', '..');
-const outRoot = join(repo, 'src', 'dashgen', 'schemas');
+// `--out DIR` writes elsewhere (the tests regenerate into a temporary folder and compare bytes).
+const outArg = process.argv.indexOf('--out');
+const outRoot = outArg > 0 ? process.argv[outArg + 1] : join(repo, 'src', 'dashgen', 'schemas');
 
 // One entry per Grafana version dashgen can target (`[grafana] version` in dashgen.toml).
 // `dir` is the npm package folder under node_modules (an npm alias for the second version).
@@ -117,6 +119,18 @@ function generate(target, lock) {
           schema.definitions[name] = def;
         }
       }
+      // The generator names an inline recursive type by a hash that changes from run to run: name it after
+      // the type it belongs to, numbered in a stable order, so the output is byte-identical every time.
+      const hashed = Object.keys(schema.definitions).filter((n) => /-\d+-\d+-/.test(n))
+        .sort((a, b) => a.split('-').slice(2).join('-').localeCompare(b.split('-').slice(2).join('-')));
+      if (hashed.length) {
+        let text = JSON.stringify(schema);
+        hashed.forEach((n, i) => {
+          text = text.replaceAll(`"#/definitions/${n}"`, `"#/definitions/${kind.types[0]}.inline${i + 1}"`)
+            .replaceAll(`"${n}":`, `"${kind.types[0]}.inline${i + 1}":`);
+        });
+        Object.assign(schema, JSON.parse(text));
+      }
       const applied = [];
       for (const patch of PATCHES.filter((p) => p.schema === kind.name)) {
         const dataPkg = JSON.parse(readFileSync(join(here, 'node_modules', target.data, 'package.json'), 'utf8'));
@@ -160,7 +174,7 @@ function generate(target, lock) {
     target: target.version,
   });
   writeFileSync(join(outDir, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
-  console.log(`grafana-${target.version}: ${pkg.name}@${pkg.version} -> ${relative(repo, outDir)}/ (${Object.keys(files).length} schemas)`);
+  console.log(`grafana-${target.version}: ${pkg.name}@${pkg.version} -> ${outDir} (${Object.keys(files).length} schemas)`);
 }
 
 const lock = JSON.parse(readFileSync(join(here, 'package-lock.json'), 'utf8'));
