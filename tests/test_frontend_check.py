@@ -281,6 +281,11 @@ MUTATIONS = {
         lambda d: _first(d, "table")["options"].update(footer={"show": False}),
         "options.footer: unknown key",
     ),
+    "unknown override property": (
+        lambda d: _first(d, "table")["fieldConfig"]["overrides"][0]["properties"].append(
+            {"id": "custom.widht", "value": 100}),
+        "id \"custom.widht\": unknown key",
+    ),
     "unsorted thresholds": (
         lambda d: _first(d, "timeseries")["fieldConfig"]["defaults"]["thresholds"]["steps"].extend(
             [{"color": "orange", "value": 90}, {"color": "red", "value": 50}]),

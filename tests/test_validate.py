@@ -150,3 +150,25 @@ def test_schemas_record_the_grafana_they_come_from(version: str, grafana: str) -
 def test_default_target_is_the_grafana_compose_pins() -> None:
     compose = (ROOT / "docker-compose.yml").read_text()
     assert f"grafana/grafana:{schema_manifest(Config().grafana_version)['grafana']}" in compose
+
+
+def test_override_properties_are_checked_against_grafanas_field_config() -> None:
+    cfg = Config()
+    d = render_dashboards(cfg)["ec2-cost.json"]
+    table = _table_of(d)
+    assert table["fieldConfig"]["overrides"], "the check needs a table with overrides"
+
+    def with_prop(prop: dict[str, Any]) -> list[str]:
+        e = copy.deepcopy(d)
+        _table_of(e)["fieldConfig"]["overrides"][0]["properties"].append(prop)
+        return [str(p) for p in validate_dashboard(e, cfg)]
+
+    assert with_prop({"id": "custom.width", "value": 120}) == []
+    assert any("id 'custom.widht' is no field config key (Grafana 12.3 table schema" in p
+               for p in with_prop({"id": "custom.widht", "value": 120}))
+    assert any("id 'unitt' is no field config key (Grafana 12.3 dashboard schema" in p
+               for p in with_prop({"id": "unitt", "value": "percent"}))
+    assert any("'wide' is not of type 'number'" in p and "table schema, FieldConfig.width" in p
+               for p in with_prop({"id": "custom.width", "value": "wide"}))
+    assert any("properties[" in p and "custom.footer" not in p and "reducers" in p
+               for p in with_prop({"id": "custom.footer", "value": {"reducers": "sum"}}))

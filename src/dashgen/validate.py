@@ -105,6 +105,54 @@ def _schema_problems(version: str, name: str, definition: str, instance: Any, wh
         yield Problem(where, message)
 
 
+def _resolve(root: dict[str, Any], schema: Any) -> Any:
+    while isinstance(schema, dict) and "$ref" in schema:
+        schema = root["definitions"][schema["$ref"].rsplit("/", 1)[-1]]
+    return schema
+
+
+@cache
+def _property_validator(version: str, name: str, definition: str, key: str) -> Any:
+    """A validator for one property of a closed definition, or None when the definition has no such key."""
+    import jsonschema
+
+    file, real = _DEFINITIONS.get((name, definition), (name, definition))
+    root = _schema(version, file)
+    owner = _resolve(root, root.get("definitions", {}).get(real))
+    prop = (owner or {}).get("properties", {}).get(key) if isinstance(owner, dict) else None
+    if prop is None:
+        return None
+    return jsonschema.Draft7Validator({**root, **prop})
+
+
+def _override_problems(version: str, kind: str | None, panel: dict[str, Any]) -> Iterator[Problem]:
+    """Each override property: an id Grafana's field config has (`custom.<key>` from the panel's own field
+    config), and a value of that key's type."""
+    overrides = (panel.get("fieldConfig") or {}).get("overrides") or []
+    for i, override in enumerate(overrides if isinstance(overrides, list) else []):
+        for j, prop in enumerate((override or {}).get("properties") or []):
+            pid = prop.get("id") if isinstance(prop, dict) else None
+            where = f"{_label(panel)} fieldConfig.overrides[{i}].properties[{j}]"
+            if not isinstance(pid, str):
+                yield Problem(where, "override property without an id")
+                continue
+            if pid.startswith("custom."):
+                if kind is None:
+                    continue  # a panel type dashgen ships no schema for
+                validator = _property_validator(version, kind, "FieldConfig", pid.removeprefix("custom."))
+                source = f"Grafana {version} {kind} schema, FieldConfig"
+            else:
+                validator = _property_validator(version, "dashboard", "FieldConfig", pid)
+                source = f"Grafana {version} dashboard schema, FieldConfig"
+            if validator is None:
+                yield Problem(where, f"id {pid!r} is no field config key ({source})")
+                continue
+            errors = sorted(validator.iter_errors(prop.get("value")), key=lambda e: [str(p) for p in e.absolute_path])
+            for err in errors[:3]:
+                yield Problem(where, f"value{_path(err.absolute_path).replace('(root)', '')}: {err.message[:200]} "
+                                     f"({source}.{pid.removeprefix('custom.')})")
+
+
 def all_panels(dashboard: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """Every panel, including those nested in collapsed rows."""
     for panel in dashboard.get("panels", []) or []:
@@ -223,6 +271,7 @@ def validate_dashboard(dashboard: Any, config: Config | None = None) -> list[Pro
             problems += _schema_problems(version, kind, "Options", panel.get("options", {}), f"{_label(panel)} options")
             custom = ((panel.get("fieldConfig") or {}).get("defaults") or {}).get("custom", {})
             problems += _schema_problems(version, kind, "FieldConfig", custom, f"{_label(panel)} fieldConfig.custom")
+        problems += _override_problems(version, kind, panel)
         for i, target in enumerate(panel.get("targets", []) or []):
             ds = (target.get("datasource") or panel.get("datasource") or {}) if isinstance(target, dict) else {}
             if isinstance(ds, dict) and ds.get("type") == "cloudwatch":

@@ -16,8 +16,8 @@
 //     (Grafana's fieldMatchers) and every table sortBy name must find a field in the result;
 //   - thresholds: the first step's value is null (the base), the others ascend strictly;
 //   - every colour resolves in Grafana's theme (createTheme().visualization.getColorByName);
-//   - option keys: panel options and field config `custom` hold only keys Grafana's types for that panel
-//     declare (the schemas generated from the same @grafana/schema version, src/dashgen/schemas/grafana-<v>/).
+//   - option keys: panel options, field config `custom` and override property ids hold only keys Grafana's
+//     types for that panel declare (the schemas generated from the same @grafana/schema version, src/dashgen/schemas/grafana-<v>/).
 // Prints one line per problem ("<file>: grafana <v>: panel <id> '<title>': ...") and exits 1 if there is any,
 // 0 otherwise, 2 on bad usage.
 'use strict';
@@ -247,13 +247,29 @@ function staticChecks(g, panel) {
       problems.push(`${pathText(at)} colour ${JSON.stringify(v)} does not resolve in Grafana's theme`);
     }
   }
-  // option keys
+  // option keys, and the field config keys overrides set
   const kind = PANEL_SCHEMAS[panel.type];
+  const custom = kind ? g.schema(kind).definitions.FieldConfig : null;
   if (kind) {
     const root = g.schema(kind);
     if (root.definitions.Options) problems.push(...unknownKeys(root, root.definitions.Options, opts, ['options']));
-    if (root.definitions.FieldConfig && defaults.custom) {
-      problems.push(...unknownKeys(root, root.definitions.FieldConfig, defaults.custom, ['fieldConfig', 'defaults', 'custom']));
+    if (custom && defaults.custom) {
+      problems.push(...unknownKeys(root, custom, defaults.custom, ['fieldConfig', 'defaults', 'custom']));
+    }
+  }
+  const standard = g.schema('dashboard').definitions.FieldConfig.properties;
+  for (const { i, p, j } of overrideProps(panel)) {
+    const id = String(p.id);
+    let known = true;
+    if (id.startsWith('custom.')) {
+      let def = custom;
+      while (def && def.$ref) def = g.schema(kind).definitions[def.$ref.replace('#/definitions/', '')];
+      known = !kind || Boolean(def && def.properties && id.slice(7) in def.properties);
+    } else {
+      known = id in standard;
+    }
+    if (!known) {
+      problems.push(`fieldConfig.overrides[${i}].properties[${j}].id ${JSON.stringify(id)}: unknown key (not in Grafana's field config types)`);
     }
   }
   return problems;
