@@ -253,15 +253,19 @@ def test_committed_dashboards_pass_grafanas_frontend_checks_for_12_3_and_13(
     assert (code, problems) == (0, [])
 
 
-def test_frames_model_the_queries(frames: dict[str, Any]) -> None:
-    """The frames the check runs on carry the data the panels' overrides and sort are about."""
-    cost = frames["ec2-cost.json"]
-    assert cost and all(cost.values())
-    names = {f["name"] for frame in cost["4"] for f in frame["fields"]}
-    assert {"instance_id"} <= names or "Instance" in names
+def test_frames_model_the_queries(frames: dict[str, Any], built: dict[str, Any]) -> None:
+    """The frames the check runs on carry the data the panels' transformations, overrides and sort are about."""
+    cost = built["ec2-cost.json"]
+    per_instance = next(p for p in all_panels(cost) if p.get("title") == "Cost per instance")
+    join = next(t for t in per_instance["transformations"] if t["id"] == "joinByField")["options"]["byField"]
+    by_ref = {f["refId"]: [x["name"] for x in f["fields"]] for f in frames["ec2-cost.json"][str(per_instance["id"])]}
+    assert set(by_ref) == {"A", "B"} and all(join in names for names in by_ref.values()), by_ref
     last_week = [f["name"] for frame in frames["ec2-performance.json"]["5"] for f in frame["fields"]
                  if f["name"].endswith(" last week")]
-    assert last_week, "the store's last-week series should be named '<instance> last week'"
+    assert last_week and all(n.startswith("i-") for n in last_week), "series named '<instance> last week'"
+    rightsizing = next(p for p in all_panels(built["ec2-rightsizing.json"]) if p.get("title") == "Rightsizing")
+    (table,) = frames["ec2-rightsizing.json"][str(rightsizing["id"])]
+    assert len(table["fields"][0]["values"]) == 5  # the five instances of tests/rightsizing_data.py
 
 
 MUTATIONS = {
