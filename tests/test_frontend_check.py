@@ -260,7 +260,8 @@ def test_frames_model_the_queries(frames: dict[str, Any], built: dict[str, Any])
     join = next(t for t in per_instance["transformations"] if t["id"] == "joinByField")["options"]["byField"]
     by_ref = {f["refId"]: [x["name"] for x in f["fields"]] for f in frames["ec2-cost.json"][str(per_instance["id"])]}
     assert set(by_ref) == {"A", "B"} and all(join in names for names in by_ref.values()), by_ref
-    last_week = [f["name"] for frame in frames["ec2-performance.json"]["5"] for f in frame["fields"]
+    week = next(p for p in all_panels(built["ec2-performance.json"]) if "last week" in p.get("title", ""))
+    last_week = [f["name"] for frame in frames["ec2-performance.json"][str(week["id"])] for f in frame["fields"]
                  if f["name"].endswith(" last week")]
     assert last_week and all(n.startswith("i-") for n in last_week), "series named '<instance> last week'"
     rightsizing = next(p for p in all_panels(built["ec2-rightsizing.json"]) if p.get("title") == "Rightsizing")
