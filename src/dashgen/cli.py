@@ -155,6 +155,22 @@ def metrics(config: ConfigOpt = None) -> None:
     Console(width=160).print(table)
 
 
+@app.command()
+def preview(
+    dashboards: Annotated[Path, typer.Option("--dir", "-d", help="Folder of built dashboard JSON files.")] = Path(
+        "dashboards"),
+    out: Annotated[Path, _out_option("the preview (index.html and one SVG per dashboard)")] = Path("preview"),
+    templates: Annotated[
+        Path | None, typer.Option("--templates", help="Folder of jinja2 templates overriding the shipped ones.")
+    ] = None,
+) -> None:
+    """Draw every built dashboard (grid, rows, panels, units, thresholds) as HTML and SVG, without Grafana."""
+    from dashgen.preview import preview as run_preview
+
+    for path in run_preview(dashboards, out, templates):
+        typer.echo(f"wrote {path}")
+
+
 # --- provisioning commands
 
 
