@@ -34,13 +34,14 @@ def test_boxes_are_the_panels_grid_positions_and_collapsed_rows_open_below(dashb
     pic = picture(data, "ec2-performance.json")
     loaded = pic.sections[0]
     assert [(b.title, b.x, b.y, b.w, b.h) for b in loaded.boxes] == [
-        (p["title"], p["gridPos"]["x"], p["gridPos"]["y"], p["gridPos"]["w"], p["gridPos"]["h"]) for p in data["panels"]]
+        (p["title"], *(p["gridPos"][k] for k in "xywh")) for p in data["panels"]]
     collapsed = [p for p in data["panels"] if p["type"] == "row" and p.get("collapsed")]
     assert len(pic.sections) == 1 + len(collapsed)
     for row, section in zip(collapsed, pic.sections[1:], strict=True):
         assert row["title"] in section.title
         assert [b.title for b in section.boxes] == [p["title"] for p in row["panels"]]
-        assert min(b.y for b in section.boxes) == min(p["gridPos"]["y"] for p in row["panels"]) - row["gridPos"]["y"] - 1
+        first = min(p["gridPos"]["y"] for p in row["panels"])
+        assert min(b.y for b in section.boxes) == first - row["gridPos"]["y"] - 1
     cpu = next(b for b in loaded.boxes if b.title == "CPUUtilization")
     assert cpu.unit == "percent" and [(t.colour, t.value) for t in cpu.thresholds] == [("green", None), ("red", 80.0)]
 
