@@ -33,24 +33,28 @@ class BuildResult:
         return own and (self.provisioning is None or self.provisioning.clean)
 
 
-def render_dashboards(config: Config) -> dict[str, dict]:
-    """Every dashboard as current Grafana JSON data, keyed by file name; each one validated."""
-    from dashgen.dashboards import load_all
-    from dashgen.render import render
+def render_dashboards(config: Config, root: Path | None = None) -> dict[str, dict]:
+    """Every dashboard (the built-ins `[build] builtins` keeps and the user's `[build] sources`, read below
+    `root`, default the current folder) as current Grafana JSON data, keyed by file name; each one validated,
+    uids unique."""
+    from dashgen.definitions import DefinitionError, build_definition, load_definitions
     from dashgen.validate import check
 
     out: dict[str, dict] = {}
-    for module in load_all():
-        name = f"{module.SLUG}.json"
-        data = render(module.build(config))
-        check(data, name, config)
-        out[name] = data
+    origins: dict[str, str] = {}
+    for defn in load_definitions(config, root):
+        data = build_definition(defn, config)
+        if data["uid"] in origins:
+            raise DefinitionError(f"{defn.origin}: uid {data['uid']!r} is already used by {origins[data['uid']]}")
+        origins[data["uid"]] = defn.origin
+        check(data, defn.file_name if defn.builtin else defn.origin, config)
+        out[defn.file_name] = data
     return out
 
 
-def build_outputs(config: Config) -> dict[str, str]:
+def build_outputs(config: Config, root: Path | None = None) -> dict[str, str]:
     """File name -> exact file text, for every dashboard."""
-    return {name: dumps_json(data) for name, data in sorted(render_dashboards(config).items())}
+    return {name: dumps_json(data) for name, data in sorted(render_dashboards(config, root).items())}
 
 
 def check_outputs(outputs: dict[str, str], out_dir: Path) -> BuildResult:

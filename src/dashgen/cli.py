@@ -171,6 +171,23 @@ def preview(
         typer.echo(f"wrote {path}")
 
 
+@app.command()
+def new(
+    name: Annotated[str, typer.Argument(help="The dashboard's name: dashboards/NAME.dashboard.py builds NAME.json.")],
+    start: Annotated[
+        str, typer.Option("--from", help="Start from: blank, performance, cost or rightsizing.")
+    ] = "blank",
+    force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Scaffold your own dashboard definition (and a test for it) that builds and validates at once."""
+    from dashgen.definitions import new_definition
+
+    for path in new_definition(name, start=start, config=_config(config), force=force):
+        typer.echo(f"wrote {path}")
+    typer.echo("next: edit it, then `dashgen build && dashgen validate && dashgen preview`")
+
+
 # --- provisioning commands
 
 

@@ -488,11 +488,13 @@ def dashboard(
     variables: Sequence[dict[str, Any]],
     tags: Sequence[str] = (),
     time_from: str | None = None,
+    uid: str | None = None,
 ) -> G.Dashboard:
-    """The frame every dashgen dashboard shares: uid, managed tag, refresh, time, variables."""
+    """The frame every dashgen dashboard shares: uid (default `dashgen-<slug>`), managed tag, refresh, time,
+    variables."""
     return G.Dashboard(
         title=title,
-        uid=f"dashgen-{slug}",
+        uid=uid or f"dashgen-{slug}",
         description=description,
         tags=sorted({config.managed_tag, "aws", "ec2", *tags}),
         panels=layout.panels,
