@@ -76,11 +76,11 @@ def build_file(path: Path | str, config: Config | None = None) -> dict[str, Any]
 
 
 __all__ = [
-    "GROUPS", "INSTANCE_LABEL", "METRICS", "METRICS_BY_NAME", "STORE_ALL",
-    "Config", "Dashboard", "Group", "Layout", "Metric",
-    "budget_panel", "build_file", "by_tag_panel", "cloudwatch_selection_variables", "cost_variables",
-    "cumulative_panel", "experiment_panel", "instances_panel", "rightsizing_panel", "rightsizing_variables", "custom_variable", "cw_insights_target", "cw_query_variable",
-    "cw_target", "dashboard", "datasource_variable", "load_sql", "metric_panel", "metric_steps", "metrics_in",
-    "over_threshold_stat", "override", "pricing_variable", "row", "sql_query_variable", "sql_target", "stat",
-    "steps", "store_filter_variable", "table", "timeseries",
+    "GROUPS", "INSTANCE_LABEL", "METRICS", "METRICS_BY_NAME", "STORE_ALL", "Config", "Dashboard", "Group", "Layout",
+    "Metric", "budget_panel", "build_file", "by_tag_panel", "cloudwatch_selection_variables", "cost_variables",
+    "cumulative_panel", "custom_variable", "cw_insights_target", "cw_query_variable", "cw_target", "dashboard",
+    "datasource_variable", "experiment_panel", "instances_panel", "load_sql", "metric_panel", "metric_steps",
+    "metrics_in", "over_threshold_stat", "override", "pricing_variable", "rightsizing_panel",
+    "rightsizing_variables", "row", "sql_query_variable", "sql_target", "stat", "steps", "store_filter_variable",
+    "table", "timeseries",
 ]
