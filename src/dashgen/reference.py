@@ -1,0 +1,64 @@
+"""Reference pages generated from the code (never hand-copied), checked by `tests/test_docs.py`.
+
+`python -m dashgen.reference` rewrites them; each generator is a pure function of the code.
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+REPO_DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+
+def _first_paragraph(obj: object) -> str:
+    doc = inspect.getdoc(obj) or ""
+    return " ".join(doc.split("\n\n", 1)[0].split())
+
+
+def api_markdown() -> str:
+    """docs/api.md: every public name of `dashgen.api`, its signature and the first paragraph of its docstring."""
+    from dashgen import api
+
+    lines = [
+        "# The definitions API (`dashgen.api`)",
+        "",
+        "<!-- generated from src/dashgen/api.py by `python -m dashgen.reference`; checked by tests/test_docs.py -->",
+        "",
+        _first_paragraph(api),
+        "",
+        "Use it as `from dashgen import api as dg`. Everything below is stable; anything else in dashgen is "
+        "private. Definitions are your own Python code: `dashgen build` imports and runs them (never `push`, "
+        "`diff` or `validate`, which read the built JSON), so review them like any code.",
+        "",
+        "| name | kind | signature | what it is |",
+        "| --- | --- | --- | --- |",
+    ]
+    for name in api.__all__:
+        obj = getattr(api, name)
+        if inspect.isclass(obj):
+            kind, sig = "class", ""
+        elif callable(obj):
+            kind = "function"
+            try:
+                sig = str(inspect.signature(obj)).replace("|", "\\|")
+            except (TypeError, ValueError):
+                sig = ""
+        else:
+            kind, sig = "constant", ""
+        what = _first_paragraph(obj) if kind != "constant" else f"`{type(obj).__name__}`"
+        lines.append(f"| `{name}` | {kind} | `{sig}` | {what} |" if sig else f"| `{name}` | {kind} |  | {what} |")
+    return "\n".join(lines) + "\n"
+
+
+PAGES = {"api.md": api_markdown}
+
+
+def main() -> None:
+    for name, make in PAGES.items():
+        (REPO_DOCS / name).write_text(make(), encoding="utf-8")
+        print(f"wrote docs/{name}")
+
+
+if __name__ == "__main__":
+    main()
