@@ -95,3 +95,24 @@ def build(
 
         result.provisioning = provision(config, provisioning_dir, check=check)
     return result
+
+
+def review_build(config: Config, out_dir: Path = DEFAULT_OUT, provisioning_dir: Path | None = None):  # noqa: ANN201
+    """`dashgen build --check --format markdown|json`: the check as a `review.Review`, each stale dashboard with
+    the panels the build would change; stale provisioning files listed by name."""
+    from dashgen.review import DashboardReview, Review, check_review
+
+    outputs = build_outputs(config)
+    result = check_outputs(outputs, out_dir)
+    review = check_review(outputs, out_dir, result.stale, result.missing, result.unexpected)
+    if provisioning_dir is not None:
+        from dashgen.provision import provision
+
+        prov = provision(config, provisioning_dir, check=True)
+        extra = [DashboardReview("", f"{provisioning_dir / n}", action, str(provisioning_dir / n), why)
+                 for action, names, why in (("stale", prov.stale, "differs from what dashgen build writes"),
+                                            ("missing", prov.missing, "not written yet"),
+                                            ("unexpected", prov.unexpected, "not written by dashgen"))
+                 for n in names]
+        review = Review(review.kind, review.dashboards + tuple(extra))
+    return review

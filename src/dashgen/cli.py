@@ -6,6 +6,7 @@ Heavy libraries (boto3, requests, psycopg) are imported inside the commands that
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -13,7 +14,7 @@ import typer
 from typer.core import TyperGroup
 
 from dashgen import __version__
-from dashgen.errors import EXIT_ERROR, DashgenError
+from dashgen.errors import EXIT_ERROR, EXIT_USAGE, DashgenError
 
 
 class _Group(TyperGroup):
@@ -40,6 +41,24 @@ ConfigOpt = Annotated[
     Path | None,
     typer.Option("--config", "-c", help="dashgen.toml to read (default: ./dashgen.toml if present, else defaults)."),
 ]
+
+
+class ReviewFormat(StrEnum):
+    text = "text"
+    markdown = "markdown"
+    json = "json"
+
+
+def _print_review(review, fmt: ReviewFormat, cfg) -> None:  # noqa: ANN001 - review.Review, config.Config
+    from dashgen import review as views
+
+    if fmt is ReviewFormat.json:
+        import json
+
+        typer.echo(json.dumps(views.to_json(review), indent=2, sort_keys=True))
+    else:
+        templates = Path(cfg.build_templates) if cfg.build_templates else None
+        typer.echo(views.to_markdown(review, templates), nl=False)
 
 
 CheckOpt = Annotated[
@@ -86,12 +105,26 @@ def build(
         typer.Option("--provisioning", help="Folder of the provisioning files, built and checked with the "
                      "dashboards (default: `provisioning` beside OUT)."),
     ] = None,
+    fmt: Annotated[
+        ReviewFormat, typer.Option("--format", "-f", help="With --check: text, markdown (a PR comment) or json.")
+    ] = ReviewFormat.text,
 ) -> None:
     """Build every dashboard into OUT as stable, validated JSON (and the provisioning files)."""
     from dashgen.build import BuildResult
     from dashgen.build import build as run_build
 
     prov = provisioning or out.parent / "provisioning"
+    if fmt is not ReviewFormat.text:
+        if not check:
+            raise DashgenError("--format: markdown and json go with --check", exit_code=EXIT_USAGE)
+        from dashgen.build import review_build
+
+        cfg = _config(config)
+        review = review_build(cfg, out, prov)
+        _print_review(review, fmt, cfg)
+        if review.changed:
+            raise typer.Exit(EXIT_ERROR)
+        return
     result = run_build(_config(config), out, check=check, provisioning_dir=prov)
     if not check:
         for name in result.unexpected:

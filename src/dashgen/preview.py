@@ -126,6 +126,7 @@ def _environment(templates: Path | None):  # noqa: ANN202 - jinja2.Environment, 
                        GRID_COLUMNS=GRID_COLUMNS)
     env.filters["threshold_label"] = _threshold_label
     env.filters["css_colour"] = css_colour
+    env.filters["md"] = markdown_text
     return env
 
 
@@ -141,6 +142,14 @@ def css_colour(name: str) -> str:
     if name.startswith("#") or name.startswith("rgb"):
         return name
     return _HUES.get(name.rsplit("-", 1)[-1], "#8e8e8e")
+
+
+def markdown_text(text: object) -> str:
+    """Text safe inside a Markdown table cell or list item: no HTML, no table breaks, one line."""
+    out = " ".join(str(text).split())
+    for char, escaped in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ("|", "\\|"), ("`", "\\`")):
+        out = out.replace(char, escaped)
+    return out
 
 
 def _threshold_label(step: Threshold) -> str:
