@@ -51,7 +51,22 @@ def api_markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
-PAGES = {"api.md": api_markdown}
+def example_preview_svg() -> str:
+    """docs/img/gpu-training-preview.svg: what `dashgen preview` draws of `dashgen new gpu-training --from
+    performance`, built with the default config (the picture docs/own-dashboards.md and the README show)."""
+    import tempfile
+
+    from dashgen.config import Config
+    from dashgen.definitions import build_definition, load_definition_file, new_definition
+    from dashgen.preview import picture, render_preview
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = new_definition("gpu-training", start="performance", root=Path(tmp))[0]
+        data = build_definition(load_definition_file(path), Config())
+    return render_preview([picture(data, "gpu-training.json")])["gpu-training.svg"]
+
+
+PAGES = {"api.md": api_markdown, "img/gpu-training-preview.svg": example_preview_svg}
 
 
 def main() -> None:
