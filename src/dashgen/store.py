@@ -16,6 +16,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from dashgen.errors import DatabaseError, first_line
+from dashgen.redact import dsn_passwords, redact
 
 if TYPE_CHECKING:
     import psycopg
@@ -24,21 +25,10 @@ if TYPE_CHECKING:
 
 SCHEMA = "dashgen"
 _LOCK_KEY = 0x64617368  # pg_advisory_xact_lock key: concurrent migrations wait for each other
-_SECRET_RES = (
-    (re.compile(r"(://[^/@:\s]*:)[^/\s]*@"), r"\1***@"),  # postgresql://user:secret@host
-    (re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&]+)", re.IGNORECASE), r"\1***"),  # password=x
-)
 
 
-def redact(text: str) -> str:
-    """`text` with any password of a DSN in it replaced by `***`."""
-    for pattern, replacement in _SECRET_RES:
-        text = pattern.sub(replacement, text)
-    return text
-
-
-def _one_line(exc: BaseException) -> str:
-    return redact(first_line(exc))
+def _one_line(exc: BaseException, secrets: tuple[str, ...] = ()) -> str:
+    return first_line(exc, secrets)
 
 
 @contextmanager
@@ -69,7 +59,10 @@ def connect(dsn: str) -> psycopg.Connection[Any]:
     try:
         return psycopg.connect(dsn, autocommit=True, connect_timeout=10, application_name="dashgen")
     except psycopg.Error as exc:
-        raise DatabaseError(f"cannot connect to the pricing store ({redact(dsn)}): {_one_line(exc)}") from None
+        # libpq may quote a piece of the DSN in its own words: every password the DSN (or PGPASSWORD) holds goes
+        secrets = (*dsn_passwords(dsn), os.environ.get("PGPASSWORD") or "")
+        raise DatabaseError(f"cannot connect to the pricing store ({redact(dsn, secrets)}): "
+                            f"{_one_line(exc, secrets)}") from None
 
 
 def migration_files() -> list[tuple[str, str]]:
