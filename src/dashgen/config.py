@@ -138,6 +138,10 @@ class _Reader:
                 lambda v: isinstance(v, list) and v and all(isinstance(r, str) and _REGION_RE.match(r) for r in v),
                 "a non-empty list of AWS regions like ['us-east-1']",
             ),
+            "strlist": (
+                lambda v: isinstance(v, list) and all(isinstance(s, str) and s.strip() for s in v),
+                "a list of non-empty strings",
+            ),
             "tagkeys": (
                 lambda v: isinstance(v, list) and v and all(isinstance(s, str) and s for s in v)
                 and len(set(v)) == len(v),
