@@ -4,29 +4,12 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import subprocess
-import tempfile
 from pathlib import Path
 
 import pytest
 
+from browser import dump_dom, needs_chromium, screenshot
 from dashgen.preview import CELL_HEIGHT, CELL_MARGIN, COLUMN_WIDTH, load_pictures, picture, preview, render_preview
-
-
-def _chromium() -> str | None:
-    return next((p for p in (shutil.which("chromium"), shutil.which("chromium-browser")) if p), None)
-
-
-def _dump_dom(page: Path) -> str:
-    """The DOM after the page's scripts ran, from headless Chromium (flags as this workplace's probe used)."""
-    with tempfile.TemporaryDirectory() as profile:
-        done = subprocess.run(
-            [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={profile}", "--window-size=1300,2000", "--dump-dom", page.as_uri()],
-            capture_output=True, text=True, timeout=120, check=True)
-    return done.stdout
 
 
 def test_boxes_are_the_panels_grid_positions_and_collapsed_rows_open_below(dashboards_dir: Path) -> None:
@@ -78,7 +61,7 @@ def test_cli_preview_reports_a_missing_folder_in_one_line(tmp_path: Path) -> Non
                                                  "(run `dashgen build` first)"]
 
 
-@pytest.mark.skipif(_chromium() is None, reason="no Chromium on this machine (apt-get install chromium; CI does)")
+@needs_chromium
 def test_a_real_browser_places_every_box_where_grid_pos_says(tmp_path: Path, dashboards_dir: Path) -> None:
     out = tmp_path / "preview"
     preview(dashboards_dir, out)
@@ -96,7 +79,7 @@ def test_a_real_browser_places_every_box_where_grid_pos_says(tmp_path: Path, das
       document.body.insertAdjacentHTML('beforeend', '<pre id="lay' + 'out">' + JSON.stringify(rows) + '</pre>');
     </script></body>"""
     page.write_text(page.read_text().replace("</body>", probe))
-    layout = json.loads(re.search(r'<pre id="layout">(.*?)</pre>', _dump_dom(page), re.S).group(1))
+    layout = json.loads(re.search(r'<pre id="layout">(.*?)</pre>', dump_dom(page), re.S).group(1))
     expected = sum(len(s.boxes) for pic in load_pictures(dashboards_dir) for s in pic.sections)
     assert len(layout) == expected > 50
     for file, _section, x, y, w, h, left, top, width, height in layout:
@@ -106,9 +89,5 @@ def test_a_real_browser_places_every_box_where_grid_pos_says(tmp_path: Path, das
         assert top == pytest.approx(y * CELL_HEIGHT, abs=1), where
         assert width == pytest.approx(w * COLUMN_WIDTH - CELL_MARGIN, abs=1), where
         assert height == pytest.approx(h * CELL_HEIGHT - CELL_MARGIN, abs=1), where
-    with tempfile.TemporaryDirectory() as profile:
-        shot = tmp_path / "shot.png"
-        subprocess.run([_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                        f"--user-data-dir={profile}", "--window-size=1300,1600", f"--screenshot={shot}",
-                        (out / "ec2-performance.svg").as_uri()], capture_output=True, timeout=120, check=True)
-    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+    shot = screenshot(out / "ec2-performance.svg", tmp_path / "shot.png")
+    assert shot.stat().st_size > 10_000

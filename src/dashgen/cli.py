@@ -357,18 +357,27 @@ def diff(
     insecure: InsecureOpt = False,
     deadline: DeadlineOpt = 900.0,
     config: ConfigOpt = None,
+    fmt: Annotated[
+        ReviewFormat, typer.Option("--format", "-f", help="text, markdown (a pull-request comment) or json.")
+    ] = ReviewFormat.text,
 ) -> None:
     """Show how Grafana differs from the built dashboards: exit 0 same, 2 different, 1 error."""
     from dashgen import push as lib
     from dashgen.errors import EXIT_CHANGES
 
+    cfg = _config(config)
     try:
         with _client(url, token_file, ca_bundle, insecure, deadline) as client:
-            plan = lib.prepare(client, dir, _config(config), prune=prune)
+            plan = lib.prepare(client, dir, cfg, prune=prune)
     except DashgenError as exc:
         exc.exit_code = EXIT_ERROR  # 2 means "differs" here
         raise
-    _show_plan(plan, details=True)
+    if fmt is ReviewFormat.text:
+        _show_plan(plan, details=True)
+    else:
+        from dashgen.review import plan_review
+
+        _print_review(plan_review(plan), fmt, cfg)
     if not plan.is_empty():
         raise typer.Exit(EXIT_CHANGES)
 

@@ -140,3 +140,19 @@ def to_markdown(review: Review, templates: Path | None = None) -> str:
 
     env = _environment(templates)
     return env.get_template("review.md.j2").render(review=review)
+
+
+def plan_review(plan: Any) -> Review:
+    """`dashgen diff --format markdown|json`: the push plan (`push.Plan`) as a review, each update with the
+    panels it changes (Grafana's copy before, the built JSON after)."""
+    entries = []
+    for c in plan.changes:
+        action = c.action.name.lower()
+        before = c.live if action in ("update", "conflict") else None
+        after = c.desired if before is not None else None
+        entries.append(dashboard_review(c.uid, c.title, action, before, after,
+                                        file=c.source if c.source != "grafana" else "", reason=c.reason))
+    notes = ()
+    if plan.create_folder:
+        notes = (f"create folder {plan.folder_title} (uid {plan.folder_uid})",)
+    return Review("diff", tuple(entries), notes)
