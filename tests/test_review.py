@@ -83,3 +83,17 @@ def test_build_check_as_markdown_and_json(tmp_path: Path, dashboards_dir: Path, 
     data = json.loads(runner.invoke(app, [*args, "--format", "json"]).output)
     assert data["kind"] == "check" and data["counts"] == {"stale": 1}
     assert runner.invoke(app, ["build", "--format", "json"]).exit_code == 2  # --format needs --check
+
+
+def test_the_users_templates_folder_overrides_the_review_template(tmp_path: Path, dashboards_dir: Path,
+                                                                   monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tpl").mkdir()
+    (tmp_path / "tpl" / "review.md.j2").write_text(
+        "{% for d in review.changed %}{{ d.action }} {{ d.uid }}: {{ d.panels|length }}\n{% endfor %}")
+    (tmp_path / "dashgen.toml").write_text('[build]\ntemplates = "tpl"\n')
+    (dashboards_dir / "ec2-cost.json").write_text(json.dumps(_edited(_cost(dashboards_dir))))
+    result = CliRunner().invoke(app, ["build", "--check", "--out", str(dashboards_dir), "--provisioning",
+                                      str(tmp_path / "prov"), "--format", "markdown"])
+    assert result.exit_code == 1
+    assert result.output.splitlines()[0] == "stale dashgen-ec2-cost: 5"
