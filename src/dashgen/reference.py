@@ -66,7 +66,51 @@ def example_preview_svg() -> str:
     return render_preview([picture(data, "gpu-training.json")])["gpu-training.svg"]
 
 
-PAGES = {"api.md": api_markdown, "img/gpu-training-preview.svg": example_preview_svg}
+def cli_markdown() -> str:
+    """docs/cli.md: every command and subcommand, its help, usage and options, read from the CLI itself."""
+    import click
+    import typer.main
+
+    from dashgen.cli import app
+
+    root = typer.main.get_command(app)
+    lines = ["# Command-line reference", "",
+             "<!-- generated from src/dashgen/cli.py by `python -m dashgen.reference`; checked by tests/test_docs.py -->",
+             "", " ".join((root.help or "").split()), ""]
+
+    def walk(group: click.Group, prefix: str) -> None:
+        ctx = click.Context(group, info_name=prefix)
+        for name in sorted(group.list_commands(ctx)):
+            cmd = group.get_command(ctx, name)
+            if cmd is None or cmd.hidden:
+                continue
+            full = f"{prefix} {name}"
+            if isinstance(cmd, click.Group):
+                walk(cmd, full)
+                continue
+            sub = click.Context(cmd, info_name=full, parent=ctx)
+            lines.extend([f"## `{full}`", "", " ".join((cmd.help or "").split()), "", "```text",
+                          " ".join(cmd.collect_usage_pieces(sub)).join((f"{full} ", "")).rstrip(), "```", ""])
+            rows = []
+            for param in cmd.params:
+                if isinstance(param, click.Argument):
+                    rows.append((param.human_readable_name, getattr(param, "help", "") or ""))
+                elif isinstance(param, click.Option) and not param.hidden:
+                    names = ", ".join(f"`{o}`" for o in (*param.opts, *param.secondary_opts))
+                    help_text = param.help or ""
+                    if isinstance(param.type, click.Choice):
+                        help_text += f" One of: {', '.join(map(str, param.type.choices))}."
+                    rows.append((names, help_text))
+            if rows:
+                lines.extend(["| option | meaning |", "| --- | --- |"])
+                lines.extend(f"| {n} | {' '.join(h.split()).replace('|', '/')} |" for n, h in rows)
+                lines.append("")
+
+    walk(root, "dashgen")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+PAGES = {"api.md": api_markdown, "cli.md": cli_markdown, "img/gpu-training-preview.svg": example_preview_svg}
 
 
 def main() -> None:
