@@ -75,7 +75,8 @@ def cli_markdown() -> str:
 
     root = typer.main.get_command(app)
     lines = ["# Command-line reference", "",
-             "<!-- generated from src/dashgen/cli.py by `python -m dashgen.reference`; checked by tests/test_docs.py -->",
+             "<!-- generated from src/dashgen/cli.py by `python -m dashgen.reference`; "
+             "checked by tests/test_docs.py -->",
              "", " ".join((root.help or "").split()), ""]
 
     def walk(group: click.Group, prefix: str) -> None:
