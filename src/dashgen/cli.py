@@ -365,8 +365,8 @@ def diff(
     from dashgen import push as lib
     from dashgen.errors import EXIT_CHANGES
 
-    cfg = _config(config)
     try:
+        cfg = _config(config)
         with _client(url, token_file, ca_bundle, insecure, deadline) as client:
             plan = lib.prepare(client, dir, cfg, prune=prune)
     except DashgenError as exc:
