@@ -27,7 +27,7 @@ TITLE = "Team GPU"
 def build(config):
     layout = dg.Layout().add(dg.metric_panel(dg.METRICS_BY_NAME["GPUPowerUtilization"], config))
     return dg.dashboard(config, slug="team-gpu", uid=UID, title=TITLE, description="GPU jobs.", layout=layout,
-                        variables=dg.cloudwatch_selection_variables(config))
+                        variables=dg.selection_variables(config))
 '''
 
 

@@ -38,9 +38,14 @@ def test_every_public_api_function_has_a_docstring() -> None:
     import inspect
 
     from dashgen import api
+    from dashgen.reference import builtin_modules
 
     ours = [n for n in api.__all__ if getattr(getattr(api, n), "__module__", "").startswith("dashgen")]
     missing = [n for n in ours if callable(getattr(api, n)) and not inspect.getdoc(getattr(api, n))]
+    for module in builtin_modules():
+        missing += [f"{module.__name__}.{n}" for n, o in vars(module).items()
+                    if inspect.isfunction(o) and not n.startswith("_") and o.__module__ == module.__name__
+                    and not inspect.getdoc(o)]
     assert not missing, f"public API without a docstring: {missing}"
 
 

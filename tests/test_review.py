@@ -18,11 +18,13 @@ def _cost(dashboards_dir: Path) -> dict:
 
 def _edited(d: dict) -> dict:
     e = copy.deepcopy(d)
-    e["panels"][0]["fieldConfig"]["defaults"]["unit"] = "percent"  # Fits budget: unit
-    e["panels"][1]["gridPos"]["w"] = 10  # Makes deadline: layout
-    e["panels"][2]["targets"][0]["rawSql"] = "SELECT 1"  # Budget and deadline: query
-    e["panels"][2]["fieldConfig"]["defaults"]["thresholds"]["steps"].append({"color": "red", "value": 5})
-    del e["panels"][3]  # Cost per instance: removed in `e`
+    by_title = {p["title"]: p for p in e["panels"]}
+    by_title["Fits budget"]["fieldConfig"]["defaults"]["unit"] = "percent"  # unit
+    by_title["Makes deadline"]["gridPos"]["w"] = 10  # layout
+    budget = by_title["Budget and deadline"]
+    budget["targets"][0]["rawSql"] = "SELECT 1"  # query
+    budget["fieldConfig"]["defaults"]["thresholds"]["steps"].append({"color": "red", "value": 5})  # threshold
+    e["panels"].remove(by_title["Cost per instance"])
     e["panels"].append({"type": "text", "title": "Notes | <b>", "gridPos": {"x": 0, "y": 99, "w": 24, "h": 2}})
     return e
 

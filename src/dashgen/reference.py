@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import inspect
 from pathlib import Path
+from types import ModuleType
 
 REPO_DOCS = Path(__file__).resolve().parents[2] / "docs"
 
@@ -34,8 +35,32 @@ def api_markdown() -> str:
         "| name | kind | signature | what it is |",
         "| --- | --- | --- | --- |",
     ]
-    for name in api.__all__:
-        obj = getattr(api, name)
+    rows = [(name, getattr(api, name)) for name in api.__all__]
+    lines += _api_rows(rows)
+    lines += ["", "## The built-in dashboards as building blocks", "",
+              "Each built-in dashboard is a module of `dashgen.dashboards` built from the API above alone; its "
+              "public functions are part of the API too (`from dashgen.dashboards import cost`, then "
+              "`cost.instances_panel()`): `dashgen new --from cost|rightsizing|performance` starts from them.", "",
+              "| name | kind | signature | what it is |", "| --- | --- | --- | --- |"]
+    for module in builtin_modules():
+        public = sorted(n for n, o in vars(module).items() if inspect.isfunction(o) and not n.startswith("_")
+                        and o.__module__ == module.__name__)
+        lines += _api_rows([(f"{module.__name__.rsplit('.', 1)[1]}.{n}", getattr(module, n)) for n in public])
+    return "\n".join(lines) + "\n"
+
+
+def builtin_modules() -> list[ModuleType]:
+    """The built-in dashboard modules, in build order."""
+    import importlib
+
+    from dashgen.definitions import BUILTINS
+
+    return [importlib.import_module(f"dashgen.dashboards.{name}") for name in BUILTINS]
+
+
+def _api_rows(items: list[tuple[str, object]]) -> list[str]:
+    lines = []
+    for name, obj in items:
         if inspect.isclass(obj):
             kind, sig = "class", ""
         elif callable(obj):
@@ -48,7 +73,7 @@ def api_markdown() -> str:
             kind, sig = "constant", ""
         what = _first_paragraph(obj) if kind != "constant" else f"`{type(obj).__name__}`"
         lines.append(f"| `{name}` | {kind} | `{sig}` | {what} |" if sig else f"| `{name}` | {kind} |  | {what} |")
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def example_preview_svg() -> str:
