@@ -91,6 +91,14 @@ def test_a_broken_definition_is_one_line_naming_the_file_and_line_and_nothing_is
     assert not list((repo / "dashboards").glob("*.json"))  # nothing written
 
 
+def test_a_definition_building_a_built_in_file_name_is_refused(repo: Path) -> None:
+    _write(repo, "ec2-cost", GOOD.replace("team-gpu", "other"))
+    with pytest.raises(DefinitionError, match=r"ec2-cost\.dashboard\.py: builds ec2-cost\.json, which "
+                                              r"dashgen\.dashboards\.cost builds too"):
+        build(Config(), repo / "dashboards")
+    assert not list((repo / "dashboards").glob("*.json"))
+
+
 def test_two_definitions_with_one_uid_are_refused(repo: Path) -> None:
     _write(repo, "one", GOOD)
     _write(repo, "two", GOOD)
