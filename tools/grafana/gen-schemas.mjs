@@ -7,9 +7,11 @@
 // object closed (additionalProperties: false), so a key Grafana's types do not have is an error.
 //
 // Run:  cd tools/grafana && npm ci && node gen-schemas.mjs [--out DIR]     (or: npm run schemas)
+// Property defaults come from the package's own `default<Type>` constants (e.g. defaultDashboard).
 // Deterministic: keys are sorted, no timestamps; running it twice changes nothing.
 
 import { createHash } from 'node:crypto';
+import { createRequire } from 'node:module';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
@@ -131,6 +133,20 @@ function generate(target, lock) {
         });
         Object.assign(schema, JSON.parse(text));
       }
+      // Defaults: Grafana's types carry none, its package exports them as `default<Type>` constants
+      // (defaultDashboard.schemaVersion = 42, ...): each becomes the JSON Schema `default` of that property.
+      const runtime = createRequire(import.meta.url)(target.dir);
+      const defaulted = [];
+      for (const [name, def] of Object.entries(schema.definitions)) {
+        const values = runtime[`default${name}`];
+        if (!values || typeof values !== 'object' || Array.isArray(values) || !def.properties) continue;
+        for (const [key, value] of Object.entries(values)) {
+          if (def.properties[key] && value !== undefined) {
+            def.properties[key].default = value;
+            defaulted.push(`${name}.${key}`);
+          }
+        }
+      }
       const applied = [];
       for (const patch of PATCHES.filter((p) => p.schema === kind.name)) {
         const dataPkg = JSON.parse(readFileSync(join(here, 'node_modules', target.data, 'package.json'), 'utf8'));
@@ -155,6 +171,7 @@ function generate(target, lock) {
       writeFileSync(join(outDir, `${kind.name}.schema.json`), text);
       files[`${kind.name}.schema.json`] = {
         sha256: createHash('sha256').update(text).digest('hex'),
+        defaults: defaulted.length ? `${defaulted.length} from ${pkg.name}@${pkg.version} default<Type> constants` : null,
         patches: applied,
         source: relative(pkgRoot, path),
         types: kind.types,
