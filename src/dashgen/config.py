@@ -21,6 +21,9 @@ from dashgen.errors import ConfigError
 from dashgen.redact import dsn_passwords
 
 DEFAULT_CONFIG_NAME = "dashgen.toml"
+# The Grafana versions dashgen ships schemas for (`src/dashgen/schemas/grafana-<version>/`); the first is the
+# default, the one docker-compose.yml pins.
+GRAFANA_VERSIONS = ("12.3", "13")
 
 _UID_RE = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 _DURATION_RE = re.compile(r"^[0-9]+[smhd]$")
@@ -76,6 +79,7 @@ class Config:
     folder_uid: str = "dashgen"
     managed_tag: str = "dashgen"
     folder_parent_uid: str | None = None  # nested folders: the existing folder dashgen's folder goes under
+    grafana_version: str = GRAFANA_VERSIONS[0]  # the Grafana whose schemas `validate` and `build` check against
     cloudwatch_uid: str = "dashgen-cloudwatch"
     pricing_uid: str = "dashgen-pricing"
     default_region: str = "us-east-1"
@@ -92,6 +96,9 @@ class Config:
     headroom_pct: float = 20.0
     cpu_percentile: float = 99.5  # of the 5-minute CPU maxima (Compute Optimizer: P99.5, P95 or P90)
     experiments: tuple[Experiment, ...] = ()
+    build_sources: str = "dashboards/*.dashboard.py"  # the user's own definitions (see definitions.py)
+    build_builtins: tuple[str, ...] = ("performance", "rightsizing", "cost")
+    build_templates: str | None = None  # a folder of jinja2 templates overriding the shipped ones
 
     def threshold(self, metric: str) -> float | None:
         """The threshold for `metric`: the configured one, else the catalogue default."""
@@ -138,6 +145,10 @@ class _Reader:
                 lambda v: isinstance(v, list) and v and all(isinstance(r, str) and _REGION_RE.match(r) for r in v),
                 "a non-empty list of AWS regions like ['us-east-1']",
             ),
+            "strlist": (
+                lambda v: isinstance(v, list) and all(isinstance(s, str) and s.strip() for s in v),
+                "a list of non-empty strings",
+            ),
             "tagkeys": (
                 lambda v: isinstance(v, list) and v and all(isinstance(s, str) and s for s in v)
                 and len(set(v)) == len(v),
@@ -162,6 +173,7 @@ class _Reader:
                 "a whole number of days from 1 to 455",
             ),
             "prices": (lambda v: v in ("api", "bundled"), "'api' or 'bundled'"),
+            "grafana": (lambda v: v in GRAFANA_VERSIONS, " or ".join(f"'{v}'" for v in GRAFANA_VERSIONS)),
         }
         ok, expected = checks[kind]
         if not ok(value):
@@ -260,7 +272,7 @@ def parse_config(data: dict[str, Any], source: str) -> Config:
     top = _Reader(source, "", data)
     d = Config()
     tables: dict[str, _Reader] = {}
-    for name in ("grafana", "datasources", "aws", "dashboards", "thresholds", "pricing", "rightsizing"):
+    for name in ("grafana", "datasources", "aws", "dashboards", "thresholds", "pricing", "rightsizing", "build"):
         top.seen.add(name)
         tables[name] = _Reader(source, name, data.get(name, {}))
     top.seen.add("experiments")
@@ -299,6 +311,7 @@ def parse_config(data: dict[str, Any], source: str) -> Config:
         folder_uid=g.get("folder_uid", d.folder_uid, "uid"),
         managed_tag=g.get("managed_tag", d.managed_tag, "str"),
         folder_parent_uid=g.get("folder_parent_uid", None, "uid"),
+        grafana_version=g.get("version", d.grafana_version, "grafana"),
         cloudwatch_uid=ds.get("cloudwatch_uid", d.cloudwatch_uid, "uid"),
         pricing_uid=ds.get("pricing_uid", d.pricing_uid, "uid"),
         default_region=default_region,
@@ -315,10 +328,23 @@ def parse_config(data: dict[str, Any], source: str) -> Config:
         headroom_pct=float(rs.get("headroom_pct", d.headroom_pct, "headroom")),
         cpu_percentile=float(rs.get("cpu_percentile", d.cpu_percentile, "cpu_percentile")),
         experiments=experiments,
+        **_build_table(tables["build"], d),
     )
     for reader in (*tables.values(), top):
         reader.done()
     return cfg
+
+
+def _build_table(b: _Reader, d: Config) -> dict[str, Any]:
+    sources = b.get("sources", d.build_sources, "str")
+    builtins = b.get("builtins", list(d.build_builtins), "strlist")
+    for name in builtins:
+        if name not in d.build_builtins:
+            b.fail("builtins", f"a list of built-in dashboards from {list(d.build_builtins)}", name)
+    if len(set(builtins)) != len(builtins):
+        b.fail("builtins", "a list without repeats", builtins)
+    return {"build_sources": sources, "build_builtins": tuple(builtins),
+            "build_templates": b.get("templates", None, "str")}
 
 
 def load_config(path: Path | str | None = None) -> Config:
@@ -355,6 +381,8 @@ folder_uid = "dashgen"
 managed_tag = "dashgen"
 # With nested folders: uid of an existing folder to create dashgen's folder under (push checks it exists).
 # folder_parent_uid = "platform"
+# The Grafana the dashboards target: `validate` and `build` check them against its schemas ("12.3" or "13").
+version = "12.3"
 
 [datasources]
 # uids of the Grafana datasources the panels query; `dashgen provision` writes them with these uids.
@@ -396,6 +424,14 @@ headroom_pct = 20
 # Percentile of the 5-minute CPU maxima (and of the hourly peaks of memory, network, EBS) sized for: 99.5 as
 # Compute Optimizer (which also offers 95 and 90).
 cpu_percentile = 99.5
+
+[build]
+# Your own dashboard definitions (Python files with build(config)), built beside the built-in ones.
+sources = "dashboards/*.dashboard.py"
+# The built-in dashboards to build (remove one to switch it off).
+builtins = ["performance", "rightsizing", "cost"]
+# A folder of jinja2 templates overriding the shipped ones (preview, diff --format markdown).
+# templates = "dashgen-templates"
 
 # One block per experiment: the instances tagged tag_key=tag_value, their budget and deadline.
 # [[experiments]]
