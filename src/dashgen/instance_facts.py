@@ -158,12 +158,10 @@ def describe_instance_types(client: Any, types: Iterable[str] | None = None) -> 
 
 
 def stored_api_facts(conn: Any) -> dict[str, dt.datetime | None]:
-    """The types with AWS facts in the store -> when they were read."""
-    from dashgen.store import db_errors
-
-    with db_errors("sync: read instance facts"):
-        rows = conn.execute("SELECT instance_type, fetched_at FROM dashgen.instance_types WHERE source = %s",
-                            (API_SOURCE,)).fetchall()
+    """The types with AWS facts in the store -> when they were read (the caller turns a database error into one
+    line: `dashgen.store.db_errors`, which imports this module)."""
+    rows = conn.execute("SELECT instance_type, fetched_at FROM dashgen.instance_types WHERE source = %s",
+                        (API_SOURCE,)).fetchall()
     return dict(rows)
 
 

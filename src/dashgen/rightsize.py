@@ -380,6 +380,7 @@ def collect_rightsizing(conn: Any, config: Config, collected: Any, prices_mode: 
     from dashgen.errors import AwsError
     from dashgen.instance_facts import collect_facts
     from dashgen.pricing import PriceKey, resolve_prices
+    from dashgen.store import db_errors
     from dashgen.utilisation import cloudwatch_client, read_utilisation
 
     in_use = {PriceKey(i.region, i.instance_type, i.operating_system, i.tenancy) for i in collected.instances}
@@ -412,8 +413,9 @@ def collect_rightsizing(conn: Any, config: Config, collected: Any, prices_mode: 
         budget = Budget("DescribeInstanceTypes", seconds) if seconds else None  # its own: not the region's time
         try:
             client = facts_client or aws_client(session, "ec2", region, budget=budget)
-            collected.facts = collect_facts(conn, client, wanted, now,
-                                            run=budget.run if budget is not None else None)
+            with db_errors("sync: read instance facts"):
+                collected.facts = collect_facts(conn, client, wanted, now,
+                                                run=budget.run if budget is not None else None)
         except (AwsError, *aws_errors()) as exc:
             result.not_synced("instance facts", f"WARNING: instance facts not read (DescribeInstanceTypes): "
                                                 f"{describe(exc)}; rightsizing uses the stored ones, else the "
