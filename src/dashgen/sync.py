@@ -23,9 +23,11 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from dashgen.config import Config
+from dashgen.credits import CreditKey, family_of, is_burstable, read_credit_modes, resolve_credit_prices
 from dashgen.errors import ConfigError, first_line
 from dashgen.inventory import Instance, describe_region, ec2_client
 from dashgen.pricing import Price, PriceKey, pricing_client, resolve_prices
+from dashgen.spot import SpotPrice, read_spot_prices
 from dashgen.volumes import StorageKey, StoragePrice, Volume, describe_volumes, resolve_storage_prices
 
 T = TypeVar("T")
@@ -67,6 +69,10 @@ class Collected:
     volumes: list[Volume] = field(default_factory=list)  # EBS volumes of volume_regions
     volume_regions: list[str] = field(default_factory=list)  # the regions whose volumes were read
     storage_prices: list[StoragePrice] = field(default_factory=list)  # EBS, the types attached to an instance
+    credit_modes: dict[str, str] = field(default_factory=dict)  # burstable instance id -> standard | unlimited
+    credit_prices: list[Any] = field(default_factory=list)  # dashgen.credits.CreditPrice of the families in use
+    spot_prices: list[Any] = field(default_factory=list)  # dashgen.spot.SpotPrice of the Spot instances' AZ/type
+    billed: list[Any] = field(default_factory=list)  # dashgen.cur.BilledHour, with --cur
 
 
 def parse_every(text: str) -> int:
@@ -86,6 +92,8 @@ def collect(config: Config, regions: list[str], prices_mode: str, session: Any, 
 
     instances: list[Instance] = []
     volumes: list[Volume] = []
+    credit_modes: dict[str, str] = {}
+    spot_prices: list[SpotPrice] = []
     landed: list[str] = []
     volume_regions: list[str] = []
     for region in regions:
@@ -101,8 +109,26 @@ def collect(config: Config, regions: list[str], prices_mode: str, session: Any, 
             volume_regions.append(region)
         except (BotoCoreError, ClientError) as exc:  # e.g. no ec2:DescribeVolumes permission: instances still land
             result.warnings.append(f"WARNING: EBS volumes of {region} not read: {first_line(exc)}")
+        burstable = [i.instance_id for i in instances if i.region == region and is_burstable(i.instance_type)]
+        if burstable:
+            try:
+                credit_modes.update(read_credit_modes(client, burstable))
+            except (BotoCoreError, ClientError) as exc:  # the store keeps what it knew; never read: unknown
+                result.warnings.append(f"WARNING: credit specifications (standard/unlimited) of {region} not read: "
+                                       f"{first_line(exc)}; their mode stays as stored, else unknown")
+        spot = [i for i in instances if i.region == region and i.lifecycle == "spot"]
+        if spot:
+            try:
+                spot_prices += read_spot_prices(client, spot, now)
+            except (BotoCoreError, ClientError) as exc:
+                result.warnings.append(f"WARNING: Spot price history of {region} not read: {first_line(exc)}; "
+                                       "Spot instances keep the prices stored, else their cost is unknown")
     keys = {PriceKey(i.region, i.instance_type, i.operating_system, i.tenancy) for i in instances}
     prices, warnings = resolve_prices(keys, prices_mode, session, client=pricing)
+    result.warnings += warnings
+    credit_keys = {CreditKey(i.region, family_of(i.instance_type), i.operating_system) for i in instances
+                   if is_burstable(i.instance_type)}
+    credit_prices, warnings = resolve_credit_prices(credit_keys, prices_mode, pricing)
     result.warnings += warnings
     storage_keys = {StorageKey(v.region, v.volume_type) for v in volumes if v.instance_id}
     storage_prices, warnings = resolve_storage_prices(storage_keys, prices_mode, pricing)
@@ -121,26 +147,28 @@ def collect(config: Config, regions: list[str], prices_mode: str, session: Any, 
             result.warnings.append(f"WARNING: experiment progress not read from CloudWatch: {first_line(exc)}")
             progress = {}
     return Collected(instances, landed, prices, progress, volumes=volumes, volume_regions=volume_regions,
-                     storage_prices=storage_prices)
+                     storage_prices=storage_prices, credit_modes=credit_modes, credit_prices=credit_prices,
+                     spot_prices=spot_prices)
 
 
 _SEEN_COLS = ("instance_id", "region", "instance_type", "name", "tags", "state", "launch_time", "platform",
-              "operating_system", "tenancy", "stopped_at", "running")
+              "operating_system", "tenancy", "stopped_at", "running", "lifecycle", "availability_zone")
 _SYNC_SQL = [
     # the inventory; last_seen moves, everything else only when it changed
     """INSERT INTO dashgen.instances AS i (instance_id, region, instance_type, name, tags, state, launch_time,
-           platform, operating_system, tenancy, first_seen, last_seen)
+           platform, operating_system, tenancy, lifecycle, availability_zone, first_seen, last_seen)
        SELECT instance_id, region, instance_type, name, tags, state, launch_time, platform, operating_system,
-              tenancy, %(now)s, %(now)s FROM _seen
+              tenancy, lifecycle, availability_zone, %(now)s, %(now)s FROM _seen
        ON CONFLICT (instance_id) DO UPDATE SET region = excluded.region, instance_type = excluded.instance_type,
            name = excluded.name, tags = excluded.tags, state = excluded.state, launch_time = excluded.launch_time,
            platform = excluded.platform, operating_system = excluded.operating_system,
-           tenancy = excluded.tenancy, last_seen = excluded.last_seen
+           tenancy = excluded.tenancy, lifecycle = excluded.lifecycle,
+           availability_zone = coalesce(excluded.availability_zone, i.availability_zone), last_seen = excluded.last_seen
        WHERE (i.region, i.instance_type, i.name, i.tags, i.state, i.launch_time, i.platform, i.operating_system,
-              i.tenancy, i.last_seen) IS DISTINCT FROM
+              i.tenancy, i.lifecycle, i.availability_zone, i.last_seen) IS DISTINCT FROM
              (excluded.region, excluded.instance_type, excluded.name, excluded.tags, excluded.state,
               excluded.launch_time, excluded.platform, excluded.operating_system, excluded.tenancy,
-              excluded.last_seen)""",
+              excluded.lifecycle, coalesce(excluded.availability_zone, i.availability_zone), excluded.last_seen)""",
     # an open interval that started before the current LaunchTime: the instance stopped before that start
     """UPDATE dashgen.instance_intervals iv SET ended_at = s.launch_time FROM _seen s
        WHERE iv.instance_id = s.instance_id AND iv.ended_at IS NULL AND iv.started_at < s.launch_time
@@ -218,7 +246,8 @@ def _seen_row(i: Instance) -> tuple[Any, ...]:
     if i.running or stopped is None or (i.launch_time is not None and stopped < i.launch_time):
         stopped = None
     return (i.instance_id, i.region, i.instance_type, i.name, json.dumps(i.tags, sort_keys=True), i.state,
-            i.launch_time, i.platform, i.operating_system, i.tenancy, stopped, i.running)
+            i.launch_time, i.platform, i.operating_system, i.tenancy, stopped, i.running, i.lifecycle,
+            i.availability_zone)
 
 
 def write(conn: Any, config: Config, collected: Collected, now: dt.datetime) -> None:
@@ -230,7 +259,7 @@ def write(conn: Any, config: Config, collected: Collected, now: dt.datetime) -> 
         conn.execute(
             "CREATE TEMP TABLE _seen (instance_id text, region text, instance_type text, name text, tags jsonb,"
             " state text, launch_time timestamptz, platform text, operating_system text, tenancy text,"
-            " stopped_at timestamptz, running bool) ON COMMIT DROP"
+            " stopped_at timestamptz, running bool, lifecycle text, availability_zone text) ON COMMIT DROP"
         )
         with conn.cursor().copy(f"COPY _seen ({', '.join(_SEEN_COLS)}) FROM STDIN") as copy:
             for inst in collected.instances:
@@ -261,6 +290,43 @@ def write(conn: Any, config: Config, collected: Collected, now: dt.datetime) -> 
             ])
         store_hourly(conn, collected.utilisation)
         _write_volumes(conn, collected, now)
+        _write_cost_truth(conn, collected, now)
+
+
+_CREDIT_MODE_SQL = """
+    UPDATE dashgen.instances i SET credit_mode = m.mode, credit_mode_at = %s
+    FROM unnest(%s::text[], %s::text[]) AS m(instance_id, mode)
+    WHERE i.instance_id = m.instance_id AND i.credit_mode IS DISTINCT FROM m.mode"""
+_CREDIT_PRICE_SQL = """
+    INSERT INTO dashgen.credit_prices AS p (region, family, operating_system, usd_per_vcpu_hour, source, price_date,
+        fetched_at)
+    VALUES (%s, %s, %s, %s, %s, %s, %s)
+    ON CONFLICT (region, family, operating_system) DO UPDATE SET usd_per_vcpu_hour = excluded.usd_per_vcpu_hour,
+        source = excluded.source, price_date = excluded.price_date, fetched_at = excluded.fetched_at
+    WHERE (p.usd_per_vcpu_hour, p.source, p.price_date) IS DISTINCT FROM
+          (excluded.usd_per_vcpu_hour, excluded.source, excluded.price_date)"""
+_SPOT_PRICE_SQL = """
+    INSERT INTO dashgen.spot_prices AS p (availability_zone, instance_type, product_description, at, usd_per_hour,
+        region)
+    VALUES (%s, %s, %s, %s, %s, %s)
+    ON CONFLICT (availability_zone, instance_type, product_description, at) DO UPDATE
+        SET usd_per_hour = excluded.usd_per_hour WHERE p.usd_per_hour <> excluded.usd_per_hour"""
+
+
+def _write_cost_truth(conn: Any, collected: Collected, now: dt.datetime) -> None:
+    """Credit modes and prices, Spot prices and billed hours (issue 12), inside write's transaction."""
+    modes = sorted(collected.credit_modes.items())
+    conn.execute(_CREDIT_MODE_SQL, (now, [k for k, _ in modes], [v for _, v in modes]))
+    with conn.cursor() as cur:
+        cur.executemany(_CREDIT_PRICE_SQL, [
+            (p.key.region, p.key.family, p.key.operating_system, p.usd_per_vcpu_hour, p.source, p.price_date, now)
+            for p in collected.credit_prices if p.usd_per_vcpu_hour is not None or p.source != "bundled-fallback"])
+        cur.executemany(_SPOT_PRICE_SQL, [(p.availability_zone, p.instance_type, p.product_description, p.at,
+                                           p.usd_per_hour, p.region) for p in collected.spot_prices])
+    if collected.billed:
+        from dashgen.cur import store_billed
+
+        store_billed(conn, collected.billed, now)
 
 
 def _write_volumes(conn: Any, collected: Collected, now: dt.datetime) -> None:

@@ -54,13 +54,16 @@ def instances_panel() -> G.Table:
     return table(
         "Cost per instance",
         [sql_target(load_sql("cost_instances")), sql_target(load_sql("cost_instances_ebs"), "B")],
-        description=("Every selected instance: price per hour, hours it ran and what that cost in the time range, "
-                     "and its cost to date. EC2 bills per second with a 60-second minimum per start; a price "
-                     "nobody knows is shown as unknown. EBS: the volumes attached now and their storage cost in "
-                     "the time range (Price List API prices). Sort by any column; filter with Tag, Tag value and "
-                     "Name."),
-        overrides=[*_usd("Cost in range", "Cost to date", "EBS storage in range"),
+        description=("Every selected instance: price per hour (On-Demand; for Spot instances the Spot price in "
+                     "effect beside it), hours it ran and what that cost in the time range, and its cost to date. "
+                     "EC2 bills per second with a 60-second minimum per start; Spot runs at the Spot price of each "
+                     "part of the run; burstable instances in unlimited mode add the surplus CPU credits AWS "
+                     "charged (Credit mode: standard never pays them, unknown = not readable). A price nobody "
+                     "knows is shown as unknown. EBS: the volumes attached now and their storage cost in the time "
+                     "range (Price List API prices). Sort by any column; filter with Tag, Tag value and Name."),
+        overrides=[*_usd("Cost in range", "Cost to date", "EBS storage in range", "Credits in range"),
                    override("USD/hour", unit=USD, decimals=4, mappings=UNKNOWN),
+                   override("Spot USD/hour", unit=USD, decimals=4),
                    override("Hours in range", unit="h", decimals=2),
                    override("EBS GiB", unit="gbytes", decimals=0)],
         sort_by=[("Cost in range", True)],
@@ -73,9 +76,10 @@ def by_tag_panel() -> G.Table:
     return table(
         "Cost by tag value",
         [sql_target(load_sql("cost_by_tag"))],
-        description="The selected instances grouped by the value of the chosen Tag (experiment, team...). A group "
-                    "whose instances ran without a known price shows unknown.",
-        overrides=_usd("Cost in range", "Cost to date"),
+        description="The selected instances grouped by the value of the chosen Tag (experiment, team...), Spot "
+                    "prices and surplus CPU credits included. A group whose instances ran without a known price "
+                    "shows unknown.",
+        overrides=_usd("Cost in range", "Cost to date", "Credits in range"),
         sort_by=[("Cost in range", True)],
         width=10,
         height=9,

@@ -1,0 +1,139 @@
+-- Cost that matches the bill (issue 12), the functions: every charge beside On-Demand x billed time as "pieces"
+-- (a time span with a rate), one rule that the cost-per-instance, cost-by-tag, cumulative and experiment figures all
+-- read. Tables: 060_cost_truth_tables.sql.
+
+-- Pieces of charges overlapping [win_from, win_to] (not clipped to it), each a span and its rate in USD per second
+-- (NULL = unknown, never 0):
+--   'credits'  an hour in which a burstable instance was charged surplus credits (CloudWatch
+--              CPUSurplusCreditsCharged, Sum): credits / 60 vCPU-hours x the family's credit price, spread over
+--              that hour. A standard-mode instance never has any (AWS does not charge it); an instance whose mode is
+--              unknown has those CloudWatch says were charged.
+--   'spot'     a run of a Spot instance split at each Spot price change of its AZ, type and product description:
+--              the Spot price (it replaces the On-Demand rate for that time); the part of a run before the first
+--              known price is unknown.
+CREATE FUNCTION dashgen.charge_pieces(win_from timestamptz, win_to timestamptz)
+RETURNS TABLE (instance_id text, kind text, piece_from timestamptz, piece_to timestamptz, usd_per_s double precision,
+               credits double precision)
+LANGUAGE sql STABLE AS $$
+    WITH spot_runs AS (
+        SELECT i.instance_id, i.availability_zone, i.instance_type, coalesce(i.platform, 'Linux/UNIX') AS pd,
+               iv.started_at AS f, dashgen.billed_end(iv.started_at, iv.ended_at) AS t
+        FROM dashgen.instances i
+        JOIN dashgen.instance_intervals iv ON iv.instance_id = i.instance_id
+        WHERE i.lifecycle = 'spot' AND iv.started_at < win_to
+          AND dashgen.billed_end(iv.started_at, iv.ended_at) > win_from
+    ), segs AS (  -- each price from its change to the next one
+        SELECT p.availability_zone, p.instance_type, p.product_description AS pd, p.at AS f,
+               lead(p.at, 1, 'infinity') OVER (PARTITION BY p.availability_zone, p.instance_type,
+                                                            p.product_description ORDER BY p.at) AS t,
+               p.usd_per_hour
+        FROM dashgen.spot_prices p
+        WHERE (p.availability_zone, p.instance_type, p.product_description) IN
+              (SELECT availability_zone, instance_type, pd FROM spot_runs)
+    ), pieces AS (
+        SELECT u.instance_id, 'credits'::text AS kind, u.hour AS f, u.hour + interval '1 hour' AS t,
+               u.cpu_surplus_credits_charged / 60 * cp.usd_per_vcpu_hour::float8 / 3600 AS usd_per_s,
+               u.cpu_surplus_credits_charged AS credits
+        FROM dashgen.instance_utilisation_hourly u
+        JOIN dashgen.instances i ON i.instance_id = u.instance_id
+        LEFT JOIN dashgen.credit_prices cp
+               ON (cp.region, cp.family, cp.operating_system)
+                = (i.region, split_part(i.instance_type, '.', 1), i.operating_system)
+        WHERE u.cpu_surplus_credits_charged > 0 AND i.credit_mode IS DISTINCT FROM 'standard'
+          AND u.hour < win_to AND u.hour + interval '1 hour' > win_from
+        UNION ALL
+        SELECT r.instance_id, 'spot', greatest(r.f, s.f), least(r.t, s.t), s.usd_per_hour::float8 / 3600, NULL
+        FROM spot_runs r
+        JOIN segs s ON (s.availability_zone, s.instance_type, s.pd) = (r.availability_zone, r.instance_type, r.pd)
+                   AND s.f < r.t AND s.t > r.f
+        UNION ALL  -- before the first price dashgen knows: unknown
+        SELECT r.instance_id, 'spot', r.f, least(r.t, first.at), NULL, NULL
+        FROM spot_runs r
+        LEFT JOIN LATERAL (SELECT coalesce(min(s.f), 'infinity') AS at FROM segs s
+                           WHERE (s.availability_zone, s.instance_type, s.pd)
+                               = (r.availability_zone, r.instance_type, r.pd)) first ON true
+        WHERE first.at > r.f
+    )
+    SELECT instance_id, kind, f, t, usd_per_s, credits FROM pieces WHERE f < win_to AND t > win_from
+$$;
+
+-- Per instance with charges beside On-Demand in [win_from, win_to]: surplus credits (count and USD) and the Spot
+-- cost of its runs there (USD at the Spot prices; NULL = a piece's price is unknown).
+CREATE FUNCTION dashgen.extra_charges(win_from timestamptz, win_to timestamptz)
+RETURNS TABLE (instance_id text, credits double precision, credit_usd double precision, spot_usd double precision)
+LANGUAGE sql STABLE AS $$
+    SELECT p.instance_id,
+           coalesce(sum(p.credits * o.s / 3600) FILTER (WHERE p.kind = 'credits'), 0),
+           CASE WHEN bool_and(p.usd_per_s IS NOT NULL OR o.s = 0) FILTER (WHERE p.kind = 'credits') IS NOT FALSE
+                THEN coalesce(sum(p.usd_per_s * o.s) FILTER (WHERE p.kind = 'credits'), 0) END,
+           CASE WHEN bool_and(p.usd_per_s IS NOT NULL OR o.s = 0) FILTER (WHERE p.kind = 'spot') IS NOT FALSE
+                THEN sum(p.usd_per_s * o.s) FILTER (WHERE p.kind = 'spot') END
+    FROM dashgen.charge_pieces(win_from, win_to) p,
+    LATERAL (SELECT greatest(0, date_part('epoch', least(p.piece_to, win_to) - greatest(p.piece_from, win_from)))
+             AS s) o
+    GROUP BY p.instance_id
+$$;
+
+-- Per instance: what it is charged beside On-Demand x time, now: its purchase option, credit mode ('standard',
+-- 'unlimited', 'unknown'; NULL = not burstable), the Spot price in effect (Spot instances) and the surplus
+-- credits of its last stored hour as USD per hour (unlimited or unknown mode; NULL = price unknown).
+CREATE VIEW dashgen.instance_charge_basis AS
+SELECT i.instance_id, i.lifecycle,
+       CASE WHEN split_part(i.instance_type, '.', 1) IN ('t2', 't3', 't3a', 't4g')
+            THEN coalesce(i.credit_mode, 'unknown') END AS credit_mode,
+       spot.usd_per_hour AS spot_usd_per_hour, spot.at AS spot_price_at,
+       cp.usd_per_vcpu_hour AS credit_usd_per_vcpu_hour, cp.source AS credit_price_source,
+       CASE WHEN i.credit_mode = 'standard' OR last.credits IS NULL OR last.credits = 0 THEN 0
+            ELSE last.credits / 60 * cp.usd_per_vcpu_hour::float8 END AS credit_usd_per_hour_recent
+FROM dashgen.instances i
+LEFT JOIN LATERAL (SELECT p.usd_per_hour, p.at FROM dashgen.spot_prices p
+                   WHERE i.lifecycle = 'spot' AND p.availability_zone = i.availability_zone
+                     AND p.instance_type = i.instance_type
+                     AND p.product_description = coalesce(i.platform, 'Linux/UNIX')
+                   ORDER BY p.at DESC LIMIT 1) spot ON true
+LEFT JOIN dashgen.credit_prices cp
+       ON (cp.region, cp.family, cp.operating_system)
+        = (i.region, split_part(i.instance_type, '.', 1), i.operating_system)
+LEFT JOIN LATERAL (SELECT u.cpu_surplus_credits_charged AS credits FROM dashgen.instance_utilisation_hourly u
+                   WHERE split_part(i.instance_type, '.', 1) IN ('t2', 't3', 't3a', 't4g')
+                     AND u.instance_id = i.instance_id AND u.cpu_surplus_credits_charged IS NOT NULL
+                   ORDER BY u.hour DESC LIMIT 1) last ON true;
+
+-- Every cost figure of an instance in [win_from, win_to] and to date: dashgen.instance_costs (On-Demand price x
+-- billed seconds) with the Spot price instead of On-Demand for Spot instances, plus surplus credits.
+--   compute_usd  Spot: the sum of its pieces at each Spot price; else billed seconds x the On-Demand price
+--                (no run in the range: 0, even at an unknown price);
+--   credit_usd   surplus credits charged (0 for standard mode and non-burstable types);
+--   usd          compute_usd + credit_usd (NULL when either is unknown).
+CREATE FUNCTION dashgen.instance_cost_totals(win_from timestamptz, win_to timestamptz)
+RETURNS TABLE (instance_id text, region text, instance_type text, name text, tags jsonb, tags_label text,
+               state text, usd_per_hour numeric, price_source text, price_date date,
+               seconds_in_range double precision, seconds_to_date double precision, running bool,
+               lifecycle text, credit_mode text, spot_usd_per_hour numeric,
+               credits_in_range double precision, credit_usd_in_range double precision,
+               credit_usd_to_date double precision, compute_usd_in_range double precision,
+               compute_usd_to_date double precision, usd_in_range double precision, usd_to_date double precision)
+LANGUAGE sql STABLE AS $$
+    WITH c AS (SELECT * FROM dashgen.instance_costs(win_from, win_to)),
+    figures AS (
+        SELECT c.*, b.lifecycle, b.credit_mode, b.spot_usd_per_hour,
+               coalesce(r.credits, 0) AS credits_in_range,
+               CASE WHEN r.instance_id IS NULL THEN 0 ELSE r.credit_usd END AS credit_usd_in_range,
+               CASE WHEN a.instance_id IS NULL THEN 0 ELSE a.credit_usd END AS credit_usd_to_date,
+               CASE WHEN c.seconds_in_range = 0 THEN 0
+                    WHEN b.lifecycle = 'spot' THEN r.spot_usd
+                    ELSE c.seconds_in_range * c.usd_per_hour::float8 / 3600 END AS compute_usd_in_range,
+               CASE WHEN c.seconds_to_date = 0 THEN 0
+                    WHEN b.lifecycle = 'spot' THEN a.spot_usd
+                    ELSE c.seconds_to_date * c.usd_per_hour::float8 / 3600 END AS compute_usd_to_date
+        FROM c
+        JOIN dashgen.instance_charge_basis b ON b.instance_id = c.instance_id
+        LEFT JOIN dashgen.extra_charges(win_from, win_to) r ON r.instance_id = c.instance_id
+        LEFT JOIN dashgen.extra_charges('-infinity', 'infinity') a ON a.instance_id = c.instance_id
+    )
+    SELECT instance_id, region, instance_type, name, tags, tags_label, state, usd_per_hour, price_source, price_date,
+           seconds_in_range, seconds_to_date, running, lifecycle, credit_mode, spot_usd_per_hour, credits_in_range,
+           credit_usd_in_range, credit_usd_to_date, compute_usd_in_range, compute_usd_to_date,
+           compute_usd_in_range + credit_usd_in_range, compute_usd_to_date + credit_usd_to_date
+    FROM figures
+$$;
