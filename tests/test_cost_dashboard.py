@@ -77,6 +77,7 @@ def test_every_panel_sql_is_its_sql_file_verbatim_and_quotes_every_variable() ->
     sqls = [t["rawSql"] for p in all_panels(dash) for t in p.get("targets", [])]
     sqls += [v["query"] for v in dash["templating"]["list"] if v.get("type") == "query"]
     files = {load_sql(n) for n in ("cost_instances", "cost_instances_ebs", "cost_by_tag", "cost_cumulative",
+                                   "cost_reconciliation", "cost_reconciliation_by_tag",
                                    "experiment_budget", "experiment_fits_budget", "experiment_makes_deadline",
                                    "experiment_progress", "var_tag_value", "var_name", "var_experiment")}
     assert set(sqls) == files

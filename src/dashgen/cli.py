@@ -368,6 +368,8 @@ def _print_sync(result) -> None:  # noqa: ANN001 - sync.SyncResult
         typer.echo(f"price unknown: {key}")
     if result.progress_points:
         typer.echo(f"progress: {result.progress_points} points")
+    if result.cur_files:
+        typer.echo(f"billed (CUR): {result.billed_rows} instance line-item spans from {result.cur_files} files")
     for message in result.warnings:
         _err(message)
     for region, message in sorted(result.failed_regions.items()):
@@ -382,6 +384,9 @@ def sync(
     every: Annotated[str | None, typer.Option("--every", help="Keep syncing at this interval, e.g. 15m.")] = None,
     prices: Annotated[str | None, typer.Option("--prices", help="api (AWS Price List API) or bundled "
                                                                 "(the us-east-1 snapshot).")] = None,
+    cur: Annotated[str | None, typer.Option("--cur", help="s3://bucket/prefix of a CUR 2.0 / Data Exports "
+                                                          "Parquet export: also store the billed cost "
+                                                          "(needs the [cur] extra: pyarrow).")] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Fill the pricing store from AWS: EC2 inventory, running intervals, prices, experiment progress."""
@@ -389,7 +394,7 @@ def sync(
 
     cfg = _config(config)
     if every is None:
-        result = lib.sync(cfg, dsn=dsn, regions=region, prices=prices)
+        result = lib.sync(cfg, dsn=dsn, regions=region, prices=prices, cur=cur)
         _print_sync(result)
         if not result.ok:
             raise typer.Exit(EXIT_ERROR)
@@ -398,7 +403,7 @@ def sync(
 
     def once() -> None:
         try:
-            _print_sync(lib.sync(cfg, dsn=dsn, regions=region, prices=prices))
+            _print_sync(lib.sync(cfg, dsn=dsn, regions=region, prices=prices, cur=cur))
         except DashgenError as exc:  # keep looping: the next run may succeed
             _err(f"error: {exc}")
 

@@ -48,6 +48,8 @@ class SyncResult:
     unknown_prices: list[str] = field(default_factory=list)  # "region type os tenancy", "region EBS type"
     progress_points: int = 0
     utilisation_rows: int = 0  # hourly CloudWatch rows upserted for rightsizing (dashgen.rightsize)
+    cur_files: int = 0  # CUR Parquet files read (--cur)
+    billed_rows: int = 0  # billed (instance, usage start) rows they gave
     warnings: list[str] = field(default_factory=list)
     migrations: list[str] = field(default_factory=list)
 
@@ -345,8 +347,10 @@ def _write_volumes(conn: Any, collected: Collected, now: dt.datetime) -> None:
 
 def sync(config: Config, *, dsn: str | None = None, regions: list[str] | None = None,
          prices: str | None = None, session: Any = None, now: dt.datetime | None = None,
-         retry_mode: str = "standard", pricing: Any = None, cloudwatch: Any = None) -> SyncResult:
-    """One sync: migrate the store, read AWS, write everything in one transaction; returns what happened."""
+         retry_mode: str = "standard", pricing: Any = None, cloudwatch: Any = None,
+         cur: str | None = None) -> SyncResult:
+    """One sync: migrate the store, read AWS, write everything in one transaction; returns what happened.
+    `cur` (s3://bucket/prefix): also read the billed cost from AWS's CUR 2.0 Parquet files there (dashgen.cur)."""
     from dashgen.store import connect, migrate, resolve_dsn
 
     now = now or dt.datetime.now(dt.UTC)
@@ -368,6 +372,12 @@ def sync(config: Config, *, dsn: str | None = None, regions: list[str] | None = 
 
         collect_rightsizing(conn, config, collected, mode, session, now, result, pricing=pricing,
                             cloudwatch=cloudwatch)
+        if cur:
+            from dashgen.cur import parse_s3_url, read_cur
+
+            parse_s3_url(cur)
+            collected.billed, result.cur_files = read_cur(session.client("s3"), cur)
+            result.billed_rows = len(collected.billed)
         write(conn, config, collected, now)
     result.regions = collected.regions
     result.instances = len(collected.instances)

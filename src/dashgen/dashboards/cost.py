@@ -86,6 +86,35 @@ def by_tag_panel() -> G.Table:
     )
 
 
+def reconciliation_panels() -> tuple[G.Table, G.Table]:
+    """Estimated vs billed (AWS's CUR, `dashgen sync --cur`), per instance and per tag value."""
+    pct = override("Difference", unit="percent", decimals=1, mappings=UNKNOWN)
+    rate = override("Effective USD/hour", unit=USD, decimals=4, mappings=UNKNOWN)
+    when = override("Billed through", unit="dateTimeAsIso")
+    hours = override("Hours billed", unit="h", decimals=2)
+    per_instance = table(
+        "Estimated vs billed (CUR)",
+        [sql_target(load_sql("cost_reconciliation"))],
+        description=("dashgen's estimate beside what AWS billed (Cost and Usage Report 2.0 line items read by "
+                     "`dashgen sync --cur`: instance hours, Spot and CPU credits, at their effective cost after "
+                     "Savings Plans and Reserved Instances), over the part of the time range AWS has delivered "
+                     "(Billed through, typically a day behind); later hours stay estimated. Difference = billed "
+                     "vs estimated in %; Effective USD/hour = billed / hours run. Empty until a sync with --cur."),
+        overrides=[*_usd("Estimated", "Billed", "Billed before discounts"), pct, rate, when, hours],
+        width=14,
+        height=9,
+    )
+    per_tag = table(
+        "Estimated vs billed by tag value",
+        [sql_target(load_sql("cost_reconciliation_by_tag"))],
+        description="The same, summed per value of the chosen Tag.",
+        overrides=[*_usd("Estimated", "Billed"), pct, rate, when, hours],
+        width=10,
+        height=9,
+    )
+    return per_instance, per_tag
+
+
 def cumulative_panel() -> G.TimeSeries:
     panel = timeseries(
         "Cumulative cost in the time range",
@@ -160,6 +189,7 @@ def build(config: Config) -> G.Dashboard:
     layout.add(budget_panel())
     layout.add(instances_panel())
     layout.add(by_tag_panel(), cumulative_panel())
+    layout.add(*reconciliation_panels())
     layout.add(progress_panel())
     return dashboard(
         config,

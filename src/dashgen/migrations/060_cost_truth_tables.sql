@@ -44,20 +44,22 @@ CREATE TABLE dashgen.spot_prices (
     PRIMARY KEY (availability_zone, instance_type, product_description, at)
 );
 
--- Billed cost per instance and hour, read by `dashgen sync --cur s3://...` from AWS's CUR 2.0 / Data Exports
--- Parquet files: usage line items of EC2 instances (line_item_resource_id = the instance id).
---   unblended_usd   sum of line_item_unblended_cost (what the rate card says: On-Demand, Spot, credits);
---   effective_usd   what was paid after Savings Plans and Reserved Instances: savings_plan_savings_plan_effective_cost
---                   for SavingsPlanCoveredUsage, reservation_effective_cost for DiscountedUsage, else unblended.
-CREATE TABLE dashgen.billed_hourly (
+-- Billed cost per instance and line-item span, read by `dashgen sync --cur s3://...` from AWS's CUR 2.0 / Data
+-- Exports Parquet files: the usage line items of EC2 instances (line_item_resource_id = the instance id), summed per
+-- instance and line_item_usage_start_date (hourly exports: one row an hour).
+--   list_usd     sum of line_item_unblended_cost: the rate card (On-Demand, Spot, CPU credits; a Savings-Plan-covered
+--                line at its On-Demand cost);
+--   billed_usd   what was paid after Savings Plans and Reserved Instances: savings_plan_savings_plan_effective_cost
+--                for SavingsPlanCoveredUsage, reservation_effective_cost for DiscountedUsage, else the unblended cost.
+CREATE TABLE dashgen.billed_costs (
     instance_id   text NOT NULL,
-    hour          timestamptz NOT NULL,
-    unblended_usd numeric NOT NULL,
-    effective_usd numeric NOT NULL,
+    usage_start   timestamptz NOT NULL,
+    usage_end     timestamptz NOT NULL CHECK (usage_end > usage_start),
+    list_usd      numeric NOT NULL,
+    billed_usd    numeric NOT NULL,
     line_items    int NOT NULL,
-    pricing_terms text,          -- the distinct pricing_term values of its line items ('OnDemand', 'Spot', ...)
-    source        text NOT NULL, -- the S3 object it came from
+    pricing_terms text,           -- the distinct pricing_term values of its line items ('OnDemand', 'Spot', ...)
     loaded_at     timestamptz NOT NULL,
-    PRIMARY KEY (instance_id, hour)
+    PRIMARY KEY (instance_id, usage_start)
 );
-CREATE INDEX billed_hourly_hour ON dashgen.billed_hourly (hour);
+CREATE INDEX billed_costs_end ON dashgen.billed_costs (usage_end);

@@ -256,3 +256,38 @@ SELECT point, series, date_part('epoch', point - t0) * sum(r) OVER win - sum(q) 
 FROM points
 WINDOW win AS (PARTITION BY series ORDER BY point)
 $$;
+
+-- Estimated (dashgen's figure, dashgen.instance_cost_totals) beside billed (AWS's CUR, dashgen.billed_costs) per
+-- instance, over the part of [win_from, win_to] the billed data covers: up to the end of the last line item AWS
+-- delivered (billed_through, the same for every instance); the hours after it stay estimated only.
+--   billed_usd              effective cost after Savings Plans and RIs (a line item partly in the range: prorated);
+--   list_usd                the same line items' unblended cost (the rate card);
+--   difference_pct          100 x (billed - estimated) / estimated (NULL when the estimate is unknown or 0);
+--   effective_usd_per_hour  billed / the hours dashgen saw it run in that part (the rate actually paid).
+-- An instance in the range without any billed line item has billed NULL (not in this CUR: another account?).
+CREATE FUNCTION dashgen.reconciliation(win_from timestamptz, win_to timestamptz)
+RETURNS TABLE (instance_id text, billed_through timestamptz, estimated_usd double precision,
+               billed_usd double precision, list_usd double precision, hours double precision,
+               difference_pct double precision, effective_usd_per_hour double precision)
+LANGUAGE sql STABLE AS $$
+    WITH covered AS (
+        SELECT win_from AS f, least(win_to, max(b.usage_end)) AS t, max(b.usage_end) AS through
+        FROM dashgen.billed_costs b
+    ), est AS (
+        SELECT c.instance_id, c.usd_in_range, c.seconds_in_range
+        FROM covered, dashgen.instance_cost_totals(covered.f, covered.t) c
+        WHERE covered.t > covered.f AND c.seconds_in_range > 0
+    ), billed AS (
+        SELECT b.instance_id, sum(b.billed_usd::float8 * o.frac) AS billed, sum(b.list_usd::float8 * o.frac) AS list
+        FROM covered
+        JOIN dashgen.billed_costs b ON b.usage_start < covered.t AND b.usage_end > covered.f,
+        LATERAL (SELECT date_part('epoch', least(b.usage_end, covered.t) - greatest(b.usage_start, covered.f))
+                        / date_part('epoch', b.usage_end - b.usage_start) AS frac) o
+        GROUP BY b.instance_id
+    )
+    SELECT coalesce(e.instance_id, b.instance_id), (SELECT through FROM covered), e.usd_in_range, b.billed, b.list,
+           coalesce(e.seconds_in_range, 0) / 3600,
+           100 * (b.billed - e.usd_in_range) / nullif(e.usd_in_range, 0),
+           b.billed / nullif(e.seconds_in_range / 3600, 0)
+    FROM est e FULL JOIN billed b ON b.instance_id = e.instance_id
+$$;
