@@ -302,3 +302,65 @@ def test_experiment_spend_and_burn_rate_count_credits(fresh_db, aws, monkeypatch
     with psycopg.connect(fresh_db) as conn:
         spent, = conn.execute("SELECT spent_usd FROM dashgen.experiment_status WHERE name = 'sizing'").fetchone()
     assert q(spent) == Decimal("1.23")
+
+
+# ------------------------------------------------------------------ the study's experiment, credits included
+
+# The same CPU-bound job (16 vCPU-hours at 100 %) on each size, in unlimited mode from an empty credit balance.
+# Credits earned per hour (data/t_instance_cpu_credits.csv): large 36, xlarge 96, 2xlarge 192 (1 credit = 1
+# vCPU-minute); surplus = vCPUs x 60 x hours - earned x hours.
+SIZES = {  # type: (vCPUs, hours, surplus credits charged)
+    "t4g.large": (2, 8, (2 * 60 - 36) * 8),  # 672 credits = 11.2 vCPU-h
+    "t4g.xlarge": (4, 4, (4 * 60 - 96) * 4),  # 576 = 9.6 vCPU-h
+    "t4g.2xlarge": (8, 2, (8 * 60 - 192) * 2),  # 576 = 9.6 vCPU-h
+}
+CREDIT_RATE = Decimal("0.04")  # T4g Linux, USD per vCPU-hour
+
+
+def comparison_table(rows: dict[str, dict]) -> str:
+    """The Markdown table docs/cost.md shows (same figures, same format)."""
+    lines = ["| type | vCPUs | hours | On-Demand | surplus credits (vCPU-h) | credits | total |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for itype, (vcpu, hours, credits) in SIZES.items():
+        od = (hours * csv_price(itype)).quantize(CENT)
+        cred = (Decimal(credits) / 60 * CREDIT_RATE).quantize(CENT)
+        lines.append(f"| {itype} | {vcpu} | {hours} | ${od} | {Decimal(credits) / 60:.1f} | ${cred} | "
+                     f"${q(rows[itype]['cost_usd'])} |")
+    return "\n".join(lines)
+
+
+def test_the_t4g_experiment_comparison_counts_credits_and_matches_the_docs(fresh_db, aws, monkeypatch) -> None:
+    from dashgen.rightsize import compare_experiment
+    from dashgen.store import connect
+
+    end = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)
+    ec2 = aws.client("ec2")
+    ids: dict[str, str] = {}
+    clock = MotoClock(monkeypatch, end)
+    for itype, (_, hours, credits) in SIZES.items():
+        start = end - dt.timedelta(hours=hours)
+        clock.now = start
+        ids[itype] = ec2.run_instances(ImageId=LINUX_AMI, MinCount=1, MaxCount=1, InstanceType=itype,
+                                       TagSpecifications=[{"ResourceType": "instance", "Tags": [
+                                           {"Key": "experiment", "Value": "t4g-sizing"}]}],
+                                       )["Instances"][0]["InstanceId"]
+        put_credits(aws, ids[itype], [start + dt.timedelta(hours=h) for h in range(hours)], credits / hours)
+    clock.now = end
+    ec2.stop_instances(InstanceIds=list(ids.values()))
+    unlimited(monkeypatch, set(ids.values()))
+    config = Config(experiments=[Experiment(name="t4g-sizing", tag_key="experiment", tag_value="t4g-sizing",
+                                            budget_usd=5.0, deadline=end + dt.timedelta(days=1))])
+    sync(config, dsn=fresh_db, prices="bundled", session=aws, now=end + dt.timedelta(minutes=5))
+    with connect(fresh_db) as conn:
+        rows = {r["instance_type"]: r for r in compare_experiment(conn, "t4g-sizing")}
+    for itype, (_, hours, credits) in SIZES.items():
+        expected = hours * csv_price(itype) + Decimal(credits) / 60 * CREDIT_RATE
+        assert q(rows[itype]["cost_usd"]) == expected.quantize(CENT), itype
+    # On-Demand alone the three cost the same ($0.54); with credits the 2-vCPU size is the dearest
+    assert q(rows["t4g.large"]["cost_usd"]) == Decimal("0.99")
+    assert q(rows["t4g.xlarge"]["cost_usd"]) == q(rows["t4g.2xlarge"]["cost_usd"]) == Decimal("0.92")
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "cost.md").read_text()
+    assert comparison_table(rows) in doc, comparison_table(rows)
+    with psycopg.connect(fresh_db) as conn:  # the experiment's spend counts the credits too
+        spent, = conn.execute("SELECT spent_usd FROM dashgen.experiment_status").fetchone()
+    assert q(spent) == Decimal("2.83")  # 0.9856 + 0.9216 + 0.9216

@@ -291,3 +291,67 @@ LANGUAGE sql STABLE AS $$
            b.billed / nullif(e.seconds_in_range / 3600, 0)
     FROM est e FULL JOIN billed b ON b.instance_id = e.instance_id
 $$;
+
+-- Budget and deadline with the charges beside On-Demand: the view of 002_cost_functions.sql (its rules and comments), with spend
+-- = each member's cost to date at its Spot prices (Spot instances) plus surplus credits, and the burn rate = the Spot
+-- price in effect (else On-Demand) plus the credits of the last stored hour, per running member.
+CREATE OR REPLACE VIEW dashgen.experiment_status AS
+WITH members0 AS (
+    SELECT e.name, i.instance_id, p.usd_per_hour, dashgen.seconds_to_date(i.billed_closed_s, i.running_since) AS seconds,
+           i.running_since IS NOT NULL AS running
+    FROM dashgen.experiments e
+    JOIN dashgen.instances i ON i.tags @> jsonb_build_object(e.tag_key, e.tag_value)
+    LEFT JOIN dashgen.instance_prices p
+           ON (p.region, p.instance_type, p.operating_system, p.tenancy)
+            = (i.region, i.instance_type, i.operating_system, i.tenancy)
+), members AS (  -- issue 12: a Spot instance at its Spot prices, plus surplus credits (migration 061)
+    SELECT m.*,
+           CASE WHEN m.seconds = 0 THEN 0
+                WHEN b.lifecycle = 'spot' THEN x.spot_usd
+                ELSE m.seconds * m.usd_per_hour::float8 / 3600 END
+           + CASE WHEN x.instance_id IS NULL THEN 0 ELSE x.credit_usd END AS cost_usd,
+           (CASE WHEN b.lifecycle = 'spot' THEN b.spot_usd_per_hour ELSE m.usd_per_hour END
+            + b.credit_usd_per_hour_recent::numeric) AS burn
+    FROM members0 m
+    JOIN dashgen.instance_charge_basis b ON b.instance_id = m.instance_id
+    LEFT JOIN dashgen.extra_charges('-infinity', 'infinity') x ON x.instance_id = m.instance_id
+), spend AS (
+    SELECT e.name, e.budget_usd, e.deadline,
+           count(m.name) AS instances,
+           count(*) FILTER (WHERE m.running) AS running,
+           CASE WHEN bool_and(m.cost_usd IS NOT NULL) IS NOT FALSE
+                THEN round(coalesce(sum(m.cost_usd), 0)::numeric, 6) END AS spent_usd,
+           CASE WHEN bool_and(m.burn IS NOT NULL OR NOT m.running) IS NOT FALSE
+                THEN coalesce(sum(m.burn) FILTER (WHERE m.running), 0) END AS burn_usd_per_hour
+    FROM dashgen.experiments e
+    LEFT JOIN members m ON m.name = e.name
+    GROUP BY e.name, e.budget_usd, e.deadline
+), progress AS (
+    SELECT p.experiment AS name,
+           max(p.at) AS last_at,
+           (array_agg(p.percent ORDER BY p.at DESC))[1] AS percent,
+           min(p.at) FILTER (WHERE p.percent >= 100) AS done_at,
+           regr_slope(p.percent, extract(epoch FROM p.at)) AS percent_per_second
+    FROM dashgen.experiment_progress p
+    GROUP BY p.experiment
+), eta AS (
+    SELECT s.*, p.percent,
+           CASE WHEN p.done_at IS NOT NULL THEN p.done_at
+                WHEN p.percent_per_second > 0
+                THEN p.last_at + make_interval(secs => ((100 - p.percent) / p.percent_per_second)::float8)
+           END AS eta
+    FROM spend s LEFT JOIN progress p ON p.name = s.name
+), projected AS (
+    SELECT eta.*,
+           spent_usd + burn_usd_per_hour * greatest(0, extract(epoch FROM deadline - now())) / 3600
+               AS projected_at_deadline_usd,
+           spent_usd + burn_usd_per_hour * greatest(0, extract(epoch FROM eta.eta - now())) / 3600
+               AS projected_to_finish_usd
+    FROM eta
+)
+SELECT name, instances, running, budget_usd, spent_usd, budget_usd - spent_usd AS budget_left_usd,
+       burn_usd_per_hour, deadline, projected_at_deadline_usd, percent AS progress_percent, eta,
+       projected_to_finish_usd,
+       coalesce(projected_to_finish_usd, projected_at_deadline_usd) <= budget_usd AS fits_budget,
+       eta <= deadline AS makes_deadline
+FROM projected;

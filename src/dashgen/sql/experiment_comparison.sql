@@ -3,7 +3,8 @@
 -- and `dashgen rightsize --experiment NAME` runs it with the variable bound as a parameter (dashgen.sqlvars).
 --   members        instances whose tag tag_key = tag_value (dashgen.experiments);
 --   running hours  billed time of all their running intervals (per second, 60 s minimum per start);
---   cost so far    running hours x the instance's $/hour (NULL when the price is unknown);
+--   cost so far    running hours x the instance's $/hour (a Spot instance: at its Spot prices), plus the surplus
+--                  CPU credits charged (dashgen.instance_cost_totals; NULL when a price is unknown);
 --   CPU p95        95th percentile of the hourly p95 CPU over all stored hours;
 --   progress       highest value (0-100) of the experiment's progress metric for the instance
 --                  (CloudWatch dimensions: the experiment's, plus InstanceId), collected by `dashgen sync`;
@@ -17,10 +18,12 @@ WITH e AS (
 ),
 members AS (
     SELECT c.instance_id, c.name, c.instance_type, c.usd_per_hour, t.vcpu, t.memory_mib,
-           e.name AS experiment, e.deadline, e.budget_usd
+           e.name AS experiment, e.deadline, e.budget_usd,
+           x.usd_to_date AS cost_to_date_usd  -- Spot prices and surplus credits included (migration 061)
     FROM dashgen.instance_cost_basis c
     JOIN e ON c.tags ->> e.tag_key = e.tag_value
     JOIN dashgen.instance_types t USING (instance_type)
+    LEFT JOIN dashgen.instance_cost_totals(now(), now()) x ON x.instance_id = c.instance_id
 ),
 run AS (
     SELECT iv.instance_id,
@@ -42,9 +45,9 @@ usage AS (
 ),
 measured AS (
     SELECT m.*, r.started_at, coalesce(r.hours, 0) AS hours, u.cpu_p95, u.progress_pct,
-           coalesce(r.hours, 0) * m.usd_per_hour AS cost_usd,
+           m.cost_to_date_usd AS cost_usd,
            coalesce(r.hours, 0) / nullif(u.progress_pct, 0) AS hours_per_pct,
-           coalesce(r.hours, 0) * m.usd_per_hour / nullif(u.progress_pct, 0) AS usd_per_pct,
+           m.cost_to_date_usd / nullif(u.progress_pct, 0) AS usd_per_pct,
            coalesce(u.finished_at, now() + make_interval(
                secs => (coalesce(r.hours, 0) / nullif(u.progress_pct, 0)
                         * greatest(100 - u.progress_pct, 0) * 3600)::double precision)) AS finish_at
