@@ -319,7 +319,7 @@ WITH members0 AS (
     SELECT e.name, e.budget_usd, e.deadline,
            count(m.name) AS instances,
            count(*) FILTER (WHERE m.running) AS running,
-           CASE WHEN bool_and(m.cost_usd IS NOT NULL) IS NOT FALSE
+           CASE WHEN bool_and(m.cost_usd IS NOT NULL) FILTER (WHERE m.name IS NOT NULL) IS NOT FALSE
                 THEN round(coalesce(sum(m.cost_usd), 0)::numeric, 6) END AS spent_usd,
            CASE WHEN bool_and(m.burn IS NOT NULL OR NOT m.running) IS NOT FALSE
                 THEN coalesce(sum(m.burn) FILTER (WHERE m.running), 0) END AS burn_usd_per_hour
