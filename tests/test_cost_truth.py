@@ -364,3 +364,38 @@ def test_the_t4g_experiment_comparison_counts_credits_and_matches_the_docs(fresh
     with psycopg.connect(fresh_db) as conn:  # the experiment's spend counts the credits too
         spent, = conn.execute("SELECT spent_usd FROM dashgen.experiment_status").fetchone()
     assert q(spent) == Decimal("2.83")  # 0.9856 + 0.9216 + 0.9216
+
+
+def test_burn_rate_and_projection_use_the_spot_price_and_the_last_hour_of_credits(fresh_db, aws, monkeypatch) -> None:
+    """Running now: a Spot c6g.large (Spot price $0.03 in effect, On-Demand $0.068) and an unlimited t4g.large whose
+    last stored hour charged 84 credits (1.4 vCPU-h x $0.04 = $0.056/h): burn = 0.03 + 0.0672 + 0.056 per hour."""
+    now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
+    start = now - dt.timedelta(hours=2)
+    MotoClock(monkeypatch, start)
+    ec2 = aws.client("ec2")
+    tags = [{"ResourceType": "instance", "Tags": [{"Key": "experiment", "Value": "burn"}]}]
+    spot = ec2.run_instances(ImageId=LINUX_AMI, MinCount=1, MaxCount=1, InstanceType="c6g.large", TagSpecifications=tags,
+                             InstanceMarketOptions={"MarketType": "spot"})["Instances"][0]["InstanceId"]
+    burst = ec2.run_instances(ImageId=LINUX_AMI, MinCount=1, MaxCount=1, InstanceType="t4g.large",
+                              TagSpecifications=tags)["Instances"][0]["InstanceId"]
+    unlimited(monkeypatch, {burst})
+    hour = now.replace(minute=0) - dt.timedelta(hours=1)
+    put_credits(aws, burst, [hour], 84.0)
+    az = next(i for i in _described(aws) if i.instance_id == spot).availability_zone
+    from dashgen.spot import SpotPrice
+
+    prices = [SpotPrice(az, "c6g.large", "Linux/UNIX", start - dt.timedelta(days=1), Decimal("0.03"), "us-east-1")]
+    monkeypatch.setattr("dashgen.sync.read_spot_prices", lambda client, instances, at: prices)
+    deadline = now + dt.timedelta(hours=10)
+    config = Config(experiments=[Experiment(name="burn", tag_key="experiment", tag_value="burn", budget_usd=10.0,
+                                            deadline=deadline)])
+    sync(config, dsn=fresh_db, prices="bundled", session=aws, now=now)
+    with psycopg.connect(fresh_db) as conn, conn.transaction():
+        burn, spent, projected, at = conn.execute(
+            "SELECT burn_usd_per_hour, spent_usd, projected_at_deadline_usd, now() FROM dashgen.experiment_status"
+        ).fetchone()
+    assert float(burn) == pytest.approx(float(Decimal("0.03") + csv_price("t4g.large") + Decimal("0.056")), abs=1e-9)
+    on_demand_so_far = float(csv_price("t4g.large")) * (at - start).total_seconds() / 3600
+    spot_so_far = 0.03 * (at - start).total_seconds() / 3600
+    assert float(spent) == pytest.approx(on_demand_so_far + spot_so_far + 0.056, abs=1e-5)
+    assert float(projected) == pytest.approx(float(spent) + float(burn) * (deadline - at).total_seconds() / 3600, abs=1e-5)
