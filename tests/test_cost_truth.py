@@ -374,8 +374,9 @@ def test_burn_rate_and_projection_use_the_spot_price_and_the_last_hour_of_credit
     MotoClock(monkeypatch, start)
     ec2 = aws.client("ec2")
     tags = [{"ResourceType": "instance", "Tags": [{"Key": "experiment", "Value": "burn"}]}]
-    spot = ec2.run_instances(ImageId=LINUX_AMI, MinCount=1, MaxCount=1, InstanceType="c6g.large", TagSpecifications=tags,
-                             InstanceMarketOptions={"MarketType": "spot"})["Instances"][0]["InstanceId"]
+    spot = ec2.run_instances(ImageId=LINUX_AMI, MinCount=1, MaxCount=1, InstanceType="c6g.large",
+                             TagSpecifications=tags, InstanceMarketOptions={"MarketType": "spot"},
+                             )["Instances"][0]["InstanceId"]
     burst = ec2.run_instances(ImageId=LINUX_AMI, MinCount=1, MaxCount=1, InstanceType="t4g.large",
                               TagSpecifications=tags)["Instances"][0]["InstanceId"]
     unlimited(monkeypatch, {burst})
@@ -398,4 +399,5 @@ def test_burn_rate_and_projection_use_the_spot_price_and_the_last_hour_of_credit
     on_demand_so_far = float(csv_price("t4g.large")) * (at - start).total_seconds() / 3600
     spot_so_far = 0.03 * (at - start).total_seconds() / 3600
     assert float(spent) == pytest.approx(on_demand_so_far + spot_so_far + 0.056, abs=1e-5)
-    assert float(projected) == pytest.approx(float(spent) + float(burn) * (deadline - at).total_seconds() / 3600, abs=1e-5)
+    hours_left = (deadline - at).total_seconds() / 3600
+    assert float(projected) == pytest.approx(float(spent) + float(burn) * hours_left, abs=1e-5)
