@@ -270,9 +270,10 @@ RETURNS TABLE (instance_id text, billed_through timestamptz, estimated_usd doubl
                billed_usd double precision, list_usd double precision, hours double precision,
                difference_pct double precision, effective_usd_per_hour double precision)
 LANGUAGE sql STABLE AS $$
-    WITH covered AS (
+    WITH covered AS (  -- no row when nothing billed reaches into the range: no estimate computed either
         SELECT win_from AS f, least(win_to, max(b.usage_end)) AS t, max(b.usage_end) AS through
         FROM dashgen.billed_costs b
+        HAVING max(b.usage_end) > win_from
     ), est AS (
         SELECT c.instance_id, c.usd_in_range, c.seconds_in_range
         FROM covered, dashgen.instance_cost_totals(covered.f, covered.t) c
