@@ -15,21 +15,30 @@ CREATE FUNCTION dashgen.charge_pieces(win_from timestamptz, win_to timestamptz)
 RETURNS TABLE (instance_id text, kind text, piece_from timestamptz, piece_to timestamptz, usd_per_s double precision,
                credits double precision)
 LANGUAGE sql STABLE AS $$
-    WITH spot_runs AS (
-        SELECT i.instance_id, i.availability_zone, i.instance_type, coalesce(i.platform, 'Linux/UNIX') AS pd,
+    WITH spot_runs AS MATERIALIZED (
+        SELECT i.instance_id, i.availability_zone AS az, i.instance_type, coalesce(i.platform, 'Linux/UNIX') AS pd,
                iv.started_at AS f, dashgen.billed_end(iv.started_at, iv.ended_at) AS t
         FROM dashgen.instances i
         JOIN dashgen.instance_intervals iv ON iv.instance_id = i.instance_id
         WHERE i.lifecycle = 'spot' AND iv.started_at < win_to
           AND dashgen.billed_end(iv.started_at, iv.ended_at) > win_from
-    ), segs AS (  -- each price from its change to the next one
-        SELECT p.availability_zone, p.instance_type, p.product_description AS pd, p.at AS f,
-               lead(p.at, 1, 'infinity') OVER (PARTITION BY p.availability_zone, p.instance_type,
-                                                            p.product_description ORDER BY p.at) AS t,
-               p.usd_per_hour
-        FROM dashgen.spot_prices p
-        WHERE (p.availability_zone, p.instance_type, p.product_description) IN
-              (SELECT availability_zone, instance_type, pd FROM spot_runs)
+    ), spot_pieces AS (  -- per run (two index probes): the price in effect at its start, then every change in it
+        SELECT r.instance_id, greatest(r.f, s.at) AS f, least(r.t, s.next_at) AS t, s.usd_per_hour
+        FROM spot_runs r,
+        LATERAL (SELECT max(p.at) AS at FROM dashgen.spot_prices p
+                 WHERE (p.availability_zone, p.instance_type, p.product_description) = (r.az, r.instance_type, r.pd)
+                   AND p.at <= r.f) first,
+        LATERAL (SELECT p.at, p.usd_per_hour, lead(p.at, 1, 'infinity') OVER (ORDER BY p.at) AS next_at
+                 FROM dashgen.spot_prices p
+                 WHERE (p.availability_zone, p.instance_type, p.product_description) = (r.az, r.instance_type, r.pd)
+                   AND p.at >= coalesce(first.at, '-infinity') AND p.at < r.t) s
+        UNION ALL  -- before the first price dashgen knows: unknown
+        SELECT r.instance_id, r.f, least(r.t, coalesce(next.at, 'infinity')), NULL
+        FROM spot_runs r,
+        LATERAL (SELECT min(p.at) AS at FROM dashgen.spot_prices p
+                 WHERE (p.availability_zone, p.instance_type, p.product_description) = (r.az, r.instance_type, r.pd))
+            next
+        WHERE coalesce(next.at, 'infinity') > r.f
     ), pieces AS (
         SELECT u.instance_id, 'credits'::text AS kind, u.hour AS f, u.hour + interval '1 hour' AS t,
                u.cpu_surplus_credits_charged / 60 * cp.usd_per_vcpu_hour::float8 / 3600 AS usd_per_s,
@@ -42,17 +51,7 @@ LANGUAGE sql STABLE AS $$
         WHERE u.cpu_surplus_credits_charged > 0 AND i.credit_mode IS DISTINCT FROM 'standard'
           AND u.hour < win_to AND u.hour + interval '1 hour' > win_from
         UNION ALL
-        SELECT r.instance_id, 'spot', greatest(r.f, s.f), least(r.t, s.t), s.usd_per_hour::float8 / 3600, NULL
-        FROM spot_runs r
-        JOIN segs s ON (s.availability_zone, s.instance_type, s.pd) = (r.availability_zone, r.instance_type, r.pd)
-                   AND s.f < r.t AND s.t > r.f
-        UNION ALL  -- before the first price dashgen knows: unknown
-        SELECT r.instance_id, 'spot', r.f, least(r.t, first.at), NULL, NULL
-        FROM spot_runs r
-        LEFT JOIN LATERAL (SELECT coalesce(min(s.f), 'infinity') AS at FROM segs s
-                           WHERE (s.availability_zone, s.instance_type, s.pd)
-                               = (r.availability_zone, r.instance_type, r.pd)) first ON true
-        WHERE first.at > r.f
+        SELECT instance_id, 'spot', f, t, usd_per_hour::float8 / 3600, NULL FROM spot_pieces WHERE t > f
     )
     SELECT instance_id, kind, f, t, usd_per_s, credits FROM pieces WHERE f < win_to AND t > win_from
 $$;
