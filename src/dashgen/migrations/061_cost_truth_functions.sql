@@ -138,7 +138,7 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 
--- The cumulative-cost panel with the charges beside On-Demand: as in migration 003 (its rule and comments), plus
+-- The cumulative-cost panel with the charges beside On-Demand: as in 020_budget_definitions.sql (its rule and comments), plus
 -- extra_events (Spot price differences and surplus credits) and all_events; every point stays exact.
 CREATE OR REPLACE FUNCTION dashgen.cumulative_cost(t0 timestamptz, t1 timestamptz, step_s double precision, tag_key text,
                                         tag_values text[], names text[])
@@ -157,30 +157,33 @@ WITH sel AS (  -- the selected instances: their series and USD per second (NULL:
     UNION ALL  -- starts in the partial hours at the edges
     SELECT iv.instance_id, iv.started_at, 1
     FROM dashgen.instance_intervals iv
-    WHERE '__all__' = ANY (names) AND iv.started_at > t0 AND iv.started_at <= t1
+    WHERE ('__all__' = ANY (names) AND tag_key IS DISTINCT FROM 'Name') AND iv.started_at > t0
+      AND iv.started_at <= t1
       AND (iv.started_at < dashgen.utc_floor(t0, '1 hour') + interval '1 hour'
            OR iv.started_at >= dashgen.utc_floor(t1, '1 hour'))
     UNION ALL  -- billed ends of closed runs there (a billed end is at most 60 s after the end)
     SELECT iv.instance_id, dashgen.billed_end(iv.started_at, iv.ended_at), -1
     FROM dashgen.instance_intervals iv
-    WHERE '__all__' = ANY (names) AND iv.ended_at IS NOT NULL
+    WHERE ('__all__' = ANY (names) AND tag_key IS DISTINCT FROM 'Name') AND iv.ended_at IS NOT NULL
       AND iv.ended_at > t0 - interval '60 seconds' AND iv.ended_at <= t1
       AND (iv.ended_at < dashgen.utc_floor(t0, '1 hour') + interval '1 hour'
            OR iv.ended_at >= dashgen.utc_floor(t1, '1 hour') - interval '60 seconds')
       AND dashgen.billed_end(iv.started_at, iv.ended_at) > t0
       AND (dashgen.billed_end(iv.started_at, iv.ended_at) < dashgen.utc_floor(t0, '1 hour') + interval '1 hour'
            OR dashgen.billed_end(iv.started_at, iv.ended_at) >= dashgen.utc_floor(t1, '1 hour'))
-    UNION ALL  -- with a Name filter: every start and closed end of the selected instances
-    SELECT iv.instance_id, e.at, e.sign
+    UNION ALL  -- with a Name filter or the tag key Name: every start and closed end of the selected instances
+    SELECT iv.instance_id, e.at, e.sign     -- in the range (a billed end after t0: the run ended after t0 - 60 s)
     FROM sel JOIN dashgen.instance_intervals iv ON iv.instance_id = sel.instance_id
     CROSS JOIN LATERAL (VALUES (iv.started_at, 1), (dashgen.billed_end(iv.started_at, iv.ended_at), -1)) e(at, sign)
-    WHERE NOT ('__all__' = ANY (names)) AND (e.sign = 1 OR iv.ended_at IS NOT NULL) AND e.at > t0
+    WHERE NOT ('__all__' = ANY (names) AND tag_key IS DISTINCT FROM 'Name')
+      AND iv.started_at <= t1 AND (iv.ended_at IS NULL OR iv.ended_at > t0 - interval '60 seconds')
+      AND (e.sign = 1 OR iv.ended_at IS NOT NULL) AND e.at > t0
     UNION ALL  -- the end of every run still going (never in the rollups)
     SELECT iv.instance_id, dashgen.billed_end(iv.started_at, NULL), -1
     FROM dashgen.instance_intervals iv
     WHERE iv.ended_at IS NULL AND dashgen.billed_end(iv.started_at, NULL) > t0
-), extra_events AS (  -- charges beside On-Demand (dashgen.charge_pieces): the rate changes at each piece's
-                     -- start (t0 if earlier) and back at its end; a Spot piece by its price less On-Demand
+), extra_events AS (  -- charges beside On-Demand (dashgen.charge_pieces, issue 12): the rate changes at
+                     -- each piece's start (t0 if earlier) and back at its end; a Spot piece by its price less On-Demand
     SELECT p.instance_id, e.at, e.sign,
            CASE WHEN p.kind = 'spot' THEN p.usd_per_s - sel.rate ELSE p.usd_per_s END AS rate
     FROM dashgen.charge_pieces(t0, t1) p
@@ -195,12 +198,13 @@ WITH sel AS (  -- the selected instances: their series and USD per second (NULL:
     SELECT sel.series,
            CASE WHEN e.at = t0 THEN t0
                 -- inside the whole days or hours (ends of runs still going): at the end of that day or hour
-                WHEN '__all__' = ANY (names)
+                WHEN ('__all__' = ANY (names) AND tag_key IS DISTINCT FROM 'Name')
                      AND e.at >= dashgen.utc_floor(dashgen.utc_floor(t0, '1 hour') + interval '1 hour'
                                                    - interval '1 microsecond', '24 hours') + interval '24 hours'
                      AND e.at < dashgen.utc_floor(t1, '24 hours')
                 THEN dashgen.utc_floor(e.at, '24 hours') + interval '24 hours'
-                WHEN '__all__' = ANY (names) AND e.at >= dashgen.utc_floor(t0, '1 hour') + interval '1 hour'
+                WHEN ('__all__' = ANY (names) AND tag_key IS DISTINCT FROM 'Name')
+                     AND e.at >= dashgen.utc_floor(t0, '1 hour') + interval '1 hour'
                      AND e.at < dashgen.utc_floor(t1, '1 hour')
                 THEN dashgen.utc_floor(e.at, '1 hour') + interval '1 hour'
                 -- at the edges: the next point of the grid, and not after the first whole hour
@@ -219,7 +223,8 @@ WITH sel AS (  -- the selected instances: their series and USD per second (NULL:
     JOIN dashgen.instance_prices p
       ON (p.region, p.instance_type, p.operating_system, p.tenancy)
        = (d.region, d.instance_type, d.operating_system, d.tenancy)
-    WHERE '__all__' = ANY (names) AND p.usd_per_hour IS NOT NULL AND dashgen.chosen(d.tags ->> tag_key, tag_values)
+    WHERE ('__all__' = ANY (names) AND tag_key IS DISTINCT FROM 'Name') AND p.usd_per_hour IS NOT NULL
+      AND dashgen.chosen(d.tags ->> tag_key, tag_values)
       AND d.bucket >= dashgen.utc_floor(dashgen.utc_floor(t0, '1 hour') + interval '1 hour'
                                         - interval '1 microsecond', '24 hours') + interval '24 hours'
       AND d.bucket < dashgen.utc_floor(t1, '24 hours')
@@ -231,7 +236,8 @@ WITH sel AS (  -- the selected instances: their series and USD per second (NULL:
     JOIN dashgen.instance_prices p
       ON (p.region, p.instance_type, p.operating_system, p.tenancy)
        = (h.region, h.instance_type, h.operating_system, h.tenancy)
-    WHERE '__all__' = ANY (names) AND p.usd_per_hour IS NOT NULL AND dashgen.chosen(h.tags ->> tag_key, tag_values)
+    WHERE ('__all__' = ANY (names) AND tag_key IS DISTINCT FROM 'Name') AND p.usd_per_hour IS NOT NULL
+      AND dashgen.chosen(h.tags ->> tag_key, tag_values)
       AND h.bucket >= dashgen.utc_floor(t0, '1 hour') + interval '1 hour'
       AND h.bucket < dashgen.utc_floor(t1, '1 hour')
       AND NOT (h.bucket >= dashgen.utc_floor(dashgen.utc_floor(t0, '1 hour') + interval '1 hour'
@@ -292,7 +298,7 @@ LANGUAGE sql STABLE AS $$
     FROM est e FULL JOIN billed b ON b.instance_id = e.instance_id
 $$;
 
--- Budget and deadline with the charges beside On-Demand: the view of 002_cost_functions.sql (its rules and comments), with spend
+-- Budget and deadline with the charges beside On-Demand: the view of 020_budget_definitions.sql (its rules and comments), with spend
 -- = each member's cost to date at its Spot prices (Spot instances) plus surplus credits, and the burn rate = the Spot
 -- price in effect (else On-Demand) plus the credits of the last stored hour, per running member.
 CREATE OR REPLACE VIEW dashgen.experiment_status AS
@@ -319,6 +325,7 @@ WITH members0 AS (
     SELECT e.name, e.budget_usd, e.deadline,
            count(m.name) AS instances,
            count(*) FILTER (WHERE m.running) AS running,
+           -- no members: bool_and over the one NULL row is NULL, so IS NOT FALSE: nothing spent, nothing burning
            CASE WHEN bool_and(m.cost_usd IS NOT NULL) FILTER (WHERE m.name IS NOT NULL) IS NOT FALSE
                 THEN round(coalesce(sum(m.cost_usd), 0)::numeric, 6) END AS spent_usd,
            CASE WHEN bool_and(m.burn IS NOT NULL OR NOT m.running) IS NOT FALSE
@@ -326,32 +333,47 @@ WITH members0 AS (
     FROM dashgen.experiments e
     LEFT JOIN members m ON m.name = e.name
     GROUP BY e.name, e.budget_usd, e.deadline
-), progress AS (
-    SELECT p.experiment AS name,
-           max(p.at) AS last_at,
-           (array_agg(p.percent ORDER BY p.at DESC))[1] AS percent,
-           min(p.at) FILTER (WHERE p.percent >= 100) AS done_at,
-           regr_slope(p.percent, extract(epoch FROM p.at)) AS percent_per_second
+), ranked AS (
+    SELECT p.experiment AS name, p.at, p.percent,
+           row_number() OVER (PARTITION BY p.experiment ORDER BY p.at DESC) AS nth
     FROM dashgen.experiment_progress p
-    GROUP BY p.experiment
+), latest AS (
+    SELECT name, max(at) FILTER (WHERE nth = 1) AS last_at, max(percent) FILTER (WHERE nth = 1) AS percent,
+           max(at) FILTER (WHERE nth = 2) AS second_at,
+           max(at) FILTER (WHERE percent < 100) AS below_at  -- the last point below 100 %
+    FROM ranked GROUP BY name
+), progress AS (
+    SELECT l.name, l.last_at, l.percent,
+           min(r.at) FILTER (WHERE l.percent >= 100 AND r.at > coalesce(l.below_at, '-infinity')) AS done_at,
+           -- percent per second, x in seconds from the latest point (small numbers: no precision lost)
+           regr_slope(r.percent::float8, date_part('epoch', r.at - l.last_at))
+               FILTER (WHERE r.at >= CASE WHEN l.second_at IS NULL THEN l.last_at
+                                          ELSE least(l.last_at - interval '1 hour', l.second_at) END) AS pace
+    FROM latest l JOIN ranked r ON r.name = l.name
+    GROUP BY l.name, l.last_at, l.percent
 ), eta AS (
-    SELECT s.*, p.percent,
+    SELECT s.*, p.last_at, p.percent, p.pace, p.done_at,
            CASE WHEN p.done_at IS NOT NULL THEN p.done_at
-                WHEN p.percent_per_second > 0
-                THEN p.last_at + make_interval(secs => ((100 - p.percent) / p.percent_per_second)::float8)
+                WHEN p.pace > 0  -- (nested CASE: the division and make_interval only run when they can)
+                THEN CASE WHEN 100 - p.percent::float8 <= p.pace * (100 * 365.25 * 86400)
+                          THEN p.last_at + make_interval(secs => (100 - p.percent::float8) / p.pace) END
            END AS eta
     FROM spend s LEFT JOIN progress p ON p.name = s.name
 ), projected AS (
     SELECT eta.*,
            spent_usd + burn_usd_per_hour * greatest(0, extract(epoch FROM deadline - now())) / 3600
                AS projected_at_deadline_usd,
-           spent_usd + burn_usd_per_hour * greatest(0, extract(epoch FROM eta.eta - now())) / 3600
-               AS projected_to_finish_usd
+           CASE WHEN done_at IS NOT NULL THEN spent_usd
+                WHEN eta >= now() THEN spent_usd + burn_usd_per_hour * extract(epoch FROM eta - now()) / 3600
+           END AS projected_to_finish_usd
     FROM eta
 )
 SELECT name, instances, running, budget_usd, spent_usd, budget_usd - spent_usd AS budget_left_usd,
        burn_usd_per_hour, deadline, projected_at_deadline_usd, percent AS progress_percent, eta,
        projected_to_finish_usd,
-       coalesce(projected_to_finish_usd, projected_at_deadline_usd) <= budget_usd AS fits_budget,
-       eta <= deadline AS makes_deadline
+       CASE WHEN eta IS NOT NULL AND (done_at IS NOT NULL OR eta >= now()) THEN projected_to_finish_usd <= budget_usd
+            ELSE projected_at_deadline_usd <= budget_usd END AS fits_budget,
+       CASE WHEN eta IS NOT NULL THEN eta <= deadline
+            WHEN last_at > deadline THEN false END AS makes_deadline,
+       pace * 3600 AS pace_percent_per_hour
 FROM projected;

@@ -1,7 +1,8 @@
 -- Cost dashboard, "Cost per instance": USD per hour (On-Demand, and the Spot price in effect for Spot instances),
 -- running hours, surplus CPU credits, cost in the dashboard's time range and to date.
--- An unknown price gives NULL (shown as "unknown"), never zero dollars. Every figure: dashgen.instance_cost_totals
--- (migration 061: billed seconds x On-Demand, or the Spot pieces; plus surplus credits; docs/cost.md).
+-- An unknown price gives NULL (shown as "unknown") for an instance that ran, never zero dollars. Every figure:
+-- dashgen.instance_cost_totals (migration 061: billed seconds x On-Demand, or the Spot pieces; plus surplus credits;
+-- an instance that did not run in the range costs 0 there even at an unknown price; docs/cost.md).
 -- The panel's second query (cost_instances_ebs.sql) adds the EBS columns, joined on "Instance" by Grafana.
 SELECT c.instance_id AS "Instance",
        c.name AS "Name",
@@ -20,5 +21,5 @@ SELECT c.instance_id AS "Instance",
        c.price_source AS "Price source",
        c.price_date AS "Price date"
 FROM dashgen.instance_cost_totals($__timeFrom()::timestamptz, $__timeTo()::timestamptz) c
-WHERE dashgen.selected(c.tags, c.name, ${tag_key:sqlstring}, ARRAY[${tag_value:sqlstring}], ARRAY[${name:sqlstring}])
+WHERE dashgen.selected(c.tags, c.name, dashgen.unhex(${tag_key:sqlstring}), ARRAY[${tag_value:sqlstring}], ARRAY[${name:sqlstring}])
 -- no ORDER BY: the table panel sorts by "Cost in range" itself, and sorting 10,000 rows here took 40 ms

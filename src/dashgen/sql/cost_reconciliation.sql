@@ -14,5 +14,5 @@ SELECT r.instance_id AS "Instance",
        r.billed_through AS "Billed through"
 FROM dashgen.reconciliation($__timeFrom()::timestamptz, $__timeTo()::timestamptz) r
 JOIN dashgen.instances i ON i.instance_id = r.instance_id
-WHERE dashgen.selected(i.tags, i.name, ${tag_key:sqlstring}, ARRAY[${tag_value:sqlstring}], ARRAY[${name:sqlstring}])
+WHERE dashgen.selected(i.tags, i.name, dashgen.unhex(${tag_key:sqlstring}), ARRAY[${tag_value:sqlstring}], ARRAY[${name:sqlstring}])
 ORDER BY abs(r.difference_pct) DESC NULLS FIRST, 1
