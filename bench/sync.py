@@ -118,6 +118,12 @@ def fill_history(dsn: str, n: int, runs: int = 30) -> int:
                                  + make_interval(mins => hashtext(i.instance_id) & 255) AS start) s
             WHERE s.start < now() - interval '2 minutes' AND d %% %(every)s = 0""", {"every": max(1, 30 // runs)})
         conn.execute("SELECT dashgen.refresh_billing(array_agg(instance_id)) FROM dashgen.instances")  # as sync does
+        # issue 12 (triggers still off: no cost group changes): t4g.* unlimited, 1 in 10 Spot, two AZs
+        conn.execute("""
+            UPDATE dashgen.instances SET credit_mode = CASE WHEN instance_type LIKE 't4g.%%' THEN 'unlimited' END,
+                   lifecycle = CASE WHEN right(instance_id, 1) = '0' THEN 'spot' ELSE 'on-demand' END,
+                   availability_zone = CASE WHEN right(instance_id, 2) < '80' THEN 'us-east-1a'
+                                            ELSE 'us-east-1b' END""")
         conn.execute("SET LOCAL session_replication_role = origin")
         conn.execute("TRUNCATE dashgen.cost_events_hourly, dashgen.cost_events_daily")
         conn.execute(conn.execute("""SELECT dashgen.cost_events_sql(
@@ -140,11 +146,6 @@ def fill_history(dsn: str, n: int, runs: int = 30) -> int:
         # issue 12: the t4g.large instances run unlimited and were charged surplus credits every hour of the last
         # 7 days; 1 instance in 10 is Spot (two AZs, a Spot price change every 6 hours); AWS's CUR billed every
         # instance daily up to yesterday (a DAILY export: one line item per instance and day)
-        conn.execute("""
-            UPDATE dashgen.instances SET credit_mode = CASE WHEN instance_type LIKE 't4g.%%' THEN 'unlimited' END,
-                   lifecycle = CASE WHEN right(instance_id, 1) = '0' THEN 'spot' ELSE 'on-demand' END,
-                   availability_zone = CASE WHEN right(instance_id, 2) < '80' THEN 'us-east-1a'
-                                            ELSE 'us-east-1b' END""")
         conn.execute("""
             INSERT INTO dashgen.instance_utilisation_hourly (instance_id, hour, cpu_avg, cpu_surplus_credits_charged)
             SELECT i.instance_id, date_trunc('hour', now()) - make_interval(hours => h), 95, 84
