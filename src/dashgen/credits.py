@@ -24,7 +24,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from dashgen.errors import first_line
+from dashgen.aws import aws_errors, describe
 from dashgen.pricing import API_SOURCE, BUNDLED_REGION, parse_item
 
 FALLBACK_SOURCE = "bundled-fallback"
@@ -107,8 +107,6 @@ def fetch_credit_price(client: Any, key: CreditKey) -> CreditPrice:
 
 def resolve_credit_prices(keys: Iterable[CreditKey], mode: str, client: Any) -> tuple[list[CreditPrice], list[str]]:
     """Prices of `keys` (sorted) and warnings; 'api' falls back to the bundled rates when unreachable."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
     ordered = sorted(set(keys))
     if not ordered:
         return [], []
@@ -116,7 +114,7 @@ def resolve_credit_prices(keys: Iterable[CreditKey], mode: str, client: Any) -> 
         return [fallback_price(k) for k in ordered], []
     try:
         return [fetch_credit_price(client, k) for k in ordered], []
-    except (BotoCoreError, ClientError) as exc:
+    except aws_errors() as exc:  # AWS, the network, an unreadable reply
         return [fallback_price(k) for k in ordered], [
-            f"WARNING: CPU credit prices not read from the Price List API ({first_line(exc)}); using the bundled "
+            f"WARNING: CPU credit prices not read from the Price List API ({describe(exc)}); using the bundled "
             f"fallback rates (data/t_instance_credit_prices.csv: {BUNDLED_REGION}, Linux; others unknown)"]
