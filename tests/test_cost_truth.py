@@ -402,3 +402,21 @@ def test_burn_rate_and_projection_use_the_spot_price_and_the_last_hour_of_credit
     assert float(spent) == pytest.approx(on_demand_so_far + spot_so_far + 0.056, abs=1e-5)
     hours_left = (deadline - at).total_seconds() / 3600
     assert float(projected) == pytest.approx(float(spent) + float(burn) * hours_left, abs=1e-5)
+
+
+def test_an_unreadable_spot_price_is_one_line_naming_the_entry() -> None:
+    from dashgen.errors import AwsError
+    from dashgen.inventory import Instance
+
+    client = boto3.client("ec2", region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t")
+    now = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
+    inst = Instance("i-1", "us-east-1", "c6g.large", "running", now - dt.timedelta(hours=1), platform="Linux/UNIX",
+                    lifecycle="spot", availability_zone="us-east-1a")
+    with Stubber(client) as stub:
+        stub.add_response("describe_spot_price_history", {"SpotPriceHistory": [
+            {"AvailabilityZone": "us-east-1a", "InstanceType": "c6g.large", "ProductDescription": "Linux/UNIX",
+             "SpotPrice": "n/a", "Timestamp": now}]})
+        with pytest.raises(AwsError) as err:
+            read_spot_prices(client, [inst], now)
+    assert str(err.value).startswith("ec2 DescribeSpotPriceHistory (us-east-1): unreadable entry")
+    assert "'SpotPrice': 'n/a'" in str(err.value) and "\n" not in str(err.value)
