@@ -207,8 +207,8 @@ def test_credit_price_comes_from_the_api_in_a_sync(fresh_db, aws, monkeypatch) -
     pricing = boto3.client("pricing", region_name="us-east-1")
     with Stubber(pricing) as stub:
         stub.add_response("get_products", {"FormatVersion": "aws_v1", "PriceList": [json.dumps(M5_ITEM)]})  # t4g.large
-        stub.add_response("get_products", {"FormatVersion": "aws_v1", "PriceList": [credit_item("t4g", "0.05")]})
         stub.add_response("get_products", {"FormatVersion": "aws_v1", "PriceList": []})  # EBS gp2: unknown
+        stub.add_response("get_products", {"FormatVersion": "aws_v1", "PriceList": [credit_item("t4g", "0.05")]})
         stub.add_response("get_products", {"FormatVersion": "aws_v1", "PriceList": []})  # rightsizing candidates...
         for _ in range(40):
             stub.add_response("get_products", {"FormatVersion": "aws_v1", "PriceList": []})

@@ -174,6 +174,10 @@ def collect(config: Config, regions: list[str], prices_mode: str, session: Any, 
     prices, warnings = resolve_prices(keys, prices_mode, session, client=pricing, budget=budgets["pricing"])
     for line in warnings:
         result.not_synced("instance prices", line)
+    storage_keys = {StorageKey(v.region, v.volume_type) for v in volumes if v.instance_id}
+    storage_prices, warnings = resolve_storage_prices(storage_keys, prices_mode, pricing, budgets["pricing"])
+    for line in warnings:
+        result.not_synced("EBS storage prices", line)
     credit_keys = {CreditKey(i.region, family_of(i.instance_type), i.operating_system) for i in instances
                    if is_burstable(i.instance_type)}
     if prices_mode == "bundled" or "instance prices" in result.unsynced:  # (that failure's line says it all)
@@ -188,10 +192,6 @@ def collect(config: Config, regions: list[str], prices_mode: str, session: Any, 
                         "bundled fallback rates (us-east-1 Linux; others unknown)"]
         for line in warnings:
             result.not_synced("CPU credit prices", line)
-    storage_keys = {StorageKey(v.region, v.volume_type) for v in volumes if v.instance_id}
-    storage_prices, warnings = resolve_storage_prices(storage_keys, prices_mode, pricing, budgets["pricing"])
-    for line in warnings:
-        result.not_synced("EBS storage prices", line)
     progress: dict[str, list[tuple[dt.datetime, Any]]] = {}
     with_metric = [e for e in config.experiments if e.progress_metric]
     if with_metric:
