@@ -5,9 +5,10 @@ ever runs while that transaction is open): it picks the instances sync saw in th
 (`config.lookback_days`) — those in the store and those this sync is about to write — and asks CloudWatch
 `GetMetricData` (through the boto3 paginator, up to 500 queries a call) for CPU average, maximum and p95,
 NetworkIn and NetworkOut (sums), the minimum CPUCreditBalance of burstable types and, for instances of an
-experiment with a progress metric, that metric's maximum (hourly periods); and, at 5-minute resolution as
-Compute Optimizer (`FIVE_MINUTE_SERIES`), what rightsizing sizes on: the twelve 5-minute CPU maxima of each
-hour, the busiest 5 minutes of network bytes (in, out) and packets, of EBS operations and bytes, and the
+experiment with a progress metric, that metric's maximum, and the surplus credits charged (CPUSurplusCreditsCharged,
+Sum) of burstable types, which the cost functions price (dashgen.credits) (hourly periods); and, at 5-minute
+resolution as Compute Optimizer (`FIVE_MINUTE_SERIES`), what rightsizing sizes on: the twelve 5-minute CPU maxima
+of each hour, the busiest 5 minutes of network bytes (in, out) and packets, of EBS operations and bytes, and the
 CloudWatch agent's `mem_used_percent` (namespace CWAgent, dimension InstanceId) when it is published.
 Each row carries the instance type it ran on (`row_type`): a resize starts a new rightsizing window.
 Sync then upserts the rows (`store_hourly`, into `dashgen.instance_utilisation_hourly`, migrations 010 and 050)
@@ -29,8 +30,9 @@ HOUR = 3600
 MAX_QUERIES = 500  # GetMetricData's limit per call
 NAMESPACE = "AWS/EC2"
 COLUMNS = ("cpu_avg", "cpu_max", "cpu_p95", "network_in_bytes", "network_out_bytes", "cpu_credit_balance_min",
-           "progress_pct", "cpu_max_5m", "cpu_peak_5m", "cpu_count_5m", "mem_used_max", "network_in_max_5m",
-           "network_out_max_5m", "packets_max_5m", "ebs_ops_max_5m", "ebs_bytes_max_5m")
+           "progress_pct", "cpu_surplus_credits_charged", "cpu_max_5m", "cpu_peak_5m", "cpu_count_5m",
+           "mem_used_max", "network_in_max_5m", "network_out_max_5m", "packets_max_5m", "ebs_ops_max_5m",
+           "ebs_bytes_max_5m")
 FIVE_MINUTES = 300
 SLOTS = HOUR // FIVE_MINUTES  # twelve 5-minute values an hour
 # column -> (AWS/EC2 metric, statistic); the credit balance only for burstable types
@@ -41,8 +43,10 @@ EC2_SERIES = {
     "network_in_bytes": ("NetworkIn", "Sum"),
     "network_out_bytes": ("NetworkOut", "Sum"),
     "cpu_credit_balance_min": ("CPUCreditBalance", "Minimum"),
+    # surplus credits AWS charged (unlimited mode), summed over the hour: priced by dashgen.credits (issue 12)
+    "cpu_surplus_credits_charged": ("CPUSurplusCreditsCharged", "Sum"),
 }
-BURSTABLE_ONLY = {"cpu_credit_balance_min"}
+BURSTABLE_ONLY = {"cpu_credit_balance_min", "cpu_surplus_credits_charged"}
 # series read at 5-minute periods: name -> (namespace, metric, statistic)
 FIVE_MINUTE_SERIES = {
     "cpu_5m": (NAMESPACE, "CPUUtilization", "Maximum"),
