@@ -209,10 +209,11 @@ def test_collect_utilisation_measures_the_instances_sync_saw(store) -> None:
     assert [r[3] for r in stored] == [5.0] * 3 + [None] * 3  # the credit balance of the burstable type only
     assert [r[4] for r in stored] == [20.0, 40.0, 60.0] + [None] * 3  # progress of the experiment's instance
 
-    # the next sync only asks from the latest stored hour on, and rewrites nothing else
+    # the next sync asks only the hours after the stored ones (the last one was complete when stored: the sync
+    # that saw the instances ran 30 minutes after it ended), and rewrites nothing
     again = collect_utilisation(store, client, "us-east-1", lookback_days=14, now=NOW)
-    assert again.start == H0 + dt.timedelta(hours=2)
-    assert again.rows == 2
+    assert again.start == H0 + dt.timedelta(hours=3) and again.queried == 2
+    assert again.rows == 0
     assert store.execute("SELECT count(*) FROM dashgen.instance_utilisation_hourly").fetchone()[0] == 6
 
 
@@ -243,11 +244,15 @@ def test_sync_stores_utilisation_and_the_prices_rightsizing_needs(fresh_db: str)
     session = _session()
     iid = _launch(session, "t4g.2xlarge")
     cw = _moto_client()
-    for h in range(3):
-        _put(cw, iid, "CPUUtilization", H0 + dt.timedelta(hours=h, minutes=20), 30.0)
-    now = dt.datetime.now(dt.UTC)
+    launched = floor_hour(dt.datetime.now(dt.UTC))  # (moto launches now)
+    for h in range(-2, 3):  # CloudWatch is asked only for the hours since the launch: the two before are left
+        _put(cw, iid, "CPUUtilization", launched + dt.timedelta(hours=h, minutes=20), 30.0)
+    now = launched + dt.timedelta(hours=2, minutes=30)
     result = sync(Config(), dsn=fresh_db, prices="bundled", session=session, now=now, cloudwatch=cw)
     assert result.ok and result.utilisation_rows == 3
+    # one call; t4g is burstable: 6 series, less the p95 query moto cannot serve (dropped before it is sent);
+    # 3 hours of CPU average and maximum
+    assert (result.cloudwatch_calls, result.cloudwatch_metrics, result.cloudwatch_datapoints) == (1, 5, 6)
     with psycopg.connect(fresh_db) as conn:
         assert conn.execute("SELECT count(*), min(cpu_avg), max(cpu_avg) FROM dashgen.instance_utilisation_hourly"
                             " WHERE instance_id = %s", (iid,)).fetchone() == (3, 30.0, 30.0)

@@ -297,7 +297,11 @@ def utilisation_targets(config: Config, instances: Iterable[Any], region: str) -
         progress = None if exp is None else Progress(
             exp.progress_namespace, exp.progress_metric,
             tuple(sorted((str(k), str(v)) for k, v in exp.progress_dimensions)))
-        out.append(Target(inst.instance_id, burstable.get(inst.instance_type, False), progress))
+        stopped = inst.state_changed_at
+        if inst.running or stopped is None or (inst.launch_time is not None and stopped < inst.launch_time):
+            stopped = None  # as sync's write: a stop time before the current launch is no stop of this run
+        out.append(Target(inst.instance_id, burstable.get(inst.instance_type, False), progress,
+                          running=inst.running, launched_at=inst.launch_time, stopped_at=stopped))
     return out
 
 
@@ -309,7 +313,7 @@ def collect_rightsizing(conn: Any, config: Config, collected: Any, prices_mode: 
     failure is a warning; that region's utilisation is then not written, the rest of the sync still lands."""
     from dashgen.errors import AwsError
     from dashgen.pricing import PriceKey, resolve_prices
-    from dashgen.utilisation import cloudwatch_client, read_utilisation
+    from dashgen.utilisation import cloudwatch_client, read_utilisation_into
 
     in_use = {PriceKey(i.region, i.instance_type, i.operating_system, i.tenancy) for i in collected.instances}
     extra = rightsizing_price_keys(in_use) - in_use
@@ -322,10 +326,10 @@ def collect_rightsizing(conn: Any, config: Config, collected: Any, prices_mode: 
     for region in collected.regions:
         try:
             client = cloudwatch or cloudwatch_client(session, region)
-            done, rows = read_utilisation(conn, client, region, lookback_days=config.lookback_days, now=now,
-                                          seen=utilisation_targets(config, collected.instances, region))
-        except AwsError as exc:
+            done = read_utilisation_into(conn, client, region, collected.utilisation,
+                                         lookback_days=config.lookback_days, now=now,
+                                         seen=utilisation_targets(config, collected.instances, region))
+        except AwsError as exc:  # (the rows of the calls that answered before are kept: they are true)
             result.warnings.append(f"WARNING: utilisation not read from CloudWatch: {exc}")
             continue
-        collected.utilisation += rows
         result.utilisation_rows += done.rows

@@ -26,6 +26,7 @@ from dashgen.config import Config
 from dashgen.errors import ConfigError, first_line
 from dashgen.inventory import Instance, describe_region, ec2_client
 from dashgen.pricing import Price, PriceKey, pricing_client, resolve_prices
+from dashgen.utilisation import RowSpool
 from dashgen.volumes import StorageKey, StoragePrice, Volume, describe_volumes, resolve_storage_prices
 
 T = TypeVar("T")
@@ -46,6 +47,11 @@ class SyncResult:
     unknown_prices: list[str] = field(default_factory=list)  # "region type os tenancy", "region EBS type"
     progress_points: int = 0
     utilisation_rows: int = 0  # hourly CloudWatch rows upserted for rightsizing (dashgen.rightsize)
+    # what this sync asked CloudWatch GetMetricData (utilisation and progress): calls, metrics requested (what
+    # CloudWatch bills, per 1,000), datapoints returned (dashgen.utilisation.CloudWatchMeter)
+    cloudwatch_calls: int = 0
+    cloudwatch_metrics: int = 0
+    cloudwatch_datapoints: int = 0
     warnings: list[str] = field(default_factory=list)
     migrations: list[str] = field(default_factory=list)
 
@@ -63,7 +69,8 @@ class Collected:
     prices: list[Price]
     progress: dict[str, list[tuple[dt.datetime, Any]]]
     extra_prices: list[Price] = field(default_factory=list)  # rightsizing candidates (dashgen.rightsize)
-    utilisation: list[Any] = field(default_factory=list)  # dashgen.utilisation.HourlyRow, every region
+    # dashgen.utilisation.HourlyRow of every region, spooled to disk (RowSpool) until the write
+    utilisation: Any = field(default_factory=RowSpool)
     volumes: list[Volume] = field(default_factory=list)  # EBS volumes of volume_regions
     volume_regions: list[str] = field(default_factory=list)  # the regions whose volumes were read
     storage_prices: list[StoragePrice] = field(default_factory=list)  # EBS, the types attached to an instance
@@ -296,13 +303,25 @@ def sync(config: Config, *, dsn: str | None = None, regions: list[str] | None = 
             session = boto3.Session()
         if mode == "api" and pricing is None:  # one Price List client for instance, EBS and candidate prices
             pricing = pricing_client(session)
+        from dashgen.utilisation import CloudWatchMeter
+
+        meter = CloudWatchMeter()  # counts every GetMetricData call of the clients made from here on
+        meter.attach_session(session)
+        if cloudwatch is not None:
+            meter.attach_client(cloudwatch)
         collected = collect(config, list(regions or config.regions), mode, session, now, result,
                             retry_mode=retry_mode, pricing=pricing, cloudwatch=cloudwatch)
         from dashgen.rightsize import collect_rightsizing
 
-        collect_rightsizing(conn, config, collected, mode, session, now, result, pricing=pricing,
-                            cloudwatch=cloudwatch)
-        write(conn, config, collected, now)
+        try:
+            collect_rightsizing(conn, config, collected, mode, session, now, result, pricing=pricing,
+                                cloudwatch=cloudwatch)
+            result.cloudwatch_calls, result.cloudwatch_metrics = meter.calls, meter.metrics
+            result.cloudwatch_datapoints = meter.datapoints
+            write(conn, config, collected, now)
+        finally:
+            if hasattr(collected.utilisation, "close"):
+                collected.utilisation.close()
     result.regions = collected.regions
     result.instances = len(collected.instances)
     result.running = sum(i.running for i in collected.instances)

@@ -7,21 +7,33 @@ ever runs while that transaction is open): it picks the instances sync saw in th
 and p95, NetworkIn and NetworkOut (sums), the minimum CPUCreditBalance of burstable types and, for instances of
 an experiment with a progress metric, that metric's maximum. Sync then upserts the rows
 (`store_hourly`, into `dashgen.instance_utilisation_hourly`, migration 010) inside its one transaction.
-Only the hours not stored yet (plus the last stored one, which may have been partial) are fetched again.
+Each instance is fetched from its OWN last stored hour (`fetch_spans`): an hour stored once it was complete (the
+previous sync ran at least `SETTLED` after its end) is never fetched again, the last one stored while still
+partial is; and only over the hours it ran (from its first run in the window to its stop, from the store's
+running intervals and what this sync saw): a stopped instance whose hours are stored is not queried at all.
+Instances with the same span share GetMetricData calls (up to 500 queries each, an instance's queries never
+split across two calls). The rows are streamed: each call's rows go to a `RowSpool` on disk, and `store_hourly`
+COPYs them into a temporary table and upserts them with one statement, so a fleet's 14 days never sit in
+memory. `CloudWatchMeter` counts what a sync asked CloudWatch (calls, metrics requested, datapoints returned).
 `collect_utilisation` reads and stores in one go, outside sync.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Iterator, Sequence
+import pickle
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
 from dashgen.errors import AwsError
 
 HOUR = 3600
 MAX_QUERIES = 500  # GetMetricData's limit per call
+# An hour stored by a sync that ran at least this long after the hour's end is complete: never fetched again
+# (EC2 basic monitoring publishes 5-minute data within minutes; the margin covers the delay).
+SETTLED = dt.timedelta(minutes=15)
 NAMESPACE = "AWS/EC2"
 COLUMNS = ("cpu_avg", "cpu_max", "cpu_p95", "network_in_bytes", "network_out_bytes", "cpu_credit_balance_min",
            "progress_pct")
@@ -53,6 +65,11 @@ class Target:
     instance_id: str
     burstable: bool = False
     progress: Progress | None = None
+    # what this sync saw (None: not seen, the store's running intervals decide): running now, its current
+    # LaunchTime, and when it stopped (StateTransitionReason)
+    running: bool | None = None
+    launched_at: dt.datetime | None = None
+    stopped_at: dt.datetime | None = None
 
 
 @dataclass
@@ -65,10 +82,102 @@ class HourlyRow:
 @dataclass(frozen=True)
 class CollectResult:
     region: str
-    instances: int
+    instances: int  # the instances considered (seen in the window)
     rows: int
-    start: dt.datetime | None
+    start: dt.datetime | None  # the earliest hour asked for (None: nothing asked)
     end: dt.datetime | None
+    queried: int = 0  # the instances actually asked about (the others had nothing new to fetch)
+
+
+class CloudWatchMeter:
+    """Counts GetMetricData calls, metrics requested (what CloudWatch bills, per 1,000; every call of a paginated
+    request sends its queries again and counts them again) and datapoints returned, from botocore's
+    `after-call` event of every client it is attached to (each page of a paginator is one call)."""
+
+    EVENT = "after-call.cloudwatch.GetMetricData"
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.metrics = 0
+        self.datapoints = 0
+
+    def _attach(self, emitter: Any) -> None:
+        emitter.register(self.EVENT, self._after_call, unique_id=f"dashgen-meter-{id(self)}")
+
+    def _after_call(self, *, parsed: Mapping[str, Any], context: Mapping[str, Any] | None = None,
+                    **_: Any) -> None:
+        if "Error" in parsed:
+            return
+        self.calls += 1
+        self.metrics += int((context or {}).get("dashgen_metrics", 0))
+        self.datapoints += sum(len(r.get("Values") or ()) for r in parsed.get("MetricDataResults") or ())
+
+    @staticmethod
+    def _before_call(*, params: Mapping[str, Any], context: dict[str, Any], **_: Any) -> None:
+        context["dashgen_metrics"] = len(params.get("MetricDataQueries") or ())
+
+    def attach_client(self, client: Any) -> None:
+        """Count the calls of one client; attaching twice counts once."""
+        events = client.meta.events
+        events.register("before-parameter-build.cloudwatch.GetMetricData", self._before_call,
+                        unique_id=f"dashgen-meter-q-{id(self)}")
+        self._attach(events)
+
+    def attach_session(self, session: Any) -> None:
+        """Attach to every client `session` (a boto3 Session) creates from now on."""
+        events = getattr(session, "events", None)
+        if events is None:
+            return
+        events.register("before-parameter-build.cloudwatch.GetMetricData", self._before_call,
+                        unique_id=f"dashgen-meter-q-{id(self)}")
+        self._attach(events)
+
+
+class RowSpool:
+    """Hourly rows between the read (before sync's transaction) and the write: appended a call's rows at a time
+    to a temporary file, read back in order; only one batch is in memory at once."""
+
+    def __init__(self, rows: Iterable[HourlyRow] = ()) -> None:
+        self._file: IO[bytes] | None = None
+        self._count = 0
+        self.extend(rows)
+
+    def extend(self, rows: Iterable[HourlyRow]) -> None:
+        batch = [(r.instance_id, r.hour, r.values) for r in rows]
+        if not batch:
+            return
+        if self._file is None:
+            self._file = tempfile.TemporaryFile(prefix="dashgen-utilisation-")  # noqa: SIM115 - closed by close()
+        self._file.seek(0, 2)
+        pickle.dump(batch, self._file, protocol=pickle.HIGHEST_PROTOCOL)
+        self._count += len(batch)
+
+    def __iadd__(self, rows: Iterable[HourlyRow]) -> RowSpool:
+        self.extend(rows)
+        return self
+
+    def __len__(self) -> int:
+        return self._count
+
+    def batches(self) -> Iterator[list[HourlyRow]]:
+        if self._file is None:
+            return
+        self._file.seek(0)
+        while True:
+            try:
+                batch = pickle.load(self._file)  # noqa: S301 - our own temporary file
+            except EOFError:
+                return
+            yield [HourlyRow(iid, hour, values) for iid, hour, values in batch]
+
+    def __iter__(self) -> Iterator[HourlyRow]:
+        for batch in self.batches():
+            yield from batch
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
 
 def floor_hour(t: dt.datetime) -> dt.datetime:
@@ -110,21 +219,38 @@ def metric_queries(targets: Iterable[Target]) -> list[tuple[dict[str, Any], str,
     return out
 
 
-def _batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i:i + size]
+def _batches(queries: Sequence[tuple[dict[str, Any], str, str]], size: int) -> Iterator[Sequence[Any]]:
+    """`queries` in calls of at most `size`, the queries of one instance never split across two calls (its rows
+    are then complete in the call that returns them)."""
+    batch: list[Any] = []
+    i = 0
+    while i < len(queries):
+        j = i + 1
+        while j < len(queries) and queries[j][1] == queries[i][1]:
+            j += 1
+        if batch and len(batch) + (j - i) > size:
+            yield batch
+            batch = []
+        batch.extend(queries[i:j])
+        while len(batch) > size:  # one instance with more queries than a call holds (not with these series)
+            yield batch[:size]
+            batch = batch[size:]
+        i = j
+    if batch:
+        yield batch
 
 
-def fetch_hourly(client: Any, targets: Sequence[Target], start: dt.datetime, end: dt.datetime,
-                 *, region: str = "") -> list[HourlyRow]:
-    """Hourly rows for `targets` between `start` and `end` (whole hours), sorted by instance and hour."""
+def iter_hourly(client: Any, targets: Sequence[Target], start: dt.datetime, end: dt.datetime,
+                *, region: str = "") -> Iterator[list[HourlyRow]]:
+    """Hourly rows for `targets` between `start` and `end` (whole hours): one list per GetMetricData request
+    (up to 500 queries, its pages followed), holding every row of the instances it asked about."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     queries = metric_queries(targets)
-    rows: dict[tuple[str, dt.datetime], HourlyRow] = {}
     paginator = client.get_paginator("get_metric_data")
     try:
         for batch in _batches(queries, MAX_QUERIES):
+            rows: dict[tuple[str, dt.datetime], HourlyRow] = {}
             by_id = {q["Id"]: (iid, column) for q, iid, column in batch}
             pages = paginator.paginate(MetricDataQueries=[q for q, _, _ in batch], StartTime=start, EndTime=end,
                                        ScanBy="TimestampAscending")
@@ -133,20 +259,30 @@ def fetch_hourly(client: Any, targets: Sequence[Target], start: dt.datetime, end
                     iid, column = by_id[result["Id"]]
                     for ts, value in zip(result.get("Timestamps", []), result.get("Values", []), strict=False):
                         hour = floor_hour(ts)
-                        row = rows.setdefault((iid, hour), HourlyRow(iid, hour))
+                        row = rows.get((iid, hour))
+                        if row is None:
+                            row = rows[(iid, hour)] = HourlyRow(iid, hour)
                         row.values[column] = float(value)
+            yield [rows[k] for k in sorted(rows)]
     except ClientError as exc:
         err = exc.response.get("Error", {})
         raise AwsError(f"cloudwatch GetMetricData ({region or 'region?'}): {err.get('Code', '?')}: "
                        f"{err.get('Message', '')}".rstrip(": ")) from None
     except BotoCoreError as exc:
         raise AwsError(f"cloudwatch GetMetricData ({region or 'region?'}): {exc}") from None
-    return [rows[k] for k in sorted(rows)]
 
 
-_UPSERT = (
-    f"INSERT INTO dashgen.instance_utilisation_hourly AS u (instance_id, hour, {', '.join(COLUMNS)}) "
-    f"VALUES (%s, %s, {', '.join(['%s'] * len(COLUMNS))}) "
+def fetch_hourly(client: Any, targets: Sequence[Target], start: dt.datetime, end: dt.datetime,
+                 *, region: str = "") -> list[HourlyRow]:
+    """Hourly rows for `targets` between `start` and `end` (whole hours), sorted by instance and hour."""
+    rows = [row for batch in iter_hourly(client, targets, start, end, region=region) for row in batch]
+    return sorted(rows, key=lambda r: (r.instance_id, r.hour))
+
+
+_COLS = ", ".join(COLUMNS)
+_MERGE = (  # one statement for every row COPYed into _utilisation (each (instance, hour) once)
+    f"INSERT INTO dashgen.instance_utilisation_hourly AS u (instance_id, hour, {_COLS}) "
+    f"SELECT instance_id, hour, {_COLS} FROM _utilisation "
     "ON CONFLICT (instance_id, hour) DO UPDATE SET "
     + ", ".join(f"{c} = coalesce(excluded.{c}, u.{c})" for c in COLUMNS)
     + f" WHERE ({', '.join(f'u.{c}' for c in COLUMNS)}) IS DISTINCT FROM "
@@ -154,11 +290,23 @@ _UPSERT = (
 )
 
 
-def store_hourly(conn: Any, rows: Sequence[HourlyRow]) -> int:
-    """Upsert `rows` (a statistic CloudWatch did not return this time keeps its stored value); the count."""
-    with conn.cursor() as cur:
-        cur.executemany(_UPSERT, [(r.instance_id, r.hour, *(r.values.get(c) for c in COLUMNS)) for r in rows])
-    return len(rows)
+def store_hourly(conn: Any, rows: Iterable[HourlyRow]) -> int:
+    """Upsert `rows` (a statistic CloudWatch did not return this time keeps its stored value), each (instance,
+    hour) at most once; the count. The rows stream through COPY into a temporary table (in the caller's
+    transaction, else its own) and land with one INSERT ... ON CONFLICT: never a statement per row."""
+    count = 0
+    with conn.transaction():
+        conn.execute("DROP TABLE IF EXISTS pg_temp._utilisation")
+        conn.execute("CREATE TEMP TABLE _utilisation (instance_id text, hour timestamptz, "
+                     + ", ".join(f"{c} double precision" for c in COLUMNS) + ") ON COMMIT DROP")
+        with conn.cursor().copy(f"COPY _utilisation (instance_id, hour, {_COLS}) FROM STDIN") as copy:
+            for r in rows:
+                copy.write_row((r.instance_id, r.hour, *(r.values.get(c) for c in COLUMNS)))
+                count += 1
+        if count:
+            conn.execute(_MERGE)
+        conn.execute("DROP TABLE _utilisation")
+    return count
 
 
 _TARGETS = """
@@ -184,39 +332,96 @@ def targets_in_store(conn: Any, region: str, since: dt.datetime) -> list[Target]
     return out
 
 
-def fetch_start(conn: Any, targets: Sequence[Target], window_start: dt.datetime) -> dt.datetime:
-    """The window start, or the oldest "latest stored hour" of the targets when every one has data."""
-    latest = conn.execute(
-        "SELECT bool_and(last IS NOT NULL), min(last) FROM unnest(%s::text[]) AS t(instance_id) "
-        "LEFT JOIN LATERAL (SELECT max(hour) AS last FROM dashgen.instance_utilisation_hourly u "
-        "WHERE u.instance_id = t.instance_id) m ON true",
-        ([t.instance_id for t in targets],),
-    ).fetchone()
-    if latest and latest[0] and latest[1] is not None:
-        return max(window_start, floor_hour(latest[1]))
-    return window_start
+_STORED = """
+SELECT t.instance_id, u.last, i.last_seen, r.ran_from, r.still_running, r.ran_until
+FROM unnest(%(ids)s::text[]) AS t(instance_id)
+LEFT JOIN dashgen.instances i USING (instance_id)
+LEFT JOIN LATERAL (SELECT max(hour) AS last FROM dashgen.instance_utilisation_hourly u
+                   WHERE u.instance_id = t.instance_id) u ON true
+LEFT JOIN LATERAL (SELECT min(started_at) AS ran_from, bool_or(ended_at IS NULL) AS still_running,
+                          max(ended_at) AS ran_until
+                   FROM dashgen.instance_intervals iv
+                   WHERE iv.instance_id = t.instance_id AND (iv.ended_at IS NULL OR iv.ended_at > %(since)s)) r
+       ON true
+"""
 
 
-def read_utilisation(conn: Any, client: Any, region: str, *, lookback_days: int = 14,
-                     now: dt.datetime | None = None,
-                     seen: Sequence[Target] = ()) -> tuple[CollectResult, list[HourlyRow]]:
-    """The hourly utilisation of `region`'s instances (those in the store seen in the window, and `seen`, the
-    ones this sync saw), read from CloudWatch; the store is only read."""
+def fetch_spans(conn: Any, targets: Sequence[Target], window_start: dt.datetime,
+                end: dt.datetime) -> dict[str, tuple[dt.datetime, dt.datetime]]:
+    """Per instance, the whole hours [start, end) to ask CloudWatch for; an instance with nothing to ask is
+    left out. Start: the hour after its last stored one when that hour was complete when stored (the sync
+    that stored it, the instance's `last_seen`, ran `SETTLED` after its end), else that hour (partial: asked
+    again); never before its first run in the window (store intervals, this sync's LaunchTime) or the window.
+    End: the current hour for a running instance, else the hour it stopped in (this sync's stop time, the
+    store's last interval end)."""
+    stored = {row[0]: row[1:] for row in conn.execute(
+        _STORED, {"ids": [t.instance_id for t in targets], "since": window_start})}
+    spans: dict[str, tuple[dt.datetime, dt.datetime]] = {}
+    for target in targets:
+        last, last_seen, ran_from, still_running, ran_until = stored.get(target.instance_id, (None,) * 5)
+        starts = [t for t in (ran_from, target.launched_at) if t is not None]
+        start = max(window_start, floor_hour(min(starts))) if starts else window_start
+        if last is not None:
+            done = last_seen is not None and last + dt.timedelta(hours=1) + SETTLED <= last_seen
+            start = max(start, last + dt.timedelta(hours=1) if done else last)
+        if target.running is None:  # not seen by this sync: the store's intervals (none: as if running)
+            until = None if still_running is not False else ran_until
+        elif target.running:
+            until = None
+        else:  # stopped: when AWS says, else when the store closed its run (an undated stop: up to now, once)
+            ends = [t for t in (target.stopped_at, ran_until) if t is not None]
+            until = max(ends) if ends else None
+        stop = end if until is None else min(end, floor_hour(until) + dt.timedelta(hours=1))
+        if start < stop:
+            spans[target.instance_id] = (start, stop)
+    return spans
+
+
+def read_utilisation_into(conn: Any, client: Any, region: str, into: RowSpool | list[HourlyRow], *,
+                          lookback_days: int = 14, now: dt.datetime | None = None,
+                          seen: Sequence[Target] = ()) -> CollectResult:
+    """Read the hourly utilisation of `region`'s instances (those in the store seen in the window, and `seen`,
+    the ones this sync saw) from CloudWatch into `into`, one GetMetricData request's rows at a time; the store
+    is only read. Instances with the same span (`fetch_spans`) share requests."""
     end = floor_hour(now or dt.datetime.now(dt.UTC)) + dt.timedelta(hours=1)  # the current hour, partial
     window_start = end - dt.timedelta(days=lookback_days, hours=1)
     by_id = {t.instance_id: t for t in targets_in_store(conn, region, window_start)}
     by_id.update((t.instance_id, t) for t in seen)
     targets = [by_id[k] for k in sorted(by_id)]
     if not targets:
-        return CollectResult(region, 0, 0, None, None), []
-    start = fetch_start(conn, targets, window_start)
-    rows = fetch_hourly(client, targets, start, end, region=region)
-    return CollectResult(region, len(targets), len(rows), start, end), rows
+        return CollectResult(region, 0, 0, None, None)
+    spans = fetch_spans(conn, targets, window_start, end)
+    groups: dict[tuple[dt.datetime, dt.datetime], list[Target]] = {}
+    for target in targets:
+        if target.instance_id in spans:
+            groups.setdefault(spans[target.instance_id], []).append(target)
+    count = 0
+    for (start, stop), members in sorted(groups.items(), key=lambda kv: kv[0]):
+        for batch in iter_hourly(client, members, start, stop, region=region):
+            into += batch
+            count += len(batch)
+    if not groups:
+        return CollectResult(region, len(targets), 0, None, None)
+    return CollectResult(region, len(targets), count, min(k[0] for k in groups), max(k[1] for k in groups),
+                         queried=len(spans))
+
+
+def read_utilisation(conn: Any, client: Any, region: str, *, lookback_days: int = 14,
+                     now: dt.datetime | None = None,
+                     seen: Sequence[Target] = ()) -> tuple[CollectResult, list[HourlyRow]]:
+    """`read_utilisation_into` a list, sorted by instance and hour."""
+    rows: list[HourlyRow] = []
+    result = read_utilisation_into(conn, client, region, rows, lookback_days=lookback_days, now=now, seen=seen)
+    return result, sorted(rows, key=lambda r: (r.instance_id, r.hour))
 
 
 def collect_utilisation(conn: Any, client: Any, region: str, *, lookback_days: int = 14,
                         now: dt.datetime | None = None) -> CollectResult:
     """Read `region`'s hourly utilisation and upsert it (outside sync, which stores inside its transaction)."""
-    result, rows = read_utilisation(conn, client, region, lookback_days=lookback_days, now=now)
-    store_hourly(conn, rows)
+    spool = RowSpool()
+    try:
+        result = read_utilisation_into(conn, client, region, spool, lookback_days=lookback_days, now=now)
+        store_hourly(conn, spool)
+    finally:
+        spool.close()
     return result
