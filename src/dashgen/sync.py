@@ -86,9 +86,10 @@ def parse_every(text: str) -> int:
 
 def collect(config: Config, regions: list[str], prices_mode: str, session: Any, now: dt.datetime,
             result: SyncResult, *, retry_mode: str = "standard", pricing: Any = None,
-            cloudwatch: Any = None) -> Collected:
+            cloudwatch: Any = None, progress_since: dict[str, dt.datetime] | None = None) -> Collected:
     """Read AWS: inventory and EBS volumes per region (failures recorded), prices of the instance types and
-    volume types in use, progress points."""
+    volume types in use, progress points (of each experiment from `progress_since`, its latest stored point:
+    the points before it are stored already)."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     instances: list[Instance] = []
@@ -123,7 +124,8 @@ def collect(config: Config, regions: list[str], prices_mode: str, session: Any, 
             client = cloudwatch or session.client("cloudwatch", region_name=config.default_region)
             start = now - dt.timedelta(days=config.lookback_days)
             for exp in with_metric:
-                progress[exp.name] = fetch_progress(client, exp, start, now)
+                since = max(start, (progress_since or {}).get(exp.name, start))
+                progress[exp.name] = fetch_progress(client, exp, since, now)
         except (BotoCoreError, ClientError) as exc:
             result.warnings.append(f"WARNING: experiment progress not read from CloudWatch: {first_line(exc)}")
             progress = {}
@@ -216,8 +218,35 @@ _EXPERIMENT_SQL = """
         progress_dimensions = excluded.progress_dimensions
     WHERE e IS DISTINCT FROM excluded"""
 _PROGRESS_SQL = """
-    INSERT INTO dashgen.experiment_progress AS p (experiment, at, percent) VALUES (%s, %s, %s)
+    INSERT INTO dashgen.experiment_progress AS p (experiment, at, percent) SELECT experiment, at, percent FROM _progress
     ON CONFLICT (experiment, at) DO UPDATE SET percent = excluded.percent WHERE p.percent <> excluded.percent"""
+# per experiment, its latest stored progress point, when the stored experiment reads the same metric as the config
+_PROGRESS_SINCE_SQL = """
+    SELECT e.name, e.progress_namespace, e.progress_metric, e.progress_dimensions, max(p.at)
+    FROM dashgen.experiments e JOIN dashgen.experiment_progress p ON p.experiment = e.name
+    GROUP BY e.name"""
+
+
+def progress_since(conn: Any, config: Config) -> dict[str, dt.datetime]:
+    """Each experiment's latest stored progress point (the next sync reads its metric from there on); only for
+    an experiment whose stored metric (namespace, name, dimensions) is the config's."""
+    from dashgen.store import db_errors
+
+    wanted = {e.name: (e.progress_namespace, e.progress_metric, dict(e.progress_dimensions))
+              for e in config.experiments if e.progress_metric}
+    with db_errors("sync: read stored progress"):
+        rows = conn.execute(_PROGRESS_SINCE_SQL).fetchall()
+    return {name: at for name, ns, metric, dims, at in rows if wanted.get(name) == (ns, metric, dims or {})}
+
+
+def _write_progress(conn: Any, collected: Collected) -> None:
+    """The progress points: COPY into a temporary table, one upsert (inside write's transaction)."""
+    conn.execute("CREATE TEMP TABLE _progress (experiment text, at timestamptz, percent numeric) ON COMMIT DROP")
+    with conn.cursor().copy("COPY _progress (experiment, at, percent) FROM STDIN") as copy:
+        for name, points in sorted(collected.progress.items()):
+            for at, pct in points:
+                copy.write_row((name, at, pct))
+    conn.execute(_PROGRESS_SQL)
 
 
 def _seen_row(i: Instance) -> tuple[Any, ...]:
@@ -263,9 +292,7 @@ def write(conn: Any, config: Config, collected: Collected, now: dt.datetime) -> 
                  e.progress_metric, json.dumps(dict(e.progress_dimensions), sort_keys=True)
                  if e.progress_metric else None) for e in config.experiments
             ])
-            cur.executemany(_PROGRESS_SQL, [
-                (name, at, pct) for name, points in sorted(collected.progress.items()) for at, pct in points
-            ])
+        _write_progress(conn, collected)
         store_hourly(conn, collected.utilisation)
         _write_volumes(conn, collected, now)
 
@@ -310,7 +337,8 @@ def sync(config: Config, *, dsn: str | None = None, regions: list[str] | None = 
         if cloudwatch is not None:
             meter.attach_client(cloudwatch)
         collected = collect(config, list(regions or config.regions), mode, session, now, result,
-                            retry_mode=retry_mode, pricing=pricing, cloudwatch=cloudwatch)
+                            retry_mode=retry_mode, pricing=pricing, cloudwatch=cloudwatch,
+                            progress_since=progress_since(conn, config))
         from dashgen.rightsize import collect_rightsizing
 
         try:

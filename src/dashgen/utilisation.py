@@ -21,7 +21,7 @@ memory. `CloudWatchMeter` counts what a sync asked CloudWatch (calls, metrics re
 from __future__ import annotations
 
 import datetime as dt
-import pickle
+import re
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -133,9 +133,37 @@ class CloudWatchMeter:
         self._attach(events)
 
 
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_UNESCAPES = {"\\": "\\", "t": "\t", "n": "\n", "r": "\r"}
+_UNESCAPE = re.compile(r"\\(.)")
+
+
+def _copy_value(value: Any) -> str:
+    """One value in PostgreSQL's COPY text format (NULL is \\N)."""
+    if value is None:
+        return "\\N"
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, float):
+        return repr(value)  # 'inf', '-inf', 'nan' are float8 input too
+    if isinstance(value, list | tuple):  # an array column: {1.5,NULL,...}
+        return "{" + ",".join("NULL" if v is None else repr(float(v)) for v in value) + "}"
+    return str(value).translate(_COPY_ESCAPES)
+
+
+def copy_line(row: HourlyRow) -> str:
+    """`row` as one line of `COPY ... (instance_id, hour, <COLUMNS>) FROM STDIN` (text format)."""
+    values = row.values
+    return "\t".join((_copy_value(row.instance_id), _copy_value(row.hour),
+                      *(_copy_value(values.get(c)) for c in COLUMNS))) + "\n"
+
+
 class RowSpool:
-    """Hourly rows between the read (before sync's transaction) and the write: appended a call's rows at a time
-    to a temporary file, read back in order; only one batch is in memory at once."""
+    """Hourly rows between the read (before sync's transaction) and the write: each call's rows appended to a
+    temporary file as COPY text lines (formatted outside the write transaction), streamed back in large chunks
+    by `store_hourly`; no more than one call's rows are in memory at once."""
+
+    CHUNK = 1 << 20
 
     def __init__(self, rows: Iterable[HourlyRow] = ()) -> None:
         self._file: IO[bytes] | None = None
@@ -143,14 +171,14 @@ class RowSpool:
         self.extend(rows)
 
     def extend(self, rows: Iterable[HourlyRow]) -> None:
-        batch = [(r.instance_id, r.hour, r.values) for r in rows]
-        if not batch:
+        lines = [copy_line(r) for r in rows]
+        if not lines:
             return
         if self._file is None:
             self._file = tempfile.TemporaryFile(prefix="dashgen-utilisation-")  # noqa: SIM115 - closed by close()
         self._file.seek(0, 2)
-        pickle.dump(batch, self._file, protocol=pickle.HIGHEST_PROTOCOL)
-        self._count += len(batch)
+        self._file.write("".join(lines).encode("utf-8"))
+        self._count += len(lines)
 
     def __iadd__(self, rows: Iterable[HourlyRow]) -> RowSpool:
         self.extend(rows)
@@ -159,20 +187,23 @@ class RowSpool:
     def __len__(self) -> int:
         return self._count
 
-    def batches(self) -> Iterator[list[HourlyRow]]:
+    def chunks(self) -> Iterator[bytes]:
+        """The spooled COPY text, in chunks of about `CHUNK` bytes (whole lines)."""
         if self._file is None:
             return
         self._file.seek(0)
-        while True:
-            try:
-                batch = pickle.load(self._file)  # noqa: S301 - our own temporary file
-            except EOFError:
-                return
-            yield [HourlyRow(iid, hour, values) for iid, hour, values in batch]
+        while chunk := self._file.read(self.CHUNK):
+            yield chunk
 
     def __iter__(self) -> Iterator[HourlyRow]:
-        for batch in self.batches():
-            yield from batch
+        """The rows back (parsed from the COPY text)."""
+        if self._file is None:
+            return
+        self._file.seek(0)
+        for raw in self._file:
+            iid, hour, *values = raw.decode("utf-8").rstrip("\n").split("\t")
+            yield HourlyRow(_UNESCAPE.sub(lambda m: _UNESCAPES[m.group(1)], iid), dt.datetime.fromisoformat(hour),
+                            {c: float(v) for c, v in zip(COLUMNS, values, strict=True) if v != "\\N"})
 
     def close(self) -> None:
         if self._file is not None:
@@ -300,9 +331,14 @@ def store_hourly(conn: Any, rows: Iterable[HourlyRow]) -> int:
         conn.execute("CREATE TEMP TABLE _utilisation (instance_id text, hour timestamptz, "
                      + ", ".join(f"{c} double precision" for c in COLUMNS) + ") ON COMMIT DROP")
         with conn.cursor().copy(f"COPY _utilisation (instance_id, hour, {_COLS}) FROM STDIN") as copy:
-            for r in rows:
-                copy.write_row((r.instance_id, r.hour, *(r.values.get(c) for c in COLUMNS)))
-                count += 1
+            if isinstance(rows, RowSpool):  # already COPY text: large chunks, no per-row work here
+                for chunk in rows.chunks():
+                    copy.write(chunk)
+                count = len(rows)
+            else:
+                for r in rows:
+                    copy.write_row((r.instance_id, r.hour, *(r.values.get(c) for c in COLUMNS)))
+                    count += 1
         if count:
             conn.execute(_MERGE)
         conn.execute("DROP TABLE _utilisation")
