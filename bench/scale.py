@@ -323,9 +323,14 @@ def _variable_choices(conn: Any, dash: dict[str, Any], frm: dt.datetime, to: dt.
         first = options[0] if options else (current if current not in (None, "$__all") else "")
         if name == "region":
             first = REGION
+        if name == "instance":  # a CloudWatch variable (ec2_instance_attribute): the store's instance ids
+            options = [r[0] for r in conn.execute("SELECT instance_id FROM dashgen.instances ORDER BY 1")]
+            first = options[0] if options else ""
         default = current if current not in (None, "", "$__all") else first
         one_sel[name] = [first] if var.get("includeAll") or var.get("multi") else first
         all_sel[name] = ALL if var.get("includeAll") else default
+        if all_sel[name] == ALL and name not in all_values:  # All without a custom value: every option
+            all_sel[name] = options
         if var["type"] == "custom" and not var.get("includeAll"):
             one_sel[name] = all_sel[name] = default
     return all_sel, one_sel, all_values

@@ -321,6 +321,8 @@ def rightsize(
     tag: Annotated[list[str] | None, typer.Option("--tag", help="Only instances tagged KEY=VALUE (repeatable: "
                                                    "values of one key, any of them).")] = None,
     name: Annotated[list[str] | None, typer.Option("--name", help="Only instances named NAME (repeatable).")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=0, help="table: show the first N rows (largest saving "
+                                                               "first; 0 = all); json and csv write every row.")] = 50,
     config: ConfigOpt = None,
 ) -> None:
     """Recommend the right size (and a cheaper family) per instance, from the dashboard's own SQL."""
@@ -338,13 +340,17 @@ def rightsize(
     from rich.console import Console
     from rich.table import Table
 
-    headers, cells = terminal_table(rows, experiment=experiment is not None)
+    shown = rows if not limit else rows[:limit]  # a person reads the top of the list; a fleet is for csv/json
+    headers, cells = terminal_table(shown, experiment=experiment is not None)
     table = Table(title=f"experiment {experiment}" if experiment else "rightsizing")
     for header in headers:
         table.add_column(header, no_wrap=header not in ("Name", "Tags"), min_width=8 if header == "Tags" else None)
     for line in cells:
         table.add_row(*line)
     Console(width=220).print(table)
+    if len(shown) < len(rows):
+        typer.echo(f"... {len(rows) - len(shown)} more rows (of {len(rows)}): --limit 0 shows all, --format csv or "
+                   "json writes every row")
 
 
 # --- pricing store commands
@@ -368,6 +374,9 @@ def _print_sync(result) -> None:  # noqa: ANN001 - sync.SyncResult
         typer.echo(f"price unknown: {key}")
     if result.progress_points:
         typer.echo(f"progress: {result.progress_points} points")
+    if result.cloudwatch_calls:
+        typer.echo(f"cloudwatch: {result.cloudwatch_calls} GetMetricData calls, {result.cloudwatch_metrics} metrics "
+                   f"requested, {result.cloudwatch_datapoints} datapoints; {result.utilisation_rows} hourly rows")
     for message in result.warnings:
         _err(message)
     for region, message in sorted(result.failed_regions.items()):
