@@ -310,7 +310,10 @@ def _variable_choices(conn: Any, dash: dict[str, Any], frm: dt.datetime, to: dt.
             for sel in (one_sel, all_sel):
                 try:
                     text = expand(sql, time_from=frm, time_to=to, variables=sel, all_values=all_values)
-                    values = [str(r[0]) for r in conn.execute(text.encode()).fetchall() if r[0] is not None]
+                    cur = conn.execute(text.encode())
+                    names = [d.name for d in cur.description or []]
+                    at = names.index("__value") if "__value" in names else 0  # (text, value) queries
+                    values = [str(r[at]) for r in cur.fetchall() if r[at] is not None]
                 except Exception:  # noqa: BLE001 - a variable query that cannot run here: no values
                     continue
                 if values:
