@@ -279,6 +279,7 @@ def iter_hourly(client: Any, targets: Sequence[Target], start: dt.datetime, end:
 
     queries = metric_queries(targets)
     paginator = client.get_paginator("get_metric_data")
+    hours: dict[dt.datetime, dt.datetime] = {}  # timestamp -> its hour (the same few hundred for every query)
     try:
         for batch in _batches(queries, MAX_QUERIES):
             rows: dict[tuple[str, dt.datetime], HourlyRow] = {}
@@ -289,7 +290,9 @@ def iter_hourly(client: Any, targets: Sequence[Target], start: dt.datetime, end:
                 for result in page.get("MetricDataResults", []):
                     iid, column = by_id[result["Id"]]
                     for ts, value in zip(result.get("Timestamps", []), result.get("Values", []), strict=False):
-                        hour = floor_hour(ts)
+                        hour = hours.get(ts)
+                        if hour is None:
+                            hour = hours[ts] = floor_hour(ts)
                         row = rows.get((iid, hour))
                         if row is None:
                             row = rows[(iid, hour)] = HourlyRow(iid, hour)
