@@ -180,6 +180,15 @@ class RowSpool:
         self._file.write("".join(lines).encode("utf-8"))
         self._count += len(lines)
 
+    def absorb(self, other: RowSpool) -> None:
+        """Append `other`'s rows (file to file, in chunks)."""
+        for chunk in other.chunks():
+            if self._file is None:
+                self._file = tempfile.TemporaryFile(prefix="dashgen-utilisation-")  # noqa: SIM115 - see close()
+            self._file.seek(0, 2)
+            self._file.write(chunk)
+        self._count += len(other)
+
     def __iadd__(self, rows: Iterable[HourlyRow]) -> RowSpool:
         self.extend(rows)
         return self
@@ -215,12 +224,12 @@ def floor_hour(t: dt.datetime) -> dt.datetime:
     return t.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
 
 
-def cloudwatch_client(session: Any, region: str) -> Any:
-    """A CloudWatch client with botocore's standard retry mode (throttling is retried with backoff)."""
-    from botocore.config import Config as BotoConfig
+def cloudwatch_client(session: Any, region: str, budget: Any = None) -> Any:
+    """A CloudWatch client with bounded timeouts and botocore's standard retry mode (throttling is retried with
+    backoff, a limited number of times: `dashgen.aws.client`), watched by `budget`."""
+    from dashgen.aws import client
 
-    return session.client("cloudwatch", region_name=region,
-                          config=BotoConfig(retries={"mode": "standard", "max_attempts": 8}))
+    return client(session, "cloudwatch", region, budget=budget)
 
 
 def metric_queries(targets: Iterable[Target]) -> list[tuple[dict[str, Any], str, str]]:
@@ -275,7 +284,7 @@ def iter_hourly(client: Any, targets: Sequence[Target], start: dt.datetime, end:
                 *, region: str = "") -> Iterator[list[HourlyRow]]:
     """Hourly rows for `targets` between `start` and `end` (whole hours): one list per GetMetricData request
     (up to 500 queries, its pages followed), holding every row of the instances it asked about."""
-    from botocore.exceptions import BotoCoreError, ClientError
+    from dashgen.aws import aws_errors, describe
 
     queries = metric_queries(targets)
     paginator = client.get_paginator("get_metric_data")
@@ -298,12 +307,8 @@ def iter_hourly(client: Any, targets: Sequence[Target], start: dt.datetime, end:
                             row = rows[(iid, hour)] = HourlyRow(iid, hour)
                         row.values[column] = float(value)
             yield [rows[k] for k in sorted(rows)]
-    except ClientError as exc:
-        err = exc.response.get("Error", {})
-        raise AwsError(f"cloudwatch GetMetricData ({region or 'region?'}): {err.get('Code', '?')}: "
-                       f"{err.get('Message', '')}".rstrip(": ")) from None
-    except BotoCoreError as exc:
-        raise AwsError(f"cloudwatch GetMetricData ({region or 'region?'}): {exc}") from None
+    except aws_errors() as exc:  # one line: an HTML error page's body is never printed
+        raise AwsError(f"cloudwatch GetMetricData ({region or 'region?'}): {describe(exc, operation=False)}") from None
 
 
 def fetch_hourly(client: Any, targets: Sequence[Target], start: dt.datetime, end: dt.datetime,
@@ -418,27 +423,49 @@ def fetch_spans(conn: Any, targets: Sequence[Target], window_start: dt.datetime,
 
 def read_utilisation_into(conn: Any, client: Any, region: str, into: RowSpool | list[HourlyRow], *,
                           lookback_days: int = 14, now: dt.datetime | None = None,
-                          seen: Sequence[Target] = ()) -> CollectResult:
+                          seen: Sequence[Target] = (), budget: Any = None) -> CollectResult:
     """Read the hourly utilisation of `region`'s instances (those in the store seen in the window, and `seen`,
-    the ones this sync saw) from CloudWatch into `into`, one GetMetricData request's rows at a time; the store
-    is only read. Instances with the same span (`fetch_spans`) share requests."""
+    the ones this sync saw) from CloudWatch into `into`, one GetMetricData request's rows at a time (within
+    `budget`, a `dashgen.aws.Budget`: into a spool of the region's own, added to `into` only when every read
+    answered); the store is only read (a store that fails here is one `DatabaseError` line). Instances with the
+    same span (`fetch_spans`) share requests."""
+    from dashgen.store import db_errors
+
     end = floor_hour(now or dt.datetime.now(dt.UTC)) + dt.timedelta(hours=1)  # the current hour, partial
     window_start = end - dt.timedelta(days=lookback_days, hours=1)
-    by_id = {t.instance_id: t for t in targets_in_store(conn, region, window_start)}
-    by_id.update((t.instance_id, t) for t in seen)
-    targets = [by_id[k] for k in sorted(by_id)]
-    if not targets:
-        return CollectResult(region, 0, 0, None, None)
-    spans = fetch_spans(conn, targets, window_start, end)
+    with db_errors(f"sync: read the instances of {region} to measure"):
+        by_id = {t.instance_id: t for t in targets_in_store(conn, region, window_start)}
+        by_id.update((t.instance_id, t) for t in seen)
+        targets = [by_id[k] for k in sorted(by_id)]
+        if not targets:
+            return CollectResult(region, 0, 0, None, None)
+        spans = fetch_spans(conn, targets, window_start, end)
     groups: dict[tuple[dt.datetime, dt.datetime], list[Target]] = {}
     for target in targets:
         if target.instance_id in spans:
             groups.setdefault(spans[target.instance_id], []).append(target)
-    count = 0
-    for (start, stop), members in sorted(groups.items(), key=lambda kv: kv[0]):
-        for batch in iter_hourly(client, members, start, stop, region=region):
-            into += batch
-            count += len(batch)
+
+    def fetch(sink: RowSpool | list[HourlyRow]) -> int:
+        count = 0
+        for (start, stop), members in sorted(groups.items(), key=lambda kv: kv[0]):
+            for batch in iter_hourly(client, members, start, stop, region=region):
+                sink += batch
+                count += len(batch)
+        return count
+
+    if budget is None:
+        count = fetch(into)
+    else:  # an abandoned read (budget out) may still write into its own spool, never into `into`
+        local: RowSpool | list[HourlyRow] = [] if isinstance(into, list) else RowSpool()
+        try:
+            count = budget.run(lambda: fetch(local))
+            if isinstance(into, list):
+                into += local
+            else:
+                into.absorb(local)  # type: ignore[arg-type]
+        finally:
+            if isinstance(local, RowSpool):
+                local.close()
     if not groups:
         return CollectResult(region, len(targets), 0, None, None)
     return CollectResult(region, len(targets), count, min(k[0] for k in groups), max(k[1] for k in groups),
