@@ -199,3 +199,40 @@ def test_an_instance_s_queries_are_never_split_across_two_calls() -> None:
     assert all(len(b) <= 500 for b in batches) and len(batches) == 3
     for before, after in zip(batches, batches[1:], strict=False):
         assert before[-1][1] != after[0][1]
+
+
+def test_progress_is_read_from_the_latest_stored_point_and_upserted_as_before(fresh_db: str) -> None:
+    import boto3
+    from botocore.stub import ANY, Stubber
+
+    from dashgen.config import Config, Experiment
+    from dashgen.store import migrate
+    from dashgen.sync import Collected, SyncResult, collect, progress_since, write
+
+    exp = Experiment("exp", "experiment", "exp", 10.0, T0 + 24 * H, "Training", "Progress", (("Experiment", "exp"),))
+    config = Config(experiments=(exp,))
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        migrate(conn)
+        assert progress_since(conn, config) == {}
+        write(conn, config, Collected([], [], [], {"exp": [(T0, 10), (T0 + H, 20)]}), T0 + H)
+        assert progress_since(conn, config) == {"exp": T0 + H}
+        moved = Experiment(**{**exp.__dict__, "progress_metric": "Other"})
+        assert progress_since(conn, Config(experiments=(moved,))) == {}  # another metric: its whole window
+
+        # the next read asks CloudWatch from the latest stored point on
+        client = boto3.client("cloudwatch", region_name="us-east-1", aws_access_key_id="t",
+                              aws_secret_access_key="t")
+        with Stubber(client) as stub:
+            stub.add_response("get_metric_data", {"MetricDataResults": [
+                {"Id": "progress", "Label": "p", "StatusCode": "Complete",
+                 "Timestamps": [T0 + H, T0 + 2 * H], "Values": [25.0, 30.0]}]},
+                {"MetricDataQueries": ANY, "StartTime": T0 + H, "EndTime": T0 + 2 * H,
+                 "ScanBy": "TimestampAscending"})
+            got = collect(config, [], "bundled", boto3.Session(region_name="us-east-1"), T0 + 2 * H,
+                          SyncResult(synced_at=T0 + 2 * H), cloudwatch=client,
+                          progress_since=progress_since(conn, config))
+            stub.assert_no_pending_responses()
+        write(conn, config, got, T0 + 2 * H)
+        stored = conn.execute("SELECT at, percent FROM dashgen.experiment_progress ORDER BY at").fetchall()
+    # as the former one-statement-a-point upsert: the point read again takes its new value, the others stay
+    assert [(at, float(pct)) for at, pct in stored] == [(T0, 10.0), (T0 + H, 25.0), (T0 + 2 * H, 30.0)]
