@@ -461,19 +461,22 @@ def sync(config: Config, *, dsn: str | None = None, regions: list[str] | None = 
         meter.attach_session(session)
         if cloudwatch is not None:
             meter.attach_client(cloudwatch)
-        collected = collect(config, wanted, mode, session, now, result, retry_mode=retry_mode, pricing=pricing,
-                            cloudwatch=cloudwatch, budgets=budgets, progress_since=progress_since(conn, config))
-        from dashgen.rightsize import collect_rightsizing
-
         try:
-            collect_rightsizing(conn, config, collected, mode, session, now, result, pricing=pricing,
-                                cloudwatch=cloudwatch)
-            result.cloudwatch_calls, result.cloudwatch_metrics = meter.calls, meter.metrics
-            result.cloudwatch_datapoints = meter.datapoints
-            write(conn, config, collected, now)
+            collected = collect(config, wanted, mode, session, now, result, retry_mode=retry_mode, pricing=pricing,
+                                cloudwatch=cloudwatch, budgets=budgets, progress_since=progress_since(conn, config))
+            from dashgen.rightsize import collect_rightsizing
+
+            try:
+                collect_rightsizing(conn, config, collected, mode, session, now, result, pricing=pricing,
+                                    cloudwatch=cloudwatch)
+                result.cloudwatch_calls, result.cloudwatch_metrics = meter.calls, meter.metrics
+                result.cloudwatch_datapoints = meter.datapoints
+                write(conn, config, collected, now)
+            finally:
+                if hasattr(collected.utilisation, "close"):
+                    collected.utilisation.close()
         finally:
-            if hasattr(collected.utilisation, "close"):
-                collected.utilisation.close()
+            meter.detach(session, cloudwatch)
         after = written(conn, collected)
     result.regions = collected.regions
     result.instances = len(collected.instances)

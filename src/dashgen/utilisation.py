@@ -124,13 +124,22 @@ class CloudWatchMeter:
         self._attach(events)
 
     def attach_session(self, session: Any) -> None:
-        """Attach to every client `session` (a boto3 Session) creates from now on."""
+        """Attach to every client `session` (a boto3 Session) creates from now on (until `detach_session`)."""
         events = getattr(session, "events", None)
         if events is None:
             return
         events.register("before-parameter-build.cloudwatch.GetMetricData", self._before_call,
                         unique_id=f"dashgen-meter-q-{id(self)}")
         self._attach(events)
+
+    def detach(self, session: Any = None, client: Any = None) -> None:
+        """Stop counting: a caller's session (for the clients it creates from now on) and client are left as
+        they were before `attach_session` / `attach_client`."""
+        for events in (getattr(session, "events", None), getattr(getattr(client, "meta", None), "events", None)):
+            if events is not None:
+                events.unregister("before-parameter-build.cloudwatch.GetMetricData",
+                                  unique_id=f"dashgen-meter-q-{id(self)}")
+                events.unregister(self.EVENT, unique_id=f"dashgen-meter-{id(self)}")
 
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
