@@ -410,10 +410,23 @@ def build_ratio(log: Any) -> float:
     return build / imp
 
 
+def _sync_figures(first: dict[str, Any], steady: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "sync_first_s": round(first["s"], 2), "sync_first_write_s": round(first["write_s"], 2),
+        "sync_first_peak_mb": round(first["peak_mb"]),
+        "sync_steady_s": round(steady["s"], 2), "sync_steady_write_s": round(steady["write_s"], 2),
+        "cloudwatch_calls_first": first["calls"], "cloudwatch_calls_steady": steady["calls"],
+        "cloudwatch_metrics_first": first["metrics"], "cloudwatch_metrics_steady": steady["metrics"],
+        "cloudwatch_datapoints_first": first["datapoints"], "cloudwatch_datapoints_steady": steady["datapoints"],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--instances", type=int, default=10_000)
     parser.add_argument("--json", action="store_true", help="print one JSON object (the figures) instead")
+    parser.add_argument("--sync-only", action="store_true",
+                        help="only the first and steady-state syncs (e.g. at 50k, where the rest takes an hour)")
     args = parser.parse_args()
     log = (lambda *_: None) if args.json else print
     if args.json:
@@ -436,6 +449,10 @@ def main() -> None:
         log(f"  {steady['s']:.2f} s (write {steady['write_s']:.2f} s), peak {steady['peak_mb']:.0f} MB, "
             f"{steady['rows']:,} utilisation rows; CloudWatch {steady['calls']:,} calls, {steady['metrics']:,} "
             f"metrics, {steady['datapoints']:,} datapoints")
+        if args.sync_only:
+            figures = {"instances": n, **_sync_figures(first, steady)}
+            print(json.dumps(figures, indent=2) if args.json else "")
+            return
         rows = load_history(dsn)
         log(f"== panels: {n:,} instances, {rows:,} runs over 30 days, client time (execute + fetch), worst of "
             "All / 1 value, default range / 30 days ==")
@@ -447,12 +464,7 @@ def main() -> None:
         figures = {
             "instances": n, "panel_ms": {k: round(v, 1) for k, v in sorted(panels.items())},
             "rightsize_s": {k: round(v, 2) for k, v in rightsize.items()},
-            "sync_first_s": round(first["s"], 2), "sync_first_write_s": round(first["write_s"], 2),
-            "sync_first_peak_mb": round(first["peak_mb"]),
-            "sync_steady_s": round(steady["s"], 2), "sync_steady_write_s": round(steady["write_s"], 2),
-            "cloudwatch_calls_first": first["calls"], "cloudwatch_calls_steady": steady["calls"],
-            "cloudwatch_metrics_first": first["metrics"], "cloudwatch_metrics_steady": steady["metrics"],
-            "cloudwatch_datapoints_first": first["datapoints"], "cloudwatch_datapoints_steady": steady["datapoints"],
+            **_sync_figures(first, steady),
             "build_ratio": round(ratio, 2),
         }
         if args.json:
