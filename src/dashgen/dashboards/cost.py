@@ -12,22 +12,22 @@ from typing import Any
 
 import grafanalib.core as G
 
-from dashgen.config import Config
-from dashgen.panels import (
+from dashgen.api import (
     PG_DS,
+    Config,
     Layout,
     dashboard,
+    inventory_stat,
+    load_sql,
     override,
-    pricing_variable,
+    selection_variables,
     sql_target,
     stat,
     steps,
     store_filter_variable,
-    store_tag_key_variable,
     table,
     timeseries,
 )
-from dashgen.sqlvars import load_sql
 
 SLUG = "ec2-cost"
 TITLE = "EC2 cost"
@@ -50,17 +50,15 @@ def _usd(*columns: str) -> list[dict[str, Any]]:
 
 
 def variables(config: Config) -> list[dict[str, Any]]:
-    tag_keys = list(config.instance_tags)
+    """The cost dashboard's variables: the pricing datasource, the instance selection and the experiment."""
     return [
-        pricing_variable(config),
-        store_tag_key_variable(tag_keys),
-        store_filter_variable("tag_value", "Tag value"),
-        store_filter_variable("name", "Name"),
+        *selection_variables(config, cloudwatch=False, instance=False),  # the same choices on every dashboard
         store_filter_variable("experiment", "Experiment"),
     ]
 
 
 def instances_panel() -> G.Table:
+    """The cost-per-instance table: price, hours run and cost in the time range, cost to date, EBS storage."""
     return table(
         "Cost per instance",
         [sql_target(load_sql("cost_instances")), sql_target(load_sql("cost_instances_ebs"), "B")],
@@ -80,6 +78,7 @@ def instances_panel() -> G.Table:
 
 
 def by_tag_panel() -> G.Table:
+    """Cost in the time range by value of the chosen tag (untagged instances in their own row)."""
     return table(
         "Cost by tag value",
         [sql_target(load_sql("cost_by_tag"))],
@@ -93,6 +92,7 @@ def by_tag_panel() -> G.Table:
 
 
 def cumulative_panel() -> G.TimeSeries:
+    """Cumulative cost over the time range, one series per value of the chosen tag."""
     panel = timeseries(
         "Cumulative cost in the time range",
         [sql_target(load_sql("cost_cumulative"), fmt="time_series")],
@@ -110,6 +110,7 @@ def cumulative_panel() -> G.TimeSeries:
 
 
 def budget_panel() -> G.Table:
+    """Each experiment against its budget and deadline: spend, burn rate, projections, ETA, the verdicts."""
     return table(
         "Budget and deadline",
         [sql_target(load_sql("experiment_budget"))],
@@ -132,6 +133,7 @@ def budget_panel() -> G.Table:
 
 
 def verdict_stat(title: str, sql_file: str, yes: str, no: str, description: str) -> G.Stat:
+    """A yes/no/unknown stat (Fits budget, Makes deadline) from one SQL file; unknown is grey, never red."""
     return stat(
         title,
         [sql_target(load_sql(sql_file), fmt="time_series")],
@@ -143,11 +145,12 @@ def verdict_stat(title: str, sql_file: str, yes: str, no: str, description: str)
                   *UNKNOWN_NEUTRAL],
         calcs=("last",),
         no_value="no experiments",
-        width=12,
+        width=9,
     )
 
 
 def progress_panel() -> G.TimeSeries:
+    """The experiments' progress metric (0-100 %) over time, as `dashgen sync` stored it."""
     return timeseries(
         "Experiment progress",
         [sql_target(load_sql("experiment_progress"), fmt="time_series")],
@@ -161,6 +164,7 @@ def progress_panel() -> G.TimeSeries:
 
 
 def build(config: Config) -> G.Dashboard:
+    """The EC2 cost dashboard."""
     layout = Layout()
     layout.add(
         verdict_stat("Fits budget", "experiment_fits_budget", "fits budget", "over budget",
@@ -170,6 +174,7 @@ def build(config: Config) -> G.Dashboard:
         verdict_stat("Makes deadline", "experiment_makes_deadline", "makes deadline", "late",
                      "Green when the ETA from the progress metric is before the deadline; grey (unknown) without "
                      "a progress metric or while progress stalls."),
+        inventory_stat(),
     )
     layout.add(budget_panel())
     layout.add(instances_panel())
