@@ -326,9 +326,6 @@ def _variable_choices(conn: Any, dash: dict[str, Any], frm: dt.datetime, to: dt.
         first = options[0] if options else (current if current not in (None, "$__all") else "")
         if name == "region":
             first = REGION
-        if name == "instance":  # a CloudWatch variable (ec2_instance_attribute): the store's instance ids
-            options = [r[0] for r in conn.execute("SELECT instance_id FROM dashgen.instances ORDER BY 1")]
-            first = options[0] if options else ""
         default = current if current not in (None, "", "$__all") else first
         one_sel[name] = [first] if var.get("includeAll") or var.get("multi") else first
         all_sel[name] = ALL if var.get("includeAll") else default
