@@ -236,3 +236,32 @@ def test_progress_is_read_from_the_latest_stored_point_and_upserted_as_before(fr
         stored = conn.execute("SELECT at, percent FROM dashgen.experiment_progress ORDER BY at").fetchall()
     # as the former one-statement-a-point upsert: the point read again takes its new value, the others stay
     assert [(at, float(pct)) for at, pct in stored] == [(T0, 10.0), (T0 + H, 25.0), (T0 + 2 * H, 30.0)]
+
+
+def test_a_read_that_fails_midway_keeps_the_calls_that_answered(conns) -> None:
+    """A first sync of a large region that runs out of time (or meets a throttle past the retries) lands the
+    calls that answered, so the next sync goes on from there instead of starting again."""
+    from botocore.exceptions import ClientError
+
+    from dashgen.aws import Budget
+    from dashgen.errors import AwsError
+
+    inc, _ = conns
+    fleet = {f"i-{n:03d}": (T0 - 5 * H, None) for n in range(101)}  # 505 queries: two calls
+    model = CloudWatchModel({iid: [span] for iid, span in fleet.items()}, T0)
+    client = model.client()
+    calls = []
+
+    def second_fails(**_: object) -> None:
+        calls.append(1)
+        if len(calls) == 2:
+            raise ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}, "GetMetricData")
+
+    client.meta.events.register_first("before-call.cloudwatch.GetMetricData", second_fails)
+    seen = [Target(iid, running=True, launched_at=start) for iid, (start, _) in fleet.items()]
+    spool = RowSpool()
+    with pytest.raises(AwsError, match="Throttling"):
+        read_utilisation_into(inc, client, "us-east-1", spool, lookback_days=1, now=T0, seen=seen,
+                              budget=Budget("us-east-1", 60))
+    assert len(spool) == 100 * 6  # the first call's 100 instances, 6 hours each; the 101st not at all
+    assert {r.instance_id for r in spool} == set(sorted(fleet)[:100])

@@ -315,8 +315,10 @@ def collect_rightsizing(conn: Any, config: Config, collected: Any, prices_mode: 
     """Called by `dashgen.sync.sync` BEFORE its write transaction (the store is only read): into `collected`,
     the prices of the types the rule may recommend beside those in use (from the Price List API only when
     missing or older than 24 h), and per region the hourly utilisation (`dashgen.utilisation`), within the
-    region's time budget (`collected.budgets`). A CloudWatch failure is one line; that region's utilisation is then
-    not written (the sync is partial), the rest still lands. A store that fails here stops the sync."""
+    region's time budget (`collected.budgets`). A CloudWatch failure (or the budget running out) is one line and the
+    sync is partial; the rows of the calls that answered before it are kept (true data: the next sync goes on
+    from there, each instance from its own last stored hour), the rest still lands. A store that fails here
+    stops the sync."""
     from dashgen.aws import aws_errors, describe
     from dashgen.errors import AwsError
     from dashgen.pricing import PriceKey, resolve_prices
@@ -334,6 +336,7 @@ def collect_rightsizing(conn: Any, config: Config, collected: Any, prices_mode: 
         collected.extra_prices = prices
     for region in collected.regions:
         budget = collected.budgets.get(region)  # (None: no time limit, for a caller without budgets)
+        before = len(collected.utilisation)
         try:
             client = cloudwatch or cloudwatch_client(session, region, budget)
             done = read_utilisation_into(conn, client, region, collected.utilisation,
@@ -343,5 +346,6 @@ def collect_rightsizing(conn: Any, config: Config, collected: Any, prices_mode: 
         except (AwsError, *aws_errors()) as exc:
             result.not_synced(f"utilisation of {region}",
                               f"WARNING: utilisation not read from CloudWatch: {describe(exc)}")
+            result.utilisation_rows += len(collected.utilisation) - before  # the calls that answered are kept
             continue
         result.utilisation_rows += done.rows

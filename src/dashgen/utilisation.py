@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -177,26 +178,38 @@ class RowSpool:
     def __init__(self, rows: Iterable[HourlyRow] = ()) -> None:
         self._file: IO[bytes] | None = None
         self._count = 0
+        self._lock = threading.Lock()
+        self._sealed = False
         self.extend(rows)
 
     def extend(self, rows: Iterable[HourlyRow]) -> None:
+        """Append one call's rows, whole (a sealed spool refuses: `RuntimeError`)."""
         lines = [copy_line(r) for r in rows]
-        if not lines:
-            return
-        if self._file is None:
-            self._file = tempfile.TemporaryFile(prefix="dashgen-utilisation-")  # noqa: SIM115 - closed by close()
-        self._file.seek(0, 2)
-        self._file.write("".join(lines).encode("utf-8"))
-        self._count += len(lines)
-
-    def absorb(self, other: RowSpool) -> None:
-        """Append `other`'s rows (file to file, in chunks)."""
-        for chunk in other.chunks():
+        with self._lock:
+            if self._sealed:
+                raise RuntimeError("utilisation spool sealed: this read was abandoned")
+            if not lines:
+                return
             if self._file is None:
                 self._file = tempfile.TemporaryFile(prefix="dashgen-utilisation-")  # noqa: SIM115 - see close()
             self._file.seek(0, 2)
-            self._file.write(chunk)
-        self._count += len(other)
+            self._file.write("".join(lines).encode("utf-8"))
+            self._count += len(lines)
+
+    def seal(self) -> None:
+        """Refuse any later `extend` (an abandoned reader thread can add nothing after this)."""
+        with self._lock:
+            self._sealed = True
+
+    def absorb(self, other: RowSpool) -> None:
+        """Append `other`'s rows (file to file, in chunks; `other` sealed first if it may still be written)."""
+        with self._lock:
+            for chunk in other.chunks():
+                if self._file is None:
+                    self._file = tempfile.TemporaryFile(prefix="dashgen-utilisation-")  # noqa: SIM115 - see close()
+                self._file.seek(0, 2)
+                self._file.write(chunk)
+            self._count += len(other)
 
     def __iadd__(self, rows: Iterable[HourlyRow]) -> RowSpool:
         self.extend(rows)
@@ -464,17 +477,18 @@ def read_utilisation_into(conn: Any, client: Any, region: str, into: RowSpool | 
 
     if budget is None:
         count = fetch(into)
-    else:  # an abandoned read (budget out) may still write into its own spool, never into `into`
+    else:  # the read runs in a worker thread, into a spool of its own (an abandoned read never writes `into`)
         local: RowSpool | list[HourlyRow] = [] if isinstance(into, list) else RowSpool()
         try:
             count = budget.run(lambda: fetch(local))
-            if isinstance(into, list):
-                into += local
-            else:
-                into.absorb(local)  # type: ignore[arg-type]
-        finally:
+        finally:  # also when the budget ran out or a call failed: the calls that answered are true and kept,
+            # so the next sync goes on from there (each instance from its own last stored hour)
             if isinstance(local, RowSpool):
+                local.seal()
+                into.absorb(local)  # type: ignore[union-attr]
                 local.close()
+            else:
+                into += list(local)
     if not groups:
         return CollectResult(region, len(targets), 0, None, None)
     return CollectResult(region, len(targets), count, min(k[0] for k in groups), max(k[1] for k in groups),
