@@ -409,12 +409,17 @@ def db_grant_reader(
     dsn: DsnOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Give ROLE read-only access (SELECT) to the dashgen schema, including tables created later."""
+    """Give ROLE read-only access (SELECT) to the dashgen schema, including tables created later; reset its
+    settings; exit 1 naming what ROLE can still do beyond reading (see docs/reliability.md)."""
     from dashgen import store
 
     with store.connect(store.resolve_dsn(dsn, _config(config))) as conn:
-        store.grant_reader(conn, role)
+        left = store.grant_reader(conn, role)
     typer.echo(f"granted SELECT on schema {store.SCHEMA} to {role}")
+    if left:
+        for line in left:
+            _err(f"error: {line}")
+        raise typer.Exit(EXIT_ERROR)
 
 
 def main() -> None:

@@ -221,12 +221,23 @@ def _seen_row(i: Instance) -> tuple[Any, ...]:
             i.launch_time, i.platform, i.operating_system, i.tenancy, stopped, i.running)
 
 
-def write(conn: Any, config: Config, collected: Collected, now: dt.datetime) -> None:
-    """Write one sync's data in a single transaction (nothing lands when anything fails); no AWS call inside."""
-    from dashgen.store import db_errors
+def write(conn: Any, config: Config, collected: Collected, now: dt.datetime) -> str | None:
+    """Write one sync's data in a single transaction (nothing lands when anything fails); no AWS call inside.
+
+    `now` is when this sync started reading AWS. One sync writes at a time (advisory lock SYNC_LOCK; waiting
+    longer than LOCK_TIMEOUT is one line naming who holds it), and a sync whose read started before the read of
+    the last sync that committed writes nothing: the returned line says so (None when written)."""
+    from dashgen.store import SYNC_LOCK, db_errors, lock_timeout
     from dashgen.utilisation import store_hourly
 
-    with db_errors("sync: write the pricing store"), conn.transaction():
+    with db_errors("sync: write the pricing store"), lock_timeout(conn, "sync: write the pricing store"):
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (SYNC_LOCK,))
+        last = conn.execute("SELECT read_at FROM dashgen.sync_state").fetchone()
+        if last is not None and now < last[0]:
+            return (f"sync: nothing written: another sync read AWS at {last[0].astimezone(dt.UTC):%Y-%m-%d %H:%M:%S}Z,"
+                    f" after this one ({now.astimezone(dt.UTC):%H:%M:%S}Z), and committed first")
+        conn.execute("INSERT INTO dashgen.sync_state AS s (read_at, committed_at) VALUES (%s, now()) "
+                     "ON CONFLICT (singleton) DO UPDATE SET read_at = excluded.read_at, committed_at = now()", (now,))
         conn.execute(
             "CREATE TEMP TABLE _seen (instance_id text, region text, instance_type text, name text, tags jsonb,"
             " state text, launch_time timestamptz, platform text, operating_system text, tenancy text,"
@@ -261,6 +272,7 @@ def write(conn: Any, config: Config, collected: Collected, now: dt.datetime) -> 
             ])
         store_hourly(conn, collected.utilisation)
         _write_volumes(conn, collected, now)
+    return None
 
 
 def _write_volumes(conn: Any, collected: Collected, now: dt.datetime) -> None:
@@ -281,7 +293,7 @@ def sync(config: Config, *, dsn: str | None = None, regions: list[str] | None = 
          prices: str | None = None, session: Any = None, now: dt.datetime | None = None,
          retry_mode: str = "standard", pricing: Any = None, cloudwatch: Any = None) -> SyncResult:
     """One sync: migrate the store, read AWS, write everything in one transaction; returns what happened."""
-    from dashgen.store import connect, migrate, resolve_dsn
+    from dashgen.store import connect, migrate, resolve_dsn, secure_readers
 
     now = now or dt.datetime.now(dt.UTC)
     mode = prices or config.prices
@@ -290,6 +302,7 @@ def sync(config: Config, *, dsn: str | None = None, regions: list[str] | None = 
     result = SyncResult(synced_at=now)
     with connect(resolve_dsn(dsn, config)) as conn:
         result.migrations = migrate(conn)
+        result.warnings += secure_readers(conn)  # a reader's own ALTER ROLE ... SET lasts until here
         if session is None:
             import boto3
 
@@ -302,7 +315,9 @@ def sync(config: Config, *, dsn: str | None = None, regions: list[str] | None = 
 
         collect_rightsizing(conn, config, collected, mode, session, now, result, pricing=pricing,
                             cloudwatch=cloudwatch)
-        write(conn, config, collected, now)
+        skipped = write(conn, config, collected, now)
+        if skipped:
+            result.warnings.append(skipped)
     result.regions = collected.regions
     result.instances = len(collected.instances)
     result.running = sum(i.running for i in collected.instances)
