@@ -67,7 +67,8 @@ def test_new_migration_files_are_applied_all_or_nothing(fresh_db, monkeypatch) -
         assert store.applied_migrations(conn) == before  # one transaction: 990 rolled back with 991
         assert conn.execute("SELECT to_regclass('dashgen.half'), to_regclass('dashgen.extra')").fetchone() == (
             None, None)
-        monkeypatch.setattr(store, "migration_files", lambda: [*files, ("990_extra", "CREATE TABLE dashgen.extra (x int);")])
+        extra = ("990_extra", "CREATE TABLE dashgen.extra (x int);")
+        monkeypatch.setattr(store, "migration_files", lambda: [*files, extra])
         assert store.migrate(conn) == ["990_extra"]
         assert conn.execute("SELECT to_regclass('dashgen.extra')").fetchone() == ("dashgen.extra",)
 

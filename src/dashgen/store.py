@@ -3,7 +3,8 @@
 Migrations are the SQL files `dashgen/migrations/NNN_*.sql` (schema and data changes, never edited once landed),
 applied in file-name order and recorded with their checksum in `dashgen.schema_migrations`; functions and views
 live in `dashgen/definitions/NN_*.sql` (CREATE OR REPLACE), re-applied after them whenever anything changed.
-One `migrate` is one transaction: a store is upgraded entirely or not at all (CONTRIBUTING.md). Every psycopg error leaves this module as one
+One `migrate` is one transaction: a store is upgraded entirely or not at all (CONTRIBUTING.md).
+Every psycopg error leaves this module as one
 `DatabaseError` line that never contains a password.
 """
 
