@@ -308,7 +308,8 @@ def reader_escapes(conn: psycopg.Connection[Any], role: str) -> list[str]:
          "SELECT has_database_privilege(%(r)s, current_database(), 'CREATE') "
          "OR has_database_privilege(%(r)s, current_database(), 'TEMPORARY')"),
         ("create objects in a schema",
-         "SELECT string_agg(nspname, ', ') FROM pg_namespace WHERE has_schema_privilege(%(r)s, oid, 'CREATE')"),
+         "SELECT string_agg(nspname, ', ') FROM pg_namespace WHERE has_schema_privilege(%(r)s, oid, 'CREATE')"
+         " AND nspname !~ '^pg_(toast_)?temp_'"),  # (temporary schemas: the database's TEMPORARY, above)
         ("write a table",
          "SELECT string_agg(c.oid::regclass::text, ', ') FROM pg_class c WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')"
          " AND c.relnamespace <> 'pg_catalog'::regnamespace AND c.relnamespace <> 'information_schema'::regnamespace"
@@ -352,20 +353,22 @@ def reset_reader_settings(conn: psycopg.Connection[Any], role: str) -> str | Non
     if stored == {0: wanted}:
         return None
     r = sql.Identifier(role)
+    names = dict(conn.execute("SELECT oid, datname FROM pg_database").fetchall())
     try:
         with conn.transaction():
             for db in stored:
                 if db:
-                    name = conn.execute("SELECT datname FROM pg_database WHERE oid = %s", (db,)).fetchone()[0]
-                    conn.execute(sql.SQL("ALTER ROLE {} IN DATABASE {} RESET ALL").format(r, sql.Identifier(name)))
+                    conn.execute(sql.SQL("ALTER ROLE {} IN DATABASE {} RESET ALL").format(
+                        r, sql.Identifier(names[db])))
             conn.execute(sql.SQL("ALTER ROLE {} RESET ALL").format(r))
             for key, value in READER_SETTINGS:
                 conn.execute(sql.SQL("ALTER ROLE {} SET {} = {}").format(r, sql.Identifier(key), sql.Literal(value)))
     except psycopg.errors.InsufficientPrivilege:
         return (f"WARNING: cannot reset the settings of {role} (it or anyone may have changed them): "
                 f"{current_role(conn)} needs CREATEROLE and ADMIN OPTION on {role} (docs/reliability.md)")
-    changed = sorted({c for cfgs in stored.values() for c in cfgs} ^ set(wanted)) if stored else []
-    return f"reset the settings of {role}" + (f" (were: {'; '.join(changed)})" if changed else "")
+    were = [c + (f" in database {names.get(db, db)}" if db else "")
+            for db in sorted(stored) for c in stored[db] if db or c not in wanted]
+    return f"reset the settings of {role}" + (f" (were: {'; '.join(were)})" if were else "")
 
 
 def current_role(conn: psycopg.Connection[Any]) -> str:
