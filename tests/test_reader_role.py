@@ -204,13 +204,20 @@ def test_a_migration_blocked_by_a_reader_says_in_one_line_who_holds_the_lock(com
 
 
 def test_grant_reader_as_a_superuser_leaves_a_role_as_read_only_as_the_compose_one(fresh_db: str) -> None:
+    """The store owned by a plain role, grant-reader run by a superuser: the reader is as read-only as the compose
+    one, and the owner keeps what sync needs (temporary tables, advisory locks)."""
+    from dashgen.sync import write
+    from test_sync_concurrency import T1, seen
+
     drop_roles(fresh_db, "cli_reader", P.OWNER_ROLE)
     with psycopg.connect(fresh_db, autocommit=True) as admin:
         admin.execute("CREATE ROLE cli_reader LOGIN")
-        admin.execute(f"CREATE ROLE {P.OWNER_ROLE}")  # (some escapes name it)
+        admin.execute(f"CREATE ROLE {P.OWNER_ROLE} LOGIN")
+        admin.execute(f'GRANT CREATE ON DATABASE "{admin.info.dbname}" TO {P.OWNER_ROLE}')
         admin.execute("ALTER ROLE cli_reader SET statement_timeout = 0")  # to be reset
         try:
-            store.migrate(admin)
+            with psycopg.connect(as_role(fresh_db, P.OWNER_ROLE), autocommit=True) as owner:
+                store.migrate(owner)
             before = store.reader_escapes(admin, "cli_reader")  # what PostgreSQL gives every role by default
             assert before[0] == "create schemas or temporary tables in this database" and len(before) == 2
             assert before[1].startswith("write large objects or take advisory locks (lo_close, lo_creat, lo_create, ")
@@ -220,6 +227,9 @@ def test_grant_reader_as_a_superuser_leaves_a_role_as_read_only_as_the_compose_o
             with psycopg.connect(as_role(fresh_db, "cli_reader"), autocommit=True) as reader:
                 assert reader.execute("SELECT count(*) FROM instance_types").fetchone()[0] > 1000
                 try_every_escape(reader, admin)
+            with psycopg.connect(as_role(fresh_db, P.OWNER_ROLE), autocommit=True) as owner:
+                assert store.migrate(owner) == [] and write(owner, Config(), seen("running"), T1) is None
+                assert owner.execute("SELECT count(*) FROM dashgen.instances").fetchone() == (1,)
         finally:
             drop_roles(fresh_db, "cli_reader", P.OWNER_ROLE)
 

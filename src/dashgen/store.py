@@ -282,21 +282,22 @@ READER_SETTINGS = (
 WRITE_AND_LOCK_FUNCTIONS = r"^(lo_.*|loread|lowrite|pg_(try_)?advisory_(xact_)?lock(_shared)?)$"
 
 
-def _hardening_sql(conn: psycopg.Connection[Any], owner: str) -> list[str]:
+def _hardening_sql(conn: psycopg.Connection[Any], owners: list[str]) -> list[str]:
     """The statements that take from PUBLIC what a read-only role must not have in dashgen's database (they need
-    a superuser or the database owner) and give the owner what sync uses of it."""
+    a superuser or the database owner) and give `owners` (the schema's owner, the role running this) what sync
+    uses of it: temporary tables and advisory locks."""
     from psycopg import sql
 
-    o = sql.Identifier(owner).as_string(conn)
+    to = ", ".join(sql.Identifier(o).as_string(conn) for o in dict.fromkeys(owners))
     db = "current_database()"
     return [
-        f"DO $$ BEGIN EXECUTE format('GRANT TEMPORARY ON DATABASE %I TO {o}', {db}); "
+        f"DO $$ BEGIN EXECUTE format('GRANT TEMPORARY ON DATABASE %I TO {to}', {db}); "
         f"EXECUTE format('REVOKE TEMPORARY, CREATE ON DATABASE %I FROM PUBLIC', {db}); END $$",
         "REVOKE CREATE ON SCHEMA public FROM PUBLIC",
         "DO $$ DECLARE f regprocedure; BEGIN FOR f IN SELECT oid::regprocedure FROM pg_proc "
         f"WHERE pronamespace = 'pg_catalog'::regnamespace AND proname ~ '{WRITE_AND_LOCK_FUNCTIONS}' LOOP "
         f"EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', f); "
-        f"EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO {o}', f); END LOOP; END $$",
+        f"EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO {to}', f); END LOOP; END $$",
     ]
 
 
@@ -400,8 +401,9 @@ def grant_reader(conn: psycopg.Connection[Any], role: str) -> list[str]:
                 "ALTER DEFAULT PRIVILEGES IN SCHEMA {s} GRANT SELECT ON TABLES TO {r}",
             ):
                 conn.execute(sql.SQL(stmt).format(s=s, r=r))
-        owner = current_role(conn)
-        for stmt in _hardening_sql(conn, owner):
+        schema_owner = conn.execute("SELECT r.rolname FROM pg_namespace n JOIN pg_roles r ON r.oid = n.nspowner "
+                                    "WHERE n.nspname = %s", (SCHEMA,)).fetchone()[0]
+        for stmt in _hardening_sql(conn, [schema_owner, current_role(conn)]):
             try:
                 with conn.transaction():
                     conn.execute(stmt)
