@@ -9,6 +9,9 @@ is what a Grafana editor's panel runs. Every escape must fail, and sync must sti
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import os
 import subprocess
 from collections.abc import Iterator
@@ -121,6 +124,10 @@ def role_settings(conn: psycopg.Connection, role: str) -> dict[int, list[str]]:
         "WHERE r.rolname = %s", (role,))}
 
 
+def password(admin: psycopg.Connection) -> str:
+    return admin.execute("SELECT rolpassword FROM pg_authid WHERE rolname = %s", (P.READER_ROLE,)).fetchone()[0]
+
+
 WANTED = {0: sorted(f"{k}={v}" for k, v in store.READER_SETTINGS)}
 
 
@@ -136,7 +143,19 @@ def try_every_escape(reader: psycopg.Connection, victim: psycopg.Connection) -> 
         reader.execute("ROLLBACK")  # (the escape's explicit transaction, aborted)
 
 
-def test_the_reader_of_the_compose_init_sql_cannot_escape_and_sync_runs_afterwards(compose_db: str, aws) -> None:
+def scram_matches(verifier: str, password: str) -> bool:
+    """Whether a stored SCRAM-SHA-256 verifier (RFC 5803: iterations:salt$StoredKey:ServerKey) is `password`'s."""
+    method, params, keys = verifier.split("$")
+    iterations, salt = params.split(":")
+    stored_key = keys.split(":")[0]
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), base64.b64decode(salt), int(iterations))
+    client_key = hmac.new(salted, b"Client Key", "sha256").digest()
+    return method == "SCRAM-SHA-256" and base64.b64encode(hashlib.sha256(client_key).digest()).decode() == stored_key
+
+
+def test_the_reader_of_the_compose_init_sql_cannot_escape_and_sync_runs_afterwards(compose_db: str, aws,
+                                                                                  monkeypatch) -> None:
+    monkeypatch.setenv(P.READER_PASSWORD_ENV, "reader-pw")  # as docker-compose.yml gives it to the sync service
     owner_dsn = as_role(compose_db, P.OWNER_ROLE)
     first = sync(Config(), dsn=owner_dsn, prices="bundled", session=aws)
     assert first.instances == 2 and not [w for w in first.warnings if P.READER_ROLE in w]
@@ -153,7 +172,8 @@ def test_the_reader_of_the_compose_init_sql_cannot_escape_and_sync_runs_afterwar
             try_every_escape(reader, victim)
             assert victim.execute("SELECT 1").fetchone() == (1,)
         # What PostgreSQL lets any role do to itself: settings that would outlive the session ...
-        reader.execute(ESCAPE + "ALTER ROLE grafana_reader SET statement_timeout = '1ms'; "
+        reader.execute(ESCAPE + "ALTER ROLE grafana_reader PASSWORD 'locked-out'; "
+                       "ALTER ROLE grafana_reader SET statement_timeout = '1ms'; "
                        "ALTER ROLE grafana_reader SET default_transaction_read_only = off; "
                        f'ALTER ROLE grafana_reader IN DATABASE "{reader.info.dbname}" '
                        "SET search_path = public; COMMIT")
@@ -165,6 +185,7 @@ def test_the_reader_of_the_compose_init_sql_cannot_escape_and_sync_runs_afterwar
             assert admin.execute("SELECT count(*) FROM pg_class WHERE relname IN ('t', 't2') "
                                  "AND relkind = 'r'").fetchone() == (0,)
             assert role_settings(admin, P.READER_ROLE) != WANTED  # changed by the reader, for now
+            assert scram_matches(password(admin), "locked-out")
 
         again = sync(Config(), dsn=owner_dsn, prices="bundled", session=aws)  # not blocked by the open reader
         assert again.instances == 2
@@ -175,6 +196,7 @@ def test_the_reader_of_the_compose_init_sql_cannot_escape_and_sync_runs_afterwar
 
     with psycopg.connect(compose_db) as admin:
         assert role_settings(admin, P.READER_ROLE) == WANTED
+        assert scram_matches(password(admin), "reader-pw") and not scram_matches(password(admin), "locked-out")
         after = {t: admin.execute(f"SELECT count(*) FROM dashgen.{t}").fetchone()[0] for t in before}
         assert after == before
     with psycopg.connect(as_role(compose_db, P.READER_ROLE, "Grafana"), autocommit=True) as reader:

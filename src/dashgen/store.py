@@ -376,10 +376,33 @@ def current_role(conn: psycopg.Connection[Any]) -> str:
     return str(conn.execute("SELECT current_user").fetchone()[0])
 
 
-def secure_readers(conn: psycopg.Connection[Any]) -> list[str]:
-    """Every sync: reset the readers' settings where they differ; returns one line per reader reset or not."""
+def reset_reader_password(conn: psycopg.Connection[Any], role: str, password: str) -> str | None:
+    """Set `role`'s password back to `password` (any role may change its own): sent as a SCRAM verifier computed
+    here, so the password itself never reaches the server or its log. None, or a line saying it could not."""
+    import psycopg
+    from psycopg import sql
+
+    verifier = conn.pgconn.encrypt_password(password.encode(), role.encode(), b"scram-sha-256").decode()
+    try:
+        with conn.transaction():
+            conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(role), sql.Literal(verifier)))
+    except psycopg.errors.InsufficientPrivilege:
+        return (f"WARNING: cannot reset the password of {role}: {current_role(conn)} needs CREATEROLE and ADMIN "
+                f"OPTION on {role} (docs/reliability.md)")
+    return None
+
+
+def secure_readers(conn: psycopg.Connection[Any], passwords: dict[str, str] | None = None) -> list[str]:
+    """Every sync: reset the readers' settings where they differ, and the password of those in `passwords`;
+    returns one line per reader reset or not."""
+    lines: list[str] = []
     with db_errors("reset reader settings"):
-        return [line for role in readers(conn) if (line := reset_reader_settings(conn, role))]
+        for role in readers(conn):
+            if line := reset_reader_settings(conn, role):
+                lines.append(line)
+            if (passwords or {}).get(role) and (line := reset_reader_password(conn, role, passwords[role])):
+                lines.append(line)
+    return lines
 
 
 def grant_reader(conn: psycopg.Connection[Any], role: str) -> list[str]:

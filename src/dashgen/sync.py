@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -302,7 +303,11 @@ def sync(config: Config, *, dsn: str | None = None, regions: list[str] | None = 
     result = SyncResult(synced_at=now)
     with connect(resolve_dsn(dsn, config)) as conn:
         result.migrations = migrate(conn)
-        result.warnings += secure_readers(conn)  # a reader's own ALTER ROLE ... SET lasts until here
+        # A reader's own ALTER ROLE ... SET (and, when its password is known here, ... PASSWORD) lasts until here.
+        from dashgen.provision import READER_PASSWORD_ENV, READER_ROLE
+
+        password = os.environ.get(READER_PASSWORD_ENV)
+        result.warnings += secure_readers(conn, {READER_ROLE: password} if password else None)
         if session is None:
             import boto3
 
