@@ -244,7 +244,10 @@ def test_grant_reader_as_a_superuser_leaves_a_role_as_read_only_as_the_compose_o
             assert before[0] == "create schemas or temporary tables in this database" and len(before) == 2
             assert before[1].startswith("write large objects or take advisory locks (lo_close, lo_creat, lo_create, ")
             assert "lo_from_bytea" in before[1] and "pg_advisory_lock," in before[1]
-            assert store.grant_reader(admin, "cli_reader") == []
+            assert store.grant_reader(admin, "cli_reader") == (
+                [f"{P.OWNER_ROLE} (the schema owner, who runs sync) may now reset the settings of cli_reader: "
+                 "CREATEROLE with ADMIN OPTION on it"], [])
+            assert store.grant_reader(admin, "cli_reader") == ([], [])  # a second time: nothing more to do
             assert role_settings(admin, "cli_reader") == WANTED
             with psycopg.connect(as_role(fresh_db, "cli_reader"), autocommit=True) as reader:
                 assert reader.execute("SELECT count(*) FROM instance_types").fetchone()[0] > 1000
@@ -252,6 +255,9 @@ def test_grant_reader_as_a_superuser_leaves_a_role_as_read_only_as_the_compose_o
             with psycopg.connect(as_role(fresh_db, P.OWNER_ROLE), autocommit=True) as owner:
                 assert store.migrate(owner) == [] and write(owner, Config(), seen("running"), T1) is None
                 assert owner.execute("SELECT count(*) FROM dashgen.instances").fetchone() == (1,)
+                owner.execute("CREATE TABLE dashgen.later (x int)")  # as a later migration would
+            with psycopg.connect(as_role(fresh_db, "cli_reader"), autocommit=True) as reader:
+                assert reader.execute("SELECT count(*) FROM dashgen.later").fetchone() == (0,)
         finally:
             drop_roles(fresh_db, "cli_reader", P.OWNER_ROLE)
 
@@ -275,9 +281,8 @@ def test_grant_reader_by_a_plain_owner_names_what_the_reader_can_still_do(fresh_
         assert result.exit_code == 1
         assert result.stdout == "granted SELECT on schema dashgen to plain_reader\n"
         lines = result.stderr.splitlines()
-        assert lines[0] == ("error: cannot reset the settings of plain_reader (it or anyone may have changed "
-                            "them): plain_owner needs CREATEROLE and ADMIN OPTION on plain_reader "
-                            "(docs/reliability.md)")
+        assert lines[0] == ("error: plain_reader's settings cannot be reset by sync: plain_owner needs CREATEROLE "
+                            "and ADMIN OPTION on plain_reader (run grant-reader as a superuser; docs/reliability.md)")
         assert lines[1] == "error: plain_reader can still create schemas or temporary tables in this database"
         assert lines[2].startswith("error: plain_reader can still write large objects or take advisory locks (lo_")
         assert len(lines) == 3

@@ -79,7 +79,7 @@ def test_grant_reader_gives_select_on_the_schema_and_nothing_else(fresh_db: str)
         conn.execute("CREATE ROLE grafana_reader LOGIN")
         try:
             store.migrate(conn)
-            assert store.grant_reader(conn, "grafana_reader") == []  # as a superuser: nothing left to do
+            assert store.grant_reader(conn, "grafana_reader") == ([], [])  # as a superuser: nothing left to do
             conn.execute("CREATE TABLE dashgen.later (x int)")  # a later migration's table
             conn.execute("INSERT INTO dashgen.later VALUES (1)")
             with psycopg.connect(as_role(fresh_db, "grafana_reader"), autocommit=True) as reader:

@@ -414,8 +414,10 @@ def db_grant_reader(
     from dashgen import store
 
     with store.connect(store.resolve_dsn(dsn, _config(config))) as conn:
-        left = store.grant_reader(conn, role)
+        done, left = store.grant_reader(conn, role)
     typer.echo(f"granted SELECT on schema {store.SCHEMA} to {role}")
+    for line in done:
+        typer.echo(line)
     if left:
         for line in left:
             _err(f"error: {line}")

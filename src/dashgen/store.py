@@ -405,15 +405,26 @@ def secure_readers(conn: psycopg.Connection[Any], passwords: dict[str, str] | No
     return lines
 
 
-def grant_reader(conn: psycopg.Connection[Any], role: str) -> list[str]:
+def can_reset(conn: psycopg.Connection[Any], owner: str, role: str) -> bool:
+    """Whether `owner` may ALTER ROLE `role` (reset its settings and password): a superuser, or CREATEROLE with
+    ADMIN OPTION on it (PostgreSQL 16)."""
+    return bool(conn.execute(
+        "SELECT o.rolsuper OR (o.rolcreaterole AND EXISTS (SELECT 1 FROM pg_auth_members m WHERE m.member = o.oid "
+        "AND m.roleid = to_regrole(%s) AND m.admin_option)) FROM pg_roles o WHERE o.rolname = %s",
+        (role, owner)).fetchone()[0])
+
+
+def grant_reader(conn: psycopg.Connection[Any], role: str) -> tuple[list[str], list[str]]:
     """Give `role` SELECT on everything in the dashgen schema (now and later tables) and nothing else: its settings
-    are reset to READER_SETTINGS, and what lets any role write or lock outside table privileges is taken from
-    PUBLIC in this database (needs a superuser or the database owner). Returns one line per thing `role` can
-    still do beyond reading (empty: read-only)."""
+    are reset to READER_SETTINGS, what lets any role write or lock outside table privileges is taken from PUBLIC
+    in this database, and the schema's owner (who runs sync) may reset `role`'s settings at every sync (the last
+    two need a superuser). Returns (what was done beyond the grants, what `role` can still do: empty when it is
+    read-only and sync can keep it so)."""
     import psycopg
     from psycopg import sql
 
     r, s = sql.Identifier(role), sql.Identifier(SCHEMA)
+    done: list[str] = []
     with db_errors(f"grant-reader {role}"):
         with conn.transaction():
             if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone() is None:
@@ -424,17 +435,37 @@ def grant_reader(conn: psycopg.Connection[Any], role: str) -> list[str]:
                 "ALTER DEFAULT PRIVILEGES IN SCHEMA {s} GRANT SELECT ON TABLES TO {r}",
             ):
                 conn.execute(sql.SQL(stmt).format(s=s, r=r))
-        schema_owner = conn.execute("SELECT r.rolname FROM pg_namespace n JOIN pg_roles r ON r.oid = n.nspowner "
-                                    "WHERE n.nspname = %s", (SCHEMA,)).fetchone()[0]
-        for stmt in _hardening_sql(conn, [schema_owner, current_role(conn)]):
+        owner = conn.execute("SELECT r.rolname FROM pg_namespace n JOIN pg_roles r ON r.oid = n.nspowner "
+                             "WHERE n.nspname = %s", (SCHEMA,)).fetchone()[0]
+        o = sql.Identifier(owner)
+        statements = [  # each may need more than the connected role has: what is left is reported below
+            sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {o} IN SCHEMA {s} GRANT SELECT ON TABLES TO {r}").format(
+                o=o, s=s, r=r),  # the tables later migrations (run by the owner) create
+            *(sql.SQL(stmt) for stmt in _hardening_sql(conn, [owner, current_role(conn)])),
+        ]
+        granting_admin = not can_reset(conn, owner, role)
+        if granting_admin:
+            statements += [sql.SQL("ALTER ROLE {o} CREATEROLE").format(o=o),
+                           sql.SQL("GRANT {r} TO {o} WITH ADMIN OPTION, INHERIT FALSE, SET FALSE").format(o=o, r=r)]
+        for stmt in statements:
             try:
                 with conn.transaction():
                     conn.execute(stmt)
             except psycopg.errors.InsufficientPrivilege:
-                pass  # reported below by what the role can still do
-        lines = []
-        reset = reset_reader_settings(conn, role)
-        if reset and reset.startswith("WARNING"):
-            lines.append(reset.removeprefix("WARNING: "))
-        lines += [f"{role} can still {what}" for what in reader_escapes(conn, role)]
-        return lines
+                pass
+        if granting_admin and can_reset(conn, owner, role):
+            done.append(f"{owner} (the schema owner, who runs sync) may now reset the settings of {role}: "
+                        "CREATEROLE with ADMIN OPTION on it")
+        left = []
+        if not can_reset(conn, owner, role):
+            left.append(f"{role}'s settings cannot be reset by sync: {owner} needs CREATEROLE and ADMIN OPTION on "
+                        f"{role} (run grant-reader as a superuser; docs/reliability.md)")
+        reset_reader_settings(conn, role)  # (when the connected role may; else the owner's next sync does)
+        if conn.execute("SELECT NOT EXISTS (SELECT 1 FROM pg_default_acl d JOIN pg_roles o ON o.oid = d.defaclrole "
+                        "WHERE d.defaclnamespace = to_regnamespace(%s) AND o.rolname = %s AND d.defaclobjtype = 'r' "
+                        "AND EXISTS (SELECT 1 FROM aclexplode(d.defaclacl) a WHERE a.grantee = to_regrole(%s) "
+                        "AND a.privilege_type = 'SELECT'))", (SCHEMA, owner, role)).fetchone()[0]:
+            left.append(f"{role} will not read the tables later migrations create: run grant-reader as {owner} or a "
+                        "superuser")
+        left += [f"{role} can still {what}" for what in reader_escapes(conn, role)]
+        return done, left
