@@ -228,7 +228,7 @@ def migrate(conn: psycopg.Connection[Any]) -> list[str]:
             conn.execute(f"DELETE FROM {SCHEMA}.schema_definitions")
             conn.cursor().executemany(f"INSERT INTO {SCHEMA}.schema_definitions (name, checksum) VALUES (%s, %s)",
                                       list(wanted.items()))
-    with db_errors("migrate"), conn.transaction():
+    with db_errors("migrate"), lock_timeout(conn, "migrate: load the instance types"):
         load_instance_types(conn)
     return applied_now
 
