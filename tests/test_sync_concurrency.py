@@ -117,3 +117,25 @@ def test_a_migrate_blocked_by_another_migrate_names_it(fresh_db: str, monkeypatc
         assert str(err.value).startswith(f"migrate: gave up after waiting 1s for a lock held by pid "
                                          f"{holder.info.backend_pid} (role postgres, application 'dashgen'")
         holder.execute("ROLLBACK")
+
+
+def test_a_skipped_sync_says_so_instead_of_synced(fresh_db: str, monkeypatch, capsys) -> None:
+    import boto3
+    from moto import mock_aws
+
+    from cost_scenario import LINUX_AMI
+    from dashgen.cli import _print_sync
+    from dashgen.sync import sync
+
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(key, "testing")
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    with mock_aws():
+        session = boto3.Session(region_name="us-east-1")
+        session.client("ec2").run_instances(ImageId=LINUX_AMI, MinCount=1, MaxCount=1, InstanceType="t4g.large")
+        assert sync(Config(), dsn=fresh_db, prices="bundled", session=session, now=now).skipped is None
+        late = sync(Config(), dsn=fresh_db, prices="bundled", session=session, now=now - dt.timedelta(minutes=1))
+    assert late.skipped and late.skipped.startswith("sync: nothing written: another sync read AWS at ")
+    _print_sync(late)
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == late.skipped and "synced" not in out

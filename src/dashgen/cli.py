@@ -347,8 +347,11 @@ app.add_typer(db_app, name="db")
 
 def _print_sync(result) -> None:  # noqa: ANN001 - sync.SyncResult
     regions = ", ".join(result.regions) or "no region"
-    typer.echo(f"synced {result.instances} instances ({result.running} running) from {regions} "
-               f"at {result.synced_at.isoformat(timespec='seconds')}")
+    if result.skipped:  # another sync, which read AWS later, committed first
+        typer.echo(result.skipped)
+    else:
+        typer.echo(f"synced {result.instances} instances ({result.running} running) from {regions} "
+                   f"at {result.synced_at.isoformat(timespec='seconds')}")
     if result.prices:
         typer.echo("prices: " + ", ".join(f"{n} from {source}" for source, n in sorted(result.prices.items())))
     for key in result.unknown_prices:

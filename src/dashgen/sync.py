@@ -49,6 +49,7 @@ class SyncResult:
     utilisation_rows: int = 0  # hourly CloudWatch rows upserted for rightsizing (dashgen.rightsize)
     warnings: list[str] = field(default_factory=list)
     migrations: list[str] = field(default_factory=list)
+    skipped: str | None = None  # why nothing was written (a newer sync committed first), else None
 
     @property
     def ok(self) -> bool:
@@ -320,9 +321,7 @@ def sync(config: Config, *, dsn: str | None = None, regions: list[str] | None = 
 
         collect_rightsizing(conn, config, collected, mode, session, now, result, pricing=pricing,
                             cloudwatch=cloudwatch)
-        skipped = write(conn, config, collected, now)
-        if skipped:
-            result.warnings.append(skipped)
+        result.skipped = write(conn, config, collected, now)
     result.regions = collected.regions
     result.instances = len(collected.instances)
     result.running = sum(i.running for i in collected.instances)
