@@ -7,8 +7,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /opt/dashgen
-# dashgen.toml* : the project's config when there is one (rebuild the image after editing it).
-COPY pyproject.toml README.md dashgen.toml* ./
+# No dashgen.toml in the image (it may name hosts, users and experiments, and an image is shared): compose
+# mounts the project's file read-only at /opt/dashgen/dashgen.toml (or pass --config / mount your own).
+COPY pyproject.toml README.md ./
 COPY src ./src
 RUN pip install --no-cache-dir . \
     && useradd --create-home --uid 10001 --user-group dashgen

@@ -92,3 +92,22 @@ def test_bad_input_is_one_line_without_traceback(filled_dsn: str, args: list[str
     proc = subprocess.run([sys.executable, "-m", "dashgen.cli", "rightsize", *dsn, *args[:2 if dsn else 0]],
                           capture_output=True, text=True, env=env)
     assert (proc.returncode, proc.stderr.strip(), proc.stdout) == (code, message, "")
+
+
+def test_tag_is_repeatable_values_of_one_key(filled_dsn: str) -> None:
+    """`--tag` is documented as repeatable: every value counts (any of them, as the dashboard's multi-value Tag
+    value filter), not only the last one."""
+    with psycopg.connect(filled_dsn) as conn:
+        web = {r["name"] for r in recommendations(conn, Config(), tag="team=web")}
+        ml = {r["name"] for r in recommendations(conn, Config(), tag="team=ml")}
+    assert web and ml and not web & ml
+    result = _run("--dsn", filled_dsn, "--format", "json", "--tag", "team=web", "--tag", "team=ml")
+    assert result.exit_code == 0, result.output
+    assert {r["name"] for r in json.loads(result.output)} == web | ml
+
+
+def test_tag_with_two_keys_is_one_line(filled_dsn: str) -> None:
+    result = _run("--dsn", filled_dsn, "--tag", "team=web", "--tag", "experiment=t4g-sizing")
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr == ("error: --tag: expected one tag key (its values are alternatives, as in the "
+                             "dashboard's Tag filter), got 'team' and 'experiment'\n")

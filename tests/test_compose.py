@@ -34,9 +34,12 @@ def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def mounts(service: dict[str, Any]) -> dict[str, tuple[str, str]]:
-    """Container path -> (source, mode) of a service's short-syntax volumes."""
+    """Container path -> (source, mode) of a service's volumes (short or long syntax)."""
     out = {}
     for spec in service.get("volumes", []):
+        if isinstance(spec, dict):
+            out[spec["target"]] = (spec["source"], "ro" if spec.get("read_only") else "rw")
+            continue
         source, target, mode = spec.rsplit(":", 2) if spec.endswith((":ro", ":rw")) else (*spec.rsplit(":", 1), "rw")
         out[target] = (source, mode)
     return out
@@ -201,3 +204,20 @@ def test_dockerfile_base_user_and_entrypoint() -> None:
     assert "pyproject.toml" in copied and "src" in copied and ".env" not in copied
     ignore = (REPO / ".dockerignore").read_text().splitlines()
     assert ignore[1:2] == ["*"] or "*" in ignore  # only what is listed goes into the build context
+
+
+def test_dashgen_toml_is_mounted_read_only_never_baked_into_the_image(compose: dict[str, Any]) -> None:
+    """The config may name hosts, users and experiments: it stays out of the image (and the build context) and
+    reaches the `dashgen` service as a read-only bind mount where dashgen looks for it (its working directory).
+    `create_host_path: false`: a missing file stops compose, instead of Docker creating a folder in its place."""
+    ops = dockerfile_instructions()
+    copied = " ".join(arg for op, arg in ops if op in ("COPY", "ADD"))
+    assert "dashgen.toml" not in copied and "*" not in copied
+    ignore = [line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()]
+    assert "*" in ignore and not any("dashgen.toml" in line for line in ignore if line.startswith("!"))
+    workdir = [arg for op, arg in ops if op == "WORKDIR"][-1]
+    service = services(compose)["dashgen"]
+    assert "working_dir" not in service
+    assert mounts(service)[f"{workdir}/dashgen.toml"] == ("./dashgen.toml", "ro")
+    (spec,) = [v for v in service["volumes"] if isinstance(v, dict) and v["source"] == "./dashgen.toml"]
+    assert spec["type"] == "bind" and spec["bind"]["create_host_path"] is False

@@ -23,7 +23,10 @@ class _Group(TyperGroup):
         try:
             return super().invoke(ctx)
         except DashgenError as exc:
-            typer.echo(f"error: {exc}", err=True)
+            from dashgen.redact import env_secrets, redact
+
+            # last line of defence: no URL/DSN password, no secret from the environment, whoever wrote the message
+            typer.echo(f"error: {redact(str(exc), env_secrets())}", err=True)
             raise typer.Exit(exc.exit_code) from None
 
 
@@ -306,7 +309,8 @@ def rightsize(
     experiment: Annotated[str | None, typer.Option("--experiment", "-e",
                                                    help="Compare this experiment's instances instead.")] = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="table, json or csv.")] = "table",
-    tag: Annotated[str | None, typer.Option("--tag", help="Only instances tagged KEY=VALUE.")] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", help="Only instances tagged KEY=VALUE (repeatable: "
+                                                   "values of one key, any of them).")] = None,
     name: Annotated[list[str] | None, typer.Option("--name", help="Only instances named NAME (repeatable).")] = None,
     config: ConfigOpt = None,
 ) -> None:
@@ -317,7 +321,7 @@ def rightsize(
 
     if fmt not in _RS_FORMATS:
         raise ConfigError(f"--format: expected one of {', '.join(_RS_FORMATS)}, got {fmt!r}")
-    rows = run_rightsize(_config(config), dsn=dsn, experiment=experiment, tag=tag, names=name or ())
+    rows = run_rightsize(_config(config), dsn=dsn, experiment=experiment, tag=tag or (), names=name or ())
     if fmt != "table":
         columns = EXPERIMENT_COLUMNS if experiment else RIGHTSIZING_COLUMNS
         typer.echo(to_json(rows) if fmt == "json" else to_csv(rows, columns), nl=False)

@@ -9,19 +9,47 @@ Secrets never live here: the DSN may name a host and user, the password comes fr
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
+import reprlib
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from dashgen.errors import ConfigError
+from dashgen.redact import dsn_passwords
 
 DEFAULT_CONFIG_NAME = "dashgen.toml"
 
 _UID_RE = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 _DURATION_RE = re.compile(r"^[0-9]+[smhd]$")
 _REGION_RE = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-[0-9]$")
+_BARE_KEY_RE = re.compile(r"^[A-Za-z0-9_%-]+$")
+_SHOW = reprlib.Repr()  # (keyword arguments only from Python 3.12)
+_SHOW.maxlevel, _SHOW.maxlist, _SHOW.maxdict, _SHOW.maxstring, _SHOW.maxother = 2, 4, 4, 60, 60
+
+
+def _show(value: Any) -> str:
+    """`value` for a one-line message: short, and safe however deeply a TOML value is nested."""
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()  # as TOML writes it
+    return _SHOW.repr(value)
+
+
+def _key(key: str) -> str:
+    """A TOML key as the user wrote it: bare when it can be, else quoted (never a raw line break)."""
+    return key if _BARE_KEY_RE.match(key) else _show(key)
+
+
+def _finite(v: Any) -> bool:
+    """A real number (not a bool) that JSON can carry: no inf, nan, or integer too large for a float."""
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return False
+    try:
+        return math.isfinite(float(v))
+    except OverflowError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -88,10 +116,10 @@ class _Reader:
         self.seen: set[str] = set()
 
     def where(self, key: str) -> str:
-        return f"{self.table}.{key}" if self.table and key else (self.table or key)
+        return f"{self.table}.{_key(key)}" if self.table and key else (self.table or _key(key))
 
-    def fail(self, key: str, expected: str, got: Any) -> None:
-        raise ConfigError(f"{self.source}: {self.where(key)}: expected {expected}, got {got!r}")
+    def fail(self, key: str, expected: str, got: Any) -> NoReturn:
+        raise ConfigError(f"{self.source}: {self.where(key)}: expected {expected}, got {_show(got)}")
 
     def get(self, key: str, default: Any, kind: str) -> Any:
         self.seen.add(key)
@@ -107,17 +135,20 @@ class _Reader:
                 lambda v: isinstance(v, list) and v and all(isinstance(r, str) and _REGION_RE.match(r) for r in v),
                 "a non-empty list of AWS regions like ['us-east-1']",
             ),
-            "strlist": (
-                lambda v: isinstance(v, list) and all(isinstance(s, str) and s for s in v),
-                "a list of non-empty strings",
+            "tagkeys": (
+                lambda v: isinstance(v, list) and v and all(isinstance(s, str) and s for s in v)
+                and len(set(v)) == len(v),
+                "a non-empty list of distinct tag keys like ['experiment', 'team']",
             ),
-            "number": (
-                lambda v: isinstance(v, int | float) and not isinstance(v, bool) and v >= 0,
-                "a number >= 0",
+            "number": (lambda v: _finite(v) and v >= 0, "a finite number >= 0"),
+            "percent": (lambda v: _finite(v) and 0 <= v <= 100, "a percentage from 0 to 100"),
+            "cpu_percent": (
+                lambda v: _finite(v) and 0 < v <= 100,
+                "a percentage above 0 and at most 100 (at 0 every instance would be 'right-sized')",
             ),
-            "percent": (
-                lambda v: isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v < 100,
-                "a percentage from 0 to 100",
+            "headroom": (
+                lambda v: _finite(v) and 0 <= v < 100,
+                "a percentage from 0 to less than 100 (100 % headroom leaves no CPU to size for)",
             ),
             "posint": (
                 lambda v: isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 455,
@@ -137,6 +168,18 @@ class _Reader:
             self.fail(unknown[0], f"one of the known keys ({known})", unknown[0])
 
 
+def _instance_tags(reader: _Reader, default: tuple[str, ...]) -> tuple[str, ...]:
+    """`dashboards.instance_tags`: the options of every dashboard's "Tag" custom variable."""
+    from dashgen.grafana_text import custom_option_problem
+
+    keys = reader.get("instance_tags", list(default), "tagkeys")
+    for key in keys:
+        problem = custom_option_problem(key)
+        if problem:
+            reader.fail("instance_tags", f"tag keys a Grafana custom variable can list ({problem})", key)
+    return tuple(keys)
+
+
 def _deadline(reader: _Reader, key: str) -> dt.datetime:
     reader.seen.add(key)
     value = reader.data.get(key)
@@ -153,7 +196,10 @@ def _deadline(reader: _Reader, key: str) -> dt.datetime:
         reader.fail(key, "an ISO date or datetime like 2026-12-31T18:00:00Z", value)
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=dt.UTC)
-    return parsed.astimezone(dt.UTC)
+    try:
+        return parsed.astimezone(dt.UTC)
+    except OverflowError:
+        reader.fail(key, "a date between years 1 and 9999 in UTC", value)
 
 
 def _experiment(source: str, index: int, data: Any) -> Experiment:
@@ -220,6 +266,7 @@ def parse_config(data: dict[str, Any], source: str) -> Config:
         if metric not in METRICS_BY_NAME:
             th.fail(metric, "an AWS/EC2 metric name from the catalogue (see `dashgen metrics`)", metric)
         kind = "number" if METRICS_BY_NAME[metric].unit != "percent" else "percent"
+        kind = "cpu_percent" if metric == "CPUUtilization" else kind
         thresholds[metric] = float(th.get(metric, None, kind))
 
     default_region = aws.get("default_region", d.default_region, "region")
@@ -234,7 +281,7 @@ def parse_config(data: dict[str, Any], source: str) -> Config:
         raise ConfigError(f"{source}: experiments: expected unique names, got {dup!r} twice")
 
     dsn = pricing.get("dsn", None, "str")
-    if dsn is not None and re.search(r"://[^/@:]+:[^/@]+@", dsn):
+    if dsn is not None and dsn_passwords(dsn):  # URI user:password@, ?password=, keyword password=
         raise ConfigError(
             f"{source}: pricing.dsn: expected a DSN without a password (use PGPASSWORD or ~/.pgpass), "
             "got a DSN with one"
@@ -251,13 +298,13 @@ def parse_config(data: dict[str, Any], source: str) -> Config:
         regions=regions,
         refresh=dash.get("refresh", d.refresh, "duration"),
         time_from=dash.get("time_from", d.time_from, "str"),
-        instance_tags=tuple(dash.get("instance_tags", list(d.instance_tags), "strlist")),
+        instance_tags=_instance_tags(dash, d.instance_tags),
         thresholds=thresholds,
         dsn=dsn,
         prices=pricing.get("prices", d.prices, "prices"),
         sync_every=pricing.get("every", d.sync_every, "duration"),
         lookback_days=pricing.get("lookback_days", d.lookback_days, "posint"),
-        headroom_pct=float(rs.get("headroom_pct", d.headroom_pct, "percent")),
+        headroom_pct=float(rs.get("headroom_pct", d.headroom_pct, "headroom")),
         experiments=experiments,
     )
     for reader in (*tables.values(), top):
@@ -283,6 +330,8 @@ def load_config(path: Path | str | None = None) -> Config:
         data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid TOML: arrays or tables nested too deeply") from None
     return parse_config(data, str(path))
 
 

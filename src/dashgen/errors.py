@@ -6,6 +6,8 @@ into one line on stderr and the exit code it carries. Nothing else reaches the u
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_CHANGES = 2  # `diff`: Grafana differs (as terraform plan -detailed-exitcode)
@@ -13,10 +15,13 @@ EXIT_USAGE = 2  # bad config / bad input given by the user
 EXIT_PARTIAL = 3  # `sync`: some (account, region) pairs or reads failed, the rest landed
 
 
-def first_line(exc: BaseException) -> str:
-    """The first non-empty line of an exception's message (its type name when it has none)."""
+def first_line(exc: BaseException, secrets: Iterable[str | None] = ()) -> str:
+    """The first non-empty line of an exception's message (its type name when it has none), with any URL or
+    DSN password in it, and each of `secrets`, masked (`dashgen.redact`)."""
+    from dashgen.redact import redact
+
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return lines[0] if lines else type(exc).__name__
+    return redact(lines[0], secrets) if lines else type(exc).__name__
 
 
 class DashgenError(Exception):

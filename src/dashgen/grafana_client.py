@@ -22,6 +22,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from dashgen.errors import GrafanaError
+from dashgen.redact import redact
 
 DEFAULT_TIMEOUT = (5.0, 30.0)  # seconds: connect, read
 RETRY_STATUSES = (429, 502, 503, 504)
@@ -56,8 +57,7 @@ def connection_from_env(
     url = url or env.get("GRAFANA_URL")
     if not url:
         raise GrafanaError("no Grafana URL: set GRAFANA_URL or pass --url")
-    if not url.startswith(("http://", "https://")):
-        raise GrafanaError(f"Grafana URL {url!r}: expected it to start with http:// or https://")
+    check_url(url)
     token = None
     if token_file is not None:
         try:
@@ -83,6 +83,23 @@ def connection_from_env(
         ca_bundle=str(ca_bundle) if ca_bundle else None,
         insecure=insecure,
     )
+
+
+def check_url(url: str) -> str:
+    """`url` without its `user:password@` (for messages), or a one-line error that never shows the password:
+    an http(s) scheme, a host, and a port from 1 to 65535 (requests would raise a bare `InvalidURL`)."""
+    shown = redact(url)
+    if not url.lower().startswith(("http://", "https://")):
+        raise GrafanaError(f"Grafana URL {shown!r}: expected it to start with http:// or https://")
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port  # .port raises ValueError when out of range or not a number
+    except ValueError:
+        host, port = None, -1
+    if not host or port == -1 or port == 0 or any(c.isspace() for c in url):
+        raise GrafanaError(f"Grafana URL {shown!r}: not a valid URL (expected http(s)://host[:port] with a port "
+                           "from 1 to 65535; put credentials in GRAFANA_TOKEN or GRAFANA_USER/GRAFANA_PASSWORD)")
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
 
 
 def _retry(total: int, backoff: float) -> Retry:
@@ -131,8 +148,7 @@ class GrafanaClient:
         max_retry_after: float = 60.0,
     ) -> None:
         self.conn, self.timeout, self.max_retry_after = conn, timeout, max_retry_after
-        parts = urlsplit(conn.url)
-        self.where = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()  # never user:password@
+        self.where = check_url(conn.url)  # never user:password@
         self.retries, self.backoff = retries, backoff
         self.session = requests.Session()
         adapter = HTTPAdapter(max_retries=_retry(retries, backoff), pool_connections=1, pool_maxsize=pool)
@@ -195,6 +211,8 @@ class GrafanaClient:
                     raise GrafanaError(f"{method} {path}: no reply from {self.where} within "
                                        f"{self.timeout[1]:g} s") from None
                 raise GrafanaError(f"{method} {path}: cannot reach {self.where} ({reason})") from None
+            except requests.exceptions.RequestException as exc:  # InvalidURL, TooManyRedirects...: one line
+                raise GrafanaError(f"{method} {path}: {self.where}: {_reason(exc)}") from None
             if method == "POST" and resp.status_code == 429 and attempt < self.retries:
                 time.sleep(min(_retry_after(resp, self.backoff * 2**attempt), self.max_retry_after))
                 continue
@@ -325,4 +343,4 @@ def _reason(exc: BaseException) -> str:
     text = " ".join(str(inner).split())
     if "Max retries exceeded" in text or not text:
         text = type(inner).__name__
-    return text[:160]
+    return redact(text)[:160]

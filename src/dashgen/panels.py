@@ -356,6 +356,9 @@ def datasource_variable(name: str, plugin: str, uid: str, label: str) -> dict[st
 
 
 def custom_variable(name: str, label: str, values: Sequence[str], default: str) -> dict[str, Any]:
+    """A custom variable listing `values`; its `query` escapes commas as Grafana parses it (`grafana_text`)."""
+    from dashgen.grafana_text import custom_query
+
     return {
         "current": {"text": default, "value": default},
         "hide": 0,
@@ -364,7 +367,7 @@ def custom_variable(name: str, label: str, values: Sequence[str], default: str) 
         "multi": False,
         "name": name,
         "options": [{"selected": v == default, "text": v, "value": v} for v in values],
-        "query": ",".join(values),
+        "query": custom_query(values),
         "type": "custom",
     }
 

@@ -89,22 +89,30 @@ def dashboard_values(config: Config) -> dict[str, str]:
     }
 
 
-def parse_tag(text: str | None) -> tuple[str | None, str | None]:
-    """'key=value' -> (key, value); None -> (None, None)."""
-    if text is None:
-        return None, None
-    key, sep, value = text.partition("=")
-    if not sep or not key or not value:
-        raise ConfigError(f"--tag: expected KEY=VALUE, got {text!r}")
-    return key, value
+def parse_tags(tags: str | Sequence[str] | None) -> tuple[str | None, list[str]]:
+    """'key=value' (or several with one key, as the dashboard's Tag and Tag value filters) -> (key, values);
+    None or () -> (None, [])."""
+    texts = [tags] if isinstance(tags, str) else list(tags or ())
+    pairs = []
+    for text in texts:
+        key, sep, value = text.partition("=")
+        if not sep or not key or not value:
+            raise ConfigError(f"--tag: expected KEY=VALUE, got {text!r}")
+        pairs.append((key, value))
+    keys = list(dict.fromkeys(key for key, _ in pairs))
+    if len(keys) > 1:
+        raise ConfigError(f"--tag: expected one tag key (its values are alternatives, as in the dashboard's Tag "
+                          f"filter), got {keys[0]!r} and {keys[1]!r}")
+    return (keys[0] if keys else None), list(dict.fromkeys(value for _, value in pairs))
 
 
-def rightsizing_values(config: Config, *, tag: str | None = None, names: Sequence[str] = ()) -> dict[str, Value]:
-    key, value = parse_tag(tag)
+def rightsizing_values(config: Config, *, tag: str | Sequence[str] | None = None,
+                       names: Sequence[str] = ()) -> dict[str, Value]:
+    key, values = parse_tags(tag)
     return {
         **dashboard_values(config),
         "tag_key": key or config.instance_tags[0],
-        "tag_value": [value] if value else [ALL],
+        "tag_value": values or [ALL],
         "name": list(names) or [ALL],
     }
 
@@ -128,9 +136,10 @@ def run_sql(conn: Any, name: str, values: Mapping[str, Value]) -> list[dict[str,
         return [{c: _plain(v) for c, v in zip(cols, row, strict=True)} for row in cur.fetchall()]
 
 
-def recommendations(conn: Any, config: Config, *, tag: str | None = None,
+def recommendations(conn: Any, config: Config, *, tag: str | Sequence[str] | None = None,
                     names: Sequence[str] = ()) -> list[dict[str, Any]]:
-    """The rightsizing table (sorted by monthly saving), filtered by tag KEY=VALUE and/or Names."""
+    """The rightsizing table (sorted by monthly saving), filtered by tag KEY=VALUE (several values of one key:
+    any of them) and/or Names."""
     return run_sql(conn, "rightsizing", rightsizing_values(config, tag=tag, names=names))
 
 
@@ -146,8 +155,8 @@ def compare_experiment(conn: Any, name: str) -> list[dict[str, Any]]:
     return run_sql(conn, "experiment_comparison", {"experiment": name})
 
 
-def rightsize(config: Config, *, dsn: str | None = None, experiment: str | None = None, tag: str | None = None,
-              names: Sequence[str] = ()) -> list[dict[str, Any]]:
+def rightsize(config: Config, *, dsn: str | None = None, experiment: str | None = None,
+              tag: str | Sequence[str] | None = None, names: Sequence[str] = ()) -> list[dict[str, Any]]:
     """`dashgen rightsize`: connect, and return the recommendations or one experiment's comparison."""
     from dashgen.store import connect, resolve_dsn
 

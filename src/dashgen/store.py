@@ -20,6 +20,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from dashgen.errors import DatabaseError, first_line
+from dashgen.redact import dsn_passwords, redact
 
 if TYPE_CHECKING:
     import psycopg
@@ -32,21 +33,10 @@ SYNC_LOCK = 0x64617369  # pg_advisory_xact_lock key: one sync writes at a time (
 LOCK_TIMEOUT = "10s"  # how long migrate and sync wait for any lock before saying, in one line, who holds it
 # Pre-release migration names a store migrated before checksums may hold -> the shipped migration adopting it.
 _PRE_RELEASE_NAMES = {"004_instance_costs_by_runs": "004_instance_costs_by_rows"}
-_SECRET_RES = (
-    (re.compile(r"(://[^/@:\s]*:)[^/\s]*@"), r"\1***@"),  # postgresql://user:secret@host
-    (re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&]+)", re.IGNORECASE), r"\1***"),  # password=x
-)
 
 
-def redact(text: str) -> str:
-    """`text` with any password of a DSN in it replaced by `***`."""
-    for pattern, replacement in _SECRET_RES:
-        text = pattern.sub(replacement, text)
-    return text
-
-
-def _one_line(exc: BaseException) -> str:
-    return redact(first_line(exc))
+def _one_line(exc: BaseException, secrets: tuple[str, ...] = ()) -> str:
+    return first_line(exc, secrets)
 
 
 @contextmanager
@@ -77,7 +67,10 @@ def connect(dsn: str) -> psycopg.Connection[Any]:
     try:
         return psycopg.connect(dsn, autocommit=True, connect_timeout=10, application_name="dashgen")
     except psycopg.Error as exc:
-        raise DatabaseError(f"cannot connect to the pricing store ({redact(dsn)}): {_one_line(exc)}") from None
+        # libpq may quote a piece of the DSN in its own words: every password the DSN (or PGPASSWORD) holds goes
+        secrets = (*dsn_passwords(dsn), os.environ.get("PGPASSWORD") or "")
+        raise DatabaseError(f"cannot connect to the pricing store ({redact(dsn, secrets)}): "
+                            f"{_one_line(exc, secrets)}") from None
 
 
 def checksum(sql: str) -> str:

@@ -10,6 +10,7 @@ every datasource reference a template variable or a configured uid. The schemas 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -125,6 +126,9 @@ def _legacy_problems(dashboard: dict[str, Any]) -> Iterator[Problem]:
         if key in dashboard:
             yield Problem(key, f"legacy key {key!r} (removed from Grafana's dashboard model)")
     for path, value in _walk(dashboard):
+        if isinstance(value, float) and not math.isfinite(value):
+            yield Problem(_path(path), f"{value} is not a JSON number (written as {json.dumps(value)}, which "
+                                       "JSON.parse in Grafana rejects)")
         if value == "null":
             yield Problem(_path(path), 'the string "null" (use JSON null or leave the key out)')
         if isinstance(value, dict) and path and path[-2:-1] == ("steps",) or (
@@ -229,12 +233,17 @@ def validate_dashboard(dashboard: Any, config: Config | None = None) -> list[Pro
     return problems
 
 
+def _not_json(name: str) -> Any:
+    """Python's json reads NaN, Infinity and -Infinity; JSON (and Grafana's JSON.parse) does not."""
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def validate_file(path: Path, config: Config | None = None) -> list[Problem]:
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        data = json.loads(Path(path).read_text(encoding="utf-8"), parse_constant=_not_json)
     except FileNotFoundError:
         return [Problem(str(path), "no such file")]
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         return [Problem(str(path), f"not valid JSON: {exc}")]
     return [Problem(f"{path}: {p.where}", p.message) for p in validate_dashboard(data, config)]
 
