@@ -46,6 +46,26 @@ def test_every_landed_migration_keeps_its_released_checksum() -> None:
     assert changed == [], f"landed migrations edited (put the change in a new migration instead): {changed}"
 
 
+# Migrations that landed before definitions/ existed: they create functions and views themselves (the definition
+# files re-applied after them hold the current versions). No other migration may.
+BEFORE_DEFINITIONS = {"001_pricing_store", "002_cost_functions", "003_cost_rollup", "004_instance_costs_by_rows",
+                      "005_ebs_volumes", "006_adopt_pre_release_004", "010_utilisation"}
+
+
+def test_new_migrations_leave_functions_and_views_to_the_definition_files() -> None:
+    """A function or view created in a new migration would be overwritten, without a word, by the definition file
+    re-applied after it (or never re-applied when changed): it goes in src/dashgen/definitions/ (CONTRIBUTING.md)."""
+    import re
+
+    pattern = re.compile(r"^\s*CREATE\s+(OR\s+REPLACE\s+)?(FUNCTION|VIEW|MATERIALIZED\s+VIEW)\s+(\S+?)\s*[(\s]",
+                         re.IGNORECASE | re.MULTILINE)
+    offenders = {version: [m.group(3) for m in pattern.finditer(sql)]
+                 for version, sql in store.migration_files() if version not in BEFORE_DEFINITIONS}
+    assert {v: names for v, names in offenders.items() if names} == {}, (
+        "define functions and views in src/dashgen/definitions/*.sql (CREATE OR REPLACE), not in a migration; "
+        "a migration may DROP one whose signature changes (CONTRIBUTING.md)")
+
+
 # ---------------------------------------------------------------- helpers
 
 
