@@ -14,14 +14,35 @@ and the reference NOTES (section 4):
   missing parent), `GET /api/folders/{uid}`.
 
 It counts requests and writes, and injects faults: an HTTP status (e.g. 503, or 429 with Retry-After), a
-slow reply, a dropped connection, or a non-JSON reply, for the next N requests matching a method and path.
+slow reply, a dropped connection, or a non-JSON reply, for the next N requests matching a method and path;
+with `after=True` the request is processed first and only its reply is lost (a save that landed, then a
+dropped connection or a proxy's 502).
+
+Modes (`GrafanaServer(mode=...)`), each modelling what Grafana's source says (grafana/grafana):
+- `legacy`: only `/api` (Grafana before the `/apis` resource API, or a proxy that forwards `/api` only).
+- `12.3` and `13`: also Kubernetes-style API discovery `GET /apis` (`APIGroupList`), the namespace in
+  `GET /api/frontend/settings` (`pkg/api/dtos/frontend_settings.go`: `namespace`, `default` for org 1), and
+  `/apis/dashboard.grafana.app/<v>/namespaces/<ns>/dashboards[/<name>]` (GET, POST create, PUT update,
+  DELETE with `preconditions.resourceVersion`) and `/apis/folder.grafana.app/v1beta1/namespaces/<ns>/folders`:
+  `metadata.name` is the uid, `metadata.generation` the version, `metadata.resourceVersion` the optimistic
+  lock (stale -> 409 `Conflict` Status, exists -> 409 `AlreadyExists`), annotations `grafana.app/folder`,
+  `grafana.app/message`, `grafana.app/managedBy` (`classic-file-provisioning` for a provisioned one)
+  (`pkg/apimachinery/utils/meta.go`), and `status.conversion.storedVersion` when the stored version differs
+  from the one read (`apps/dashboard/pkg/migration/conversion/conversion.go`). Dashboard versions offered:
+  12.3 `v0alpha1 v1beta1 v2alpha1 v2beta1`; 13 `v0alpha1 v1beta1 v1 v2beta1 v2` (`apps/dashboard/pkg/apis/
+  dashboard/v1`, `.../v2`); folders `v1beta1` (`apps/folder/pkg/apis/folder/v1beta1`).
+- In every mode a dashboard stored as schema v2 (`state.put(..., api_version="v2beta1")`) answers the legacy
+  `GET /api/dashboards/uid/<uid>` with 406 "dashboard api version not supported, use /apis/dashboard.grafana.app/
+  <v>/namespaces/<ns>/dashboards/<uid> instead" (`pkg/api/dashboard.go`, `GetDashboard`).
 `service_read`/`service_write` add a fixed service time per request (the bench's stand-in for Grafana's store).
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
+import dataclasses
 import json
 import re
 import socket
@@ -48,6 +69,7 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
     body: Any = None
     delay: float = 0.0
+    after: bool = False  # process the request, then lose its reply (drop) or replace it (status)
 
 
 @dataclass
@@ -59,6 +81,8 @@ class Stored:
     folder_uid: str
     provisioned: bool = False
     versions: list[tuple[int, str]] = field(default_factory=list)  # (version, message)
+    api_version: str = "v1"  # the dashboard.grafana.app version it is stored as (v2beta1: a dynamic dashboard)
+    rv: int = 0  # metadata.resourceVersion
     _raw: tuple[int, bytes] | None = None
 
     def raw(self) -> bytes:
@@ -71,7 +95,12 @@ class Stored:
 class GrafanaState:
     """Everything the fake Grafana holds; tests may edit it directly (e.g. to simulate a UI edit)."""
 
-    def __init__(self) -> None:
+    def __init__(self, mode: str = "legacy") -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode: expected one of {sorted(MODES)}, got {mode!r}")
+        self.mode = mode
+        self.namespace = "default"
+        self._rv = 1000
         self.lock = threading.RLock()
         self.dashboards: dict[str, Stored] = {}
         self.folders: dict[str, dict[str, Any]] = {}
@@ -97,14 +126,18 @@ class GrafanaState:
             d = self.dashboards[uid]
             change(d.dashboard)
             d.version += 1
+            d.rv = self.next_rv()
             d.dashboard["version"] = d.version
             d.versions.append((d.version, "edited in the UI"))
 
-    def put(self, dashboard: dict[str, Any], folder_uid: str = "", *, provisioned: bool = False) -> Stored:
-        """Store a dashboard as if Grafana already had it (e.g. from provisioning files)."""
+    def put(self, dashboard: dict[str, Any], folder_uid: str = "", *, provisioned: bool = False,
+            api_version: str = "v1") -> Stored:
+        """Store a dashboard as if Grafana already had it (e.g. from provisioning files, or saved from the UI
+        as a schema-v2 dynamic dashboard with `api_version="v2beta1"`)."""
         with self.lock:
             dash = copy.deepcopy(dashboard)
-            stored = Stored(self._id(), dash["uid"], dash, 1, folder_uid, provisioned, [(1, "")])
+            stored = Stored(self._id(), dash["uid"], dash, 1, folder_uid, provisioned, [(1, "")],
+                            api_version=api_version, rv=self.next_rv())
             dash["id"], dash["version"] = stored.id, 1
             self.dashboards[stored.uid] = stored
             return stored
@@ -128,6 +161,18 @@ class GrafanaState:
         self.next_id += 1
         return self.next_id - 1
 
+    def next_rv(self) -> int:
+        with self.lock:
+            self._rv += 1
+            return self._rv
+
+
+MODES = {
+    "legacy": {"health": "12.1.0", "dashboard": (), "folder": ()},
+    "12.3": {"health": "12.3.3", "dashboard": ("v0alpha1", "v1beta1", "v2alpha1", "v2beta1"), "folder": ("v1beta1",)},
+    "13": {"health": "13.0.0", "dashboard": ("v0alpha1", "v1beta1", "v1", "v2beta1", "v2"), "folder": ("v1beta1",)},
+}
+
 
 def _go_float(text: str) -> float | int:
     """What a round trip through Go's encoding/json does to a number: a whole float comes back as an int."""
@@ -143,6 +188,22 @@ class _Raw:
 class _Reply(Exception):
     def __init__(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
         self.status, self.body, self.headers = status, body, headers or {}
+
+
+def _status(code: int, reason: str, message: str) -> _Reply:
+    """A Kubernetes `Status` error, as Grafana's /apis answers (k8s.io/apimachinery metav1.Status)."""
+    return _Reply(code, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                         "message": message, "reason": reason, "code": code})
+
+
+def _preferred(versions: tuple[str, ...]) -> str:
+    """A preferred version for discovery (dashgen does not rely on it: it picks what it can write)."""
+    return next((v for v in versions if v.startswith("v1")), versions[-1])
+
+
+def _message(meta: dict[str, Any]) -> str:
+    annotations = meta.get("annotations") if isinstance(meta.get("annotations"), dict) else {}
+    return str(annotations.get("grafana.app/message") or "")
 
 
 def _err(status: int, message: str, code: str | None = None) -> _Reply:
@@ -195,6 +256,10 @@ class _Handler(BaseHTTPRequestHandler):
         service = self.server.service_write if write else self.server.service_read
         if service:
             time.sleep(service)
+        if fault is not None and fault.after:
+            with contextlib.suppress(_Reply):
+                self._route(method, path, query, raw)  # processed (a save lands)...
+            fault = dataclasses.replace(fault, after=False)  # ...then its reply is lost or replaced
         if fault is not None:
             if fault.kind == "drop":
                 self.connection.shutdown(socket.SHUT_RDWR)
@@ -251,7 +316,15 @@ class _Handler(BaseHTTPRequestHandler):
     def _route(self, method: str, path: str, query: dict[str, list[str]], raw: bytes) -> tuple[int, Any]:
         state = self.server.state
         if path == "/api/health" and method in ("GET", "HEAD"):
-            return 200, {"commit": "0123456", "database": "ok", "version": "12.1.0"}
+            return 200, {"commit": "0123456", "database": "ok", "version": MODES[state.mode]["health"]}
+        if (path == "/apis" or path.startswith("/apis/")) and state.mode != "legacy":
+            self._auth(write=method in ("POST", "PUT", "DELETE"))
+            try:
+                body = json.loads(raw, parse_float=_go_float) if raw else None
+            except ValueError:
+                raise _status(400, "BadRequest", "the body of the request was in an unknown format") from None
+            with state.lock:
+                return self._apis(method, path, body)
         if not path.startswith("/api/"):
             raise _Reply(404, {"message": "Not found"})
         self._auth(write=method in ("POST", "PUT", "DELETE"))
@@ -262,6 +335,11 @@ class _Handler(BaseHTTPRequestHandler):
             except ValueError:
                 raise _err(400, "bad request data") from None
         with state.lock:
+            if path == "/api/frontend/settings" and method == "GET":
+                settings: dict[str, Any] = {"buildInfo": {"version": MODES[state.mode]["health"]}}
+                if state.mode != "legacy":
+                    settings["namespace"] = state.namespace
+                return 200, settings
             if path == "/api/search" and method == "GET":
                 return 200, self._search(query)
             if path == "/api/dashboards/db" and method == "POST":
@@ -340,9 +418,13 @@ class _Handler(BaseHTTPRequestHandler):
         return meta
 
     def _get(self, uid: str) -> Any:
-        d = self.server.state.dashboards.get(uid)
+        state = self.server.state
+        d = state.dashboards.get(uid)
         if d is None:
             raise _err(404, "Dashboard not found", "not-found")
+        if d.api_version.startswith("v2"):  # pkg/api/dashboard.go GetDashboard: "v2 is not supported in /api"
+            url = f"/apis/dashboard.grafana.app/{d.api_version}/namespaces/{state.namespace}/dashboards/{d.uid}"
+            raise _err(406, f"dashboard api version not supported, use {url} instead")
         full = self._full_meta(d)
         return _Raw(b'{"dashboard": ' + d.raw() + b', "meta": ' + json.dumps(full).encode() + b"}")
 
@@ -402,6 +484,7 @@ class _Handler(BaseHTTPRequestHandler):
             if existing.provisioned:
                 raise _err(400, "Cannot save provisioned dashboard")
             existing.version += 1
+            existing.rv = state.next_rv()
             uid = existing.uid
             dash.update(id=existing.id, uid=uid, version=existing.version)
             existing.dashboard, existing.folder_uid = dash, folder_uid
@@ -410,7 +493,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             if not uid:
                 uid = f"gen{state.next_id:06d}"
-            stored = Stored(state._id(), uid, dash, 1, folder_uid, False, [(1, message)])
+            stored = Stored(state._id(), uid, dash, 1, folder_uid, False, [(1, message)], rv=state.next_rv())
             dash.update(id=stored.id, uid=uid, version=1)
             state.dashboards[uid] = stored
         out = {"status": "success", "id": stored.id, "uid": uid, "title": title, "version": stored.version,
@@ -418,6 +501,149 @@ class _Handler(BaseHTTPRequestHandler):
         if folder_uid:
             out["folderUid"] = folder_uid
         return out
+
+    # -- /apis (modes 12.3 and 13) -------------------------------------------------------------------
+    def _apis(self, method: str, path: str, body: Any) -> tuple[int, Any]:
+        state = self.server.state
+        offered = {"dashboard.grafana.app": MODES[state.mode]["dashboard"],
+                   "folder.grafana.app": MODES[state.mode]["folder"]}
+        if path == "/apis" and method == "GET":
+            return 200, {"kind": "APIGroupList", "apiVersion": "v1", "groups": [
+                {"name": group, "versions": [{"groupVersion": f"{group}/{v}", "version": v} for v in versions],
+                 "preferredVersion": {"groupVersion": f"{group}/{_preferred(versions)}",
+                                      "version": _preferred(versions)}}
+                for group, versions in offered.items()]}
+        m = re.fullmatch(r"/apis/(dashboard|folder)\.grafana\.app/([^/]+)/namespaces/([^/]+)/(dashboards|folders)"
+                         r"(?:/([^/]+))?", path)
+        if not m or m.group(2) not in offered[f"{m.group(1)}.grafana.app"] or \
+                (m.group(1) == "dashboard") != (m.group(4) == "dashboards"):
+            raise _status(404, "NotFound", "the server could not find the requested resource")
+        group, version, namespace, resource, name = m.groups()
+        if namespace != state.namespace:
+            raise _status(403, "Forbidden", f"namespace mismatch: {namespace!r} is not yours")
+        if resource == "folders":
+            return self._apis_folder(method, version, name, body)
+        gr = "dashboards.dashboard.grafana.app"
+        if name is None and method == "POST":
+            meta = body.get("metadata") if isinstance(body, dict) else None
+            spec = body.get("spec") if isinstance(body, dict) else None
+            if not isinstance(meta, dict) or not isinstance(spec, dict) or not meta.get("name"):
+                raise _status(422, "Invalid", "metadata.name and spec are required")
+            uid = meta["name"]
+            if uid in state.dashboards:
+                raise _status(409, "AlreadyExists", f'{gr} "{uid}" already exists')
+            folder_uid = self._folder_annotation(meta)
+            if not (spec.get("title") or "").strip():
+                raise _status(422, "Invalid", "spec.title: Required value: dashboard title cannot be empty")
+            dash = dict(spec, uid=uid)
+            stored = Stored(state._id(), uid, dash, 1, folder_uid, False, [(1, _message(meta))],
+                            api_version=version, rv=state.next_rv())
+            dash.update(id=stored.id, version=1)
+            state.dashboards[uid] = stored
+            return 201, self._dash_resource(stored, version)
+        d = state.dashboards.get(name or "")
+        if name is None or d is None:
+            raise _status(404, "NotFound", f'{gr} "{name}" not found')
+        if method == "GET":
+            return 200, self._dash_resource(d, version)
+        if method == "PUT":
+            meta = body.get("metadata") if isinstance(body, dict) else None
+            spec = body.get("spec") if isinstance(body, dict) else None
+            if not isinstance(meta, dict) or not isinstance(spec, dict):
+                raise _status(422, "Invalid", "metadata and spec are required")
+            rv = meta.get("resourceVersion")
+            if not rv:
+                raise _status(422, "Invalid", "metadata.resourceVersion: Invalid value: 0x0: must be specified "
+                                              "for an update")
+            if str(rv) != str(d.rv):
+                raise _status(409, "Conflict", f'Operation cannot be fulfilled on {gr} "{name}": the object has '
+                                               "been modified; please apply your changes to the latest version "
+                                               "and try again")
+            if d.provisioned:
+                raise _status(400, "BadRequest", "Cannot save provisioned dashboard")
+            folder_uid = self._folder_annotation(meta)
+            d.version += 1
+            d.rv = state.next_rv()
+            d.dashboard = dict(spec, uid=d.uid, id=d.id, version=d.version)
+            d.folder_uid, d.api_version = folder_uid, version
+            d.versions.append((d.version, _message(meta)))
+            return 200, self._dash_resource(d, version)
+        if method == "DELETE":
+            pre = body.get("preconditions") if isinstance(body, dict) else None
+            if isinstance(pre, dict) and pre.get("resourceVersion") and str(pre["resourceVersion"]) != str(d.rv):
+                raise _status(409, "Conflict", f'Operation cannot be fulfilled on {gr} "{name}": Precondition '
+                                               f"failed: ResourceVersion in precondition: {pre['resourceVersion']},"
+                                               f" ResourceVersion in object meta: {d.rv}")
+            if d.provisioned:
+                raise _status(400, "BadRequest", "provisioned dashboard cannot be deleted")
+            del state.dashboards[d.uid]
+            return 200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                         "details": {"name": d.uid, "group": "dashboard.grafana.app", "kind": "dashboards"}}
+        raise _status(405, "MethodNotAllowed", f"{method} is not supported")
+
+    def _folder_annotation(self, meta: dict[str, Any]) -> str:
+        annotations = meta.get("annotations") if isinstance(meta.get("annotations"), dict) else {}
+        folder_uid = annotations.get("grafana.app/folder") or ""
+        if folder_uid and folder_uid not in self.server.state.folders:
+            raise _status(400, "BadRequest", "folder not found")
+        return folder_uid
+
+    def _dash_resource(self, d: Stored, version: str) -> _Raw:
+        state = self.server.state
+        annotations = {"grafana.app/createdBy": "user:admin", "grafana.app/updatedBy": "user:admin",
+                       "grafana.app/updatedTimestamp": "2026-01-01T00:00:00Z"}
+        if d.folder_uid:
+            annotations["grafana.app/folder"] = d.folder_uid
+        if d.versions and d.versions[-1][1]:
+            annotations["grafana.app/message"] = d.versions[-1][1]
+        if d.provisioned:
+            annotations.update({"grafana.app/managedBy": "classic-file-provisioning",
+                                "grafana.app/managerId": "dashgen", "grafana.app/sourcePath": f"{d.uid}.json"})
+        spec = {k: v for k, v in d.dashboard.items() if k != "id"}  # unified storage keeps no id in the spec
+        obj: dict[str, Any] = {
+            "kind": "Dashboard", "apiVersion": f"dashboard.grafana.app/{version}",
+            "metadata": {"name": d.uid, "namespace": state.namespace, "uid": f"k8s-{d.id:08d}",
+                         "resourceVersion": str(d.rv), "generation": d.version,
+                         "creationTimestamp": "2026-01-01T00:00:00Z", "annotations": annotations,
+                         "labels": {"grafana.app/deprecatedInternalID": str(d.id)}},
+            "spec": spec,
+        }
+        if d.api_version != version:
+            obj["status"] = {"conversion": {"failed": False, "storedVersion": d.api_version}}
+        return _Raw(json.dumps(obj).encode())
+
+    def _apis_folder(self, method: str, version: str, name: str | None, body: Any) -> tuple[int, Any]:
+        state = self.server.state
+        gr = "folders.folder.grafana.app"
+        if name is None and method == "POST":
+            meta = body.get("metadata") if isinstance(body, dict) else None
+            spec = body.get("spec") if isinstance(body, dict) else None
+            if not isinstance(meta, dict) or not isinstance(spec, dict) or not meta.get("name"):
+                raise _status(422, "Invalid", "metadata.name and spec are required")
+            uid, title = meta["name"], (spec.get("title") or "").strip()
+            if not title:
+                raise _status(422, "Invalid", "spec.title: Required value")
+            if uid in state.folders:
+                raise _status(409, "AlreadyExists", f'{gr} "{uid}" already exists')
+            annotations = meta.get("annotations") if isinstance(meta.get("annotations"), dict) else {}
+            parent = annotations.get("grafana.app/folder") or ""
+            if parent and parent not in state.folders:
+                raise _status(404, "NotFound", f'{gr} "{parent}" not found')
+            return 201, self._folder_resource(state.add_folder(uid, title, parent), version)
+        folder = state.folders.get(name or "")
+        if name is None or folder is None:
+            raise _status(404, "NotFound", f'{gr} "{name}" not found')
+        if method == "GET":
+            return 200, self._folder_resource(folder, version)
+        raise _status(405, "MethodNotAllowed", f"{method} is not supported")
+
+    def _folder_resource(self, folder: dict[str, Any], version: str) -> dict[str, Any]:
+        meta: dict[str, Any] = {"name": folder["uid"], "namespace": self.server.state.namespace,
+                                "resourceVersion": str(folder["version"]), "generation": folder["version"]}
+        if folder["parentUid"]:
+            meta["annotations"] = {"grafana.app/folder": folder["parentUid"]}
+        return {"kind": "Folder", "apiVersion": f"folder.grafana.app/{version}", "metadata": meta,
+                "spec": {"title": folder["title"]}}
 
     def _create_folder(self, body: Any) -> dict[str, Any]:
         state = self.server.state
@@ -451,8 +677,8 @@ class _Server(ThreadingHTTPServer):
 class GrafanaServer:
     """Start with `GrafanaServer().start()`; `url`, `state`, `stop()`."""
 
-    def __init__(self, service_read: float = 0.0, service_write: float = 0.0) -> None:
-        self.state = GrafanaState()
+    def __init__(self, service_read: float = 0.0, service_write: float = 0.0, mode: str = "legacy") -> None:
+        self.state = GrafanaState(mode)
         self._server = _Server(self.state, service_read, service_write)
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},

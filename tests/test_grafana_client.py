@@ -174,23 +174,30 @@ def test_429_retry_after_is_honoured_for_get_and_post(grafana_server, sleeps):
     assert grafana_server.state.count("POST") == 2 and grafana_server.state.dashboards["u"].version == 1
 
 
-def test_dropped_connection_is_retried_for_get_not_for_post(grafana_server, sleeps):
+def test_dropped_connection_is_retried_for_reads_and_saves(grafana_server, sleeps):
+    """Issue 10 point 12: a save carries the version it read (overwrite false), so repeating it is safe."""
     grafana_server.state.fault("GET", "/api/dashboards/uid/", "drop")
     grafana_server.state.fault("POST", "/api/dashboards/db", "drop")
     with client(grafana_server) as c:
         assert c.get_dashboard("x") is None
-        with pytest.raises(GrafanaError) as exc:
-            c.save_dashboard({"title": "t", "uid": "u"}, "", "m")
-    assert "cannot reach" in one_line(exc)
+        assert c.save_dashboard({"title": "t", "uid": "u"}, "", "m")["version"] == 1
     assert grafana_server.state.count("GET", "/api/dashboards/uid/") == 2
-    assert grafana_server.state.count("POST") == 1  # a POST that may have landed is not repeated
+    assert grafana_server.state.count("POST") == 2 and grafana_server.state.dashboards["u"].version == 1
 
 
-def test_503_on_post_is_not_repeated(grafana_server, sleeps):
-    grafana_server.state.fault("POST", "/api/dashboards/db", "status", status=503)
-    with client(grafana_server) as c, pytest.raises(GrafanaError) as exc:
+def test_502_503_504_on_a_save_are_retried(grafana_server, sleeps):
+    for status in (502, 503, 504):
+        grafana_server.state.fault("POST", "/api/dashboards/db", "status", status=status)
+    with client(grafana_server) as c:
+        assert c.save_dashboard({"title": "t", "uid": "u"}, "", "m")["version"] == 1
+    assert grafana_server.state.count("POST") == 4 and len(sleeps) == 3
+
+
+def test_a_save_still_failing_after_retries_is_one_line(grafana_server, sleeps):
+    grafana_server.state.fault("POST", "/api/dashboards/db", "status", times=9, status=503)
+    with client(grafana_server, retries=2) as c, pytest.raises(GrafanaError) as exc:
         c.save_dashboard({"title": "t", "uid": "u"}, "", "m")
-    assert "503" in one_line(exc) and grafana_server.state.count("POST") == 1
+    assert "503" in one_line(exc) and grafana_server.state.count("POST") == 3
 
 
 def test_slow_reply_times_out_in_one_line(grafana_server):

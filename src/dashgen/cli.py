@@ -205,12 +205,19 @@ CaOpt = Annotated[Path | None, typer.Option("--ca-bundle", help="PEM bundle of C
 InsecureOpt = Annotated[bool, typer.Option("--insecure", help="Do not verify Grafana's TLS certificate (unsafe).")]
 PruneOpt = Annotated[bool, typer.Option("--prune", help="Also delete managed dashboards no longer defined.")]
 ConcurrencyOpt = Annotated[int, typer.Option("--concurrency", min=1, max=32, help="Requests in flight at once.")]
+DeadlineOpt = Annotated[float, typer.Option("--deadline", min=1, help="Seconds the whole run may spend on Grafana "
+                                            "(retries included).")]
 
 
-def _client(url: str | None, token_file: Path | None, ca_bundle: Path | None, insecure: bool):  # noqa: ANN202
-    from dashgen.grafana_client import GrafanaClient, connection_from_env
+def _client(url: str | None, token_file: Path | None, ca_bundle: Path | None, insecure: bool,  # noqa: ANN202
+            deadline: float = 900.0):
+    from dashgen.grafana_client import GrafanaClient, connection_from_env, plain_http_warning
 
-    return GrafanaClient(connection_from_env(url, token_file, ca_bundle, insecure))
+    conn = connection_from_env(url, token_file, ca_bundle, insecure)
+    warning = plain_http_warning(conn)
+    if warning:
+        _err(warning)
+    return GrafanaClient(conn, deadline=deadline)
 
 
 def _show_plan(plan, *, details: bool) -> None:  # noqa: ANN001 - push.Plan, imported lazily
@@ -245,6 +252,7 @@ def push(
     ca_bundle: CaOpt = None,
     insecure: InsecureOpt = False,
     concurrency: ConcurrencyOpt = 4,
+    deadline: DeadlineOpt = 900.0,
     config: ConfigOpt = None,
 ) -> None:
     """Deliver the built dashboards to Grafana: plan, then apply (exit 1 on any conflict or failure)."""
@@ -254,7 +262,7 @@ def push(
     from dashgen import push as lib
 
     cfg = _config(config)
-    with _client(url, token_file, ca_bundle, insecure) as client:
+    with _client(url, token_file, ca_bundle, insecure, deadline) as client:
         plan = lib.prepare(client, dir, cfg, force=force, prune=prune, concurrency=concurrency)
         _show_plan(plan, details=dry_run)
         if dry_run:
@@ -281,6 +289,7 @@ def diff(
     token_file: TokenFileOpt = None,
     ca_bundle: CaOpt = None,
     insecure: InsecureOpt = False,
+    deadline: DeadlineOpt = 900.0,
     config: ConfigOpt = None,
 ) -> None:
     """Show how Grafana differs from the built dashboards: exit 0 same, 2 different, 1 error."""
@@ -288,7 +297,7 @@ def diff(
     from dashgen.errors import EXIT_CHANGES
 
     try:
-        with _client(url, token_file, ca_bundle, insecure) as client:
+        with _client(url, token_file, ca_bundle, insecure, deadline) as client:
             plan = lib.prepare(client, dir, _config(config), prune=prune)
     except DashgenError as exc:
         exc.exit_code = EXIT_ERROR  # 2 means "differs" here

@@ -14,12 +14,14 @@ and is a conflict unless `--force`.
 from __future__ import annotations
 
 import gc
+import hashlib
 import json
-import subprocess
+import re
+import struct
 import sys
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -27,10 +29,10 @@ from typing import TYPE_CHECKING, Any
 
 from dashgen.config import Config
 from dashgen.diff import RECORD_KEY, canonical, content_hash, describe, normalize, sha256, whole_float
-from dashgen.errors import ConfigError, GrafanaError
+from dashgen.errors import ConfigError, DashgenError, GrafanaError, first_line
 
 if TYPE_CHECKING:
-    from dashgen.grafana_client import GrafanaClient
+    from dashgen.grafana_client import GrafanaClient, GrafanaStatusError
 
 DEFAULT_CONCURRENCY = 4
 
@@ -56,6 +58,7 @@ class Change:
     reason: str = ""
     details: tuple[str, ...] = ()
     forceable: bool = True
+    resource_version: str | None = None  # /apis: the metadata.resourceVersion read; the save must match it
 
     @property
     def writes(self) -> bool:
@@ -149,6 +152,7 @@ def read_live(client: GrafanaClient, desired: Iterable[tuple[str, dict[str, Any]
     """Read what `plan` needs: health, the folder (and parent), one search, then the existing dashboards,
     fetched `concurrency` at a time while `desired` is still being read (it may be a lazy iterator)."""
     client.health()
+    client.discover()
     folder_exists = client.get_folder(config.folder_uid) is not None
     parent = config.folder_parent_uid
     parent_exists = folder_exists or not parent or client.get_folder(parent) is not None
@@ -164,8 +168,8 @@ def read_live(client: GrafanaClient, desired: Iterable[tuple[str, dict[str, Any]
         orphan_uids = sorted(u for u, h in existing.items()
                              if prune and u not in uids and config.managed_tag in (h.get("tags") or []))
         orphans = {u: pool.submit(client.get_dashboard, u) for u in orphan_uids}
-        got = {u: f.result() for u, f in futures.items()}
-        gone = {u: f.result() for u, f in orphans.items()}
+        got = {u: _result(f, u) for u, f in futures.items()}
+        gone = {u: _result(f, u) for u, f in orphans.items()}
     live = Live(
         folder_exists=folder_exists,
         parent_exists=parent_exists,
@@ -175,10 +179,26 @@ def read_live(client: GrafanaClient, desired: Iterable[tuple[str, dict[str, Any]
     return wanted, live
 
 
+def _result(future: Future[Any], uid: str) -> Any:
+    """A read's result; an unexpected exception becomes one line naming the dashboard."""
+    try:
+        return future.result()
+    except DashgenError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - never a traceback for what a server sent
+        raise GrafanaError(f"reading dashboard {uid!r}: {type(exc).__name__}: {first_line(exc)}") from None
+
+
 def _edited(live: dict[str, Any]) -> bool:
     """True when the live content is not what dashgen last saved (or dashgen's record is gone)."""
     record = live.get(RECORD_KEY)
     return not (isinstance(record, dict) and record.get("sha256") == content_hash(live))
+
+
+def _v2(stored: str) -> str:
+    """Why a dashboard Grafana stores as schema v2 is left alone (Grafana 12.x/13 dynamic dashboards)."""
+    return (f"stored in Grafana as dashboard schema {stored} (dynamic dashboards): dashgen writes the classic "
+            "JSON model and will not convert it; delete it in Grafana or give the dashgen one another uid")
 
 
 _PROVISIONED = ("Grafana loaded it from provisioning files, so the API cannot save or delete it: "
@@ -192,37 +212,50 @@ def _change_for(name: str, want: dict[str, Any], got: dict[str, Any] | None, con
         return Change(Action.CREATE, uid, title, name, desired=want)
     live, meta = got.get("dashboard") or {}, got.get("meta") or {}
     version = meta.get("version", live.get("version"))
+    rv = meta.get("resourceVersion")
     folder = meta.get("folderUid") or ""
+    stored = str(meta.get("storedVersion") or "")
+    if stored.startswith("v2"):
+        return Change(Action.CONFLICT, uid, title, name, want, version, _v2(stored), forceable=False)
     if normalize(live) == normalize(want) and folder == config.folder_uid:
-        return Change(Action.UNCHANGED, uid, title, name, desired=want, version=version)
+        return Change(Action.UNCHANGED, uid, title, name, desired=want, version=version, resource_version=rv)
     details = tuple(describe(live, want))
     if folder != config.folder_uid:
         details = (f"~ folder: {folder or 'General'!r} -> {config.folder_uid!r}", *details)
     if meta.get("provisioned"):
         return Change(Action.CONFLICT, uid, title, name, want, version, f"provisioned: {_PROVISIONED}",
-                      details, forceable=False)
+                      details, forceable=False, resource_version=rv)
     if config.managed_tag not in (live.get("tags") or []):
         reason = f"exists in Grafana but is not managed by dashgen (no {config.managed_tag!r} tag)"
     elif _edited(live):
         reason = "changed in Grafana since dashgen last pushed it"
     else:
-        return Change(Action.UPDATE, uid, title, name, want, version, details=details)
+        return Change(Action.UPDATE, uid, title, name, want, version, details=details, resource_version=rv)
     if force:
-        return Change(Action.UPDATE, uid, title, name, want, version, f"--force: overwrites, {reason}", details)
+        return Change(Action.UPDATE, uid, title, name, want, version, f"--force: overwrites, {reason}", details,
+                      resource_version=rv)
     return Change(Action.CONFLICT, uid, title, name, want, version, reason + " (use --force to overwrite)",
-                  details)
+                  details, resource_version=rv)
 
 
 def _orphan(uid: str, got: dict[str, Any], force: bool) -> Change:
     live, meta = got.get("dashboard") or {}, got.get("meta") or {}
     title = live.get("title", "")
+    rv = meta.get("resourceVersion")
+    stored = str(meta.get("storedVersion") or "")
+    if stored.startswith("v2") and not force:
+        return Change(Action.CONFLICT, uid, title, "grafana",
+                      reason=f"no longer defined, but {_v2(stored).split(':')[0]}: not checked for edits "
+                             "(use --force to delete)", resource_version=rv)
     if meta.get("provisioned"):
         return Change(Action.CONFLICT, uid, title, "grafana", reason=f"cannot prune: {_PROVISIONED}",
                       forceable=False)
-    if _edited(live) and not force:
+    if not stored.startswith("v2") and _edited(live) and not force:
         return Change(Action.CONFLICT, uid, title, "grafana",
-                      reason="no longer defined, but changed in Grafana since the last push (use --force to delete)")
-    return Change(Action.DELETE, uid, title, "grafana", version=meta.get("version"), reason="no longer defined")
+                      reason="no longer defined, but changed in Grafana since the last push (use --force to delete)",
+                      resource_version=rv)
+    return Change(Action.DELETE, uid, title, "grafana", version=meta.get("version"), reason="no longer defined",
+                  resource_version=rv)
 
 
 def plan(desired: dict[str, dict[str, Any]], live: Live, config: Config, *, force: bool = False) -> Plan:
@@ -238,15 +271,114 @@ def plan(desired: dict[str, dict[str, Any]], live: Live, config: Config, *, forc
 
 
 def git_commit(cwd: Path | None = None) -> str | None:
-    """The short commit of the working tree (with `-dirty` when it has changes), or None outside git."""
+    """The short commit checked out at `cwd` (or a parent), with `-dirty` when a dashboard file (`*.json`)
+    in `cwd` is untracked or differs from git's index; None outside git.
+
+    Read from the repository's files (`HEAD`, the ref it names, `packed-refs`, `index`; a linked worktree's
+    `.git` file and `commondir`), never by running `git`: `git status` in a repository one does not control
+    runs its `core.fsmonitor` hook and clean filters. (Changes staged but not committed are not seen.)"""
+    folder = Path(cwd or Path.cwd()).resolve()
     try:
-        sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=cwd, capture_output=True,
-                             text=True, timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
-                               capture_output=True, text=True, timeout=5, check=True).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
+        found = _find_gitdir(folder)
+        if found is None:
+            return None
+        gitdir, worktree = found
+        head = (gitdir / "HEAD").read_text(encoding="utf-8").strip()
+        sha = _resolve_ref(gitdir, head)
+        if not sha:
+            return None
+        dirty = _dirty(gitdir, worktree, folder)
+    except (OSError, UnicodeDecodeError, ValueError, IndexError):
         return None
-    return f"{sha}-dirty" if dirty else sha or None
+    return f"{sha[:12]}-dirty" if dirty else sha[:12]
+
+
+def _dirty(gitdir: Path, worktree: Path, folder: Path) -> bool:
+    index = _read_index(gitdir / "index")
+    for path in sorted(folder.glob("*.json")):
+        rel = path.relative_to(worktree).as_posix()
+        blob = path.read_bytes()
+        if index.get(rel) != hashlib.sha1(b"blob %d\0" % len(blob) + blob).hexdigest():  # noqa: S324 - git's id
+            return True
+    return False
+
+
+def _read_index(path: Path) -> dict[str, str]:
+    """git's index (versions 2 to 4): path -> blob sha1 of each stage-0 entry."""
+    data = path.read_bytes() if path.is_file() else b""
+    if len(data) < 12 or data[:4] != b"DIRC":
+        return {}
+    version, count = struct.unpack(">II", data[4:12])
+    if version not in (2, 3, 4):
+        return {}
+    out: dict[str, str] = {}
+    pos, previous = 12, b""
+    for _ in range(count):
+        start = pos
+        sha = data[pos + 40:pos + 60].hex()
+        flags = struct.unpack(">H", data[pos + 60:pos + 62])[0]
+        pos += 62
+        if version >= 3 and flags & 0x4000:
+            pos += 2
+        if version == 4:
+            strip = data[pos] & 0x7F
+            while data[pos] & 0x80:
+                pos += 1
+                strip = ((strip + 1) << 7) | (data[pos] & 0x7F)
+            pos += 1
+            end = data.index(b"\0", pos)
+            name = previous[:len(previous) - strip] + data[pos:end]
+            pos = end + 1
+        else:
+            end = data.index(b"\0", pos)
+            name = data[pos:end]
+            pos = start + ((end - start + 8) // 8) * 8
+        previous = name
+        if (flags >> 12) & 0x3 == 0:
+            out[name.decode("utf-8", "surrogateescape")] = sha
+    return out
+
+
+_SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
+
+
+def _find_gitdir(start: Path) -> tuple[Path, Path] | None:
+    """(git directory, top of the working tree) for `start`, or None."""
+    for folder in (start, *start.parents):
+        dot = folder / ".git"
+        if dot.is_dir():
+            return dot, folder
+        if dot.is_file():  # a linked worktree or submodule: "gitdir: <path>"
+            text = dot.read_text(encoding="utf-8").strip()
+            if text.startswith("gitdir:"):
+                target = Path(text[7:].strip())
+                return (target if target.is_absolute() else (folder / target).resolve()), folder
+            return None
+    return None
+
+
+def _resolve_ref(gitdir: Path, head: str, depth: int = 0) -> str | None:
+    if _SHA.match(head):
+        return head
+    if not head.startswith("ref:") or depth > 5:
+        return None
+    ref = head[4:].strip()
+    if ".." in Path(ref).parts or not ref.startswith("refs/"):
+        return None
+    common = gitdir
+    if (gitdir / "commondir").is_file():
+        common = (gitdir / (gitdir / "commondir").read_text(encoding="utf-8").strip()).resolve()
+    for base in (gitdir, common):
+        loose = base / ref
+        if loose.is_file():
+            return _resolve_ref(gitdir, loose.read_text(encoding="utf-8").strip(), depth + 1)
+    packed = common / "packed-refs"
+    if packed.is_file():
+        for line in packed.read_text(encoding="utf-8").splitlines():
+            sha, _, name = line.partition(" ")
+            if name.strip() == ref and _SHA.match(sha):
+                return sha
+    return None  # an unborn branch
 
 
 def version_message(commit: str | None) -> str:
@@ -254,29 +386,64 @@ def version_message(commit: str | None) -> str:
     return f"dashgen push (git {commit})" if commit else "dashgen push (not from a git checkout)"
 
 
-def _payload(change: Change) -> str:
-    """The dashboard JSON to save: canonical content, dashgen's record of its hash, the version read.
-    (Serialised once: the record and version are appended to the canonical text.)"""
+def _payload(change: Change) -> tuple[str, str]:
+    """The dashboard JSON to save (canonical content plus dashgen's record of its hash), and that hash.
+    (Serialised once: the record is appended to the canonical text; the client adds the version read.)"""
     assert change.desired is not None
     text = canonical(change.desired)
-    extra: dict[str, Any] = {RECORD_KEY: {"sha256": sha256(text)}}
-    if change.action is Action.UPDATE:
-        extra["version"] = change.version
-    return text[:-1] + ("," if len(text) > 2 else "") + json.dumps(extra, separators=(",", ":"))[1:]
+    digest = sha256(text)
+    extra = json.dumps({RECORD_KEY: {"sha256": digest}}, separators=(",", ":"))
+    return text[:-1] + ("," if len(text) > 2 else "") + extra[1:], digest
+
+
+def _already_there(client: GrafanaClient, uid: str, digest: str, folder_uid: str) -> bool:
+    """True when Grafana holds exactly the content `digest` names, in `folder_uid`: what a repeated save
+    finds when an earlier attempt had landed (its reply lost to a dropped connection or a 5xx). The repeat
+    itself is refused, never applied twice: grafana/grafana `pkg/services/dashboards/database/database.go`
+    (`getExistingDashboardByIDOrUIDForUpdate`: a uid that exists with another version and `overwrite` false
+    is `ErrDashboardVersionMismatch`, 412, for a create too: its version is 0); through `/apis`, 409."""
+    try:
+        got = client.get_dashboard(uid)
+    except GrafanaError:
+        return False
+    if not got:
+        return False
+    live, meta = got.get("dashboard") or {}, got.get("meta") or {}
+    record = live.get(RECORD_KEY)
+    return (isinstance(record, dict) and record.get("sha256") == digest and content_hash(live) == digest
+            and (meta.get("folderUid") or "") == folder_uid)
 
 
 def _apply_one(change: Change, client: GrafanaClient, folder_uid: str, message: str) -> str:
+    from dashgen.grafana_client import GrafanaStatusError
+
     if change.action is Action.DELETE:
-        client.delete_dashboard(change.uid)
+        client.delete_dashboard(change.uid, resource_version=change.resource_version)
         return "deleted"
-    saved = client.save_dashboard(_payload(change), folder_uid, message)
+    text, digest = _payload(change)
+    update = change.action is Action.UPDATE
+    try:
+        saved = client.save_dashboard(text, folder_uid, message, uid=change.uid,
+                                      version=change.version if update else None,
+                                      resource_version=change.resource_version if update else None)
+    except GrafanaStatusError as exc:
+        if exc.status in (409, 412) and _already_there(client, change.uid, digest, folder_uid):
+            return "already there (a repeated save found its own content)"
+        raise
     return f"version {saved.get('version')}"
+
+
+def _is_conflict(exc: GrafanaStatusError) -> bool:
+    """Grafana's optimistic locking refused the save: legacy 412 version-mismatch, or /apis 409
+    Conflict (stale resourceVersion) / AlreadyExists (created meanwhile)."""
+    return (exc.status == 412 and exc.code == "version-mismatch") or (
+        exc.status == 409 and exc.code in ("Conflict", "AlreadyExists"))
 
 
 def apply(plan: Plan, client: GrafanaClient, *, message: str, concurrency: int = DEFAULT_CONCURRENCY,
           on_done: Callable[[Change, str], None] | None = None) -> ApplyResult:
     """Perform the plan's writes (folder first), at most `concurrency` at a time; never raises for one
-    dashboard: each lands, conflicts (Grafana's 412) or fails, and the result says which."""
+    dashboard: each lands, conflicts (Grafana's 412/409) or fails, and the result says which."""
     from dashgen.grafana_client import GrafanaStatusError
 
     result = ApplyResult()
@@ -287,28 +454,43 @@ def apply(plan: Plan, client: GrafanaClient, *, message: str, concurrency: int =
             client.create_folder(plan.folder_uid, plan.folder_title, plan.folder_parent)
             result.folder_created = True
         except GrafanaError as exc:
-            result.failed = [(c, f"not attempted: folder {plan.folder_uid!r} could not be created: {exc}")
-                             for c in todo]
-            return result
+            # A repeated create whose first attempt had landed (or a folder made meanwhile) is fine.
+            exists = isinstance(exc, GrafanaStatusError) and exc.status in (409, 412) and \
+                _folder_exists(client, plan.folder_uid)
+            if not exists:
+                result.failed = [(c, f"not attempted: folder {plan.folder_uid!r} could not be created: {exc}")
+                                 for c in todo]
+                return result
+            result.folder_created = True
 
     def run(change: Change) -> tuple[Change, str, str]:
         try:
             return change, "landed", _apply_one(change, client, plan.folder_uid, message)
         except GrafanaStatusError as exc:
-            if exc.status == 412 and exc.code == "version-mismatch":
-                return change, "conflict", ("changed in Grafana while pushing (412 version-mismatch): "
+            if _is_conflict(exc):
+                return change, "conflict", (f"changed in Grafana while pushing ({exc.status} {exc.code}): "
                                             "run push again to see the difference")
             return change, "failed", str(exc)
         except GrafanaError as exc:
             return change, "failed", str(exc)
+        except Exception as exc:  # noqa: BLE001 - one dashboard's bug must not lose the others' report
+            return change, "failed", f"unexpected error: {type(exc).__name__}: {first_line(exc)}"
 
     with _bulk_io(), ThreadPoolExecutor(max(1, concurrency)) as pool:
         for change, outcome, note in pool.map(run, todo):
             {"landed": result.landed, "conflict": result.conflicts, "failed": result.failed}[outcome].append(
                 (change, note))
             if on_done is not None:
-                on_done(change, outcome)
+                with suppress(Exception):  # a progress display must not lose the report
+                    on_done(change, outcome)
     return result
+
+
+def _folder_exists(client: GrafanaClient, uid: str) -> bool:
+    try:
+        return client.get_folder(uid) is not None
+    except GrafanaError:
+        return False
 
 
 def prepare(client: GrafanaClient, directory: Path, config: Config, *, force: bool = False,
