@@ -2,6 +2,7 @@
 
 `pg_server`: one real PostgreSQL 16 (pgserver, no root) for the whole session.
 `fresh_db`: a new, empty database on it for one test, as a DSN (dropped afterwards).
+`module_db`: a migrated database shared by one test module (property tests: one database, many examples).
 Tests reach nothing but loopback; AWS is moto or botocore's Stubber.
 """
 
@@ -52,6 +53,25 @@ def fresh_db(pg_server: object) -> Iterator[str]:
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     dsn = admin.replace("/postgres?", f"/{name}?", 1)
+    yield dsn
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="module")
+def module_db(pg_server: object) -> Iterator[str]:
+    """A DSN to a new database migrated once for a whole test module (its tests empty what they use first)."""
+    import psycopg
+
+    from dashgen.store import migrate
+
+    name = f"m_{uuid.uuid4().hex[:12]}"
+    admin = _admin_dsn(pg_server)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    dsn = admin.replace("/postgres?", f"/{name}?", 1)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        migrate(conn)
     yield dsn
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -31,6 +31,7 @@ RELEASED = {
     "007_backfill_cost_rollups": "1ecbbab6be8d2de6f3b92323917510467988a39bd41dd3cca1c0505aee4201d6",
     "008_sync_state": "784072b561d48dd584a9285d5a60315e8d2eadbc43c3ba312c99f23d076d26b6",
     "010_utilisation": "e6a1badb6efa54dd274cf4a138456ec5b4e2cd77c3516e4fe30d0fe1a90e12c9",
+    "020_budget_definitions": "249150297f89210dad05fee29bce7e581ad6c81658678baaa79ef3827718f9c4",
 }
 # Functions the migrations own because a table depends on them (a generated column): never re-defined.
 MIGRATION_OWNED = {"tags_label"}
@@ -49,7 +50,7 @@ def test_every_landed_migration_keeps_its_released_checksum() -> None:
 # Migrations that landed before definitions/ existed: they create functions and views themselves (the definition
 # files re-applied after them hold the current versions). No other migration may.
 BEFORE_DEFINITIONS = {"001_pricing_store", "002_cost_functions", "003_cost_rollup", "004_instance_costs_by_rows",
-                      "005_ebs_volumes", "006_adopt_pre_release_004", "010_utilisation"}
+                      "005_ebs_volumes", "006_adopt_pre_release_004", "010_utilisation", "020_budget_definitions"}
 
 
 def test_new_migrations_leave_functions_and_views_to_the_definition_files() -> None:

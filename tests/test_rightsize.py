@@ -228,3 +228,20 @@ def test_rule_variables_default_to_the_config_and_the_readme_documents_the_rule(
     for fact in ("p95", "x (1 - headroom)", "vCPUs x CPU p95 / target", "t4g.2xlarge -> t4g.xlarge",
                  "memory per vCPU", "x 730", "cheapest on time"):
         assert fact in readme, fact
+
+
+@pytest.mark.parametrize("progress", [1e-12, 0.0, -5.0])
+def test_experiment_comparison_without_usable_progress_gives_no_finish_and_still_answers(filled, progress) -> None:
+    """A progress so small that the finish would be past any timestamp (make_interval used to fail the whole
+    query), none, or negative: that run's finish is unknown, the other runs unchanged."""
+    before = {r["name"]: r for r in compare_experiment(filled, "t4g-sizing")}
+    filled.execute("UPDATE dashgen.instance_utilisation_hourly u SET progress_pct = %s FROM dashgen.instances i "
+                   "WHERE i.instance_id = u.instance_id AND i.name = 'train-2'", (progress,))
+    rows = {r["name"]: r for r in compare_experiment(filled, "t4g-sizing")}
+    two = rows["train-2"]
+    assert two["finish_at"] is None and two["outcome"] == "no progress"
+    if progress <= 0:  # no hours per percent either (a negative one would have put the finish in the past)
+        assert two["hours_per_pct"] is None and two["usd_per_pct"] is None
+    for name in ("train-4", "train-8"):
+        assert {k: v for k, v in rows[name].items() if k != "finish_at"} == \
+            {k: v for k, v in before[name].items() if k != "finish_at"}

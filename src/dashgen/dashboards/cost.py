@@ -32,6 +32,16 @@ from dashgen.sqlvars import load_sql
 SLUG = "ec2-cost"
 TITLE = "EC2 cost"
 UNKNOWN = [{"type": "special", "options": {"match": "null+nan", "result": {"text": "unknown", "index": 0}}}]
+# "unknown" in grey where a colour means something: a mapping without a colour takes the base threshold colour
+# (red) instead (grafana/grafana packages/grafana-data/src/field/displayProcessor.ts: no mapping colour ->
+# scaleFunc(-Infinity)); a hex colour is used as is (themes/createVisualizationColors.ts, getColorByName).
+NEUTRAL = "#808080"
+UNKNOWN_NEUTRAL = [{"type": "special",
+                    "options": {"match": "null+nan", "result": {"text": "unknown", "color": NEUTRAL, "index": 2}}}]
+# a yes/no column (PostgreSQL bool): special true / false / null matches (utils/valueMappings.ts)
+YES_NO = [{"type": "special", "options": {"match": "true", "result": {"text": "yes", "color": "green", "index": 0}}},
+          {"type": "special", "options": {"match": "false", "result": {"text": "no", "color": "red", "index": 1}}},
+          *UNKNOWN_NEUTRAL]
 USD = "currencyUSD"
 
 
@@ -105,11 +115,15 @@ def budget_panel() -> G.Table:
         [sql_target(load_sql("experiment_budget"))],
         description=("Per experiment (config [[experiments]]): spent to date, burn rate of its running instances, "
                      "spend projected at the deadline, budget left; with a progress metric (stored by sync from "
-                     "CloudWatch), the ETA at the current pace and the projected cost to finish."),
+                     "CloudWatch), the pace of the last hour, the ETA at that pace and the projected cost to "
+                     "finish. Unknown where an input is unknown (no price, no progress, stalled progress)."),
         overrides=[*_usd("Budget", "Spent", "Budget left", "Projected at deadline", "Projected cost to finish"),
                    override("Burn rate (USD/h)", unit=USD, decimals=4, mappings=UNKNOWN),
                    override("Progress", unit="percent", decimals=1, mappings=UNKNOWN),
+                   override("Pace", unit="suffix: %/h", decimals=2, mappings=UNKNOWN),
                    override("ETA", unit="dateTimeAsIso", mappings=UNKNOWN),
+                   *(override(c, cell_type={"type": "color-text"}, mappings=YES_NO)
+                     for c in ("Fits budget", "Makes deadline")),
                    override("Deadline", unit="dateTimeAsIso")],
         height=8,
     )
@@ -124,7 +138,7 @@ def verdict_stat(title: str, sql_file: str, yes: str, no: str, description: str)
         thresholds=steps(("red", None), ("green", 1)),
         mappings=[{"type": "value", "options": {"0": {"text": no, "color": "red", "index": 0},
                                                 "1": {"text": yes, "color": "green", "index": 1}}},
-                  *UNKNOWN],
+                  *UNKNOWN_NEUTRAL],
         calcs=("last",),
         no_value="no experiments",
         width=12,
@@ -148,10 +162,12 @@ def build(config: Config) -> G.Dashboard:
     layout = Layout()
     layout.add(
         verdict_stat("Fits budget", "experiment_fits_budget", "fits budget", "over budget",
-                     "Green when the experiment's projected cost (to finish at the current pace, else to the "
-                     "deadline at the current burn rate) is within its budget."),
+                     "Green when the experiment's projected cost (to finish at the recent pace, else to the "
+                     "deadline at the current burn rate) is within its budget; grey (unknown) when a price is "
+                     "unknown."),
         verdict_stat("Makes deadline", "experiment_makes_deadline", "makes deadline", "late",
-                     "Green when the ETA from the progress metric is before the deadline; unknown without one."),
+                     "Green when the ETA from the progress metric is before the deadline; grey (unknown) without "
+                     "a progress metric or while progress stalls."),
     )
     layout.add(budget_panel())
     layout.add(instances_panel())

@@ -80,3 +80,15 @@ RETURNS double precision LANGUAGE sql STABLE PARALLEL SAFE AS $$
                                              least(dashgen.billed_end(running_since, NULL), t) - running_since)), 0))
            END
 $$;
+
+-- What dashgen.billed_upto(t) counts too many when runs restart within 60 s of a start: it counts each earlier
+-- run whole, so the part after t of the 60 s minimum of every run started in (t - 60 s, t] but the last one.
+-- (A run j before the last one started by t ended by t, so it bills after t only its minimum's end, s_j + 60 s.)
+CREATE OR REPLACE FUNCTION dashgen.restart_overlap_s(id text, t timestamptz) RETURNS double precision
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT coalesce(sum(x) - max(x), 0)
+    FROM (SELECT 60 - date_part('epoch', t - iv.started_at) AS x
+          FROM dashgen.instance_intervals iv
+          WHERE iv.instance_id = id COLLATE "C" AND iv.started_at > t - interval '60 seconds'
+            AND iv.started_at <= t) r
+$$;

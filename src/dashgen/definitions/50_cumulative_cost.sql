@@ -10,7 +10,8 @@
 --   the other whole UTC hours (dashgen.cost_events_hourly)             -> the hour's end;
 --   the partial hours at the edges, and the end of every run still going (now, or its 60 s minimum): from
 --   the runs, at the next point of a `step_s` grid from t0 (before the first whole hour: at most its start).
--- With a Name filter the rollups (per group, not per instance) do not apply: every event comes from the runs.
+-- The rollups (grouped by tags without Name) apply only without a Name filter and when the tag key is not Name:
+-- otherwise every event comes from the runs, so a run's start and end fall in the same series.
 -- Points exist at t0, t1 and where events are counted; the cost is linear in between. Every point is exact.
 CREATE OR REPLACE FUNCTION dashgen.cumulative_cost(t0 timestamptz, t1 timestamptz, step_s double precision, tag_key text,
                                         tag_values text[], names text[])
@@ -29,24 +30,27 @@ WITH sel AS (  -- the selected instances: their series and USD per second (NULL:
     UNION ALL  -- starts in the partial hours at the edges
     SELECT iv.instance_id, iv.started_at, 1
     FROM dashgen.instance_intervals iv
-    WHERE '__all__' = ANY (names) AND iv.started_at > t0 AND iv.started_at <= t1
+    WHERE ('__all__' = ANY (names) AND tag_key IS DISTINCT FROM 'Name') AND iv.started_at > t0
+      AND iv.started_at <= t1
       AND (iv.started_at < dashgen.utc_floor(t0, '1 hour') + interval '1 hour'
            OR iv.started_at >= dashgen.utc_floor(t1, '1 hour'))
     UNION ALL  -- billed ends of closed runs there (a billed end is at most 60 s after the end)
     SELECT iv.instance_id, dashgen.billed_end(iv.started_at, iv.ended_at), -1
     FROM dashgen.instance_intervals iv
-    WHERE '__all__' = ANY (names) AND iv.ended_at IS NOT NULL
+    WHERE ('__all__' = ANY (names) AND tag_key IS DISTINCT FROM 'Name') AND iv.ended_at IS NOT NULL
       AND iv.ended_at > t0 - interval '60 seconds' AND iv.ended_at <= t1
       AND (iv.ended_at < dashgen.utc_floor(t0, '1 hour') + interval '1 hour'
            OR iv.ended_at >= dashgen.utc_floor(t1, '1 hour') - interval '60 seconds')
       AND dashgen.billed_end(iv.started_at, iv.ended_at) > t0
       AND (dashgen.billed_end(iv.started_at, iv.ended_at) < dashgen.utc_floor(t0, '1 hour') + interval '1 hour'
            OR dashgen.billed_end(iv.started_at, iv.ended_at) >= dashgen.utc_floor(t1, '1 hour'))
-    UNION ALL  -- with a Name filter: every start and closed end of the selected instances
-    SELECT iv.instance_id, e.at, e.sign
+    UNION ALL  -- with a Name filter or the tag key Name: every start and closed end of the selected instances
+    SELECT iv.instance_id, e.at, e.sign     -- in the range (a billed end after t0: the run ended after t0 - 60 s)
     FROM sel JOIN dashgen.instance_intervals iv ON iv.instance_id = sel.instance_id
     CROSS JOIN LATERAL (VALUES (iv.started_at, 1), (dashgen.billed_end(iv.started_at, iv.ended_at), -1)) e(at, sign)
-    WHERE NOT ('__all__' = ANY (names)) AND (e.sign = 1 OR iv.ended_at IS NOT NULL) AND e.at > t0
+    WHERE NOT ('__all__' = ANY (names) AND tag_key IS DISTINCT FROM 'Name')
+      AND iv.started_at <= t1 AND (iv.ended_at IS NULL OR iv.ended_at > t0 - interval '60 seconds')
+      AND (e.sign = 1 OR iv.ended_at IS NOT NULL) AND e.at > t0
     UNION ALL  -- the end of every run still going (never in the rollups)
     SELECT iv.instance_id, dashgen.billed_end(iv.started_at, NULL), -1
     FROM dashgen.instance_intervals iv
@@ -55,12 +59,13 @@ WITH sel AS (  -- the selected instances: their series and USD per second (NULL:
     SELECT sel.series,
            CASE WHEN e.at = t0 THEN t0
                 -- inside the whole days or hours (ends of runs still going): at the end of that day or hour
-                WHEN '__all__' = ANY (names)
+                WHEN ('__all__' = ANY (names) AND tag_key IS DISTINCT FROM 'Name')
                      AND e.at >= dashgen.utc_floor(dashgen.utc_floor(t0, '1 hour') + interval '1 hour'
                                                    - interval '1 microsecond', '24 hours') + interval '24 hours'
                      AND e.at < dashgen.utc_floor(t1, '24 hours')
                 THEN dashgen.utc_floor(e.at, '24 hours') + interval '24 hours'
-                WHEN '__all__' = ANY (names) AND e.at >= dashgen.utc_floor(t0, '1 hour') + interval '1 hour'
+                WHEN ('__all__' = ANY (names) AND tag_key IS DISTINCT FROM 'Name')
+                     AND e.at >= dashgen.utc_floor(t0, '1 hour') + interval '1 hour'
                      AND e.at < dashgen.utc_floor(t1, '1 hour')
                 THEN dashgen.utc_floor(e.at, '1 hour') + interval '1 hour'
                 -- at the edges: the next point of the grid, and not after the first whole hour
@@ -78,7 +83,8 @@ WITH sel AS (  -- the selected instances: their series and USD per second (NULL:
     JOIN dashgen.instance_prices p
       ON (p.region, p.instance_type, p.operating_system, p.tenancy)
        = (d.region, d.instance_type, d.operating_system, d.tenancy)
-    WHERE '__all__' = ANY (names) AND p.usd_per_hour IS NOT NULL AND dashgen.chosen(d.tags ->> tag_key, tag_values)
+    WHERE ('__all__' = ANY (names) AND tag_key IS DISTINCT FROM 'Name') AND p.usd_per_hour IS NOT NULL
+      AND dashgen.chosen(d.tags ->> tag_key, tag_values)
       AND d.bucket >= dashgen.utc_floor(dashgen.utc_floor(t0, '1 hour') + interval '1 hour'
                                         - interval '1 microsecond', '24 hours') + interval '24 hours'
       AND d.bucket < dashgen.utc_floor(t1, '24 hours')
@@ -90,7 +96,8 @@ WITH sel AS (  -- the selected instances: their series and USD per second (NULL:
     JOIN dashgen.instance_prices p
       ON (p.region, p.instance_type, p.operating_system, p.tenancy)
        = (h.region, h.instance_type, h.operating_system, h.tenancy)
-    WHERE '__all__' = ANY (names) AND p.usd_per_hour IS NOT NULL AND dashgen.chosen(h.tags ->> tag_key, tag_values)
+    WHERE ('__all__' = ANY (names) AND tag_key IS DISTINCT FROM 'Name') AND p.usd_per_hour IS NOT NULL
+      AND dashgen.chosen(h.tags ->> tag_key, tag_values)
       AND h.bucket >= dashgen.utc_floor(t0, '1 hour') + interval '1 hour'
       AND h.bucket < dashgen.utc_floor(t1, '1 hour')
       AND NOT (h.bucket >= dashgen.utc_floor(dashgen.utc_floor(t0, '1 hour') + interval '1 hour'

@@ -2,7 +2,14 @@
 -- migration or a definition file changed: edit here, never in a landed migration (CONTRIBUTING.md).
 
 -- Per experiment: spend to date, burn rate now, projections against budget and deadline, progress and ETA.
--- NULL = unknown (an instance without a price ran; no progress metric), never $0.
+-- NULL = unknown (an instance without a price ran or runs; no progress; stalled progress), never 0 USD or a date.
+--   pace     least-squares slope of the points of the last hour before the latest one (at least the two latest);
+--   ETA      finished (latest point >= 100 %): the first point of that final stretch at >= 100 %; else, with a
+--            pace > 0: latest point + (100 - latest percent) / pace, unknown beyond a century; else unknown;
+--   to finish  finished: spent; ETA now or later: spent + burn x (ETA - now); else unknown;
+--   fits budget  projected cost to finish <= budget; when the finish cannot be projected (no ETA, or an ETA
+--                already past without 100 %): projected at the deadline <= budget;
+--   makes deadline  ETA <= deadline; unknown ETA: false once progress below 100 % was seen after the deadline.
 CREATE OR REPLACE VIEW dashgen.experiment_status AS
 WITH members AS (
     SELECT e.name, p.usd_per_hour, dashgen.seconds_to_date(i.billed_closed_s, i.running_since) AS seconds,
@@ -16,6 +23,7 @@ WITH members AS (
     SELECT e.name, e.budget_usd, e.deadline,
            count(m.name) AS instances,
            count(*) FILTER (WHERE m.running) AS running,
+           -- no members: bool_and over the one NULL row is NULL, so IS NOT FALSE: nothing spent, nothing burning
            CASE WHEN bool_and(m.usd_per_hour IS NOT NULL OR m.seconds = 0) IS NOT FALSE
                 THEN round(coalesce(sum(m.seconds * m.usd_per_hour::float8 / 3600), 0)::numeric, 6) END AS spent_usd,
            CASE WHEN bool_and(m.usd_per_hour IS NOT NULL OR NOT m.running) IS NOT FALSE
@@ -23,32 +31,47 @@ WITH members AS (
     FROM dashgen.experiments e
     LEFT JOIN members m ON m.name = e.name
     GROUP BY e.name, e.budget_usd, e.deadline
-), progress AS (
-    SELECT p.experiment AS name,
-           max(p.at) AS last_at,
-           (array_agg(p.percent ORDER BY p.at DESC))[1] AS percent,
-           min(p.at) FILTER (WHERE p.percent >= 100) AS done_at,
-           regr_slope(p.percent, extract(epoch FROM p.at)) AS percent_per_second
+), ranked AS (
+    SELECT p.experiment AS name, p.at, p.percent,
+           row_number() OVER (PARTITION BY p.experiment ORDER BY p.at DESC) AS nth
     FROM dashgen.experiment_progress p
-    GROUP BY p.experiment
+), latest AS (
+    SELECT name, max(at) FILTER (WHERE nth = 1) AS last_at, max(percent) FILTER (WHERE nth = 1) AS percent,
+           max(at) FILTER (WHERE nth = 2) AS second_at,
+           max(at) FILTER (WHERE percent < 100) AS below_at  -- the last point below 100 %
+    FROM ranked GROUP BY name
+), progress AS (
+    SELECT l.name, l.last_at, l.percent,
+           min(r.at) FILTER (WHERE l.percent >= 100 AND r.at > coalesce(l.below_at, '-infinity')) AS done_at,
+           -- percent per second, x in seconds from the latest point (small numbers: no precision lost)
+           regr_slope(r.percent::float8, date_part('epoch', r.at - l.last_at))
+               FILTER (WHERE r.at >= CASE WHEN l.second_at IS NULL THEN l.last_at
+                                          ELSE least(l.last_at - interval '1 hour', l.second_at) END) AS pace
+    FROM latest l JOIN ranked r ON r.name = l.name
+    GROUP BY l.name, l.last_at, l.percent
 ), eta AS (
-    SELECT s.*, p.percent,
+    SELECT s.*, p.last_at, p.percent, p.pace, p.done_at,
            CASE WHEN p.done_at IS NOT NULL THEN p.done_at
-                WHEN p.percent_per_second > 0
-                THEN p.last_at + make_interval(secs => ((100 - p.percent) / p.percent_per_second)::float8)
+                WHEN p.pace > 0  -- (nested CASE: the division and make_interval only run when they can)
+                THEN CASE WHEN 100 - p.percent::float8 <= p.pace * (100 * 365.25 * 86400)
+                          THEN p.last_at + make_interval(secs => (100 - p.percent::float8) / p.pace) END
            END AS eta
     FROM spend s LEFT JOIN progress p ON p.name = s.name
 ), projected AS (
     SELECT eta.*,
            spent_usd + burn_usd_per_hour * greatest(0, extract(epoch FROM deadline - now())) / 3600
                AS projected_at_deadline_usd,
-           spent_usd + burn_usd_per_hour * greatest(0, extract(epoch FROM eta.eta - now())) / 3600
-               AS projected_to_finish_usd
+           CASE WHEN done_at IS NOT NULL THEN spent_usd
+                WHEN eta >= now() THEN spent_usd + burn_usd_per_hour * extract(epoch FROM eta - now()) / 3600
+           END AS projected_to_finish_usd
     FROM eta
 )
 SELECT name, instances, running, budget_usd, spent_usd, budget_usd - spent_usd AS budget_left_usd,
        burn_usd_per_hour, deadline, projected_at_deadline_usd, percent AS progress_percent, eta,
        projected_to_finish_usd,
-       coalesce(projected_to_finish_usd, projected_at_deadline_usd) <= budget_usd AS fits_budget,
-       eta <= deadline AS makes_deadline
+       CASE WHEN eta IS NOT NULL AND (done_at IS NOT NULL OR eta >= now()) THEN projected_to_finish_usd <= budget_usd
+            ELSE projected_at_deadline_usd <= budget_usd END AS fits_budget,
+       CASE WHEN eta IS NOT NULL THEN eta <= deadline
+            WHEN last_at > deadline THEN false END AS makes_deadline,
+       pace * 3600 AS pace_percent_per_hour
 FROM projected;

@@ -7,8 +7,9 @@
 --   CPU p95        95th percentile of the hourly p95 CPU over all stored hours;
 --   progress       highest value (0-100) of the experiment's progress metric for the instance
 --                  (CloudWatch dimensions: the experiment's, plus InstanceId), collected by `dashgen sync`;
---   per percent    running hours / progress and cost so far / progress;
---   finish         when progress reached 100 (hour it was seen), else now + hours per percent x the rest;
+--   per percent    running hours / progress and cost so far / progress (unknown at 0 % or below);
+--   finish         when progress reached 100 (hour it was seen), else now + hours per percent x the rest
+--                  (unknown without progress above 0 %, or over a century away);
 --   projected cost cost per percent x 100;
 --   outcome        "cheapest on time": the lowest projected cost among runs that finish by the deadline;
 --                  "on time" / "late" for the others, "no progress" without a progress value.
@@ -43,11 +44,15 @@ usage AS (
 measured AS (
     SELECT m.*, r.started_at, coalesce(r.hours, 0) AS hours, u.cpu_p95, u.progress_pct,
            coalesce(r.hours, 0) * m.usd_per_hour AS cost_usd,
-           coalesce(r.hours, 0) / nullif(u.progress_pct, 0) AS hours_per_pct,
-           coalesce(r.hours, 0) * m.usd_per_hour / nullif(u.progress_pct, 0) AS usd_per_pct,
-           coalesce(u.finished_at, now() + make_interval(
-               secs => (coalesce(r.hours, 0) / nullif(u.progress_pct, 0)
-                        * greatest(100 - u.progress_pct, 0) * 3600)::double precision)) AS finish_at
+           CASE WHEN u.progress_pct > 0 THEN coalesce(r.hours, 0) / u.progress_pct END AS hours_per_pct,
+           CASE WHEN u.progress_pct > 0 THEN coalesce(r.hours, 0) * m.usd_per_hour / u.progress_pct END AS usd_per_pct,
+           -- no progress (<= 0 %) or a finish over a century away: unknown (no make_interval overflow)
+           coalesce(u.finished_at,
+                    CASE WHEN u.progress_pct > 0
+                              AND coalesce(r.hours, 0) * (100 - u.progress_pct) <= u.progress_pct * 876600
+                         THEN now() + make_interval(secs => (coalesce(r.hours, 0) / u.progress_pct
+                                                             * (100 - u.progress_pct) * 3600)::double precision)
+                    END) AS finish_at
     FROM members m
     LEFT JOIN run r USING (instance_id)
     LEFT JOIN usage u USING (instance_id)
