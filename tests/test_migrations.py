@@ -313,7 +313,9 @@ def test_sync_refuses_a_store_with_an_edited_migration_before_reading_aws(fresh_
      "005_ebs_volumes", "010_utilisation"],
     ["001_pricing_store", "002_cost_functions", "003_cost_rollup", "004_instance_costs_by_rows@273d6d9",
      "005_ebs_volumes", "010_utilisation"],
-], ids=["by_runs@a0912c0", "by_runs@df6f624", "by_rows@273d6d9"])
+    ["001_pricing_store", "002_cost_functions", "003_cost_rollup", "004_instance_costs_by_rows", "005_ebs_volumes",
+     "010_utilisation", "020_budget_definitions"],
+], ids=["by_runs@a0912c0", "by_runs@df6f624", "by_rows@273d6d9", "main-before-checksums"])
 def test_a_store_migrated_by_an_earlier_commit_is_adopted_into_the_shipped_schema(
         fresh_db: str, second_db: str, history: list[str]) -> None:
     """These stores made the old `migrate` fail ("function tags_label already exists") or report "schema up to
