@@ -30,6 +30,7 @@ from dashgen.build import render_dashboards  # noqa: E402
 from dashgen.config import Config, Experiment  # noqa: E402
 from dashgen.inventory import describe_region  # noqa: E402
 from dashgen.pricing import PriceKey, resolve_prices  # noqa: E402
+from dashgen.sqlvars import encode  # noqa: E402
 from dashgen.store import connect, migrate  # noqa: E402
 from dashgen.sync import PRICE_UPSERT_SQL, Collected, write  # noqa: E402
 from dashgen.validate import all_panels  # noqa: E402
@@ -163,7 +164,7 @@ def bench_panels(dsn: str, n: int, config: Config, runs: int) -> None:
           "PostgreSQL planning+execution, median of 7 ==")
     dash = render_dashboards(config)["ec2-cost.json"]
     all_values = {v["name"]: v["allValue"] for v in dash["templating"]["list"] if "allValue" in v}
-    values = {"tag_key": "experiment", "tag_value": ALL, "name": ALL, "experiment": ALL}
+    values = {"tag_key": encode("experiment"), "tag_value": ALL, "name": ALL, "experiment": ALL}
     worst = 0.0
     with connect(dsn) as conn:
         for label, span in (("last 24 h", dt.timedelta(days=1)), ("last 7 days", dt.timedelta(days=7)),

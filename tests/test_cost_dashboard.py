@@ -14,6 +14,7 @@ import pytest
 from cost_scenario import INJECTION, billed_seconds, exact_cost, expected_cost, synced_store
 from dashgen.build import render_dashboards
 from dashgen.config import Config, Experiment
+from dashgen.sqlvars import encode as hx
 from dashgen.sqlvars import load_sql
 from dashgen.validate import all_panels, validate_dashboard
 from grafana_sql import ALL, expand
@@ -62,7 +63,7 @@ def test_the_cost_dashboard_is_built_validated_and_reads_the_pricing_variable() 
     variables = {v["name"]: v for v in dash["templating"]["list"]}
     assert variables["pricing"]["query"] == "grafana-postgresql-datasource"
     assert variables["pricing"]["current"]["value"] == "my-pg"
-    assert variables["tag_key"]["options"][0]["value"] == "experiment"
+    assert variables["tag_key"]["current"] == {"text": "experiment", "value": hx("experiment")}
     titles = [p["title"] for p in all_panels(dash)]
     for expected in ("Cost per instance", "Cost by tag value", "Cumulative cost in the time range",
                      "Budget and deadline", "Fits budget", "Makes deadline"):
@@ -75,7 +76,7 @@ def test_the_cost_dashboard_is_built_validated_and_reads_the_pricing_variable() 
 def test_every_panel_sql_is_its_sql_file_verbatim_and_quotes_every_variable() -> None:
     dash = cost_dashboard()
     sqls = [t["rawSql"] for p in all_panels(dash) for t in p.get("targets", [])]
-    sqls += [v["query"] for v in dash["templating"]["list"] if v.get("type") == "query"]
+    sqls += [v["query"] for v in dash["templating"]["list"] if v.get("type") == "query" and v["name"] != "tag_key"]
     files = {load_sql(n) for n in ("cost_instances", "cost_instances_ebs", "cost_by_tag", "cost_cumulative",
                                    "experiment_budget", "experiment_fits_budget", "experiment_makes_deadline",
                                    "experiment_progress", "var_tag_value", "var_name", "var_experiment")}
@@ -94,7 +95,7 @@ def test_cost_per_instance_matches_an_independent_computation_to_the_cent(store,
         "mid-run": (scenario.t0 + dt.timedelta(minutes=47, seconds=13), scenario.t0 + dt.timedelta(hours=1, seconds=5)),
     }[window]
     sql = expand(panel_sql(cost_dashboard(), "Cost per instance"), time_from=frm, time_to=to,
-                 variables={"tag_key": "experiment", "tag_value": ALL, "name": ALL}, all_values=ALL_VALUES)
+                 variables={"tag_key": hx("experiment"), "tag_value": ALL, "name": ALL}, all_values=ALL_VALUES)
     now, rows = run(dsn, sql)
     by_id = {r["Instance"]: r for r in rows}
     assert len(rows) == len(scenario.planned) == 6
@@ -189,7 +190,7 @@ def test_migration_004_upgrades_a_store_synced_before_it(fresh_db, monkeypatch) 
         assert prev == [None, r.runs[0][1]]  # the first run ended after its 60 s minimum
     frm, to = scenario.t0 - dt.timedelta(minutes=10), scenario.t0 + dt.timedelta(hours=5, minutes=10)
     now, rows = run(fresh_db, expand(panel_sql(cost_dashboard(), "Cost per instance"), time_from=frm, time_to=to,
-                                     variables={"tag_key": "experiment", "tag_value": ALL, "name": ALL},
+                                     variables={"tag_key": hx("experiment"), "tag_value": ALL, "name": ALL},
                                      all_values=ALL_VALUES))
     by_id = {row["Instance"]: row for row in rows}
     assert len(rows) == 6
@@ -201,7 +202,7 @@ def test_cost_by_tag_and_the_cumulative_series_add_up_to_the_instances(store) ->
     dsn, scenario = store
     frm, to = scenario.t0 - dt.timedelta(minutes=30), scenario.t0 + dt.timedelta(hours=5)
     dash = cost_dashboard()
-    values = {"tag_key": "experiment", "tag_value": ALL, "name": ALL}
+    values = {"tag_key": hx("experiment"), "tag_value": ALL, "name": ALL}
     now, rows = run(dsn, expand(panel_sql(dash, "Cost by tag value"), time_from=frm, time_to=to,
                                 variables=values, all_values=ALL_VALUES))
     by_tag = {r["Tag value"]: r for r in rows}
@@ -231,20 +232,20 @@ def test_tag_and_name_filters_select_instances_and_an_injection_attempt_is_only_
     frm, to = scenario.t0, scenario.t0 + dt.timedelta(hours=5)
     sql = panel_sql(cost_dashboard(), "Cost per instance")
     _, rows = run(dsn, expand(sql, time_from=frm, time_to=to, all_values=ALL_VALUES,
-                              variables={"tag_key": "team", "tag_value": ["ml", "data"], "name": ALL}))
+                              variables={"tag_key": hx("team"), "tag_value": [hx("ml"), hx("data")], "name": ALL}))
     assert sorted(r["Name"] for r in rows) == ["O'Brien", "alpha-1", "alpha-2"]
     _, rows = run(dsn, expand(sql, time_from=frm, time_to=to, all_values=ALL_VALUES,
-                              variables={"tag_key": "team", "tag_value": ALL, "name": ["O'Brien"]}))
+                              variables={"tag_key": hx("team"), "tag_value": ALL, "name": [hx("O'Brien")]}))
     assert [r["Name"] for r in rows] == ["O'Brien"]
     for variables, names in (
-        ({"tag_key": "project", "tag_value": [INJECTION], "name": ALL}, ["O'Brien"]),
-        ({"tag_key": INJECTION, "tag_value": [INJECTION], "name": [INJECTION]}, []),
+        ({"tag_key": hx("project"), "tag_value": [hx(INJECTION)], "name": ALL}, ["O'Brien"]),
+        ({"tag_key": hx(INJECTION), "tag_value": [hx(INJECTION)], "name": [hx(INJECTION)]}, []),
     ):
         _, rows = run(dsn, expand(sql, time_from=frm, time_to=to, variables=variables, all_values=ALL_VALUES))
         assert [r["Name"] for r in rows] == names
     _, rows = run(dsn, expand(load_sql("var_tag_value"), time_from=frm, time_to=to,
-                              variables={"tag_key": "project"}))
-    assert rows == [{"?column?": INJECTION}]
+                              variables={"tag_key": hx("project")}))
+    assert rows == [{"__text": INJECTION, "__value": hx(INJECTION)}]
     with psycopg.connect(dsn) as conn:
         assert conn.execute("SELECT count(*) FROM dashgen.instances").fetchone()[0] == 6
 

@@ -32,6 +32,7 @@ RELEASED = {
     "008_sync_state": "784072b561d48dd584a9285d5a60315e8d2eadbc43c3ba312c99f23d076d26b6",
     "010_utilisation": "e6a1badb6efa54dd274cf4a138456ec5b4e2cd77c3516e4fe30d0fe1a90e12c9",
     "020_budget_definitions": "249150297f89210dad05fee29bce7e581ad6c81658678baaa79ef3827718f9c4",
+    "045_variable_values_hex": "275bb85c6800fe4a02ed37254f39b167b028de2734ce85791ead7989ffd8e188",
 }
 # Functions the migrations own because a table depends on them (a generated column): never re-defined.
 MIGRATION_OWNED = {"tags_label"}
@@ -50,7 +51,8 @@ def test_every_landed_migration_keeps_its_released_checksum() -> None:
 # Migrations that landed before definitions/ existed: they create functions and views themselves (the definition
 # files re-applied after them hold the current versions). No other migration may.
 BEFORE_DEFINITIONS = {"001_pricing_store", "002_cost_functions", "003_cost_rollup", "004_instance_costs_by_rows",
-                      "005_ebs_volumes", "006_adopt_pre_release_004", "010_utilisation", "020_budget_definitions"}
+                      "005_ebs_volumes", "006_adopt_pre_release_004", "010_utilisation", "020_budget_definitions",
+                      "045_variable_values_hex"}
 
 
 def test_new_migrations_leave_functions_and_views_to_the_definition_files() -> None:
@@ -249,15 +251,16 @@ def test_every_function_and_view_lives_in_a_definition_file(fresh_db: str) -> No
 
 def test_an_edited_definition_file_is_re_applied_at_the_next_migrate(fresh_db: str, monkeypatch) -> None:
     defs = store.definition_files()
-    edited = [(n, s.replace("SELECT '__all__' = ANY (choices) OR value = ANY (choices)",
-                            "SELECT value = ANY (choices) OR '__all__' = ANY (choices)")) for n, s in defs]
-    assert edited != defs
+    name, sql = defs[0]
+    edited = [(name, sql + "\nCREATE OR REPLACE FUNCTION dashgen.edited() RETURNS int LANGUAGE sql AS 'SELECT 1';\n"),
+              *defs[1:]]
     with psycopg.connect(fresh_db, autocommit=True) as conn:
         store.migrate(conn)
         monkeypatch.setattr(store, "definition_files", lambda: edited)
         assert store.migrate(conn) == []
-        body = conn.execute("SELECT prosrc FROM pg_proc WHERE proname = 'chosen'").fetchone()[0]
-        assert "value = ANY (choices) OR '__all__'" in body
+        assert conn.execute("SELECT dashgen.edited()").fetchone() == (1,)
+        assert dict(conn.execute("SELECT name, checksum FROM dashgen.schema_definitions").fetchall())[name] == (
+            store.checksum(edited[0][1]))
 
 
 @pytest.mark.parametrize("change", ["edited", "renamed", "unknown"])

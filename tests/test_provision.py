@@ -112,7 +112,7 @@ def test_dashboard_provider_loads_the_dashboards_folder_into_the_configured_fold
         (provider,) = parsed(config)[P.DASHBOARDS_FILE]["providers"]
         assert (provider["folder"], provider["folderUid"]) == (config.folder_title, config.folder_uid)
         assert provider["type"] == "file" and provider["options"]["path"] == P.DASHBOARDS_PATH
-        assert provider["allowUiUpdates"] is False and provider["disableDeletion"] is True
+        assert provider["allowUiUpdates"] is False and provider["disableDeletion"] is False
         assert provider["updateIntervalSeconds"] == P.UPDATE_INTERVAL_SECONDS
 
 

@@ -20,6 +20,8 @@ from dashgen.rightsize import (
     rightsizing_price_keys,
     run_sql,
 )
+from dashgen.sqlvars import ALL as NO_FILTER
+from dashgen.sqlvars import encode as hx
 from dashgen.sqlvars import load_sql
 from grafana_sql import ALL, expand
 from rightsizing_data import fill_store
@@ -138,14 +140,15 @@ def test_dashboard_embeds_the_sql_files_verbatim_and_documents_the_rule() -> Non
     dash = render_dashboards(Config())[DASHBOARD]
     panels = {p["title"]: p for row in dash["panels"] for p in [row, *row.get("panels", [])]}
     assert panels["Rightsizing"]["targets"][0]["rawSql"] == load_sql("rightsizing")
-    assert panels["Experiment comparison: $experiment"]["targets"][0]["rawSql"] == load_sql("experiment_comparison")
+    comparison = panels["Experiment comparison: ${experiment:text}"]
+    assert comparison["targets"][0]["rawSql"] == load_sql("experiment_comparison")
     assert RULE in panels["Rightsizing"]["description"]
 
 
 @pytest.mark.parametrize("selections, cli", [
     ({}, {}),
-    ({"tag_key": "team", "tag_value": ["web"]}, {"tag": "team=web"}),
-    ({"name": ["train-8", "train-2"]}, {"names": ["train-8", "train-2"]}),
+    ({"tag_key": hx("team"), "tag_value": [hx("web")]}, {"tag": "team=web"}),
+    ({"name": [hx("train-8"), hx("train-2")]}, {"names": ["train-8", "train-2"]}),
     ({"cpu_threshold": "90", "headroom_pct": "0"}, {"config": {"headroom_pct": 0.0,
                                                                "thresholds": {"CPUUtilization": 90.0}}}),
 ])
@@ -159,7 +162,8 @@ def test_dashboard_and_cli_agree(filled, selections: dict, cli: dict) -> None:
 
 def test_experiment_panel_and_cli_agree(filled) -> None:
     dash = render_dashboards(Config())[DASHBOARD]
-    panel = _plain(_panel_rows(filled, dash, "Experiment comparison: $experiment", {"experiment": "t4g-sizing"}))
+    panel = _plain(_panel_rows(filled, dash, "Experiment comparison: ${experiment:text}",
+                               {"experiment": hx("t4g-sizing")}))
     cli = compare_experiment(filled, "t4g-sizing")
     strip = {"running_hours", "cost_usd", "hours_per_pct", "usd_per_pct", "finish_at", "projected_cost_usd",
              "outcome"}  # these move with now(): compare them loosely
@@ -171,7 +175,7 @@ def test_experiment_panel_and_cli_agree(filled) -> None:
 def test_hostile_filter_values_stay_values(filled) -> None:
     hostile = "x'); DROP TABLE dashgen.instances; --"
     dash = render_dashboards(Config())[DASHBOARD]
-    assert _panel_rows(filled, dash, "Rightsizing", {"name": [hostile]}) == []
+    assert _panel_rows(filled, dash, "Rightsizing", {"name": [hx(hostile)]}) == []
     assert recommendations(filled, Config(), names=[hostile]) == []
     assert recommendations(filled, Config(), tag=f"team={hostile}") == []
     assert filled.execute("SELECT count(*) FROM dashgen.instances").fetchone()[0] == 5
@@ -181,7 +185,7 @@ def test_run_sql_reports_database_errors_in_one_line(filled) -> None:
     from dashgen.errors import DatabaseError
 
     values = {"cpu_threshold": "eighty", "headroom_pct": "20", "lookback_days": "14", "tag_key": "team",
-              "tag_value": ["__all__"], "name": ["__all__"]}
+              "tag_value": [NO_FILTER], "name": [NO_FILTER]}
     with pytest.raises(DatabaseError, match=r"^rightsize: sql/rightsizing.sql: invalid input syntax"):
         run_sql(filled, "rightsizing", values)
 

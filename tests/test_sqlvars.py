@@ -39,3 +39,20 @@ def test_refuses_what_it_cannot_bind_safely(sql: str, values: dict, message: str
 def test_packaged_sql_files_load() -> None:
     assert "dashgen.instance_utilisation_hourly" in load_sql("rightsizing")
     assert variables(load_sql("experiment_comparison")) == ["experiment"]
+
+
+def test_store_variables_are_bound_encoded_like_grafana_holds_them(fresh_db: str) -> None:
+    """`tag_value`, `name`... carry hex in the dashboards (their variable queries' `__value`), so the CLI binds
+    the hex of its text values and the All sentinel for ALL; a real value "__all__" is a value, not All."""
+    from dashgen.sqlvars import ALL, ENCODED, STORE_ALL, decode, encode
+
+    assert {"tag_key", "tag_value", "name", "experiment"} <= ENCODED
+    query, params = bind("SELECT ARRAY[${tag_value:sqlstring}], ${cpu:sqlstring}",
+                         {"tag_value": [ALL, STORE_ALL, 'say "hi" $__timeFrom()'], "cpu": "80"})
+    assert params == [STORE_ALL, "5f5f616c6c5f5f", encode('say "hi" $__timeFrom()'), "80"]
+    assert decode(params[2]) == 'say "hi" $__timeFrom()'
+    with psycopg.connect(fresh_db) as conn:  # the same encoding as SQL's dashgen.hex (migration 045)
+        assert conn.execute("SELECT encode(convert_to(%s, 'UTF8'), 'hex')", ["Zürich 🚀"]).fetchone()[0] == \
+            encode("Zürich 🚀")
+    with pytest.raises(DashgenError, match="variable 'cpu' has no All value"):
+        bind("SELECT ${cpu:sqlstring}", {"cpu": ALL})

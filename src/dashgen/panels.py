@@ -412,8 +412,13 @@ def textbox_variable(name: str, label: str, default: str = "") -> dict[str, Any]
 
 def sql_query_variable(name: str, label: str, sql: str, *, multi: bool = True,
                        include_all: bool = True) -> dict[str, Any]:
-    """A query variable on the pricing datasource (tag values, Names, experiments...)."""
+    """A query variable on the pricing datasource (tag values, Names, experiments...).
+
+    Only its options can be chosen (`allowCustomValue`, Grafana's VariableModel; default true): a typed value
+    would reach the SQL without the encoding its options have (`dashgen.sqlvars`).
+    """
     return {
+        "allowCustomValue": False,
         "current": {"text": "All", "value": "$__all"} if include_all else {"text": "", "value": ""},
         "datasource": PG_DS,
         "definition": sql,
@@ -434,12 +439,29 @@ def sql_query_variable(name: str, label: str, sql: str, *, multi: bool = True,
 def store_filter_variable(name: str, label: str) -> dict[str, Any]:
     """A multi-value filter on the pricing store (`sql/var_<name>.sql`: tag values, Names, experiments).
 
+    Its options are the real values as text and their hex as value (`dashgen.sqlvars`: nothing Grafana rewrites);
     Grafana inserts a custom All value unformatted, so it is a fixed, quoted literal: never a template value.
     """
-    from dashgen.sqlvars import STORE_ALL, load_sql
+    from dashgen.sqlvars import ALL_VALUE, ENCODED, load_sql
 
+    assert name in ENCODED, name  # the CLI binds it encoded too
     var = sql_query_variable(name, label, load_sql(f"var_{name}"))
-    var["allValue"] = f"'{STORE_ALL}'"
+    var["allValue"] = ALL_VALUE
+    return var
+
+
+def store_tag_key_variable(tag_keys: Sequence[str]) -> dict[str, Any]:
+    """The Tag variable of the store dashboards: the configured tag keys, in their order, each with its hex as
+    value like every store variable (`dashgen.sqlvars`). The query holds only hex literals, so a key with `"`,
+    `$` or `,` in it reaches PostgreSQL intact (a custom variable's query is parsed and interpolated by Grafana).
+    """
+    from dashgen.sqlvars import encode
+
+    keys = ", ".join(f"'{encode(k)}'" for k in tag_keys)
+    sql = (f"SELECT dashgen.unhex(k) AS __text, k AS __value FROM unnest(ARRAY[{keys}]::text[]) "
+           "WITH ORDINALITY AS t(k, n) ORDER BY n")
+    var = sql_query_variable("tag_key", "Tag", sql, multi=False, include_all=False)
+    var.update(current={"text": tag_keys[0], "value": encode(tag_keys[0])}, refresh=1, sort=0)
     return var
 
 
@@ -503,5 +525,8 @@ def dashboard(
         time=G.Time(time_from or config.time_from, "now"),
         timezone="browser",
         graphTooltip=1,
+        # not editable in the UI: the Python module is the source (provisioning refuses UI saves,
+        # allowUiUpdates: false; a pushed copy edited in the UI is a conflict at the next push)
+        editable=False,
         templating=G.Templating(list=list(variables)),
     ).auto_panel_ids()

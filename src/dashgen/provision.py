@@ -31,6 +31,11 @@ INIT_SQL_FILE = "postgres/init/01-dashgen.sql"
 # The compose deployment: service names, database, roles and the environment variables holding secrets.
 POSTGRES_URL = "postgres:5432"
 DATABASE = "dashgen"
+POSTGRES_MAJOR = 16  # the image docker-compose.yml pins (postgres:16)
+# Grafana's PostgreSQL datasource stores the server version as current_setting('server_version_num')::int/100
+# (grafana/grafana public/app/plugins/datasource/grafana-postgresql-datasource/postgresMetaQuery.ts getVersion,
+# read by configuration/useAutoDetectFeatures.ts): 9.6 -> 906, 10 and later -> major x 100, so 16 -> 1600.
+POSTGRES_VERSION = POSTGRES_MAJOR * 100
 SCHEMA = "dashgen"
 OWNER_ROLE = "dashgen"
 READER_ROLE = "grafana_reader"
@@ -62,10 +67,12 @@ _DATASOURCES_HEADER = _GENERATED + """\
 _DASHBOARDS_HEADER = _GENERATED + """\
 # Grafana reads this file at start-up (docker-compose.yml mounts it under /etc/grafana/provisioning/dashboards)
 # and loads every dashboards/*.json (built by `dashgen build`) into the configured folder.
-# Policy: the files are the source of truth.
-#   allowUiUpdates: false  the UI cannot save these dashboards; change the Python module and rebuild.
-#   disableDeletion: true  deleting one in the UI is refused; remove its module instead.
-#   updateIntervalSeconds  how often Grafana rescans the folder for changed files.
+# Policy: the files are the source of truth (the dashboards say so too: "editable": false).
+#   allowUiUpdates: false   the UI cannot save these dashboards; change the Python module and rebuild.
+#   disableDeletion: false  a dashboard whose file is gone is deleted from Grafana (true would only
+#                           unprovision it and leave an orphan behind). The UI refuses to delete a
+#                           provisioned dashboard either way.
+#   updateIntervalSeconds   how often Grafana rescans the folder for changed files.
 # Do not also `dashgen push` to this Grafana: a dashboard loaded from files cannot be saved through the API
 # (Grafana answers 400 "Cannot save provisioned dashboard").
 """
@@ -161,7 +168,7 @@ def datasources(config: Config) -> dict[str, Any]:
                 "jsonData": {
                     "database": DATABASE,
                     "sslmode": "disable",
-                    "postgresVersion": 1000,
+                    "postgresVersion": POSTGRES_VERSION,
                     "timescaledb": False,
                     "maxOpenConns": 10,
                 },
@@ -183,7 +190,9 @@ def dashboard_providers(config: Config) -> dict[str, Any]:
                 "folder": config.folder_title,
                 "folderUid": config.folder_uid,
                 "allowUiUpdates": False,
-                "disableDeletion": True,
+                # grafana/grafana pkg/services/provisioning/dashboards/file_reader.go, handleMissingDashboardFiles:
+                # true -> UnprovisionDashboard (the dashboard stays, orphaned), false -> DeleteProvisionedDashboard
+                "disableDeletion": False,
                 "updateIntervalSeconds": UPDATE_INTERVAL_SECONDS,
                 "options": {"path": DASHBOARDS_PATH, "foldersFromFilesStructure": False},
             }

@@ -20,8 +20,12 @@ from typing import Any
 
 from dashgen.config import Config
 from dashgen.errors import ConfigError, DashgenError
-from dashgen.sqlvars import STORE_ALL as ALL  # the dashboard variables' All value (dashgen.selected)
-from dashgen.sqlvars import Value, bind, load_sql
+from dashgen.sqlvars import (
+    ALL,  # the CLI's "no filter" (bound as the dashboard variables' All value)
+    Value,
+    bind,
+    load_sql,
+)
 
 HOURS_PER_MONTH = 730
 

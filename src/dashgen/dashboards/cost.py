@@ -16,7 +16,6 @@ from dashgen.config import Config
 from dashgen.panels import (
     PG_DS,
     Layout,
-    custom_variable,
     dashboard,
     override,
     pricing_variable,
@@ -24,6 +23,7 @@ from dashgen.panels import (
     stat,
     steps,
     store_filter_variable,
+    store_tag_key_variable,
     table,
     timeseries,
 )
@@ -53,7 +53,7 @@ def variables(config: Config) -> list[dict[str, Any]]:
     tag_keys = list(config.instance_tags)
     return [
         pricing_variable(config),
-        custom_variable("tag_key", "Tag", tag_keys, tag_keys[0]),
+        store_tag_key_variable(tag_keys),
         store_filter_variable("tag_value", "Tag value"),
         store_filter_variable("name", "Name"),
         store_filter_variable("experiment", "Experiment"),

@@ -28,6 +28,7 @@ from dashgen.panels import (
     sql_query_variable,
     sql_target,
     store_filter_variable,
+    store_tag_key_variable,
     table,
 )
 from dashgen.rightsize import EXPERIMENT_COLUMNS, RIGHTSIZING_COLUMNS, RULE, dashboard_values
@@ -104,7 +105,7 @@ def rightsizing_panel() -> G.Table:
 
 def experiment_panel() -> G.Table:
     return table(
-        "Experiment comparison: $experiment",
+        "Experiment comparison: ${experiment:text}",
         [sql_target(load_sql("experiment_comparison"))],
         description=(
             "The instances of the experiment (tag selector from dashgen.toml) side by side: running time, cost so "
@@ -130,7 +131,7 @@ def variables(config: Config) -> list[dict[str, Any]]:
         cw_query_variable("region", "Region", "regions()", default=config.default_region),
         custom_variable("period", "Period (s)", ["300", "3600"], "3600"),
         pricing_variable(config),
-        custom_variable("tag_key", "Tag", tag_keys, tag_keys[0]),
+        store_tag_key_variable(tag_keys),
         store_filter_variable("tag_value", "Tag value"),  # the same choices as the cost dashboard
         store_filter_variable("name", "Name"),
         custom_variable("cpu_threshold", "CPU threshold %",

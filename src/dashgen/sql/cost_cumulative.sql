@@ -4,6 +4,6 @@
 -- from the hourly rollup and the partial hours at the edges from the runs, so every point is exact.
 SELECT "time", metric, value
 FROM dashgen.cumulative_cost($__timeFrom()::timestamptz, $__timeTo()::timestamptz,
-                             greatest($__interval_ms / 1000.0, 60)::float8, ${tag_key:sqlstring},
+                             greatest($__interval_ms / 1000.0, 60)::float8, dashgen.unhex(${tag_key:sqlstring}),
                              ARRAY[${tag_value:sqlstring}], ARRAY[${name:sqlstring}])
 ORDER BY 1, 2

@@ -16,5 +16,5 @@ SELECT c.instance_id AS "Instance",
        c.price_source AS "Price source",
        c.price_date AS "Price date"
 FROM dashgen.instance_costs($__timeFrom()::timestamptz, $__timeTo()::timestamptz) c
-WHERE dashgen.selected(c.tags, c.name, ${tag_key:sqlstring}, ARRAY[${tag_value:sqlstring}], ARRAY[${name:sqlstring}])
+WHERE dashgen.selected(c.tags, c.name, dashgen.unhex(${tag_key:sqlstring}), ARRAY[${tag_value:sqlstring}], ARRAY[${name:sqlstring}])
 -- no ORDER BY: the table panel sorts by "Cost in range" itself, and sorting 10,000 rows here took 40 ms

@@ -7,4 +7,4 @@ SELECT i.instance_id AS "Instance",
        CASE WHEN e.instance_id IS NULL THEN 0 ELSE e.usd_in_range END AS "EBS storage in range"
 FROM dashgen.instances i
 LEFT JOIN dashgen.ebs_costs($__timeFrom()::timestamptz, $__timeTo()::timestamptz) e ON e.instance_id = i.instance_id
-WHERE dashgen.selected(i.tags, i.name, ${tag_key:sqlstring}, ARRAY[${tag_value:sqlstring}], ARRAY[${name:sqlstring}])
+WHERE dashgen.selected(i.tags, i.name, dashgen.unhex(${tag_key:sqlstring}), ARRAY[${tag_value:sqlstring}], ARRAY[${name:sqlstring}])

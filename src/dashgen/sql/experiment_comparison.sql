@@ -14,7 +14,7 @@
 --   outcome        "cheapest on time": the lowest projected cost among runs that finish by the deadline;
 --                  "on time" / "late" for the others, "no progress" without a progress value.
 WITH e AS (
-    SELECT * FROM dashgen.experiments WHERE name = ${experiment:sqlstring}
+    SELECT * FROM dashgen.experiments WHERE dashgen.hex(name) = ${experiment:sqlstring}
 ),
 members AS (
     SELECT c.instance_id, c.name, c.instance_type, c.usd_per_hour, t.vcpu, t.memory_mib,

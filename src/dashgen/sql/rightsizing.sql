@@ -39,7 +39,7 @@ cur AS (
     LEFT JOIN usage u USING (instance_id)
     CROSS JOIN params
     WHERE (c.state <> 'terminated' OR u.hours > 0)
-      AND dashgen.selected(c.tags, c.name, ${tag_key:sqlstring}, ARRAY[${tag_value:sqlstring}],
+      AND dashgen.selected(c.tags, c.name, dashgen.unhex(${tag_key:sqlstring}), ARRAY[${tag_value:sqlstring}],
                            ARRAY[${name:sqlstring}])
 ),
 candidates AS (
