@@ -1,5 +1,5 @@
 # dashgen's image: the CLI on python:3.11-slim, installed as in the README (pip install of this checkout,
-# without the test extras), run as a non-root user. docker-compose.yml runs `dashgen sync --every 15m` with it.
+# without the test extras), run as a non-root user. docker-compose.yml runs `dashgen sync --loop` (every [pricing] every, 15m by default) with it.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

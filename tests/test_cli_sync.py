@@ -70,7 +70,7 @@ def test_sync_bundled_lands_the_inventory_and_reports_it(fresh_db: str, moto_ec2
 def test_sync_with_the_api_unreachable_warns_on_stderr_and_still_lands(fresh_db: str, moto_ec2) -> None:
     moto_ec2.run_instances(ImageId=LINUX_AMI, MinCount=1, MaxCount=1, InstanceType="m5.large")
     result = runner.invoke(app, ["sync", "--dsn", fresh_db, "--prices", "api"])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 3, result.output  # partly synced: the prices asked for were not read
     assert "WARNING: the AWS Price List API cannot be reached" in result.stderr
     assert result.stdout.startswith("synced 1 instances (1 running)")
 
@@ -95,19 +95,20 @@ def test_bad_options_are_one_line_errors(fresh_db: str, moto_ec2) -> None:
 def test_sync_every_keeps_going_after_a_failed_run(fresh_db: str, moto_ec2, monkeypatch) -> None:
     from dashgen import sync as lib
 
-    calls = []
-    real_every = lib.sync_every
+    calls, slept = [], []
+    real_loop = lib.sync_loop
 
-    def twice(run, seconds):
+    def twice(config, seconds, **kw):
         calls.append(seconds)
-        return real_every(run, seconds, runs=2, sleep=lambda _: None)
+        return real_loop(config, seconds, runs=2, sleep=slept.append, **kw)
 
-    monkeypatch.setattr(lib, "sync_every", twice)
+    monkeypatch.setattr(lib, "sync_loop", twice)
     dsns = iter(["postgresql://u@127.0.0.1:1/x?connect_timeout=2", fresh_db])
     real_sync = lib.sync
     monkeypatch.setattr(lib, "sync", lambda cfg, **kw: real_sync(cfg, **{**kw, "dsn": next(dsns)}))
-    result = runner.invoke(app, ["sync", "--every", "15m", "--prices", "bundled"])
+    result = runner.invoke(app, ["sync", "--every", "15m", "--prices", "bundled", "--dsn", "postgresql://u@h/x"])
     assert result.exit_code == 0, result.output
-    assert calls == [900]
+    assert calls == [900] and slept == [30.0]  # the failed round is retried after 30 s, not 15 min
     assert result.stderr.startswith("error: cannot connect to the pricing store")
+    assert result.stderr.rstrip().endswith("(next try in 30 s)") and result.stderr.count("\n") == 1
     assert result.stdout.startswith("synced 0 instances")

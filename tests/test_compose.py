@@ -146,7 +146,7 @@ def test_compose_agrees_with_the_provisioning_files(compose: dict[str, Any]) -> 
 
 def test_dashgen_service_syncs_every_15_minutes(compose: dict[str, Any]) -> None:
     service = services(compose)["dashgen"]
-    assert service["command"] == ["sync", "--every", "15m"]
+    assert service["command"] == ["sync", "--loop"]  # the interval is [pricing] every, default:
     assert Config().sync_every == "15m"
 
 

@@ -135,7 +135,8 @@ def test_without_describe_volumes_permission_the_instances_still_land(fresh_db, 
 
     monkeypatch.setattr(sync_module, "describe_volumes", denied)
     result = sync(Config(regions=(REGION,)), dsn=fresh_db, prices="bundled", session=session)
-    assert result.ok and result.instances == 1 and result.volumes == 0
+    assert result.exit_code == 3 and result.unsynced == [f"EBS volumes of {REGION}"]  # partly synced
+    assert result.instances == 1 and result.volumes == 0
     assert [w for w in result.warnings if "EBS volumes of ap-southeast-1 not read" in w and "not allowed" in w]
     with psycopg.connect(fresh_db) as conn:
         assert conn.execute("SELECT count(*) FROM dashgen.instances").fetchone()[0] == 1

@@ -32,6 +32,8 @@ RELEASED = {
     "008_sync_state": "784072b561d48dd584a9285d5a60315e8d2eadbc43c3ba312c99f23d076d26b6",
     "010_utilisation": "e6a1badb6efa54dd274cf4a138456ec5b4e2cd77c3516e4fe30d0fe1a90e12c9",
     "020_budget_definitions": "249150297f89210dad05fee29bce7e581ad6c81658678baaa79ef3827718f9c4",
+    "030_experiments_kept": "829ea7bbcb742046e0423c019c1e7a76fef679d1194c3f412c92c7fa6a4c598e",
+    "031_price_stale_since": "910ed138175ca3d16c1f8e93d5e93dda8f4a2d237b9ac260bbf04c70b3ff891c",
     "045_variable_values_hex": "275bb85c6800fe4a02ed37254f39b167b028de2734ce85791ead7989ffd8e188",
 }
 # Functions the migrations own because a table depends on them (a generated column): never re-defined.

@@ -17,7 +17,7 @@ from dashgen import sync as sync_mod
 from dashgen.config import Config, Experiment
 from dashgen.errors import DatabaseError
 from dashgen.pricing import PriceListError
-from dashgen.sync import parse_every, sync, sync_every
+from dashgen.sync import parse_every, sync, sync_loop
 
 TABLES = ("instances", "instance_intervals", "instance_prices", "instance_types", "experiments",
           "experiment_progress")
@@ -115,8 +115,8 @@ def test_a_failing_region_is_reported_and_the_others_land(fresh_db, aws_env, mon
     ec2.run_instances(ImageId=LINUX_AMI, MinCount=1, MaxCount=1, InstanceType="t4g.large")
     real = sync_mod.ec2_client
 
-    def client_for(session, region, retry_mode="standard"):
-        client = real(session, region, retry_mode)
+    def client_for(session, region, retry_mode="standard", budget=None):
+        client = real(session, region, retry_mode, budget)
         if region == "eu-west-1":
             stub = Stubber(client)
             stub.add_client_error("describe_instances", "UnauthorizedOperation", "You are not authorized",
@@ -127,8 +127,9 @@ def test_a_failing_region_is_reported_and_the_others_land(fresh_db, aws_env, mon
     monkeypatch.setattr(sync_mod, "ec2_client", client_for)
     result = sync(Config(regions=("us-east-1", "eu-west-1")), dsn=fresh_db, prices="bundled", session=aws_env)
     assert result.regions == ["us-east-1"] and not result.ok
-    assert result.failed_regions == {"eu-west-1": "An error occurred (UnauthorizedOperation) when calling the "
-                                                  "DescribeInstances operation: You are not authorized"}
+    assert result.failed_regions == {"eu-west-1": "DescribeInstances: UnauthorizedOperation (HTTP 403): "
+                                                  "You are not authorized"}
+    assert result.exit_code == 3  # partly synced
     with psycopg.connect(fresh_db) as conn:
         assert conn.execute("SELECT region, count(*) FROM dashgen.instances GROUP BY 1").fetchall() == [
             ("us-east-1", 1)]
@@ -186,9 +187,16 @@ def test_experiments_and_their_progress_are_synced_from_config_and_cloudwatch(fr
             ("alpha", "experiment", "alpha", 50, deadline, {"Experiment": "alpha"})]
         assert [float(v) for (v,) in conn.execute(
             "SELECT percent FROM dashgen.experiment_progress ORDER BY at")] == [10.0, 40.0]
-    sync(Config(), dsn=fresh_db, prices="bundled", session=aws_env, now=now)  # removed from the config
+    later = now + dt.timedelta(minutes=15)
+    result = sync(Config(), dsn=fresh_db, prices="bundled", session=aws_env, now=later)  # e.g. no dashgen.toml here
+    assert result.kept_experiments == ["alpha"] and result.exit_code == 0
+    with psycopg.connect(fresh_db) as conn:  # kept, with its progress, and marked
+        assert conn.execute("SELECT name, removed_from_config_at FROM dashgen.experiments").fetchall() == [
+            ("alpha", later)]
+        assert conn.execute("SELECT count(*) FROM dashgen.experiment_progress").fetchone() == (2,)
+    sync(Config(experiments=(exp,)), dsn=fresh_db, prices="bundled", session=aws_env, now=later)  # back again
     with psycopg.connect(fresh_db) as conn:
-        assert conn.execute("SELECT count(*) FROM dashgen.experiments").fetchone() == (0,)
+        assert conn.execute("SELECT removed_from_config_at FROM dashgen.experiments").fetchall() == [(None,)]
 
 
 def test_an_unreachable_price_list_api_is_a_loud_warning_and_bundled_prices(fresh_db, aws_env) -> None:
@@ -200,9 +208,11 @@ def test_an_unreachable_price_list_api_is_a_loud_warning_and_bundled_prices(fres
                             ).fetchall() == [(Decimal("0.096"), "bundled-snapshot", dt.date(2026, 7, 20))]
 
 
-def test_every_runs_on_schedule_and_parses_durations() -> None:
+def test_every_runs_on_schedule_and_parses_durations(monkeypatch) -> None:
     slept, runs = [], iter(range(3))
-    assert list(sync_every(lambda: next(runs), 900, runs=3, sleep=slept.append)) == [0, 1, 2]
+    monkeypatch.setattr(sync_mod, "sync", lambda config, **kw: next(runs))
+    rounds = list(sync_loop(Config(), 900, runs=3, sleep=slept.append, dsn="postgresql://x@127.0.0.1/x"))
+    assert [r.result for r in rounds] == [0, 1, 2] and [r.error for r in rounds] == [None] * 3
     assert len(slept) == 2 and all(899 < s <= 900 for s in slept)
     assert [parse_every(s) for s in ("30s", "15m", "1h", "1d")] == [30, 900, 3600, 86400]
     with pytest.raises(Exception, match="--every: expected a duration like '15m'"):

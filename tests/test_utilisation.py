@@ -135,7 +135,8 @@ def test_fetch_hourly_turns_client_errors_into_one_line() -> None:
     client = _client()
     with Stubber(client) as stub:
         stub.add_client_error("get_metric_data", "AccessDenied", "not allowed to GetMetricData")
-        with pytest.raises(AwsError, match=r"^cloudwatch GetMetricData \(us-east-1\): AccessDenied: not allowed"):
+        with pytest.raises(AwsError, match=r"^cloudwatch GetMetricData \(us-east-1\): AccessDenied \(HTTP 400\): "
+                                           r"not allowed"):
             fetch_hourly(client, [Target("i-a")], H0, NOW, region="us-east-1")
 
 

@@ -365,12 +365,19 @@ def _print_sync(result) -> None:  # noqa: ANN001 - sync.SyncResult
     else:
         typer.echo(f"synced {result.instances} instances ({result.running} running) from {regions} "
                    f"at {result.synced_at.isoformat(timespec='seconds')}")
-    if result.prices:
-        typer.echo("prices: " + ", ".join(f"{n} from {source}" for source, n in sorted(result.prices.items())))
+    if result.prices or result.stale_prices:
+        counts = [f"{n} from {source}" for source, n in sorted(result.prices.items())]
+        counts += [f"{len(result.stale_prices)} stale (last known API price kept)"] if result.stale_prices else []
+        typer.echo("prices: " + ", ".join(counts))
     for key in result.unknown_prices:
         typer.echo(f"price unknown: {key}")
+    for key in result.stale_prices:
+        typer.echo(f"price stale: {key}")
     if result.progress_points:
         typer.echo(f"progress: {result.progress_points} points")
+    if result.kept_experiments:
+        typer.echo(f"experiments kept, no longer in the config: {', '.join(result.kept_experiments)} "
+                   "(`dashgen db forget-experiment NAME` removes one)")
     for message in result.warnings:
         _err(message)
     for region, message in sorted(result.failed_regions.items()):
@@ -382,31 +389,30 @@ def sync(
     dsn: DsnOpt = None,
     region: Annotated[list[str] | None, typer.Option("--region", help="Region to read (repeatable; default: "
                                                                       "aws.regions).")] = None,
-    every: Annotated[str | None, typer.Option("--every", help="Keep syncing at this interval, e.g. 15m.")] = None,
+    loop: Annotated[bool, typer.Option("--loop", help="Keep syncing, every pricing.every (default 15m).")] = False,
+    every: Annotated[str | None, typer.Option("--every", help="Keep syncing at this interval, e.g. 15m "
+                                                              "(overrides pricing.every).")] = None,
     prices: Annotated[str | None, typer.Option("--prices", help="api (AWS Price List API) or bundled "
                                                                 "(the us-east-1 snapshot).")] = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Fill the pricing store from AWS: EC2 inventory, running intervals, prices, experiment progress."""
+    """Fill the pricing store from AWS: EC2 inventory, running intervals, prices, experiment progress.
+    Exit 0: all synced; 3: partly (a region or a read failed, the rest landed); 1: nothing synced."""
     from dashgen import sync as lib
 
     cfg = _config(config)
-    if every is None:
+    if every is None and not loop:
         result = lib.sync(cfg, dsn=dsn, regions=region, prices=prices)
         _print_sync(result)
-        if not result.ok:
-            raise typer.Exit(EXIT_ERROR)
+        if result.exit_code:
+            raise typer.Exit(result.exit_code)
         return
-    seconds = lib.parse_every(every)
-
-    def once() -> None:
-        try:
-            _print_sync(lib.sync(cfg, dsn=dsn, regions=region, prices=prices))
-        except DashgenError as exc:  # keep looping: the next run may succeed
-            _err(f"error: {exc}")
-
-    for _ in lib.sync_every(once, seconds):
-        pass
+    seconds = lib.parse_every(every) if every else lib.duration_seconds(cfg.sync_every, f"{cfg.source}: pricing.every")
+    for rnd in lib.sync_loop(cfg, seconds, dsn=dsn, regions=region, prices=prices):
+        if rnd.result is not None:
+            _print_sync(rnd.result)
+        else:
+            _err(f"error: {rnd.error} (next try in {rnd.wait:.0f} s)" if rnd.wait else f"error: {rnd.error}")
 
 
 @db_app.command("migrate")
@@ -438,6 +444,19 @@ def db_grant_reader(
         for line in left:
             _err(f"error: {line}")
         raise typer.Exit(EXIT_ERROR)
+
+
+@db_app.command("forget-experiment")
+def db_forget_experiment(
+    name: Annotated[str, typer.Argument(help="The experiment to remove, with its stored progress.")],
+    dsn: DsnOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Remove an experiment no longer in the config, and its stored progress (sync never deletes one)."""
+    from dashgen.sync import forget_experiment
+
+    gone = forget_experiment(_config(config), name, dsn=dsn)
+    typer.echo(f"forgot experiment {gone.name} and its {gone.progress_points} progress points")
 
 
 def main() -> None:

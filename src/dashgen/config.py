@@ -34,7 +34,8 @@ def _show(value: Any) -> str:
     """`value` for a one-line message: short, and safe however deeply a TOML value is nested."""
     if isinstance(value, dt.date | dt.time):
         return value.isoformat()  # as TOML writes it
-    return _SHOW.repr(value)
+    text = _SHOW.repr(value)  # (escapes can make it longer than its limits suggest: cut what is left)
+    return text if len(text) <= 160 else text[:157] + "..."
 
 
 def _key(key: str) -> str:
@@ -79,6 +80,7 @@ class Config:
     pricing_uid: str = "dashgen-pricing"
     default_region: str = "us-east-1"
     regions: tuple[str, ...] = ("us-east-1",)
+    region_timeout: str = "5m"  # `sync`: the most one region's AWS reads (and the Price List API's) may take
     refresh: str = "5m"
     time_from: str = "now-24h"
     instance_tags: tuple[str, ...] = ("experiment", "team", "project")
@@ -296,6 +298,7 @@ def parse_config(data: dict[str, Any], source: str) -> Config:
         pricing_uid=ds.get("pricing_uid", d.pricing_uid, "uid"),
         default_region=default_region,
         regions=regions,
+        region_timeout=aws.get("region_timeout", d.region_timeout, "duration"),
         refresh=dash.get("refresh", d.refresh, "duration"),
         time_from=dash.get("time_from", d.time_from, "str"),
         instance_tags=_instance_tags(dash, d.instance_tags),
@@ -356,6 +359,9 @@ pricing_uid = "dashgen-pricing"
 default_region = "us-east-1"
 # Regions `dashgen sync` reads the EC2 inventory and prices from.
 regions = ["us-east-1"]
+# The most time one region's AWS reads may take in a sync, retries included (the Price List API has as much):
+# past it the region is reported as not synced and the others still land.
+region_timeout = "5m"
 
 [dashboards]
 refresh = "5m"
@@ -373,6 +379,7 @@ CPUUtilization = 80
 # dsn = "postgresql://dashgen@localhost:5432/dashgen"
 # Where prices come from: "api" (AWS Price List API) or "bundled" (the us-east-1 snapshot shipped with dashgen).
 prices = "api"
+# Interval of `dashgen sync --loop` (`--every` overrides it).
 every = "15m"
 # Days of CloudWatch utilisation kept for rightsizing (Compute Optimizer uses 14).
 lookback_days = 14

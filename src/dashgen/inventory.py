@@ -98,11 +98,11 @@ def from_describe(raw: dict[str, Any], region: str) -> Instance:
     )
 
 
-def ec2_client(session: Any, region: str, retry_mode: str = "standard") -> Any:
-    from botocore.config import Config as BotoConfig
+def ec2_client(session: Any, region: str, retry_mode: str = "standard", budget: Any = None) -> Any:
+    """An EC2 client with bounded timeouts and retries (`dashgen.aws.client`), watched by `budget`."""
+    from dashgen.aws import client
 
-    return session.client("ec2", region_name=region, config=BotoConfig(retries={"mode": retry_mode,
-                                                                                 "max_attempts": 8}))
+    return client(session, "ec2", region, retry_mode=retry_mode, budget=budget)
 
 
 def describe_region(client: Any, region: str) -> list[Instance]:

@@ -1,8 +1,10 @@
 """Prices: On-Demand USD/hour from the AWS Price List API (only the types in use), or the bundled snapshot.
 
-`--prices bundled`, and the fallback when the Price List API cannot be reached (said loudly in the sync
-result), use the real us-east-1 Linux snapshot shipped as package data, dated 2026-07-20. A price nobody
-knows (another region under the snapshot, a product the API does not list) is `None`: unknown, never $0.
+`--prices bundled` uses the real us-east-1 Linux snapshot shipped as package data, dated 2026-07-20. When the
+Price List API fails (throttled past the retries, unreachable, an unreadable reply, out of time), the keys it did
+not answer come back as `fallback` prices: sync keeps the last known API price of such a key (marked stale) and
+stores the snapshot's only where no API price is known. A price nobody knows (another region under the
+snapshot, a product the API does not list) is `None`: unknown, never $0.
 """
 
 from __future__ import annotations
@@ -10,13 +12,16 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dashgen.errors import AwsError, first_line
+from dashgen.errors import AwsError
+
+if TYPE_CHECKING:
+    from dashgen.aws import Budget
 
 API_SOURCE = "aws-price-list-api"
 BUNDLED_SOURCE = "bundled-snapshot"
@@ -24,6 +29,8 @@ BUNDLED_DATE = dt.date(2026, 7, 20)
 BUNDLED_REGION = "us-east-1"
 PRICING_ENDPOINT_REGION = "us-east-1"  # the Price List API is served from us-east-1 (and two others)
 SHARED = "Shared"
+PRICE_MAX_AGE = dt.timedelta(hours=24)  # an API price older than this is read again; an unchanged one is rewritten
+                                        # (its fetched_at moved) at most this often
 BASE_FILTERS = {"tenancy": SHARED, "preInstalledSw": "NA", "capacitystatus": "Used", "marketoption": "OnDemand"}
 
 
@@ -47,6 +54,7 @@ class Price:
     memory_mib: int | None
     source: str
     price_date: dt.date | None
+    fallback: bool = False  # the API failed for this key: store it only where no API price is known
 
 
 @dataclass(frozen=True)
@@ -173,26 +181,43 @@ def fetch_api_price(client: Any, key: PriceKey) -> Price:
                  API_SOURCE, best.effective)
 
 
-def pricing_client(session: Any) -> Any:
-    from botocore.config import Config as BotoConfig
+def pricing_client(session: Any, budget: Budget | None = None) -> Any:
+    from dashgen.aws import client
 
-    return session.client("pricing", region_name=PRICING_ENDPOINT_REGION,
-                          config=BotoConfig(retries={"mode": "standard", "max_attempts": 5}))
+    return client(session, "pricing", PRICING_ENDPOINT_REGION, budget=budget)
 
 
-def resolve_prices(keys: set[PriceKey], mode: str, session: Any = None,
-                   client: Any = None) -> tuple[list[Price], list[str]]:
-    """Prices for `keys` (sorted) and warnings; `mode` 'api' falls back to the snapshot when unreachable."""
-    from botocore.exceptions import BotoCoreError, ClientError
+def resolve_prices(keys: set[PriceKey], mode: str, session: Any = None, client: Any = None,
+                   budget: Budget | None = None) -> tuple[list[Price], list[str]]:
+    """Prices for `keys` (sorted) and warnings. Mode 'api' reads each key from the Price List API (within
+    `budget`); once the API fails, the keys not read yet come back as `fallback` prices (the snapshot's, or
+    unknown) with one warning, and the API is not asked again in this sync (`budget.failure`)."""
+    from dashgen.aws import aws_errors, describe
 
     ordered = sorted(keys)
     if mode == "bundled":
         return [bundled_price(k) for k in ordered], []
-    try:
-        if client is None:
-            client = pricing_client(session)
-        return [fetch_api_price(client, k) for k in ordered], []
-    except (BotoCoreError, ClientError) as exc:
-        warning = (f"WARNING: the AWS Price List API cannot be reached ({first_line(exc)}); using the bundled "
-                   f"{BUNDLED_REGION} snapshot of {BUNDLED_DATE.isoformat()} (other regions: price unknown)")
-        return [bundled_price(k) for k in ordered], [warning]
+    out: list[Price] = []
+    failure = budget.failure if budget is not None else None
+    if failure is None:
+        try:
+            if client is None:
+                client = pricing_client(session, budget)
+            for key in ordered:
+                out.append(budget.run(lambda k=key: fetch_api_price(client, k)) if budget is not None
+                           else fetch_api_price(client, key))
+        except aws_errors() as exc:
+            failure = describe(exc)
+            if budget is not None:
+                budget.failure = failure
+    if failure is None:
+        return out, []
+    rest = [replace(bundled_price(k), fallback=True) for k in ordered[len(out):]]
+    return out + rest, [fallback_warning(failure)]
+
+
+def fallback_warning(failure: str) -> str:
+    """The one line a Price List API failure prints (the same text for instance, EBS and candidate prices)."""
+    return (f"WARNING: the AWS Price List API cannot be reached ({failure}); prices not read keep their last "
+            f"known value (marked stale), else the bundled {BUNDLED_REGION} snapshot of {BUNDLED_DATE.isoformat()} "
+            "(other regions and EBS: unknown)")

@@ -152,9 +152,11 @@ def compare_experiment(conn: Any, name: str) -> list[dict[str, Any]]:
     from dashgen.store import db_errors
 
     with db_errors("rightsize: read experiments"):
-        known = [r[0] for r in conn.execute("SELECT name FROM dashgen.experiments ORDER BY name")]
+        known = {r[0]: r[1] for r in conn.execute("SELECT name, removed_from_config_at IS NOT NULL "
+                                                  "FROM dashgen.experiments ORDER BY name")}
     if name not in known:
-        listed = ", ".join(known) or "none: add [[experiments]] to dashgen.toml and run `dashgen sync`"
+        listed = ", ".join(f"{n} (no longer in the config)" if gone else n for n, gone in known.items()) or (
+            "none: add [[experiments]] to dashgen.toml and run `dashgen sync`")
         raise DashgenError(f"--experiment: no experiment {name!r} in the store (known: {listed})")
     return run_sql(conn, "experiment_comparison", {"experiment": name})
 
@@ -270,17 +272,16 @@ def rightsizing_price_keys(keys: Iterable[Any]) -> set[Any]:
 
 # ---------------------------------------------------------------- what `dashgen sync` reads for rightsizing
 
-PRICE_MAX_AGE = dt.timedelta(hours=24)  # a candidate's Price List price is fetched again after this
-
-
-def fresh_price_keys(conn: Any, keys: set[Any], now: dt.datetime, max_age: dt.timedelta = PRICE_MAX_AGE) -> set[Any]:
-    """The `keys` whose stored price came from the Price List API less than `max_age` before `now`."""
-    from dashgen.pricing import API_SOURCE, PriceKey
+def fresh_price_keys(conn: Any, keys: set[Any], now: dt.datetime, max_age: dt.timedelta | None = None) -> set[Any]:
+    """The `keys` whose stored price came from the Price List API less than `max_age` (default
+    `dashgen.pricing.PRICE_MAX_AGE`, 24 h) before `now` and is not stale."""
+    from dashgen.pricing import API_SOURCE, PRICE_MAX_AGE, PriceKey
     from dashgen.store import db_errors
 
     with db_errors("sync: read stored prices"):
         rows = conn.execute("SELECT region, instance_type, operating_system, tenancy FROM dashgen.instance_prices "
-                            "WHERE source = %s AND fetched_at > %s", (API_SOURCE, now - max_age)).fetchall()
+                            "WHERE source = %s AND fetched_at > %s AND stale_since IS NULL",
+                            (API_SOURCE, now - (max_age or PRICE_MAX_AGE))).fetchall()
     return keys & {PriceKey(*row) for row in rows}
 
 
@@ -309,8 +310,10 @@ def collect_rightsizing(conn: Any, config: Config, collected: Any, prices_mode: 
                         result: Any, *, pricing: Any = None, cloudwatch: Any = None) -> None:
     """Called by `dashgen.sync.sync` BEFORE its write transaction (the store is only read): into `collected`,
     the prices of the types the rule may recommend beside those in use (from the Price List API only when
-    missing or older than 24 h), and per region the hourly utilisation (`dashgen.utilisation`). A CloudWatch
-    failure is a warning; that region's utilisation is then not written, the rest of the sync still lands."""
+    missing or older than 24 h), and per region the hourly utilisation (`dashgen.utilisation`), within the
+    region's time budget (`collected.budgets`). A CloudWatch failure is one line; that region's utilisation is then
+    not written (the sync is partial), the rest still lands. A store that fails here stops the sync."""
+    from dashgen.aws import aws_errors, describe
     from dashgen.errors import AwsError
     from dashgen.pricing import PriceKey, resolve_prices
     from dashgen.utilisation import cloudwatch_client, read_utilisation
@@ -320,16 +323,21 @@ def collect_rightsizing(conn: Any, config: Config, collected: Any, prices_mode: 
     if prices_mode == "api":
         extra -= fresh_price_keys(conn, extra, now)
     if extra:
-        prices, warnings = resolve_prices(extra, prices_mode, session, client=pricing)
-        result.warnings += [w for w in warnings if w not in result.warnings]
+        prices, warnings = resolve_prices(extra, prices_mode, session, client=pricing,
+                                          budget=collected.budgets.get("pricing"))
+        for line in warnings:
+            result.not_synced("rightsizing candidate prices", line)
         collected.extra_prices = prices
     for region in collected.regions:
+        budget = collected.budgets.get(region)  # (None: no time limit, for a caller without budgets)
         try:
-            client = cloudwatch or cloudwatch_client(session, region)
+            client = cloudwatch or cloudwatch_client(session, region, budget)
             done, rows = read_utilisation(conn, client, region, lookback_days=config.lookback_days, now=now,
-                                          seen=utilisation_targets(config, collected.instances, region))
-        except AwsError as exc:
-            result.warnings.append(f"WARNING: utilisation not read from CloudWatch: {exc}")
+                                          seen=utilisation_targets(config, collected.instances, region),
+                                          budget=budget)
+        except (AwsError, *aws_errors()) as exc:
+            result.not_synced(f"utilisation of {region}",
+                              f"WARNING: utilisation not read from CloudWatch: {describe(exc)}")
             continue
         collected.utilisation += rows
         result.utilisation_rows += done.rows

@@ -1,10 +1,17 @@
 """`dashgen sync`: EC2 inventory, prices and experiment progress from AWS into the pricing store.
 
-AWS is read first, into plain data (`Collected`): inventory and EBS volumes per region (a failing region is
-reported, the others still land), prices, experiment progress, and for rightsizing the candidate prices and the
-CloudWatch utilisation (`dashgen.rightsize.collect_rightsizing`). Then everything is written in ONE short transaction
-with no AWS call inside, so Grafana reads the old state or the new one, never half.
+AWS is read first, into plain data (`Collected`): inventory and EBS volumes per region, prices, experiment
+progress, and for rightsizing the candidate prices and the CloudWatch utilisation
+(`dashgen.rightsize.collect_rightsizing`). Then everything is written in ONE short transaction with no AWS call
+inside, so Grafana reads the old state or the new one, never half.
 Writes only change rows that differ: a re-run with the same AWS state changes nothing (but `last_seen`).
+
+Under faults (`dashgen.aws`): any AWS or network failure (an HTML 500 from a proxy, a throttle past the retries,
+a black-holed endpoint past the region's time budget) costs only what it was reading, one line each: a region's
+inventory (`failed_regions`), its volumes or utilisation, the Price List API (the last known prices are kept,
+marked stale), the progress metrics (`unsynced`). `SyncResult.exit_code` then says 3, "partly synced" (1 when
+no region landed). Nothing leaves the store because it is missing from AWS or from the config: an experiment
+no longer configured is kept and marked (`dashgen db forget-experiment` removes it).
 
 Running intervals: a running instance has an open interval since its `LaunchTime` (AWS resets it at every
 start); a stopped or terminated one closes it at the time in `StateTransitionReason`. A stop dashgen cannot
@@ -21,15 +28,15 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
+from dashgen.aws import Budget, aws_errors, describe
 from dashgen.config import Config
-from dashgen.errors import ConfigError, first_line
+from dashgen.errors import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, ConfigError, DashgenError, first_line
 from dashgen.inventory import Instance, describe_region, ec2_client
-from dashgen.pricing import Price, PriceKey, pricing_client, resolve_prices
+from dashgen.pricing import API_SOURCE, PRICE_MAX_AGE, Price, PriceKey, pricing_client, resolve_prices
 from dashgen.volumes import StorageKey, StoragePrice, Volume, describe_volumes, resolve_storage_prices
 
-T = TypeVar("T")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -39,21 +46,39 @@ class SyncResult:
 
     synced_at: dt.datetime
     regions: list[str] = field(default_factory=list)
-    failed_regions: dict[str, str] = field(default_factory=dict)
+    failed_regions: dict[str, str] = field(default_factory=dict)  # region -> the one line saying why
     instances: int = 0
     running: int = 0
     volumes: int = 0  # EBS volumes seen
     prices: dict[str, int] = field(default_factory=dict)  # source -> number of prices stored
     unknown_prices: list[str] = field(default_factory=list)  # "region type os tenancy", "region EBS type"
+    stale_prices: list[str] = field(default_factory=list)  # "region type os tenancy": last known API price kept
     progress_points: int = 0
     utilisation_rows: int = 0  # hourly CloudWatch rows upserted for rightsizing (dashgen.rightsize)
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # one line each, printed on stderr
+    unsynced: list[str] = field(default_factory=list)  # what was asked for but not read (its line is a warning)
+    kept_experiments: list[str] = field(default_factory=list)  # in the store, no longer in the config
     migrations: list[str] = field(default_factory=list)
     skipped: str | None = None  # why nothing was written (a newer sync committed first), else None
 
     @property
     def ok(self) -> bool:
-        return not self.failed_regions
+        """Everything asked for was synced."""
+        return not self.failed_regions and not self.unsynced
+
+    @property
+    def exit_code(self) -> int:
+        """0 everything synced; 3 (`EXIT_PARTIAL`) some regions or reads failed, the rest landed; 1 no region
+        asked for landed."""
+        if self.failed_regions and not self.regions:
+            return EXIT_ERROR
+        return EXIT_OK if self.ok else EXIT_PARTIAL
+
+    def not_synced(self, what: str, line: str) -> None:
+        """Record that `what` was not read; `line` (one line) says why."""
+        self.unsynced.append(what)
+        if line not in self.warnings:
+            self.warnings.append(line)
 
 
 @dataclass
@@ -69,61 +94,85 @@ class Collected:
     volumes: list[Volume] = field(default_factory=list)  # EBS volumes of volume_regions
     volume_regions: list[str] = field(default_factory=list)  # the regions whose volumes were read
     storage_prices: list[StoragePrice] = field(default_factory=list)  # EBS, the types attached to an instance
+    budgets: dict[str, Budget] = field(default_factory=dict)  # region (and "pricing") -> its time budget
+
+
+def duration_seconds(text: str, where: str) -> int:
+    """'15m' -> 900 seconds; `where` names the option or config key in the error."""
+    unit = text[-1:]
+    if unit not in _UNITS or not text[:-1].isdigit() or int(text[:-1]) <= 0:
+        raise ConfigError(f"{where}: expected a duration like '15m' or '1h', got {text!r}")
+    return int(text[:-1]) * _UNITS[unit]
 
 
 def parse_every(text: str) -> int:
     """'15m' -> 900 seconds."""
-    unit = text[-1:]
-    if unit not in _UNITS or not text[:-1].isdigit() or int(text[:-1]) <= 0:
-        raise ConfigError(f"--every: expected a duration like '15m' or '1h', got {text!r}")
-    return int(text[:-1]) * _UNITS[unit]
+    return duration_seconds(text, "--every")
+
+
+def region_budgets(config: Config, regions: list[str], seconds: float | None = None) -> dict[str, Budget]:
+    """One time budget per region and one for the Price List API, each `[aws] region_timeout` long."""
+    seconds = seconds or duration_seconds(config.region_timeout, f"{config.source}: aws.region_timeout")
+    budgets = {region: Budget(region, seconds) for region in regions}
+    budgets["pricing"] = Budget("the AWS Price List API", seconds)
+    return budgets
 
 
 def collect(config: Config, regions: list[str], prices_mode: str, session: Any, now: dt.datetime,
             result: SyncResult, *, retry_mode: str = "standard", pricing: Any = None,
-            cloudwatch: Any = None) -> Collected:
-    """Read AWS: inventory and EBS volumes per region (failures recorded), prices of the instance types and
-    volume types in use, progress points."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
+            cloudwatch: Any = None, budgets: dict[str, Budget] | None = None) -> Collected:
+    """Read AWS: inventory and EBS volumes per region, prices of the instance types and volume types in use,
+    progress points. Each region's reads run within its time budget; any failure is one line in `result` and
+    costs only what it was reading."""
+    budgets = budgets if budgets is not None else region_budgets(config, regions)
+    for region in regions:
+        budgets.setdefault(region, Budget(region, budgets["pricing"].seconds))
     instances: list[Instance] = []
     volumes: list[Volume] = []
     landed: list[str] = []
     volume_regions: list[str] = []
     for region in regions:
+        budget = budgets[region]
         try:
-            client = ec2_client(session, region, retry_mode)
-            instances += describe_region(client, region)
+            client = ec2_client(session, region, retry_mode, budget=budget)
+            instances += budget.run(lambda c=client, r=region: describe_region(c, r))
             landed.append(region)
-        except (BotoCoreError, ClientError) as exc:
-            result.failed_regions[region] = first_line(exc)
+        except Exception as exc:  # AWS, the network, an unreadable reply: this region only (one line)
+            result.failed_regions[region] = describe(exc)
             continue
         try:
-            volumes += describe_volumes(client, region)
+            volumes += budget.run(lambda c=client, r=region: describe_volumes(c, r))
             volume_regions.append(region)
-        except (BotoCoreError, ClientError) as exc:  # e.g. no ec2:DescribeVolumes permission: instances still land
-            result.warnings.append(f"WARNING: EBS volumes of {region} not read: {first_line(exc)}")
+        except Exception as exc:  # e.g. no ec2:DescribeVolumes permission: instances still land
+            result.not_synced(f"EBS volumes of {region}",
+                              f"WARNING: EBS volumes of {region} not read: {describe(exc)}")
     keys = {PriceKey(i.region, i.instance_type, i.operating_system, i.tenancy) for i in instances}
-    prices, warnings = resolve_prices(keys, prices_mode, session, client=pricing)
-    result.warnings += warnings
+    prices, warnings = resolve_prices(keys, prices_mode, session, client=pricing, budget=budgets["pricing"])
+    for line in warnings:
+        result.not_synced("instance prices", line)
     storage_keys = {StorageKey(v.region, v.volume_type) for v in volumes if v.instance_id}
-    storage_prices, warnings = resolve_storage_prices(storage_keys, prices_mode, pricing)
-    result.warnings += warnings
+    storage_prices, warnings = resolve_storage_prices(storage_keys, prices_mode, pricing, budgets["pricing"])
+    for line in warnings:
+        result.not_synced("EBS storage prices", line)
     progress: dict[str, list[tuple[dt.datetime, Any]]] = {}
     with_metric = [e for e in config.experiments if e.progress_metric]
     if with_metric:
         from dashgen.progress import fetch_progress
+        from dashgen.utilisation import cloudwatch_client
 
+        budget = budgets.get(config.default_region) or budgets.setdefault(
+            config.default_region, Budget(config.default_region, budgets["pricing"].seconds))
         try:
-            client = cloudwatch or session.client("cloudwatch", region_name=config.default_region)
+            client = cloudwatch or cloudwatch_client(session, config.default_region, budget)
             start = now - dt.timedelta(days=config.lookback_days)
             for exp in with_metric:
-                progress[exp.name] = fetch_progress(client, exp, start, now)
-        except (BotoCoreError, ClientError) as exc:
-            result.warnings.append(f"WARNING: experiment progress not read from CloudWatch: {first_line(exc)}")
+                progress[exp.name] = budget.run(lambda c=client, e=exp: fetch_progress(c, e, start, now))
+        except Exception as exc:  # AWS, the network, an unreadable reply: the progress only (one line)
+            result.not_synced("experiment progress",
+                              f"WARNING: experiment progress not read from CloudWatch: {describe(exc)}")
             progress = {}
     return Collected(instances, landed, prices, progress, volumes=volumes, volume_regions=volume_regions,
-                     storage_prices=storage_prices)
+                     storage_prices=storage_prices, budgets=budgets)
 
 
 _SEEN_COLS = ("instance_id", "region", "instance_type", "name", "tags", "state", "launch_time", "platform",
@@ -170,14 +219,36 @@ _SYNC_SQL = [
          AND NOT EXISTS (SELECT 1 FROM _seen s WHERE s.instance_id = i.instance_id)
        RETURNING iv.instance_id""",
 ]
-PRICE_UPSERT_SQL = """
-    INSERT INTO dashgen.instance_prices AS p (region, instance_type, operating_system, tenancy, usd_per_hour,
-        vcpu, memory_mib, source, price_date, fetched_at)
+_PRICE_COLS = ("region, instance_type, operating_system, tenancy, usd_per_hour, vcpu, memory_mib, source, "
+               "price_date, fetched_at")
+# A price read now (from the API, or the snapshot with --prices bundled): written when it differs from the stored
+# one, or to move fetched_at when the stored one is older than PRICE_MAX_AGE; otherwise the row is not rewritten.
+_PRICE_CHANGED = f"""(p.usd_per_hour, p.vcpu, p.memory_mib, p.source, p.price_date, p.stale_since) IS DISTINCT FROM
+          (excluded.usd_per_hour, excluded.vcpu, excluded.memory_mib, excluded.source, excluded.price_date,
+           NULL::timestamptz)
+       OR p.fetched_at <= excluded.fetched_at - interval '{int(PRICE_MAX_AGE.total_seconds())} seconds'"""
+PRICE_UPSERT_SQL = f"""
+    INSERT INTO dashgen.instance_prices AS p ({_PRICE_COLS})
     VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
     ON CONFLICT (region, instance_type, operating_system, tenancy) DO UPDATE SET
         usd_per_hour = excluded.usd_per_hour, vcpu = excluded.vcpu, memory_mib = excluded.memory_mib,
-        source = excluded.source, price_date = excluded.price_date, fetched_at = excluded.fetched_at
-    WHERE p IS DISTINCT FROM excluded"""
+        source = excluded.source, price_date = excluded.price_date, fetched_at = excluded.fetched_at,
+        stale_since = NULL
+    WHERE {_PRICE_CHANGED}"""
+# The Price List API failed for a key: its last known API price is kept and marked stale (once) ...
+_PRICE_STALE_SQL = f"""
+    UPDATE dashgen.instance_prices SET stale_since = %s
+    WHERE (region, instance_type, operating_system, tenancy) = (%s, %s, %s, %s) AND source = '{API_SOURCE}'
+      AND stale_since IS NULL"""
+# ... and the fallback (the snapshot's price, or unknown) lands only where no API price is known.
+_PRICE_FALLBACK_SQL = PRICE_UPSERT_SQL.replace(f"WHERE {_PRICE_CHANGED}",
+                                               f"WHERE p.source <> '{API_SOURCE}' AND ({_PRICE_CHANGED})")
+_PRICES_KEPT_SQL = f"""
+    SELECT p.region, p.instance_type, p.operating_system, p.tenancy, p.stale_since
+    FROM dashgen.instance_prices p
+    JOIN unnest(%s::text[], %s::text[], %s::text[], %s::text[]) AS k(region, instance_type, operating_system, tenancy)
+      USING (region, instance_type, operating_system, tenancy)
+    WHERE p.source = '{API_SOURCE}' AND p.stale_since IS NOT NULL"""
 _VOLUME_COLS = ("volume_id", "region", "volume_type", "size_gib", "created_at", "instance_id")
 _VOLUME_SQL = [
     """INSERT INTO dashgen.volumes AS v (volume_id, region, volume_type, size_gib, created_at, instance_id,
@@ -208,8 +279,14 @@ _EXPERIMENT_SQL = """
     ON CONFLICT (name) DO UPDATE SET tag_key = excluded.tag_key, tag_value = excluded.tag_value,
         budget_usd = excluded.budget_usd, deadline = excluded.deadline,
         progress_namespace = excluded.progress_namespace, progress_metric = excluded.progress_metric,
-        progress_dimensions = excluded.progress_dimensions
+        progress_dimensions = excluded.progress_dimensions, removed_from_config_at = NULL
     WHERE e IS DISTINCT FROM excluded"""
+# never deleted by a sync: an experiment the config no longer has is kept (with its progress) and marked
+_EXPERIMENT_GONE_SQL = """
+    UPDATE dashgen.experiments SET removed_from_config_at = %s
+    WHERE removed_from_config_at IS NULL AND NOT (name = ANY (%s))"""
+_EXPERIMENTS_KEPT_SQL = """
+    SELECT name FROM dashgen.experiments WHERE removed_from_config_at IS NOT NULL ORDER BY name"""
 _PROGRESS_SQL = """
     INSERT INTO dashgen.experiment_progress AS p (experiment, at, percent) VALUES (%s, %s, %s)
     ON CONFLICT (experiment, at) DO UPDATE SET percent = excluded.percent WHERE p.percent <> excluded.percent"""
@@ -225,6 +302,8 @@ def _seen_row(i: Instance) -> tuple[Any, ...]:
 
 def write(conn: Any, config: Config, collected: Collected, now: dt.datetime) -> str | None:
     """Write one sync's data in a single transaction (nothing lands when anything fails); no AWS call inside.
+    Nothing is deleted: an experiment no longer in the config is marked, a stale price kept (`written` reads
+    back what the sync reports).
 
     `now` is when this sync started reading AWS. One sync writes at a time (advisory lock SYNC_LOCK; waiting
     longer than LOCK_TIMEOUT is one line naming who holds it), and a sync whose read started before the read of
@@ -256,14 +335,10 @@ def write(conn: Any, config: Config, collected: Collected, now: dt.datetime) -> 
             if cur.description:  # the interval statements return the instances whose runs changed
                 touched.update(row[0] for row in cur)
         conn.execute("SELECT dashgen.refresh_billing(%s)", (sorted(touched),))
+        _write_prices(conn, [*collected.prices, *collected.extra_prices], now)
         with conn.cursor() as cur:
-            cur.executemany(PRICE_UPSERT_SQL, [
-                (p.key.region, p.key.instance_type, p.key.operating_system, p.key.tenancy, p.usd_per_hour,
-                 p.vcpu, p.memory_mib, p.source, p.price_date, now) for p in [*collected.prices,
-                                                                               *collected.extra_prices]
-            ])
             names = [e.name for e in config.experiments]
-            cur.execute("DELETE FROM dashgen.experiments WHERE NOT (name = ANY (%s))", (names,))
+            cur.execute(_EXPERIMENT_GONE_SQL, (now, names))
             cur.executemany(_EXPERIMENT_SQL, [
                 (e.name, e.tag_key, e.tag_value, e.budget_usd, e.deadline, e.progress_namespace,
                  e.progress_metric, json.dumps(dict(e.progress_dimensions), sort_keys=True)
@@ -275,6 +350,48 @@ def write(conn: Any, config: Config, collected: Collected, now: dt.datetime) -> 
         store_hourly(conn, collected.utilisation)
         _write_volumes(conn, collected, now)
     return None
+
+
+@dataclass
+class Written:
+    """What the store holds after a write, for the sync's report: the stale API prices kept for the keys the API
+    did not answer, the experiments no longer configured."""
+
+    stale_prices: dict[PriceKey, dt.datetime] = field(default_factory=dict)
+    kept_experiments: list[str] = field(default_factory=list)
+
+
+def written(conn: Any, collected: Collected) -> Written:
+    """Read back (after `write`) the stale prices kept for `collected`'s fallback prices and the experiments no
+    longer in the config."""
+    from dashgen.store import db_errors
+
+    fallback = [p for p in [*collected.prices, *collected.extra_prices] if p.fallback]
+    with db_errors("sync: read back the pricing store"):
+        stale = {}
+        if fallback:
+            rows = conn.execute(_PRICES_KEPT_SQL, [[_key(p.key)[i] for p in fallback] for i in range(4)])
+            stale = {PriceKey(*row[:4]): row[4] for row in rows}
+        return Written(stale, [row[0] for row in conn.execute(_EXPERIMENTS_KEPT_SQL)])
+
+
+def _price_row(p: Price, now: dt.datetime) -> tuple[Any, ...]:
+    return (p.key.region, p.key.instance_type, p.key.operating_system, p.key.tenancy, p.usd_per_hour, p.vcpu,
+            p.memory_mib, p.source, p.price_date, now)
+
+
+def _write_prices(conn: Any, prices: list[Price], now: dt.datetime) -> None:
+    """Prices read now are upserted; for a fallback price (the API failed for its key) the last known API price
+    is kept and marked stale, the fallback lands only where none is known."""
+    fallback = [p for p in prices if p.fallback]
+    with conn.cursor() as cur:
+        cur.executemany(PRICE_UPSERT_SQL, [_price_row(p, now) for p in prices if not p.fallback])
+        cur.executemany(_PRICE_STALE_SQL, [(now, *_key(p.key)) for p in fallback])
+        cur.executemany(_PRICE_FALLBACK_SQL, [_price_row(p, now) for p in fallback])
+
+
+def _key(key: PriceKey) -> tuple[str, str, str, str]:
+    return (key.region, key.instance_type, key.operating_system, key.tenancy)
 
 
 def _write_volumes(conn: Any, collected: Collected, now: dt.datetime) -> None:
@@ -293,14 +410,18 @@ def _write_volumes(conn: Any, collected: Collected, now: dt.datetime) -> None:
 
 def sync(config: Config, *, dsn: str | None = None, regions: list[str] | None = None,
          prices: str | None = None, session: Any = None, now: dt.datetime | None = None,
-         retry_mode: str = "standard", pricing: Any = None, cloudwatch: Any = None) -> SyncResult:
-    """One sync: migrate the store, read AWS, write everything in one transaction; returns what happened."""
+         retry_mode: str = "standard", pricing: Any = None, cloudwatch: Any = None,
+         region_timeout: float | None = None) -> SyncResult:
+    """One sync: migrate the store, read AWS, write everything in one transaction; returns what happened
+    (`exit_code`: 0 all synced, 3 partly, 1 no region). `region_timeout` (seconds) overrides the config's."""
     from dashgen.store import connect, migrate, resolve_dsn, secure_readers
 
     now = now or dt.datetime.now(dt.UTC)
     mode = prices or config.prices
     if mode not in ("api", "bundled"):
         raise ConfigError(f"--prices: expected 'api' or 'bundled', got {mode!r}")
+    wanted = list(regions or config.regions)
+    budgets = region_budgets(config, wanted, region_timeout)
     result = SyncResult(synced_at=now)
     with connect(resolve_dsn(dsn, config)) as conn:
         result.migrations = migrate(conn)
@@ -309,42 +430,119 @@ def sync(config: Config, *, dsn: str | None = None, regions: list[str] | None = 
 
         password = os.environ.get(READER_PASSWORD_ENV)
         result.warnings += secure_readers(conn, {READER_ROLE: password} if password else None)
-        if session is None:
-            import boto3
+        try:
+            if session is None:
+                import boto3
 
-            session = boto3.Session()
-        if mode == "api" and pricing is None:  # one Price List client for instance, EBS and candidate prices
-            pricing = pricing_client(session)
-        collected = collect(config, list(regions or config.regions), mode, session, now, result,
-                            retry_mode=retry_mode, pricing=pricing, cloudwatch=cloudwatch)
+                session = boto3.Session()
+            if mode == "api" and pricing is None:  # one Price List client for instance, EBS and candidate prices
+                pricing = pricing_client(session, budgets["pricing"])
+        except aws_errors() as exc:  # e.g. AWS_PROFILE names no profile: the environment's configuration
+            raise ConfigError(f"AWS: {describe(exc)}") from None
+        collected = collect(config, wanted, mode, session, now, result, retry_mode=retry_mode, pricing=pricing,
+                            cloudwatch=cloudwatch, budgets=budgets)
         from dashgen.rightsize import collect_rightsizing
 
         collect_rightsizing(conn, config, collected, mode, session, now, result, pricing=pricing,
                             cloudwatch=cloudwatch)
         result.skipped = write(conn, config, collected, now)
+        after = written(conn, collected)
     result.regions = collected.regions
     result.instances = len(collected.instances)
     result.running = sum(i.running for i in collected.instances)
     result.volumes = len(collected.volumes)
+    result.kept_experiments = after.kept_experiments
     for p in collected.prices:
+        if p.key in after.stale_prices:
+            since = after.stale_prices[p.key].astimezone(dt.UTC).isoformat(timespec="minutes")
+            result.stale_prices.append(f"{_label(p.key)} (API price kept, stale since {since})")
+            continue
         result.prices[p.source] = result.prices.get(p.source, 0) + 1
-    result.unknown_prices = [f"{p.key.region} {p.key.instance_type} {p.key.operating_system} {p.key.tenancy}"
-                             for p in collected.prices if p.usd_per_hour is None]
+        if p.usd_per_hour is None:
+            result.unknown_prices.append(_label(p.key))
     known = {p.key for p in collected.storage_prices if p.usd_per_gb_month is not None}
-    if mode == "api":  # (with bundled prices, EBS prices are not read: the store keeps what it had)
+    # (EBS prices not read, with --prices bundled or when the API failed: the store keeps what it had)
+    if mode == "api" and "EBS storage prices" not in result.unsynced:
         result.unknown_prices += [f"{k.region} EBS {k.volume_type}" for k in sorted(
             {StorageKey(v.region, v.volume_type) for v in collected.volumes if v.instance_id} - known)]
     result.progress_points = sum(len(v) for v in collected.progress.values())
     return result
 
 
-def sync_every(run: Callable[[], T], every_seconds: int, *, runs: int | None = None,
-               sleep: Callable[[float], None] = time.sleep) -> Iterator[T]:
-    """Run `run` every `every_seconds` (from one start to the next), forever or `runs` times."""
-    done = 0
+def _label(key: PriceKey) -> str:
+    return f"{key.region} {key.instance_type} {key.operating_system} {key.tenancy}"
+
+
+RETRY_FIRST = 30.0  # `sync --every`: seconds before retrying a failed round; doubled at each failure in a row
+
+
+@dataclass
+class Round:
+    """One round of `sync --every`: its result, or the one line saying why it failed; the wait before the next."""
+
+    result: SyncResult | None
+    error: str | None
+    wait: float
+
+
+def sync_loop(config: Config, every_seconds: float, *, runs: int | None = None,
+              sleep: Callable[[float], None] = time.sleep, **options: Any) -> Iterator[Round]:
+    """`sync(config, **options)` every `every_seconds` (start to start), forever or `runs` times. A round that
+    fails (the store or AWS unreachable, the database dropped mid-round, anything unexpected) is one line and
+    the loop goes on, retrying after 30 s, 60 s, ... (never later than the interval). Only a configuration
+    error (`ConfigError`, or no DSN at all) stops it."""
+    from dashgen.store import resolve_dsn
+
+    resolve_dsn(options.get("dsn"), config)  # no database configured: stop now, not at every round
+    failures = done = 0
     while runs is None or done < runs:
         started = time.monotonic()
-        yield run()
+        result: SyncResult | None = None
+        error: str | None = None
+        try:
+            result = sync(config, **options)
+        except ConfigError:
+            raise
+        except DashgenError as exc:
+            error = str(exc)
+        except Exception as exc:  # noqa: BLE001 - a long-running loop outlives any one round's failure
+            error = f"unexpected {type(exc).__name__}: {first_line(exc)}"
         done += 1
-        if runs is None or done < runs:
-            sleep(max(0.0, every_seconds - (time.monotonic() - started)))
+        failures = failures + 1 if error else 0
+        if error:
+            wait = min(float(every_seconds), RETRY_FIRST * 2 ** (failures - 1))
+        else:
+            wait = max(0.0, every_seconds - (time.monotonic() - started))
+        last = runs is not None and done >= runs
+        yield Round(result, error, 0.0 if last else wait)
+        if not last:
+            sleep(wait)
+
+
+@dataclass(frozen=True)
+class Forgotten:
+    name: str
+    progress_points: int
+    removed_from_config_at: dt.datetime | None
+
+
+def forget_experiment(config: Config, name: str, *, dsn: str | None = None) -> Forgotten:
+    """`dashgen db forget-experiment NAME`: the one way an experiment (and its stored progress) leaves the
+    store. Refused while the config still has it (the next sync would add it back, without its progress)."""
+    from dashgen.store import connect, db_errors, migrate, resolve_dsn
+
+    if name in {e.name for e in config.experiments}:
+        raise DashgenError(f"forget-experiment: {name!r} is still in {config.source} ([[experiments]]): remove it "
+                           "there first, or the next sync adds it back")
+    with connect(resolve_dsn(dsn, config)) as conn:
+        migrate(conn)
+        with db_errors(f"forget-experiment {name}"), conn.transaction():
+            row = conn.execute("SELECT removed_from_config_at, (SELECT count(*) FROM dashgen.experiment_progress "
+                               "WHERE experiment = %s) FROM dashgen.experiments WHERE name = %s FOR UPDATE",
+                               (name, name)).fetchone()
+            if row is None:
+                known = [r[0] for r in conn.execute("SELECT name FROM dashgen.experiments ORDER BY name")]
+                raise DashgenError(f"forget-experiment: no experiment {name!r} in the store (known: "
+                                   f"{', '.join(known) or 'none'})")
+            conn.execute("DELETE FROM dashgen.experiments WHERE name = %s", (name,))  # its progress by cascade
+    return Forgotten(name, row[1], row[0])

@@ -75,12 +75,12 @@ def floor_hour(t: dt.datetime) -> dt.datetime:
     return t.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
 
 
-def cloudwatch_client(session: Any, region: str) -> Any:
-    """A CloudWatch client with botocore's standard retry mode (throttling is retried with backoff)."""
-    from botocore.config import Config as BotoConfig
+def cloudwatch_client(session: Any, region: str, budget: Any = None) -> Any:
+    """A CloudWatch client with bounded timeouts and botocore's standard retry mode (throttling is retried with
+    backoff, a limited number of times: `dashgen.aws.client`), watched by `budget`."""
+    from dashgen.aws import client
 
-    return session.client("cloudwatch", region_name=region,
-                          config=BotoConfig(retries={"mode": "standard", "max_attempts": 8}))
+    return client(session, "cloudwatch", region, budget=budget)
 
 
 def metric_queries(targets: Iterable[Target]) -> list[tuple[dict[str, Any], str, str]]:
@@ -118,7 +118,7 @@ def _batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
 def fetch_hourly(client: Any, targets: Sequence[Target], start: dt.datetime, end: dt.datetime,
                  *, region: str = "") -> list[HourlyRow]:
     """Hourly rows for `targets` between `start` and `end` (whole hours), sorted by instance and hour."""
-    from botocore.exceptions import BotoCoreError, ClientError
+    from dashgen.aws import aws_errors, describe
 
     queries = metric_queries(targets)
     rows: dict[tuple[str, dt.datetime], HourlyRow] = {}
@@ -135,12 +135,8 @@ def fetch_hourly(client: Any, targets: Sequence[Target], start: dt.datetime, end
                         hour = floor_hour(ts)
                         row = rows.setdefault((iid, hour), HourlyRow(iid, hour))
                         row.values[column] = float(value)
-    except ClientError as exc:
-        err = exc.response.get("Error", {})
-        raise AwsError(f"cloudwatch GetMetricData ({region or 'region?'}): {err.get('Code', '?')}: "
-                       f"{err.get('Message', '')}".rstrip(": ")) from None
-    except BotoCoreError as exc:
-        raise AwsError(f"cloudwatch GetMetricData ({region or 'region?'}): {exc}") from None
+    except aws_errors() as exc:  # one line: an HTML error page's body is never printed
+        raise AwsError(f"cloudwatch GetMetricData ({region or 'region?'}): {describe(exc, operation=False)}") from None
     return [rows[k] for k in sorted(rows)]
 
 
@@ -198,19 +194,26 @@ def fetch_start(conn: Any, targets: Sequence[Target], window_start: dt.datetime)
 
 
 def read_utilisation(conn: Any, client: Any, region: str, *, lookback_days: int = 14,
-                     now: dt.datetime | None = None,
-                     seen: Sequence[Target] = ()) -> tuple[CollectResult, list[HourlyRow]]:
+                     now: dt.datetime | None = None, seen: Sequence[Target] = (),
+                     budget: Any = None) -> tuple[CollectResult, list[HourlyRow]]:
     """The hourly utilisation of `region`'s instances (those in the store seen in the window, and `seen`, the
-    ones this sync saw), read from CloudWatch; the store is only read."""
+    ones this sync saw), read from CloudWatch (within `budget`, a `dashgen.aws.Budget`); the store is only read
+    (a store that fails here is one `DatabaseError` line)."""
+    from dashgen.store import db_errors
+
     end = floor_hour(now or dt.datetime.now(dt.UTC)) + dt.timedelta(hours=1)  # the current hour, partial
     window_start = end - dt.timedelta(days=lookback_days, hours=1)
-    by_id = {t.instance_id: t for t in targets_in_store(conn, region, window_start)}
-    by_id.update((t.instance_id, t) for t in seen)
-    targets = [by_id[k] for k in sorted(by_id)]
-    if not targets:
-        return CollectResult(region, 0, 0, None, None), []
-    start = fetch_start(conn, targets, window_start)
-    rows = fetch_hourly(client, targets, start, end, region=region)
+    with db_errors(f"sync: read the instances of {region} to measure"):
+        by_id = {t.instance_id: t for t in targets_in_store(conn, region, window_start)}
+        by_id.update((t.instance_id, t) for t in seen)
+        targets = [by_id[k] for k in sorted(by_id)]
+        if not targets:
+            return CollectResult(region, 0, 0, None, None), []
+        start = fetch_start(conn, targets, window_start)
+    if budget is not None:
+        rows = budget.run(lambda: fetch_hourly(client, targets, start, end, region=region))
+    else:
+        rows = fetch_hourly(client, targets, start, end, region=region)
     return CollectResult(region, len(targets), len(rows), start, end), rows
 
 

@@ -12,11 +12,13 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dashgen.errors import first_line
 from dashgen.inventory import as_utc
-from dashgen.pricing import API_SOURCE, parse_item
+from dashgen.pricing import API_SOURCE, fallback_warning, parse_item
+
+if TYPE_CHECKING:
+    from dashgen.aws import Budget
 
 STORAGE_UNIT = "GB-Mo"
 
@@ -76,14 +78,22 @@ def fetch_storage_price(client: Any, key: StorageKey) -> StoragePrice:
     return StoragePrice(key, best.usd_per_hour, API_SOURCE, best.effective)
 
 
-def resolve_storage_prices(keys: set[StorageKey], mode: str, client: Any) -> tuple[list[StoragePrice], list[str]]:
-    """Prices for `keys` (sorted) and warnings. Only mode 'api' reads prices; otherwise, or when the API
-    fails, none is returned: what the store holds stays (a price not stored is unknown)."""
-    from botocore.exceptions import BotoCoreError, ClientError
+def resolve_storage_prices(keys: set[StorageKey], mode: str, client: Any,
+                           budget: Budget | None = None) -> tuple[list[StoragePrice], list[str]]:
+    """Prices for `keys` (sorted) and warnings. Only mode 'api' reads prices (within `budget`); otherwise, or when
+    the API fails (or already failed in this sync: `budget.failure`), none is returned: what the store holds
+    stays (a price not stored is unknown)."""
+    from dashgen.aws import aws_errors, describe
 
     if mode != "api" or not keys:
         return [], []
-    try:
-        return [fetch_storage_price(client, k) for k in sorted(keys)], []
-    except (BotoCoreError, ClientError) as exc:
-        return [], [f"WARNING: EBS storage prices not read from the AWS Price List API ({first_line(exc)})"]
+    failure = budget.failure if budget is not None else None
+    if failure is None:
+        try:
+            return [budget.run(lambda k=k: fetch_storage_price(client, k)) if budget is not None
+                    else fetch_storage_price(client, k) for k in sorted(keys)], []
+        except aws_errors() as exc:
+            failure = describe(exc)
+            if budget is not None:
+                budget.failure = failure
+    return [], [fallback_warning(failure)]

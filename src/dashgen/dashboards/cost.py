@@ -116,7 +116,9 @@ def budget_panel() -> G.Table:
         description=("Per experiment (config [[experiments]]): spent to date, burn rate of its running instances, "
                      "spend projected at the deadline, budget left; with a progress metric (stored by sync from "
                      "CloudWatch), the pace of the last hour, the ETA at that pace and the projected cost to "
-                     "finish. Unknown where an input is unknown (no price, no progress, stalled progress)."),
+                     "finish. Unknown where an input is unknown (no price, no progress, stalled progress). In "
+                     "config: no once the experiment left dashgen.toml (kept, with its progress, until `dashgen db "
+                     "forget-experiment`)."),
         overrides=[*_usd("Budget", "Spent", "Budget left", "Projected at deadline", "Projected cost to finish"),
                    override("Burn rate (USD/h)", unit=USD, decimals=4, mappings=UNKNOWN),
                    override("Progress", unit="percent", decimals=1, mappings=UNKNOWN),
