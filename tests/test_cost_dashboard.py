@@ -79,7 +79,8 @@ def test_every_panel_sql_is_its_sql_file_verbatim_and_quotes_every_variable() ->
     sqls += [v["query"] for v in dash["templating"]["list"] if v.get("type") == "query" and v["name"] != "tag_key"]
     files = {load_sql(n) for n in ("cost_instances", "cost_instances_ebs", "cost_by_tag", "cost_cumulative",
                                    "experiment_budget", "experiment_fits_budget", "experiment_makes_deadline",
-                                   "experiment_progress", "var_tag_value", "var_name", "var_experiment")}
+                                   "experiment_progress", "var_tag_value", "var_name", "var_experiment",
+                                   "inventory_synced")}
     assert set(sqls) == files
     for sql in sqls:
         # every template variable is ${var:sqlstring}; only Grafana's own $__ macros appear otherwise

@@ -34,6 +34,7 @@ RELEASED = {
     "020_budget_definitions": "249150297f89210dad05fee29bce7e581ad6c81658678baaa79ef3827718f9c4",
     "030_experiments_kept": "829ea7bbcb742046e0423c019c1e7a76fef679d1194c3f412c92c7fa6a4c598e",
     "031_price_stale_since": "910ed138175ca3d16c1f8e93d5e93dda8f4a2d237b9ac260bbf04c70b3ff891c",
+    "040_insights_where": "37cd3f36f94a3e258b049820fba5b4c83eeffb397409d5346e2c880d8cc6e930",
     "045_variable_values_hex": "275bb85c6800fe4a02ed37254f39b167b028de2734ce85791ead7989ffd8e188",
 }
 # Functions the migrations own because a table depends on them (a generated column): never re-defined.
@@ -54,7 +55,7 @@ def test_every_landed_migration_keeps_its_released_checksum() -> None:
 # files re-applied after them hold the current versions). No other migration may.
 BEFORE_DEFINITIONS = {"001_pricing_store", "002_cost_functions", "003_cost_rollup", "004_instance_costs_by_rows",
                       "005_ebs_volumes", "006_adopt_pre_release_004", "010_utilisation", "020_budget_definitions",
-                      "045_variable_values_hex"}
+                      "040_insights_where", "045_variable_values_hex"}
 
 
 def test_new_migrations_leave_functions_and_views_to_the_definition_files() -> None:

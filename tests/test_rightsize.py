@@ -212,8 +212,11 @@ def test_live_ranking_from_cloudwatch_with_the_performance_thresholds() -> None:
     cpu = ranking["Live ranking: CPUUtilization"]
     (target,) = cpu["targets"]
     assert target["metricQueryType"] == 1 and target["datasource"]["type"] == "cloudwatch"
-    assert target["sqlExpression"].startswith(
-        'SELECT AVG(CPUUtilization) FROM SCHEMA("AWS/EC2", InstanceId) GROUP BY InstanceId ORDER BY AVG() DESC')
+    # the Tag and Name filters apply (issue 15): $insights_where is the hidden selection variable
+    assert target["sqlExpression"] == ('SELECT AVG(CPUUtilization) FROM SCHEMA("AWS/EC2", InstanceId) '
+                                       "$insights_where GROUP BY InstanceId ORDER BY AVG() DESC LIMIT 100")
+    hidden = next(v for v in dash["templating"]["list"] if v["name"] == "insights_where")
+    assert hidden["hide"] == 2 and "dashgen.insights_selection(" in hidden["query"]
     reduce = cpu["transformations"][0]
     assert reduce["id"] == "reduce" and reduce["options"]["mode"] == "seriesToRows"
     assert cpu["fieldConfig"]["defaults"]["thresholds"]["steps"] == metric_steps(METRICS_BY_NAME["CPUUtilization"],

@@ -64,7 +64,7 @@ def test_duplicate_ids_and_overlaps() -> None:
     assert any("overlaps panel 1 'Instances over 80% CPU'" in p for p in broken(overlap))
 
     def too_wide(d: dict[str, Any]) -> None:
-        d["panels"][0]["gridPos"]["x"] = 20
+        d["panels"][0]["gridPos"]["x"] = 25 - d["panels"][0]["gridPos"]["w"]
 
     assert any("wider than the 24-column grid" in p for p in broken(too_wide))
 

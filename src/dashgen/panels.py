@@ -7,7 +7,6 @@ the config so that the same facts never appear twice. `render.py` turns the resu
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +22,6 @@ POSTGRES = "grafana-postgresql-datasource"
 CW_DS = {"type": CLOUDWATCH, "uid": "${datasource}"}
 PG_DS = {"type": POSTGRES, "uid": "${pricing}"}
 MIXED_DS = {"type": "datasource", "uid": "-- Mixed --"}  # each target names its own datasource
-INSTANCE_LABEL = "${PROP('Dim.InstanceId')}"
 
 
 # ---------------------------------------------------------------- thresholds
@@ -46,53 +44,22 @@ def metric_steps(metric: Metric, config: Config) -> list[dict[str, Any]]:
 
 # ---------------------------------------------------------------- targets
 
-def cw_target(
-    metric: Metric | str,
-    ref_id: str = "A",
-    *,
-    statistic: str | None = None,
-    dimensions: dict[str, str] | None = None,
-    label: str = INSTANCE_LABEL,
-    namespace: str = NAMESPACE,
-    period: str = "$period",
-    region: str = "$region",
-) -> dict[str, Any]:
-    """A CloudWatch metric query in the current model (builder mode, Search query type)."""
-    name = metric if isinstance(metric, str) else metric.name
-    stat = statistic or (metric.statistic if isinstance(metric, Metric) else "Average")
-    return {
-        "datasource": CW_DS,
-        "dimensions": dimensions if dimensions is not None else {"InstanceId": "$instance"},
-        "expression": "",
-        "id": "",
-        "label": label,
-        "matchExact": True,
-        "metricEditorMode": 0,
-        "metricName": name,
-        "metricQueryType": 0,
-        "namespace": namespace,
-        "period": period,
-        "queryMode": "Metrics",
-        "refId": ref_id,
-        "region": region,
-        "statistic": stat,
-    }
-
-
-def cw_insights_target(sql: str, ref_id: str = "A", *, statistic: str = "Average") -> dict[str, Any]:
-    """A CloudWatch Metrics Insights (SQL) query; `statistic` is still required by Grafana's backend."""
+def cw_insights_target(sql: str, ref_id: str = "A", *, statistic: str = "Average", label: str = "",
+                       period: str = "$period") -> dict[str, Any]:
+    """A CloudWatch Metrics Insights (SQL) query; `statistic` is still required by Grafana's backend
+    (grafana-cloudwatch-datasource pkg/cloudwatch/models/cloudwatch_query.go validateAndSetDefaults)."""
     return {
         "datasource": CW_DS,
         "dimensions": {},
         "expression": "",
         "id": "",
-        "label": "",
+        "label": label,
         "matchExact": True,
         "metricEditorMode": 1,
         "metricName": "",
         "metricQueryType": 1,
         "namespace": "",
-        "period": "$period",
+        "period": period,
         "queryMode": "Metrics",
         "refId": ref_id,
         "region": "$region",
@@ -465,36 +432,85 @@ def store_tag_key_variable(tag_keys: Sequence[str]) -> dict[str, Any]:
     return var
 
 
-def _ec2_attribute_query(attribute: str, filters: dict[str, list[str]]) -> str:
-    """Grafana's documented CloudWatch variable query `ec2_instance_attribute(region, attribute, filters)`."""
-    filters_json = json.dumps(filters, sort_keys=True, separators=(",", ":"))
-    return f"ec2_instance_attribute($region, {attribute}, {filters_json})"
+INSIGHTS_WHERE = "$insights_where"  # the hidden variable holding the selection as a Metrics Insights clause
+INSIGHTS_LIMIT = 500  # Metrics Insights returns at most 500 series (AWS: "Metrics Insights quotas")
+INSIGHTS_NOTHING = "WHERE InstanceId = '-'"  # the clause that matches no instance (dashgen.insights_where)
+_INSIGHTS_FUNCTION = {"Average": "AVG", "Sum": "SUM", "Maximum": "MAX", "Minimum": "MIN", "SampleCount": "COUNT"}
 
 
-def cloudwatch_selection_variables(config: Config) -> list[dict[str, Any]]:
-    """datasource, region, tag key/value, Name and instance: instances chosen by tag and/or Name."""
+def insights_sql(metric: str, statistic: str, *, worst: str = "DESC", limit: int = INSIGHTS_LIMIT) -> str:
+    """A Metrics Insights query: `metric` per instance of the selection, the `limit` worst first.
+
+    The selection is `$insights_where` (a WHERE clause built in the store by `dashgen.insights_where`,
+    migration 040), so the query's length does not grow with the fleet; a metric name that is not a plain
+    identifier (`EBSIOBalance%`) is double-quoted, as Metrics Insights requires.
+    """
+    fn = _INSIGHTS_FUNCTION[statistic]
+    name = metric if metric.replace("_", "a").isalnum() else '"' + metric + '"'
+    return (f'SELECT {fn}({name}) FROM SCHEMA("{NAMESPACE}", InstanceId) {INSIGHTS_WHERE} '
+            f"GROUP BY InstanceId ORDER BY {fn}() {worst} LIMIT {limit}")
+
+
+def insights_where_variable(with_instance: bool) -> dict[str, Any]:
+    """The hidden `insights_where` variable: the Tag / Name (/ Instance) choices as a Metrics Insights clause."""
+    from dashgen.sqlvars import load_sql
+
+    var = sql_query_variable("insights_where", "Metrics Insights filter",
+                             load_sql("var_insights_where" if with_instance else "var_insights_where_tags"),
+                             multi=False, include_all=False)
+    var["hide"] = 2
+    var["refresh"] = 1
+    # until its query answers (or if it fails) the panels match no instance rather than every one
+    var["current"] = {"text": INSIGHTS_NOTHING, "value": INSIGHTS_NOTHING}
+    return var
+
+
+def selection_variables(config: Config, *, cloudwatch: bool = True, instance: bool = True) -> list[dict[str, Any]]:
+    """The instance selection every dashboard shares, from the pricing store: Tag key, Tag value, Name
+    (and Instance); with `cloudwatch`, the datasource, region and the hidden Metrics Insights filter too.
+
+    One source of choices for the three dashboards: All means every instance of the store (untagged and
+    unnamed ones included), a choice means the same instances on each; `dashgen sync` keeps the inventory
+    (the "Inventory synced" stat says when it last did).
+    """
+    from dashgen.sqlvars import STORE_ALL, load_sql
+
     tag_keys = list(config.instance_tags)
-    return [
-        datasource_variable("datasource", CLOUDWATCH, config.cloudwatch_uid, "CloudWatch"),
-        cw_query_variable("region", "Region", "regions()", default=config.default_region),
-        custom_variable("tag_key", "Tag", tag_keys, tag_keys[0]),
-        cw_query_variable(
-            "tag_value", "Tag value",
-            _ec2_attribute_query("Tags.$tag_key", {"instance-state-name": ["running", "stopped"]}),
-            multi=True, include_all=True, all_value="*",
-        ),
-        cw_query_variable(
-            "name", "Name", _ec2_attribute_query("Tags.Name", {"tag:$tag_key": ["$tag_value"]}),
-            multi=True, include_all=True, all_value="*",
-        ),
-        cw_query_variable(
-            "instance", "Instance",
-            _ec2_attribute_query("InstanceId", {"tag:$tag_key": ["$tag_value"], "tag:Name": ["$name"]}),
-            # no custom All value: All means every instance the tag and Name filters list, not "*"
-            multi=True, include_all=True,
-        ),
-        custom_variable("period", "Period (s)", ["auto", "60", "300", "3600"], "300"),
-    ]
+    out: list[dict[str, Any]] = []
+    if cloudwatch:
+        out += [datasource_variable("datasource", CLOUDWATCH, config.cloudwatch_uid, "CloudWatch"),
+                cw_query_variable("region", "Region", "regions()", default=config.default_region)]
+    out += [pricing_variable(config),
+            store_tag_key_variable(tag_keys),
+            store_filter_variable("tag_value", "Tag value"),
+            store_filter_variable("name", "Name")]
+    if instance:
+        var = sql_query_variable("instance", "Instance", load_sql("var_instance"))
+        var["allValue"] = f"'{STORE_ALL}'"  # All: the tag and Name filters decide, never a list of ids
+        out.append(var)
+    if cloudwatch:
+        out.append(insights_where_variable(with_instance=instance))
+    return out
+
+
+def inventory_stat(width: int = 6, height: int = 4) -> G.Stat:
+    """When `dashgen sync` last saw the inventory the Tag, Name and Instance choices come from."""
+    from dashgen.sqlvars import load_sql
+
+    return stat(
+        "Inventory synced",
+        [sql_target(load_sql("inventory_synced"))],
+        unit="dateTimeFromNow",
+        description=("When `dashgen sync` last read the EC2 inventory into the pricing store. The Tag, Name and "
+                     "Instance choices of every dashgen dashboard come from it, so all three dashboards select the "
+                     "same instances (untagged and unnamed ones included under All); an instance launched or "
+                     "retagged since then appears after the next sync."),
+        datasource=PG_DS,
+        calcs=("lastNotNull",),
+        no_value="never",
+        width=width,
+        height=height,
+    )
 
 
 def pricing_variable(config: Config) -> dict[str, Any]:

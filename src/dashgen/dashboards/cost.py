@@ -17,13 +17,13 @@ from dashgen.panels import (
     PG_DS,
     Layout,
     dashboard,
+    inventory_stat,
     override,
-    pricing_variable,
+    selection_variables,
     sql_target,
     stat,
     steps,
     store_filter_variable,
-    store_tag_key_variable,
     table,
     timeseries,
 )
@@ -50,12 +50,8 @@ def _usd(*columns: str) -> list[dict[str, Any]]:
 
 
 def variables(config: Config) -> list[dict[str, Any]]:
-    tag_keys = list(config.instance_tags)
     return [
-        pricing_variable(config),
-        store_tag_key_variable(tag_keys),
-        store_filter_variable("tag_value", "Tag value"),
-        store_filter_variable("name", "Name"),
+        *selection_variables(config, cloudwatch=False, instance=False),  # the same choices on every dashboard
         store_filter_variable("experiment", "Experiment"),
     ]
 
@@ -143,7 +139,7 @@ def verdict_stat(title: str, sql_file: str, yes: str, no: str, description: str)
                   *UNKNOWN_NEUTRAL],
         calcs=("last",),
         no_value="no experiments",
-        width=12,
+        width=9,
     )
 
 
@@ -170,6 +166,7 @@ def build(config: Config) -> G.Dashboard:
         verdict_stat("Makes deadline", "experiment_makes_deadline", "makes deadline", "late",
                      "Green when the ETA from the progress metric is before the deadline; grey (unknown) without "
                      "a progress metric or while progress stalls."),
+        inventory_stat(),
     )
     layout.add(budget_panel())
     layout.add(instances_panel())

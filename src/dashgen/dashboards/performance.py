@@ -2,23 +2,33 @@
 
 Top: how many selected instances are over a threshold right now, then this week's CPU beside the same
 period last week (unusual slowness stands out), then one collapsible row per metric group.
+
+Instances are chosen from the pricing store (Tag, Name, Instance: the same choices as the cost and rightsizing
+dashboards). Every CloudWatch query is Metrics Insights over `$insights_where`, the selection as a WHERE clause,
+so that a query's size does not grow with the fleet (a list of instance ids in a SEARCH expression outgrows
+MetricDataQuery.Expression's 2,048 characters at about 75 instances); each returns the 500 worst instances.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import grafanalib.core as G
 
 from dashgen.catalogue import GROUPS, METRICS_BY_NAME, Metric, metrics_in
 from dashgen.config import Config
 from dashgen.panels import (
-    INSTANCE_LABEL,
+    INSIGHTS_LIMIT,
     MIXED_DS,
+    PG_DS,
     Layout,
-    cloudwatch_selection_variables,
-    cw_target,
+    custom_variable,
+    cw_insights_target,
     dashboard,
+    insights_sql,
+    inventory_stat,
     metric_steps,
-    pricing_variable,
+    selection_variables,
     sql_target,
     stat,
     steps,
@@ -27,6 +37,21 @@ from dashgen.panels import (
 from dashgen.sqlvars import load_sql
 
 SLUG = "ec2-performance"
+TOP = f"the {INSIGHTS_LIMIT} worst instances of the selection (CloudWatch Metrics Insights, last 14 days at most)"
+
+
+def metric_target(metric: Metric, *, statistic: str | None = None, ref_id: str = "A", label: str = "",
+                  period: str = "$period") -> dict[str, Any]:
+    """`metric` per selected instance, worst first (highest for "above" thresholds, lowest for "below").
+
+    No label: CloudWatch's default label of a Metrics Insights series grouped by InstanceId is the instance id
+    (AWS docs, "SQL inference": each group name is projected in the result); `${LABEL}` is that default label
+    in a dynamic label (AWS docs, "Use dynamic labels").
+    """
+    stat_name = statistic or metric.statistic
+    worst = "ASC" if metric.direction == "below" else "DESC"
+    return cw_insights_target(insights_sql(metric.name, stat_name, worst=worst), ref_id, statistic=stat_name,
+                              label=label, period=period)
 TITLE = "EC2 performance"
 
 
@@ -39,15 +64,16 @@ def over_threshold_stat(metric: Metric, config: Config, what: str) -> G.Stat:
     column = "Max" if worst == "max" else "Min"
     return stat(
         f"Instances {what}",
-        [cw_target(metric, statistic="Maximum" if worst == "max" else "Minimum")],
+        [metric_target(metric, statistic="Maximum" if worst == "max" else "Minimum")],
         description=(
             f"Selected instances whose {metric.name} went {metric.direction} {value:g} in the time range "
-            f"(worst {worst}imum per period). {metric.description}"
+            f"(worst {worst}imum per period), counted among {TOP}. {metric.description}"
         ),
         thresholds=steps(("green", None), (metric.severity, 1)),
         calcs=["count"],
         fields=f"/^{column}$/",
         no_value="0",
+        width=4,
         transformations=[
             {"id": "reduce", "options": {"mode": "seriesToRows", "reducers": [worst], "includeTimeField": False}},
             {"id": "filterByValue", "options": {
@@ -58,17 +84,35 @@ def over_threshold_stat(metric: Metric, config: Config, what: str) -> G.Stat:
     )
 
 
+def selection_stat() -> G.Stat:
+    """How many instances the choices select in the store, and how many the CloudWatch panels leave out."""
+    panel = stat(
+        "Instances selected",
+        [sql_target(load_sql("selection"))],
+        description=("Instances of the pricing store in the region that Tag, Name and Instance select (the same "
+                     "choices as the cost and rightsizing dashboards). Not drawn: those the CloudWatch panels "
+                     "leave out because their Metrics Insights query has no room left (a hand-picked list longer "
+                     f"than about 40 instances); each panel also draws at most the {INSIGHTS_LIMIT} worst."),
+        datasource=PG_DS,
+        thresholds=steps(("blue", None)),
+        no_value="0",
+        width=4,
+    )
+    panel.extraJson["options"]["textMode"] = "value_and_name"  # two numbers: say which is which
+    return panel
+
+
 def week_over_week_panel(config: Config) -> G.TimeSeries:
     """This week's hourly CPU (CloudWatch, solid) over last week's moved forward 7 days (store, dashed)."""
     cpu = METRICS_BY_NAME["CPUUtilization"]
-    this_week = cw_target(cpu, period="3600", label=f"{INSTANCE_LABEL} this week")
+    this_week = metric_target(cpu, period="3600", label="${LABEL} this week")
     last_week = sql_target(load_sql("cpu_last_week"), "B", fmt="time_series")
     return timeseries(
         "CPU this week vs. last week",
         [this_week, last_week],
         unit="percent",
         description=(
-            "Hourly average CPU of the selected instances over the last 7 days (solid, from CloudWatch) and over "
+            f"Hourly average CPU over the last 7 days of {TOP} (solid) and of the selected instances over "
             "the 7 days before, moved forward a week (dashed, from the hourly utilisation `dashgen sync` "
             "stores), with the CPU threshold: a run slower or busier than last week stands out."
         ),
@@ -88,9 +132,10 @@ def week_over_week_panel(config: Config) -> G.TimeSeries:
 def metric_panel(metric: Metric, config: Config) -> G.TimeSeries:
     return timeseries(
         metric.name,
-        [cw_target(metric)],
+        [metric_target(metric)],
         unit=metric.unit,
-        description=f"{metric.description} Applies to: {metric.applies_to} Statistic: {metric.statistic}.",
+        description=(f"{metric.description} Applies to: {metric.applies_to} Statistic: {metric.statistic}. "
+                     f"Shows {TOP}."),
         thresholds=metric_steps(metric, config),
         min_value=0 if metric.unit in ("percent", "bytes", "short", "none") else None,
         max_value=100 if metric.unit == "percent" else None,
@@ -106,6 +151,8 @@ def build(config: Config) -> G.Dashboard:
         over_threshold_stat(m["StatusCheckFailed"], config, "failing status checks"),
         over_threshold_stat(m["EBSIOBalance%"], config, "low on EBS I/O credits"),
         over_threshold_stat(m["CPUCreditBalance"], config, "low on CPU credits"),
+        selection_stat(),
+        inventory_stat(width=4),
     )
     layout.add(week_over_week_panel(config))
     for group in GROUPS:
@@ -118,6 +165,7 @@ def build(config: Config) -> G.Dashboard:
         title=TITLE,
         description="Every AWS/EC2 CloudWatch metric for the selected instances, with thresholds (dashgen).",
         layout=layout,
-        variables=[*cloudwatch_selection_variables(config), pricing_variable(config)],
+        variables=[*selection_variables(config),
+                   custom_variable("period", "Period (s)", ["auto", "60", "300", "3600"], "300")],
         tags=["performance"],
     )

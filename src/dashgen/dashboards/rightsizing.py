@@ -19,16 +19,14 @@ from dashgen.panels import (
     Layout,
     custom_variable,
     cw_insights_target,
-    cw_query_variable,
     dashboard,
-    datasource_variable,
+    insights_sql,
+    inventory_stat,
     metric_steps,
     override,
-    pricing_variable,
+    selection_variables,
     sql_query_variable,
     sql_target,
-    store_filter_variable,
-    store_tag_key_variable,
     table,
 )
 from dashgen.rightsize import EXPERIMENT_COLUMNS, RIGHTSIZING_COLUMNS, RULE, dashboard_values
@@ -44,20 +42,16 @@ VERDICT_COLOURS = {"over-provisioned": "orange", "right-sized": "green", "under-
 RANKING_LIMIT = 100
 
 
-def _insights(metric: str, aggregate: str) -> str:
-    return (f'SELECT {aggregate}({metric}) FROM SCHEMA("AWS/EC2", InstanceId) '
-            f"GROUP BY InstanceId ORDER BY {aggregate}() DESC LIMIT {RANKING_LIMIT}")
-
-
 def ranking_panel(metric: Metric, aggregate: str, config: Config, unit: str) -> G.Table:
     """Live: one row per instance (reduced from the Insights series), worst first, threshold-coloured."""
     coloured = {"cell_type": {"type": "color-background"}}
     return table(
         f"Live ranking: {metric.name}",
-        [cw_insights_target(_insights(metric.name, aggregate), statistic=metric.statistic)],
-        description=(f"CloudWatch Metrics Insights, every instance of the region: {aggregate} of {metric.name} "
-                     f"per period, reduced to its mean and maximum over the time range, highest first "
-                     f"(top {RANKING_LIMIT}). {metric.description}"),
+        [cw_insights_target(insights_sql(metric.name, aggregate, limit=RANKING_LIMIT), statistic=aggregate)],
+        description=(f"CloudWatch Metrics Insights, the instances of the region that the Tag and Name filters "
+                     f"select (the same as the tables below): {aggregate} of {metric.name} per period, reduced "
+                     f"to its mean and maximum over the time range, highest first (top {RANKING_LIMIT}). "
+                     f"{metric.description}"),
         datasource={"type": CLOUDWATCH, "uid": "${datasource}"},
         unit=metric.unit,
         thresholds=metric_steps(metric, config),
@@ -125,15 +119,9 @@ def _choices(default: str, values: list[str]) -> list[str]:
 
 def variables(config: Config) -> list[dict[str, Any]]:
     defaults = dashboard_values(config)
-    tag_keys = list(config.instance_tags)
     return [
-        datasource_variable("datasource", CLOUDWATCH, config.cloudwatch_uid, "CloudWatch"),
-        cw_query_variable("region", "Region", "regions()", default=config.default_region),
+        *selection_variables(config, instance=False),  # the same choices as the other two dashboards
         custom_variable("period", "Period (s)", ["300", "3600"], "3600"),
-        pricing_variable(config),
-        store_tag_key_variable(tag_keys),
-        store_filter_variable("tag_value", "Tag value"),  # the same choices as the cost dashboard
-        store_filter_variable("name", "Name"),
         custom_variable("cpu_threshold", "CPU threshold %",
                         _choices(defaults["cpu_threshold"], ["60", "70", "80", "90"]), defaults["cpu_threshold"]),
         custom_variable("headroom_pct", "Headroom %",
@@ -147,10 +135,11 @@ def variables(config: Config) -> list[dict[str, Any]]:
 def build(config: Config) -> G.Dashboard:
     m = METRICS_BY_NAME
     layout = Layout()
+    layout.add(inventory_stat(width=24, height=3))
     layout.add(
-        ranking_panel(m["CPUUtilization"], "AVG", config, "percent"),
-        ranking_panel(m["NetworkIn"], "SUM", config, "bytes"),
-        ranking_panel(m["NetworkOut"], "SUM", config, "bytes"),
+        ranking_panel(m["CPUUtilization"], "Average", config, "percent"),
+        ranking_panel(m["NetworkIn"], "Sum", config, "bytes"),
+        ranking_panel(m["NetworkOut"], "Sum", config, "bytes"),
     )
     layout.add_row("Rightsizing (pricing store)", [rightsizing_panel()])
     layout.add_row("Experiment comparison (pricing store)", [experiment_panel()])

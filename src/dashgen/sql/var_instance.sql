@@ -1,0 +1,1 @@
+SELECT instance_id AS __text, dashgen.hex(instance_id) AS __value FROM dashgen.instances WHERE region = ${region:sqlstring} AND dashgen.selected(tags, name, dashgen.unhex(${tag_key:sqlstring}), ARRAY[${tag_value:sqlstring}], ARRAY[${name:sqlstring}]) ORDER BY 1
