@@ -12,6 +12,7 @@ import os
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -43,19 +44,27 @@ def _admin_dsn(server: object) -> str:
     return server.get_uri()  # type: ignore[attr-defined]
 
 
-@pytest.fixture
-def fresh_db(pg_server: object) -> Iterator[str]:
-    """A DSN to a new, empty database (superuser `postgres`), dropped after the test."""
+@contextmanager
+def _database(pg_server: object, prefix: str) -> Iterator[str]:
+    """A new, empty database on the session's server, as a DSN (superuser `postgres`); dropped afterwards."""
     import psycopg
 
-    name = f"t_{uuid.uuid4().hex[:12]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = _admin_dsn(pg_server)
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    dsn = admin.replace("/postgres?", f"/{name}?", 1)
-    yield dsn
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    try:
+        yield admin.replace("/postgres?", f"/{name}?", 1)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def fresh_db(pg_server: object) -> Iterator[str]:
+    """A DSN to a new, empty database (superuser `postgres`), dropped after the test."""
+    with _database(pg_server, "t") as dsn:
+        yield dsn
 
 
 @pytest.fixture(scope="module")
@@ -65,16 +74,10 @@ def module_db(pg_server: object) -> Iterator[str]:
 
     from dashgen.store import migrate
 
-    name = f"m_{uuid.uuid4().hex[:12]}"
-    admin = _admin_dsn(pg_server)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    dsn = admin.replace("/postgres?", f"/{name}?", 1)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        migrate(conn)
-    yield dsn
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with _database(pg_server, "m") as dsn:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            migrate(conn)
+        yield dsn
 
 
 @pytest.fixture

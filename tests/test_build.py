@@ -57,10 +57,10 @@ def test_invalid_dashboard_writes_nothing(tmp_path: Path, monkeypatch: pytest.Mo
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     real = build_mod.render_dashboards
 
-    def corrupt(config: Config) -> dict:
+    def corrupt(config: Config, root: Path | None = None) -> dict:
         from dashgen.validate import check
 
-        out = real(config)
+        out = real(config, root)
         name = next(iter(out))
         out[name]["schemaVersion"] = 12
         check(out[name], name, config)

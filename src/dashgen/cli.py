@@ -6,6 +6,7 @@ Heavy libraries (boto3, requests, psycopg) are imported inside the commands that
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -13,7 +14,7 @@ import typer
 from typer.core import TyperGroup
 
 from dashgen import __version__
-from dashgen.errors import EXIT_ERROR, DashgenError
+from dashgen.errors import EXIT_ERROR, EXIT_USAGE, DashgenError
 
 
 class _Group(TyperGroup):
@@ -43,6 +44,24 @@ ConfigOpt = Annotated[
     Path | None,
     typer.Option("--config", "-c", help="dashgen.toml to read (default: ./dashgen.toml if present, else defaults)."),
 ]
+
+
+class ReviewFormat(StrEnum):
+    text = "text"
+    markdown = "markdown"
+    json = "json"
+
+
+def _print_review(review, fmt: ReviewFormat, cfg) -> None:  # noqa: ANN001 - review.Review, config.Config
+    from dashgen import review as views
+
+    if fmt is ReviewFormat.json:
+        import json
+
+        typer.echo(json.dumps(views.to_json(review), indent=2, sort_keys=True))
+    else:
+        templates = Path(cfg.build_templates) if cfg.build_templates else None
+        typer.echo(views.to_markdown(review, templates), nl=False)
 
 
 CheckOpt = Annotated[
@@ -89,12 +108,26 @@ def build(
         typer.Option("--provisioning", help="Folder of the provisioning files, built and checked with the "
                      "dashboards (default: `provisioning` beside OUT)."),
     ] = None,
+    fmt: Annotated[
+        ReviewFormat, typer.Option("--format", "-f", help="With --check: text, markdown (a PR comment) or json.")
+    ] = ReviewFormat.text,
 ) -> None:
     """Build every dashboard into OUT as stable, validated JSON (and the provisioning files)."""
     from dashgen.build import BuildResult
     from dashgen.build import build as run_build
 
     prov = provisioning or out.parent / "provisioning"
+    if fmt is not ReviewFormat.text:
+        if not check:
+            raise DashgenError("--format: markdown and json go with --check", exit_code=EXIT_USAGE)
+        from dashgen.build import review_build
+
+        cfg = _config(config)
+        review = review_build(cfg, out, prov)
+        _print_review(review, fmt, cfg)
+        if review.changed:
+            raise typer.Exit(EXIT_ERROR)
+        return
     result = run_build(_config(config), out, check=check, provisioning_dir=prov)
     if not check:
         for name in result.unexpected:
@@ -156,6 +189,39 @@ def metrics(config: ConfigOpt = None) -> None:
         th = "" if value is None else f"{'>' if m.direction == 'above' else '<'} {value:g}"
         table.add_row(m.name, GROUPS_BY_KEY[m.group].title, m.unit, m.statistic, th, m.applies_to)
     Console(width=160).print(table)
+
+
+@app.command()
+def preview(
+    dashboards: Annotated[Path, typer.Option("--dir", "-d", help="Folder of built dashboard JSON files.")] = Path(
+        "dashboards"),
+    out: Annotated[Path, _out_option("the preview (index.html and one SVG per dashboard)")] = Path("preview"),
+    templates: Annotated[
+        Path | None, typer.Option("--templates", help="Folder of jinja2 templates overriding the shipped ones.")
+    ] = None,
+) -> None:
+    """Draw every built dashboard (grid, rows, panels, units, thresholds) as HTML and SVG, without Grafana."""
+    from dashgen.preview import preview as run_preview
+
+    for path in run_preview(dashboards, out, templates):
+        typer.echo(f"wrote {path}")
+
+
+@app.command()
+def new(
+    name: Annotated[str, typer.Argument(help="The dashboard's name: dashboards/NAME.dashboard.py builds NAME.json.")],
+    start: Annotated[
+        str, typer.Option("--from", help="Start from: blank, performance, cost or rightsizing.")
+    ] = "blank",
+    force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Scaffold your own dashboard definition (and a test for it) that builds and validates at once."""
+    from dashgen.definitions import new_definition
+
+    for path in new_definition(name, start=start, config=_config(config), force=force):
+        typer.echo(f"wrote {path}")
+    typer.echo("next: edit it, then `dashgen build && dashgen validate && dashgen preview`")
 
 
 # --- provisioning commands
@@ -291,18 +357,27 @@ def diff(
     insecure: InsecureOpt = False,
     deadline: DeadlineOpt = 900.0,
     config: ConfigOpt = None,
+    fmt: Annotated[
+        ReviewFormat, typer.Option("--format", "-f", help="text, markdown (a pull-request comment) or json.")
+    ] = ReviewFormat.text,
 ) -> None:
     """Show how Grafana differs from the built dashboards: exit 0 same, 2 different, 1 error."""
     from dashgen import push as lib
     from dashgen.errors import EXIT_CHANGES
 
     try:
+        cfg = _config(config)
         with _client(url, token_file, ca_bundle, insecure, deadline) as client:
-            plan = lib.prepare(client, dir, _config(config), prune=prune)
+            plan = lib.prepare(client, dir, cfg, prune=prune)
     except DashgenError as exc:
         exc.exit_code = EXIT_ERROR  # 2 means "differs" here
         raise
-    _show_plan(plan, details=True)
+    if fmt is ReviewFormat.text:
+        _show_plan(plan, details=True)
+    else:
+        from dashgen.review import plan_review
+
+        _print_review(plan_review(plan), fmt, cfg)
     if not plan.is_empty():
         raise typer.Exit(EXIT_CHANGES)
 

@@ -91,6 +91,9 @@ class Config:
     lookback_days: int = 14
     headroom_pct: float = 20.0
     experiments: tuple[Experiment, ...] = ()
+    build_sources: str = "dashboards/*.dashboard.py"  # the user's own definitions (see definitions.py)
+    build_builtins: tuple[str, ...] = ("performance", "rightsizing", "cost")
+    build_templates: str | None = None  # a folder of jinja2 templates overriding the shipped ones
 
     def threshold(self, metric: str) -> float | None:
         """The threshold for `metric`: the configured one, else the catalogue default."""
@@ -136,6 +139,10 @@ class _Reader:
             "regions": (
                 lambda v: isinstance(v, list) and v and all(isinstance(r, str) and _REGION_RE.match(r) for r in v),
                 "a non-empty list of AWS regions like ['us-east-1']",
+            ),
+            "strlist": (
+                lambda v: isinstance(v, list) and all(isinstance(s, str) and s.strip() for s in v),
+                "a list of non-empty strings",
             ),
             "tagkeys": (
                 lambda v: isinstance(v, list) and v and all(isinstance(s, str) and s for s in v)
@@ -255,7 +262,7 @@ def parse_config(data: dict[str, Any], source: str) -> Config:
     top = _Reader(source, "", data)
     d = Config()
     tables: dict[str, _Reader] = {}
-    for name in ("grafana", "datasources", "aws", "dashboards", "thresholds", "pricing", "rightsizing"):
+    for name in ("grafana", "datasources", "aws", "dashboards", "thresholds", "pricing", "rightsizing", "build"):
         top.seen.add(name)
         tables[name] = _Reader(source, name, data.get(name, {}))
     top.seen.add("experiments")
@@ -309,10 +316,23 @@ def parse_config(data: dict[str, Any], source: str) -> Config:
         lookback_days=pricing.get("lookback_days", d.lookback_days, "posint"),
         headroom_pct=float(rs.get("headroom_pct", d.headroom_pct, "headroom")),
         experiments=experiments,
+        **_build_table(tables["build"], d),
     )
     for reader in (*tables.values(), top):
         reader.done()
     return cfg
+
+
+def _build_table(b: _Reader, d: Config) -> dict[str, Any]:
+    sources = b.get("sources", d.build_sources, "str")
+    builtins = b.get("builtins", list(d.build_builtins), "strlist")
+    for name in builtins:
+        if name not in d.build_builtins:
+            b.fail("builtins", f"a list of built-in dashboards from {list(d.build_builtins)}", name)
+    if len(set(builtins)) != len(builtins):
+        b.fail("builtins", "a list without repeats", builtins)
+    return {"build_sources": sources, "build_builtins": tuple(builtins),
+            "build_templates": b.get("templates", None, "str")}
 
 
 def load_config(path: Path | str | None = None) -> Config:
@@ -387,6 +407,14 @@ lookback_days = 14
 [rightsizing]
 # Headroom kept under the CPU threshold when recommending a size (Compute Optimizer's default is 20%).
 headroom_pct = 20
+
+[build]
+# Your own dashboard definitions (Python files with build(config)), built beside the built-in ones.
+sources = "dashboards/*.dashboard.py"
+# The built-in dashboards to build (remove one to switch it off).
+builtins = ["performance", "rightsizing", "cost"]
+# A folder of jinja2 templates overriding the shipped ones (preview, diff --format markdown).
+# templates = "dashgen-templates"
 
 # One block per experiment: the instances tagged tag_key=tag_value, their budget and deadline.
 # [[experiments]]

@@ -251,6 +251,7 @@ def override(column: str, **props: Any) -> dict[str, Any]:
 
 
 def row(title: str, panels: Sequence[G.Panel] = (), *, collapsed: bool = False) -> G.RowPanel:
+    """A row across the grid; a collapsed row holds its panels until opened."""
     return G.RowPanel(title=title, panels=list(panels), collapsed=collapsed,
                       gridPos=G.GridPos(h=1, w=GRID_WIDTH, x=0, y=0))
 
@@ -307,6 +308,7 @@ class Layout:
 # ---------------------------------------------------------------- variables
 
 def datasource_variable(name: str, plugin: str, uid: str, label: str) -> dict[str, Any]:
+    """A datasource variable whose current value is the configured uid (the provisioned datasource)."""
     return {
         "current": {"text": uid, "value": uid},
         "hide": 0,
@@ -513,7 +515,70 @@ def inventory_stat(width: int = 6, height: int = 4) -> G.Stat:
     )
 
 
+# ---------------------------------------------------------------- threshold panels (CloudWatch)
+
+TOP = f"the {INSIGHTS_LIMIT} worst instances of the selection (CloudWatch Metrics Insights, last 14 days at most)"
+
+
+def metric_target(metric: Metric, *, statistic: str | None = None, ref_id: str = "A", label: str = "",
+                  period: str = "$period") -> dict[str, Any]:
+    """`metric` per selected instance, worst first (highest for "above" thresholds, lowest for "below").
+
+    No label: CloudWatch's default label of a Metrics Insights series grouped by InstanceId is the instance id
+    (AWS docs, "SQL inference": each group name is projected in the result); `${LABEL}` is that default label
+    in a dynamic label (AWS docs, "Use dynamic labels").
+    """
+    stat_name = statistic or metric.statistic
+    worst = "ASC" if metric.direction == "below" else "DESC"
+    return cw_insights_target(insights_sql(metric.name, stat_name, worst=worst), ref_id, statistic=stat_name,
+                              label=label, period=period)
+
+
+def over_threshold_stat(metric: Metric, config: Config, what: str) -> G.Stat:
+    """A count of instances whose worst value in the time range is past the metric's threshold."""
+    value = config.threshold(metric.name)
+    assert value is not None
+    worst = "max" if metric.direction == "above" else "min"
+    op = "greater" if metric.direction == "above" else "lower"
+    column = "Max" if worst == "max" else "Min"
+    return stat(
+        f"Instances {what}",
+        [metric_target(metric, statistic="Maximum" if worst == "max" else "Minimum")],
+        description=(
+            f"Selected instances whose {metric.name} went {metric.direction} {value:g} in the time range "
+            f"(worst {worst}imum per period), counted among {TOP}. {metric.description}"
+        ),
+        thresholds=steps(("green", None), (metric.severity, 1)),
+        calcs=["count"],
+        fields=f"/^{column}$/",
+        no_value="0",
+        width=4,
+        transformations=[
+            {"id": "reduce", "options": {"mode": "seriesToRows", "reducers": [worst], "includeTimeField": False}},
+            {"id": "filterByValue", "options": {
+                "filters": [{"config": {"id": op, "options": {"value": value}}, "fieldName": column}],
+                "match": "any", "type": "include",
+            }},
+        ],
+    )
+
+
+def metric_panel(metric: Metric, config: Config) -> G.TimeSeries:
+    """A time series of `metric` for the selected instances (the worst first), with its threshold drawn."""
+    return timeseries(
+        metric.name,
+        [metric_target(metric)],
+        unit=metric.unit,
+        description=(f"{metric.description} Applies to: {metric.applies_to} Statistic: {metric.statistic}. "
+                     f"Shows {TOP}."),
+        thresholds=metric_steps(metric, config),
+        min_value=0 if metric.unit in ("percent", "bytes", "short", "none") else None,
+        max_value=100 if metric.unit == "percent" else None,
+    )
+
+
 def pricing_variable(config: Config) -> dict[str, Any]:
+    """The `pricing` datasource variable: the PostgreSQL pricing store every SQL panel queries."""
     return datasource_variable("pricing", POSTGRES, config.pricing_uid, "Pricing")
 
 
@@ -529,11 +594,13 @@ def dashboard(
     variables: Sequence[dict[str, Any]],
     tags: Sequence[str] = (),
     time_from: str | None = None,
+    uid: str | None = None,
 ) -> G.Dashboard:
-    """The frame every dashgen dashboard shares: uid, managed tag, refresh, time, variables."""
+    """The frame every dashgen dashboard shares: uid (default `dashgen-<slug>`), managed tag, refresh, time,
+    variables."""
     return G.Dashboard(
         title=title,
-        uid=f"dashgen-{slug}",
+        uid=uid or f"dashgen-{slug}",
         description=description,
         tags=sorted({config.managed_tag, "aws", "ec2", *tags}),
         panels=layout.panels,

@@ -19,9 +19,9 @@ from typing import Any
 
 import yaml
 
-from dashgen.build import BuildResult, check_outputs, write_outputs
 from dashgen.config import Config
 from dashgen.errors import ValidationError
+from dashgen.outputs import BuildResult, check_outputs, write_outputs
 
 DEFAULT_DIR = Path("provisioning")
 DATASOURCES_FILE = "datasources/dashgen.yaml"

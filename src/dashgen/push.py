@@ -59,6 +59,7 @@ class Change:
     details: tuple[str, ...] = ()
     forceable: bool = True
     resource_version: str | None = None  # /apis: the metadata.resourceVersion read; the save must match it
+    live: dict[str, Any] | None = field(default=None, repr=False, compare=False)  # what Grafana holds (for review)
 
     @property
     def writes(self) -> bool:
@@ -224,18 +225,19 @@ def _change_for(name: str, want: dict[str, Any], got: dict[str, Any] | None, con
         details = (f"~ folder: {folder or 'General'!r} -> {config.folder_uid!r}", *details)
     if meta.get("provisioned"):
         return Change(Action.CONFLICT, uid, title, name, want, version, f"provisioned: {_PROVISIONED}",
-                      details, forceable=False, resource_version=rv)
+                      details, forceable=False, resource_version=rv, live=live)
     if config.managed_tag not in (live.get("tags") or []):
         reason = f"exists in Grafana but is not managed by dashgen (no {config.managed_tag!r} tag)"
     elif _edited(live):
         reason = "changed in Grafana since dashgen last pushed it"
     else:
-        return Change(Action.UPDATE, uid, title, name, want, version, details=details, resource_version=rv)
+        return Change(Action.UPDATE, uid, title, name, want, version, details=details, resource_version=rv,
+                          live=live)
     if force:
         return Change(Action.UPDATE, uid, title, name, want, version, f"--force: overwrites, {reason}", details,
-                      resource_version=rv)
+                      resource_version=rv, live=live)
     return Change(Action.CONFLICT, uid, title, name, want, version, reason + " (use --force to overwrite)",
-                  details, resource_version=rv)
+                  details, resource_version=rv, live=live)
 
 
 def _orphan(uid: str, got: dict[str, Any], force: bool) -> Change:

@@ -2,7 +2,7 @@
 
 Migrations are the SQL files `dashgen/migrations/NNN_*.sql` (schema and data changes, never edited once landed),
 applied in file-name order and recorded with their checksum in `dashgen.schema_migrations`; functions and views
-live in `dashgen/definitions/NN_*.sql` (CREATE OR REPLACE), re-applied after them whenever anything changed.
+live in `dashgen/store_definitions/NN_*.sql` (CREATE OR REPLACE), re-applied after them whenever anything changed.
 One `migrate` is one transaction: a store is upgraded entirely or not at all (CONTRIBUTING.md).
 Every psycopg error leaves this module as one
 `DatabaseError` line that never contains a password.
@@ -91,7 +91,7 @@ def migration_files() -> list[tuple[str, str]]:
 
 def definition_files() -> list[tuple[str, str]]:
     """(name, SQL) of every bundled definition file (functions and views, CREATE OR REPLACE), in order."""
-    return _sql_files("dashgen.definitions", r"^[0-9]{2}_.*\.sql$")
+    return _sql_files("dashgen.store_definitions", r"^[0-9]{2}_.*\.sql$")
 
 
 @contextmanager
@@ -220,7 +220,7 @@ def migrate(conn: psycopg.Connection[Any]) -> list[str]:
                     import psycopg
 
                     if isinstance(exc, psycopg.Error) and not isinstance(exc, psycopg.errors.LockNotAvailable):
-                        raise DatabaseError(f"migrate: definitions/{name}.sql: {_one_line(exc)} (nothing applied)"
+                        raise DatabaseError(f"migrate: store_definitions/{name}.sql: {_one_line(exc)} (nothing applied)"
                                             ) from None
                     raise
             conn.execute(f"DELETE FROM {SCHEMA}.schema_definitions")

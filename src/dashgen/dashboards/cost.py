@@ -12,12 +12,13 @@ from typing import Any
 
 import grafanalib.core as G
 
-from dashgen.config import Config
-from dashgen.panels import (
+from dashgen.api import (
     PG_DS,
+    Config,
     Layout,
     dashboard,
     inventory_stat,
+    load_sql,
     override,
     selection_variables,
     sql_target,
@@ -27,7 +28,6 @@ from dashgen.panels import (
     table,
     timeseries,
 )
-from dashgen.sqlvars import load_sql
 
 SLUG = "ec2-cost"
 TITLE = "EC2 cost"
@@ -50,6 +50,7 @@ def _usd(*columns: str) -> list[dict[str, Any]]:
 
 
 def variables(config: Config) -> list[dict[str, Any]]:
+    """The cost dashboard's variables: the pricing datasource, the instance selection and the experiment."""
     return [
         *selection_variables(config, cloudwatch=False, instance=False),  # the same choices on every dashboard
         store_filter_variable("experiment", "Experiment"),
@@ -57,6 +58,7 @@ def variables(config: Config) -> list[dict[str, Any]]:
 
 
 def instances_panel() -> G.Table:
+    """The cost-per-instance table: price, hours run and cost in the time range, cost to date, EBS storage."""
     return table(
         "Cost per instance",
         [sql_target(load_sql("cost_instances")), sql_target(load_sql("cost_instances_ebs"), "B")],
@@ -76,6 +78,7 @@ def instances_panel() -> G.Table:
 
 
 def by_tag_panel() -> G.Table:
+    """Cost in the time range by value of the chosen tag (untagged instances in their own row)."""
     return table(
         "Cost by tag value",
         [sql_target(load_sql("cost_by_tag"))],
@@ -89,6 +92,7 @@ def by_tag_panel() -> G.Table:
 
 
 def cumulative_panel() -> G.TimeSeries:
+    """Cumulative cost over the time range, one series per value of the chosen tag."""
     panel = timeseries(
         "Cumulative cost in the time range",
         [sql_target(load_sql("cost_cumulative"), fmt="time_series")],
@@ -106,6 +110,7 @@ def cumulative_panel() -> G.TimeSeries:
 
 
 def budget_panel() -> G.Table:
+    """Each experiment against its budget and deadline: spend, burn rate, projections, ETA, the verdicts."""
     return table(
         "Budget and deadline",
         [sql_target(load_sql("experiment_budget"))],
@@ -128,6 +133,7 @@ def budget_panel() -> G.Table:
 
 
 def verdict_stat(title: str, sql_file: str, yes: str, no: str, description: str) -> G.Stat:
+    """A yes/no/unknown stat (Fits budget, Makes deadline) from one SQL file; unknown is grey, never red."""
     return stat(
         title,
         [sql_target(load_sql(sql_file), fmt="time_series")],
@@ -144,6 +150,7 @@ def verdict_stat(title: str, sql_file: str, yes: str, no: str, description: str)
 
 
 def progress_panel() -> G.TimeSeries:
+    """The experiments' progress metric (0-100 %) over time, as `dashgen sync` stored it."""
     return timeseries(
         "Experiment progress",
         [sql_target(load_sql("experiment_progress"), fmt="time_series")],
@@ -157,6 +164,7 @@ def progress_panel() -> G.TimeSeries:
 
 
 def build(config: Config) -> G.Dashboard:
+    """The EC2 cost dashboard."""
     layout = Layout()
     layout.add(
         verdict_stat("Fits budget", "experiment_fits_budget", "fits budget", "over budget",

@@ -11,77 +11,37 @@ MetricDataQuery.Expression's 2,048 characters at about 75 instances); each retur
 
 from __future__ import annotations
 
-from typing import Any
-
 import grafanalib.core as G
 
-from dashgen.catalogue import GROUPS, METRICS_BY_NAME, Metric, metrics_in
-from dashgen.config import Config
-from dashgen.panels import (
+from dashgen.api import (
+    GROUPS,
     INSIGHTS_LIMIT,
+    METRICS_BY_NAME,
     MIXED_DS,
     PG_DS,
+    TOP,
+    Config,
     Layout,
     custom_variable,
-    cw_insights_target,
     dashboard,
-    insights_sql,
     inventory_stat,
+    load_sql,
+    metric_panel,
     metric_steps,
+    metric_target,
+    metrics_in,
+    over_threshold_stat,
     selection_variables,
     sql_target,
     stat,
     steps,
     timeseries,
 )
-from dashgen.sqlvars import load_sql
 
 SLUG = "ec2-performance"
-TOP = f"the {INSIGHTS_LIMIT} worst instances of the selection (CloudWatch Metrics Insights, last 14 days at most)"
 
 
-def metric_target(metric: Metric, *, statistic: str | None = None, ref_id: str = "A", label: str = "",
-                  period: str = "$period") -> dict[str, Any]:
-    """`metric` per selected instance, worst first (highest for "above" thresholds, lowest for "below").
-
-    No label: CloudWatch's default label of a Metrics Insights series grouped by InstanceId is the instance id
-    (AWS docs, "SQL inference": each group name is projected in the result); `${LABEL}` is that default label
-    in a dynamic label (AWS docs, "Use dynamic labels").
-    """
-    stat_name = statistic or metric.statistic
-    worst = "ASC" if metric.direction == "below" else "DESC"
-    return cw_insights_target(insights_sql(metric.name, stat_name, worst=worst), ref_id, statistic=stat_name,
-                              label=label, period=period)
 TITLE = "EC2 performance"
-
-
-def over_threshold_stat(metric: Metric, config: Config, what: str) -> G.Stat:
-    """A count of instances whose worst value in the time range is past the metric's threshold."""
-    value = config.threshold(metric.name)
-    assert value is not None
-    worst = "max" if metric.direction == "above" else "min"
-    op = "greater" if metric.direction == "above" else "lower"
-    column = "Max" if worst == "max" else "Min"
-    return stat(
-        f"Instances {what}",
-        [metric_target(metric, statistic="Maximum" if worst == "max" else "Minimum")],
-        description=(
-            f"Selected instances whose {metric.name} went {metric.direction} {value:g} in the time range "
-            f"(worst {worst}imum per period), counted among {TOP}. {metric.description}"
-        ),
-        thresholds=steps(("green", None), (metric.severity, 1)),
-        calcs=["count"],
-        fields=f"/^{column}$/",
-        no_value="0",
-        width=4,
-        transformations=[
-            {"id": "reduce", "options": {"mode": "seriesToRows", "reducers": [worst], "includeTimeField": False}},
-            {"id": "filterByValue", "options": {
-                "filters": [{"config": {"id": op, "options": {"value": value}}, "fieldName": column}],
-                "match": "any", "type": "include",
-            }},
-        ],
-    )
 
 
 def selection_stat() -> G.Stat:
@@ -129,20 +89,8 @@ def week_over_week_panel(config: Config) -> G.TimeSeries:
     )
 
 
-def metric_panel(metric: Metric, config: Config) -> G.TimeSeries:
-    return timeseries(
-        metric.name,
-        [metric_target(metric)],
-        unit=metric.unit,
-        description=(f"{metric.description} Applies to: {metric.applies_to} Statistic: {metric.statistic}. "
-                     f"Shows {TOP}."),
-        thresholds=metric_steps(metric, config),
-        min_value=0 if metric.unit in ("percent", "bytes", "short", "none") else None,
-        max_value=100 if metric.unit == "percent" else None,
-    )
-
-
 def build(config: Config) -> G.Dashboard:
+    """The EC2 performance dashboard."""
     m = METRICS_BY_NAME
     cpu = m["CPUUtilization"]
     layout = Layout()

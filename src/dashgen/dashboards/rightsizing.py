@@ -12,16 +12,18 @@ from typing import Any
 
 import grafanalib.core as G
 
-from dashgen.catalogue import METRICS_BY_NAME, Metric
-from dashgen.config import Config
-from dashgen.panels import (
+from dashgen.api import (
     CLOUDWATCH,
+    METRICS_BY_NAME,
+    Config,
     Layout,
+    Metric,
     custom_variable,
     cw_insights_target,
     dashboard,
     insights_sql,
     inventory_stat,
+    load_sql,
     metric_steps,
     override,
     selection_variables,
@@ -30,7 +32,6 @@ from dashgen.panels import (
     table,
 )
 from dashgen.rightsize import EXPERIMENT_COLUMNS, RIGHTSIZING_COLUMNS, RULE, dashboard_values
-from dashgen.sqlvars import load_sql
 
 SLUG = "ec2-rightsizing"
 TITLE = "EC2 rightsizing"
@@ -85,6 +86,7 @@ def _column_overrides(columns: dict[str, tuple[str, str]], coloured: str) -> lis
 
 
 def rightsizing_panel() -> G.Table:
+    """The rightsizing table: each selected instance's load, the recommended size and a cheaper family."""
     return table(
         "Rightsizing",
         [sql_target(load_sql("rightsizing"))],
@@ -98,6 +100,7 @@ def rightsizing_panel() -> G.Table:
 
 
 def experiment_panel() -> G.Table:
+    """The experiment comparison: cost and progress per instance type of the chosen experiment."""
     return table(
         "Experiment comparison: ${experiment:text}",
         [sql_target(load_sql("experiment_comparison"))],
@@ -118,6 +121,7 @@ def _choices(default: str, values: list[str]) -> list[str]:
 
 
 def variables(config: Config) -> list[dict[str, Any]]:
+    """The rightsizing dashboard's variables: selection, rule settings (threshold, headroom, window), experiment."""
     defaults = dashboard_values(config)
     return [
         *selection_variables(config, instance=False),  # the same choices as the other two dashboards
@@ -133,6 +137,7 @@ def variables(config: Config) -> list[dict[str, Any]]:
 
 
 def build(config: Config) -> G.Dashboard:
+    """The EC2 rightsizing dashboard."""
     m = METRICS_BY_NAME
     layout = Layout()
     layout.add(inventory_stat(width=24, height=3))

@@ -2,7 +2,7 @@
 -- migration 004 (first named 004_instance_costs_by_runs; dashgen.store.migrate adopts that name as
 -- 004_instance_costs_by_rows). This brings every one of them to the shape of the shipped 004: the columns it
 -- adds, its indexes and none of the functions those texts had and it has not. On a store made by the shipped
--- 004 it changes nothing. The functions themselves are re-applied from dashgen/definitions/ after this.
+-- 004 it changes nothing. The functions themselves are re-applied from dashgen/store_definitions/ after this.
 
 ALTER TABLE dashgen.instances
     ADD COLUMN IF NOT EXISTS first_started_at timestamptz,
@@ -44,7 +44,7 @@ BEGIN
 END $$;
 
 -- The per-instance rollups of the shipped 004 (the earlier texts kept fewer), by its refresh_billing (as of this
--- migration; dashgen/definitions/20_billing.sql holds the current one). Only rows that differ are written.
+-- migration; dashgen/store_definitions/20_billing.sql holds the current one). Only rows that differ are written.
 CREATE OR REPLACE FUNCTION dashgen.refresh_billing(ids text[]) RETURNS void LANGUAGE sql AS $$
     UPDATE dashgen.instance_intervals iv SET billed_before = w.before, prev_billed_end = w.prev
     FROM (SELECT instance_id, started_at,
