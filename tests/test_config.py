@@ -51,6 +51,7 @@ metric_name = "Progress"
 dimensions = { Experiment = "t4g-sizing" }
 """))
     assert cfg.folder_uid == "ml-costs"
+    assert cfg.grafana_version == "12.3"  # the default: the Grafana docker-compose.yml pins
     assert cfg.cpu_threshold == 70 and cfg.threshold("EBSIOBalance%") == 10
     assert cfg.regions == ("eu-central-1", "us-east-1")
     (exp,) = cfg.experiments
@@ -70,6 +71,8 @@ dimensions = { Experiment = "t4g-sizing" }
         ("[dashboards]\nrefresh = 'often'", "dashboards.refresh: expected a duration"),
         ("[aws]\nregions = ['mars-1']", "aws.regions: expected a non-empty list of AWS regions"),
         ("[pricing]\nprices = 'cheap'", "pricing.prices: expected 'api' or 'bundled'"),
+        ("[grafana]\nversion = '11.6'", "grafana.version: expected '12.3' or '13', got '11.6'"),
+        ("[grafana]\nversion = 13", "grafana.version: expected '12.3' or '13', got 13"),
         ("[pricing]\ndsn = 'postgresql://u:secret@h/db'", "pricing.dsn: expected a DSN without a password"),
         ("[[experiments]]\nname = 'x'\ndeadline = 2026-12-01", "experiments[0].budget_usd: expected a number"),
         ("[[experiments]]\nname = 'x'\nbudget_usd = 5\ndeadline = 'soon'", "experiments[0].deadline: expected an ISO"),

@@ -21,6 +21,9 @@ from dashgen.errors import ConfigError
 from dashgen.redact import dsn_passwords
 
 DEFAULT_CONFIG_NAME = "dashgen.toml"
+# The Grafana versions dashgen ships schemas for (`src/dashgen/schemas/grafana-<version>/`); the first is the
+# default, the one docker-compose.yml pins.
+GRAFANA_VERSIONS = ("12.3", "13")
 
 _UID_RE = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 _DURATION_RE = re.compile(r"^[0-9]+[smhd]$")
@@ -76,6 +79,7 @@ class Config:
     folder_uid: str = "dashgen"
     managed_tag: str = "dashgen"
     folder_parent_uid: str | None = None  # nested folders: the existing folder dashgen's folder goes under
+    grafana_version: str = GRAFANA_VERSIONS[0]  # the Grafana whose schemas `validate` and `build` check against
     cloudwatch_uid: str = "dashgen-cloudwatch"
     pricing_uid: str = "dashgen-pricing"
     default_region: str = "us-east-1"
@@ -164,6 +168,7 @@ class _Reader:
                 "a whole number of days from 1 to 455",
             ),
             "prices": (lambda v: v in ("api", "bundled"), "'api' or 'bundled'"),
+            "grafana": (lambda v: v in GRAFANA_VERSIONS, " or ".join(f"'{v}'" for v in GRAFANA_VERSIONS)),
         }
         ok, expected = checks[kind]
         if not ok(value):
@@ -301,6 +306,7 @@ def parse_config(data: dict[str, Any], source: str) -> Config:
         folder_uid=g.get("folder_uid", d.folder_uid, "uid"),
         managed_tag=g.get("managed_tag", d.managed_tag, "str"),
         folder_parent_uid=g.get("folder_parent_uid", None, "uid"),
+        grafana_version=g.get("version", d.grafana_version, "grafana"),
         cloudwatch_uid=ds.get("cloudwatch_uid", d.cloudwatch_uid, "uid"),
         pricing_uid=ds.get("pricing_uid", d.pricing_uid, "uid"),
         default_region=default_region,
@@ -369,6 +375,8 @@ folder_uid = "dashgen"
 managed_tag = "dashgen"
 # With nested folders: uid of an existing folder to create dashgen's folder under (push checks it exists).
 # folder_parent_uid = "platform"
+# The Grafana the dashboards target: `validate` and `build` check them against its schemas ("12.3" or "13").
+version = "12.3"
 
 [datasources]
 # uids of the Grafana datasources the panels query; `dashgen provision` writes them with these uids.

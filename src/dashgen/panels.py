@@ -212,10 +212,20 @@ def table(
     sort_by: Sequence[tuple[str, bool]] = (),
     transformations: Sequence[dict[str, Any]] = (),
     thresholds: list[dict[str, Any]] | None = None,
+    footer: Sequence[str] = (),
     width: int = 24,
     height: int = 10,
 ) -> G.Table:
-    """A sortable, filterable table; per-column units and colours come as field overrides."""
+    """A sortable, filterable table; per-column units and colours come as field overrides.
+
+    `footer` lists reducer ids (e.g. "sum") shown under each column. Since Grafana 12.3 the footer is field
+    config (`custom.footer.reducers`, @grafana/schema `TableFieldOptions`), no longer `options.footer`, which
+    the table's options do not have any more (grafana/grafana `public/app/plugins/panel/table/panelcfg.cue`;
+    `migrateFooterV2` in `public/app/plugins/panel/table/migrations.ts` moves old dashboards over on load).
+    """
+    custom: dict[str, Any] = {"align": "auto", "cellOptions": {"type": "auto"}, "filterable": True, "inspect": False}
+    if footer:
+        custom["footer"] = {"reducers": list(footer)}
     return G.Table(
         title=title,
         dataSource=datasource,
@@ -226,12 +236,10 @@ def table(
         extraJson={
             "fieldConfig": _field_config(
                 unit, thresholds or steps(("green", None)), color_mode="thresholds",
-                custom={"align": "auto", "cellOptions": {"type": "auto"}, "filterable": True, "inspect": False},
-                overrides=overrides,
+                custom=custom, overrides=overrides,
             ),
             "options": {
                 "cellHeight": "sm",
-                "footer": {"countRows": False, "fields": [], "reducer": ["sum"], "show": False},
                 "frameIndex": 0,
                 "showHeader": True,
                 "sortBy": [{"desc": desc, "displayName": name} for name, desc in sort_by],

@@ -1,8 +1,9 @@
 """Validate dashboards against Grafana's own published schemas and dashgen's house rules.
 
 Checks, each reported with the file, the panel (id and title) and the JSON path at fault:
-the dashboard against the Foundation SDK dashboard schema (Grafana 12); each panel's options and
-`fieldConfig.defaults.custom` against its panel schema; each CloudWatch target against `MetricsQuery`;
+the dashboard against the dashboard schema of the Grafana the config targets (`[grafana] version`: 12.3 or 13,
+generated from npm `@grafana/schema` by tools/grafana/gen-schemas.mjs); each panel's options and
+`fieldConfig.defaults.custom` against its panel schema; each CloudWatch target against `CloudWatchMetricsQuery`;
 `schemaVersion` >= 39; no legacy keys; unique panel ids; no overlapping `gridPos` on the 24-column grid;
 every datasource reference a template variable or a configured uid. The schemas ship as package data.
 """
@@ -18,7 +19,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from dashgen.config import Config
+from dashgen.config import GRAFANA_VERSIONS, Config
 from dashgen.errors import ValidationError
 
 MIN_SCHEMA_VERSION = 39
@@ -38,37 +39,44 @@ class Problem:
         return f"{self.where}: {self.message}"
 
 
-# Where the Foundation SDK's JSON Schema translation is stricter than Grafana: CUE `_` (any value) became
-# "object" for an override's matcher options and property values ("byName" takes a string, "unit" a string),
-# and the table's cell options union became a oneOf that {"type": "auto"} matches several times.
-_ANY_VALUE = (("MatcherConfig", "options"), ("DynamicConfigValue", "value"))
+# Each check: (schema file, definition). The files are generated from Grafana's own published types
+# (npm @grafana/schema at the version `[grafana] version` targets) by tools/grafana/gen-schemas.mjs; every object
+# in them is closed, so a key the pinned Grafana does not know (a table's `options.footer` on 12.3) is an error.
+_DEFINITIONS = {
+    ("dashboard", "Dashboard"): ("dashboard", "Dashboard"),
+    ("dashboard", "Panel"): ("dashboard", "Panel"),
+    ("dashboard", "RowPanel"): ("dashboard", "RowPanel"),
+    ("dashboard", "FieldConfigSource"): ("dashboard", "FieldConfigSource"),
+    ("cloudwatch", "MetricsQuery"): ("cloudwatch", "CloudWatchMetricsQuery"),
+}
 
 
-def _relax(schema: dict[str, Any]) -> dict[str, Any]:
-    defs = schema.get("definitions", {})
-    for definition, prop in _ANY_VALUE:
-        if prop in defs.get(definition, {}).get("properties", {}):
-            defs[definition]["properties"][prop] = {}
-    cell = defs.get("TableCellOptions", {})
-    if "oneOf" in cell:
-        cell["anyOf"] = cell.pop("oneOf")
-    return schema
-
-
-@cache
-def _schema(name: str) -> dict[str, Any]:
-    text = resources.files("dashgen.schemas").joinpath(f"foundation-sdk-{name}.jsonschema.json").read_text()
-    return _relax(json.loads(text))
+def _schema_dir(version: str) -> Any:
+    if version not in GRAFANA_VERSIONS:
+        raise ValidationError(f"grafana version {version!r}: no schemas shipped (one of {', '.join(GRAFANA_VERSIONS)})")
+    return resources.files("dashgen.schemas").joinpath(f"grafana-{version}")
 
 
 @cache
-def _validator(name: str, definition: str) -> Any:
+def schema_manifest(version: str) -> dict[str, Any]:
+    """What the schemas of `version` were generated from (package, exact Grafana version, integrity)."""
+    return dict(json.loads(_schema_dir(version).joinpath("manifest.json").read_text()))
+
+
+@cache
+def _schema(version: str, name: str) -> dict[str, Any]:
+    return dict(json.loads(_schema_dir(version).joinpath(f"{name}.schema.json").read_text()))
+
+
+@cache
+def _validator(version: str, name: str, definition: str) -> Any:
     import jsonschema
 
-    root = _schema(name)
-    if definition not in root.get("definitions", {}):
+    file, real = _DEFINITIONS.get((name, definition), (name, definition))
+    root = _schema(version, file)
+    if real not in root.get("definitions", {}):
         return None  # e.g. the stat panel has no custom field config
-    schema = {**root, "$ref": f"#/definitions/{definition}"}
+    schema = {**root, "$ref": f"#/definitions/{real}"}
     return jsonschema.Draft7Validator(schema)
 
 
@@ -80,21 +88,70 @@ def _path(parts: Any) -> str:
 
 
 @cache
-def _schema_messages(name: str, definition: str, instance_json: str) -> tuple[str, ...]:
+def _schema_messages(version: str, name: str, definition: str, instance_json: str) -> tuple[str, ...]:
     """Schema errors of one JSON value, memoised: panels share options, field config and query shapes."""
-    validator = _validator(name, definition)
+    validator = _validator(version, name, definition)
     if validator is None:
         return ()
     errors = sorted(validator.iter_errors(json.loads(instance_json)), key=lambda e: [str(p) for p in e.absolute_path])
     return tuple(
-        f"{_path(err.absolute_path)}: {err.message[:200]} (Grafana {name} schema, {definition})" for err in errors[:5]
+        f"{_path(err.absolute_path)}: {err.message[:200]} (Grafana {version} {name} schema, {definition})"
+        for err in errors[:5]
     )
 
 
-def _schema_problems(name: str, definition: str, instance: Any, where: str) -> Iterator[Problem]:
+def _schema_problems(version: str, name: str, definition: str, instance: Any, where: str) -> Iterator[Problem]:
     key = json.dumps(instance, sort_keys=True, default=str)
-    for message in _schema_messages(name, definition, key):
+    for message in _schema_messages(version, name, definition, key):
         yield Problem(where, message)
+
+
+def _resolve(root: dict[str, Any], schema: Any) -> Any:
+    while isinstance(schema, dict) and "$ref" in schema:
+        schema = root["definitions"][schema["$ref"].rsplit("/", 1)[-1]]
+    return schema
+
+
+@cache
+def _property_validator(version: str, name: str, definition: str, key: str) -> Any:
+    """A validator for one property of a closed definition, or None when the definition has no such key."""
+    import jsonschema
+
+    file, real = _DEFINITIONS.get((name, definition), (name, definition))
+    root = _schema(version, file)
+    owner = _resolve(root, root.get("definitions", {}).get(real))
+    prop = (owner or {}).get("properties", {}).get(key) if isinstance(owner, dict) else None
+    if prop is None:
+        return None
+    return jsonschema.Draft7Validator({**root, **prop})
+
+
+def _override_problems(version: str, kind: str | None, panel: dict[str, Any]) -> Iterator[Problem]:
+    """Each override property: an id Grafana's field config has (`custom.<key>` from the panel's own field
+    config), and a value of that key's type."""
+    overrides = (panel.get("fieldConfig") or {}).get("overrides") or []
+    for i, override in enumerate(overrides if isinstance(overrides, list) else []):
+        for j, prop in enumerate((override or {}).get("properties") or []):
+            pid = prop.get("id") if isinstance(prop, dict) else None
+            where = f"{_label(panel)} fieldConfig.overrides[{i}].properties[{j}]"
+            if not isinstance(pid, str):
+                yield Problem(where, "override property without an id")
+                continue
+            if pid.startswith("custom."):
+                if kind is None:
+                    continue  # a panel type dashgen ships no schema for
+                validator = _property_validator(version, kind, "FieldConfig", pid.removeprefix("custom."))
+                source = f"Grafana {version} {kind} schema, FieldConfig"
+            else:
+                validator = _property_validator(version, "dashboard", "FieldConfig", pid)
+                source = f"Grafana {version} dashboard schema, FieldConfig"
+            if validator is None:
+                yield Problem(where, f"id {pid!r} is no field config key ({source})")
+                continue
+            errors = sorted(validator.iter_errors(prop.get("value")), key=lambda e: [str(p) for p in e.absolute_path])
+            for err in errors[:3]:
+                yield Problem(where, f"value{_path(err.absolute_path).replace('(root)', '')}: {err.message[:200]} "
+                                     f"({source}.{pid.removeprefix('custom.')})")
 
 
 def all_panels(dashboard: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -186,13 +243,14 @@ def _datasource_problems(dashboard: dict[str, Any], config: Config) -> Iterator[
 def validate_dashboard(dashboard: Any, config: Config | None = None) -> list[Problem]:
     """All problems of one dashboard (an empty list when it is valid)."""
     config = config or Config()
+    version = config.grafana_version
     if not isinstance(dashboard, dict):
         return [Problem("(root)", "a dashboard must be a JSON object")]
     # The dashboard schema checks panels through oneOf(Panel, RowPanel); checking each panel against the one
     # definition its type names gives the same verdict, clearer messages, and half the work.
     panels = dashboard.get("panels")
     shell = {**dashboard, "panels": []} if isinstance(panels, list) else dashboard
-    problems = list(_schema_problems("dashboard", "Dashboard", shell, "dashboard"))
+    problems = list(_schema_problems(version, "dashboard", "Dashboard", shell, "dashboard"))
     for panel in all_panels(dashboard) if isinstance(panels, list) else ():
         is_row = panel.get("type") == "row"
         body = {**panel, "panels": []} if is_row else dict(panel)
@@ -200,11 +258,11 @@ def validate_dashboard(dashboard: Any, config: Config | None = None) -> list[Pro
             # Panel.fieldConfig is a $ref to FieldConfigSource: checked on its own, it is the same check, and
             # panels of one kind share it (memoised), which halves the time `build` spends validating.
             problems += [Problem(_label(panel), f"fieldConfig.{p.message}") for p in _schema_problems(
-                "dashboard", "FieldConfigSource", body.pop("fieldConfig"), _label(panel))]
-        problems += _schema_problems("dashboard", "RowPanel" if is_row else "Panel", body, _label(panel))
-    version = dashboard.get("schemaVersion")
-    if not isinstance(version, int) or version < MIN_SCHEMA_VERSION:
-        problems.append(Problem("schemaVersion", f"expected >= {MIN_SCHEMA_VERSION}, got {version!r}"))
+                version, "dashboard", "FieldConfigSource", body.pop("fieldConfig"), _label(panel))]
+        problems += _schema_problems(version, "dashboard", "RowPanel" if is_row else "Panel", body, _label(panel))
+    schema_version = dashboard.get("schemaVersion")
+    if not isinstance(schema_version, int) or schema_version < MIN_SCHEMA_VERSION:
+        problems.append(Problem("schemaVersion", f"expected >= {MIN_SCHEMA_VERSION}, got {schema_version!r}"))
     problems += _legacy_problems(dashboard)
     seen: dict[Any, dict[str, Any]] = {}
     for panel in all_panels(dashboard):
@@ -214,13 +272,15 @@ def validate_dashboard(dashboard: Any, config: Config | None = None) -> list[Pro
         seen[pid] = panel
         kind = PANEL_SCHEMAS.get(panel.get("type", ""))
         if kind:
-            problems += _schema_problems(kind, "Options", panel.get("options", {}), f"{_label(panel)} options")
+            problems += _schema_problems(version, kind, "Options", panel.get("options", {}), f"{_label(panel)} options")
             custom = ((panel.get("fieldConfig") or {}).get("defaults") or {}).get("custom", {})
-            problems += _schema_problems(kind, "FieldConfig", custom, f"{_label(panel)} fieldConfig.custom")
+            problems += _schema_problems(version, kind, "FieldConfig", custom, f"{_label(panel)} fieldConfig.custom")
+        problems += _override_problems(version, kind, panel)
         for i, target in enumerate(panel.get("targets", []) or []):
             ds = (target.get("datasource") or panel.get("datasource") or {}) if isinstance(target, dict) else {}
             if isinstance(ds, dict) and ds.get("type") == "cloudwatch":
-                problems += _schema_problems("cloudwatch", "MetricsQuery", target, f"{_label(panel)} targets[{i}]")
+                problems += _schema_problems(
+                    version, "cloudwatch", "MetricsQuery", target, f"{_label(panel)} targets[{i}]")
                 if "statistic" not in target:
                     problems.append(Problem(f"{_label(panel)} targets[{i}]",
                                             "CloudWatch query has no 'statistic' (Grafana rejects it)"))
