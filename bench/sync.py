@@ -118,6 +118,12 @@ def fill_history(dsn: str, n: int, runs: int = 30) -> int:
                                  + make_interval(mins => hashtext(i.instance_id) & 255) AS start) s
             WHERE s.start < now() - interval '2 minutes' AND d %% %(every)s = 0""", {"every": max(1, 30 // runs)})
         conn.execute("SELECT dashgen.refresh_billing(array_agg(instance_id)) FROM dashgen.instances")  # as sync does
+        # issue 12 (triggers still off: no cost group changes): t4g.* unlimited, 1 in 10 Spot, two AZs
+        conn.execute("""
+            UPDATE dashgen.instances SET credit_mode = CASE WHEN instance_type LIKE 't4g.%%' THEN 'unlimited' END,
+                   lifecycle = CASE WHEN right(instance_id, 1) = '0' THEN 'spot' ELSE 'on-demand' END,
+                   availability_zone = CASE WHEN right(instance_id, 2) < '80' THEN 'us-east-1a'
+                                            ELSE 'us-east-1b' END""")
         conn.execute("SET LOCAL session_replication_role = origin")
         conn.execute("TRUNCATE dashgen.cost_events_hourly, dashgen.cost_events_daily")
         conn.execute(conn.execute("""SELECT dashgen.cost_events_sql(
@@ -137,12 +143,36 @@ def fill_history(dsn: str, n: int, runs: int = 30) -> int:
                    now(), now() FROM dashgen.instances""")
         conn.execute("INSERT INTO dashgen.ebs_prices VALUES ('us-east-1', 'io1', 0.138, 'aws-price-list-api', "
                      "'2018-08-01', now())")
+        # issue 12: the t4g.large instances run unlimited and were charged surplus credits every hour of the last
+        # 7 days; 1 instance in 10 is Spot (two AZs, a Spot price change every 6 hours); AWS's CUR billed every
+        # instance daily up to yesterday (a DAILY export: one line item per instance and day)
+        conn.execute("""
+            INSERT INTO dashgen.instance_utilisation_hourly (instance_id, hour, cpu_avg, cpu_surplus_credits_charged)
+            SELECT i.instance_id, date_trunc('hour', now()) - make_interval(hours => h), 95, 84
+            FROM dashgen.instances i, generate_series(1, 168) h WHERE i.instance_type = 't4g.large'""")
+        conn.execute("INSERT INTO dashgen.credit_prices VALUES ('us-east-1', 't4g', 'Linux', 0.04, "
+                     "'bundled-fallback', NULL, now())")
+        conn.execute("""
+            INSERT INTO dashgen.spot_prices (availability_zone, instance_type, product_description, at, usd_per_hour,
+                                             region)
+            SELECT az, t, 'Linux/UNIX', date_trunc('hour', now()) - make_interval(hours => 6 * k),
+                   0.02 + (k %% 5) * 0.001, 'us-east-1'
+            FROM unnest(%(types)s::text[]) t, unnest(ARRAY['us-east-1a', 'us-east-1b']) az,
+                 generate_series(0, 124) k""",
+                     {"types": TYPES})
+        conn.execute("""
+            INSERT INTO dashgen.billed_costs (instance_id, usage_start, usage_end, list_usd, billed_usd, line_items,
+                                              pricing_terms, loaded_at)
+            SELECT i.instance_id, date_trunc('day', now()) - make_interval(days => d),
+                   date_trunc('day', now()) - make_interval(days => d - 1), 1.0, 0.8, 1, 'OnDemand', now()
+            FROM dashgen.instances i, generate_series(1, 30) d""")
         rows = conn.execute("SELECT count(*) FROM dashgen.instance_intervals").fetchone()[0]
     with connect(dsn) as conn:  # what autovacuum does after a load this size (index-only probes need it)
         conn.execute("VACUUM (ANALYZE) dashgen.instance_intervals")
         conn.execute("VACUUM (ANALYZE) dashgen.instances")
         conn.execute("ANALYZE dashgen.instance_prices, dashgen.cost_events_hourly, dashgen.cost_events_daily, "
-                     "dashgen.volumes, dashgen.ebs_prices")
+                     "dashgen.volumes, dashgen.ebs_prices, dashgen.instance_utilisation_hourly, dashgen.spot_prices, "
+                     "dashgen.billed_costs, dashgen.credit_prices")
     return rows
 
 

@@ -18,6 +18,15 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+try:  # property tests: random in development, the same examples on every CI run (no flaky CI)
+    from hypothesis import settings as _hypothesis_settings
+
+    _hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+    if os.environ.get("CI"):
+        _hypothesis_settings.load_profile("ci")
+except ImportError:  # pragma: no cover - hypothesis is a test extra
+    pass
 DATA = Path(__file__).resolve().parent / "data"  # copies of the reference material tests need (see its README)
 
 

@@ -78,7 +78,7 @@ def test_build_never_imports_aws_http_or_db_libraries(tmp_path: Path) -> None:
         "from dashgen.cli import main\n"
         f"sys.argv = ['dashgen', 'build', '--out', {str(tmp_path)!r}]\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        "heavy = sorted(m for m in ('boto3', 'botocore', 'requests', 'psycopg') if m in sys.modules)\n"
+        "heavy = sorted(m for m in ('boto3', 'botocore', 'requests', 'psycopg', 'pyarrow') if m in sys.modules)\n"
         "print('HEAVY', heavy)\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -36,6 +36,8 @@ RELEASED = {
     "031_price_stale_since": "910ed138175ca3d16c1f8e93d5e93dda8f4a2d237b9ac260bbf04c70b3ff891c",
     "040_insights_where": "37cd3f36f94a3e258b049820fba5b4c83eeffb397409d5346e2c880d8cc6e930",
     "045_variable_values_hex": "275bb85c6800fe4a02ed37254f39b167b028de2734ce85791ead7989ffd8e188",
+    "060_cost_truth_tables": "5d140fc63d1d882a636d6fa1c48616e8e87bf3538623501fb90066bb64e251d8",
+    "061_cost_truth_functions": "bce8228cf6e77b3338a73e9e0db3a9817972f36af25c41ab2709a55a092df60f",
 }
 # Functions the migrations own because a table depends on them (a generated column): never re-defined.
 MIGRATION_OWNED = {"tags_label"}
@@ -55,7 +57,8 @@ def test_every_landed_migration_keeps_its_released_checksum() -> None:
 # files re-applied after them hold the current versions). No other migration may.
 BEFORE_DEFINITIONS = {"001_pricing_store", "002_cost_functions", "003_cost_rollup", "004_instance_costs_by_rows",
                       "005_ebs_volumes", "006_adopt_pre_release_004", "010_utilisation", "020_budget_definitions",
-                      "040_insights_where", "045_variable_values_hex"}
+                      "040_insights_where", "045_variable_values_hex",
+                      "061_cost_truth_functions"}
 
 
 def test_new_migrations_leave_functions_and_views_to_the_definition_files() -> None:

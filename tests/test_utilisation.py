@@ -68,6 +68,7 @@ def test_queries_cover_every_series_with_valid_unique_ids() -> None:
         ("cpu_avg", "CPUUtilization", "Average"), ("cpu_max", "CPUUtilization", "Maximum"),
         ("cpu_p95", "CPUUtilization", "p95"), ("network_in_bytes", "NetworkIn", "Sum"),
         ("network_out_bytes", "NetworkOut", "Sum"), ("cpu_credit_balance_min", "CPUCreditBalance", "Minimum"),
+        ("cpu_surplus_credits_charged", "CPUSurplusCreditsCharged", "Sum"),
     ]
     assert [c for c, _, _ in by_instance["i-b"]] == [c for c, _, _ in by_instance["i-a"]][:5]  # no credits
     assert by_instance["i-c"][-1] == ("progress_pct", "Progress", "Maximum")
@@ -106,9 +107,9 @@ def _result(qid: str, hours: list[dt.datetime], values: list[float]) -> dict:
 
 def test_fetch_hourly_batches_500_queries_and_follows_next_token_with_stubber() -> None:
     client = _client()
-    targets = [Target(f"i-{n:03d}", burstable=True) for n in range(90)]  # 90 x 6 = 540 queries
+    targets = [Target(f"i-{n:03d}", burstable=True) for n in range(90)]  # 90 x 7 = 630 queries
     queries = metric_queries(targets)
-    assert len(queries) == 540
+    assert len(queries) == 630
     p95 = {q["Id"]: iid for q, iid, column in queries if column == "cpu_p95"}
     first, second = queries[:MAX_QUERIES], queries[MAX_QUERIES:]
     start, end = H0, H0 + dt.timedelta(hours=2)
@@ -339,10 +340,10 @@ def test_candidate_prices_come_from_the_price_list_api_at_most_once_a_day(fresh_
         return calls
 
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    # (+1 a sync: the storage price of the instance's root volume, gp2 in moto)
-    assert len(run(now, 30)) == 30
-    assert len(run(now + dt.timedelta(hours=1), 2)) == 2  # only the type in use: the candidates are fresh
-    assert len(run(now + dt.timedelta(hours=25), 30)) == 30  # older than 24 h: fetched again
+    # (+2 a sync: the storage price of the instance's root volume, gp2 in moto, and the t4g CPU credit price)
+    assert len(run(now, 31)) == 31
+    assert len(run(now + dt.timedelta(hours=1), 3)) == 3  # only the type in use: the candidates are fresh
+    assert len(run(now + dt.timedelta(hours=25), 31)) == 31  # older than 24 h: fetched again
     with psycopg.connect(fresh_db) as conn:
         assert conn.execute("SELECT count(*), min(fetched_at) FROM dashgen.instance_prices "
                             "WHERE source = 'aws-price-list-api'").fetchone() == (29, now + dt.timedelta(hours=25))

@@ -172,3 +172,15 @@ def test_override_properties_are_checked_against_grafanas_field_config() -> None
                for p in with_prop({"id": "custom.width", "value": "wide"}))
     assert any("properties[" in p and "custom.footer" not in p and "reducers" in p
                for p in with_prop({"id": "custom.footer", "value": {"reducers": "sum"}}))
+
+
+def test_the_word_null_in_a_users_tag_or_title_is_not_the_legacy_null(dashboards_dir) -> None:
+    """A tag or title the user chose may be "null" (found by the config fuzz: `managed_tag = "null"`); only
+    the legacy value grafanalib writes for a missing number is refused."""
+    import dataclasses
+
+    from dashgen.build import build_outputs
+    from dashgen.config import Config
+
+    cfg = dataclasses.replace(Config(), managed_tag="null", folder_title="null")
+    assert len(build_outputs(cfg)) == 3  # validates every dashboard, tag "null" included

@@ -450,6 +450,8 @@ def _print_sync(result) -> None:  # noqa: ANN001 - sync.SyncResult
         typer.echo(f"price stale: {key}")
     if result.progress_points:
         typer.echo(f"progress: {result.progress_points} points")
+    if result.cur_files:
+        typer.echo(f"billed (CUR): {result.billed_rows} instance line-item spans from {result.cur_files} files")
     if result.kept_experiments:
         typer.echo(f"experiments kept, no longer in the config: {', '.join(result.kept_experiments)} "
                    "(`dashgen db forget-experiment NAME` removes one)")
@@ -469,6 +471,9 @@ def sync(
                                                               "(overrides pricing.every).")] = None,
     prices: Annotated[str | None, typer.Option("--prices", help="api (AWS Price List API) or bundled "
                                                                 "(the us-east-1 snapshot).")] = None,
+    cur: Annotated[str | None, typer.Option("--cur", help="s3://bucket/prefix of a CUR 2.0 / Data Exports "
+                                                          "Parquet export: also store the billed cost "
+                                                          "(needs the [cur] extra: pyarrow).")] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Fill the pricing store from AWS: EC2 inventory, running intervals, prices, experiment progress.
@@ -477,13 +482,13 @@ def sync(
 
     cfg = _config(config)
     if every is None and not loop:
-        result = lib.sync(cfg, dsn=dsn, regions=region, prices=prices)
+        result = lib.sync(cfg, dsn=dsn, regions=region, prices=prices, cur=cur)
         _print_sync(result)
         if result.exit_code:
             raise typer.Exit(result.exit_code)
         return
     seconds = lib.parse_every(every) if every else lib.duration_seconds(cfg.sync_every, f"{cfg.source}: pricing.every")
-    for rnd in lib.sync_loop(cfg, seconds, dsn=dsn, regions=region, prices=prices):
+    for rnd in lib.sync_loop(cfg, seconds, dsn=dsn, regions=region, prices=prices, cur=cur):
         if rnd.result is not None:
             _print_sync(rnd.result)
         else:

@@ -41,6 +41,8 @@ class Instance:
     operating_system: str = "Linux"
     tenancy: str = "Shared"
     state_changed_at: dt.datetime | None = None  # from StateTransitionReason
+    lifecycle: str = "on-demand"  # InstanceLifecycle: 'spot', 'scheduled', 'capacity-block'; absent = On-Demand
+    availability_zone: str | None = None  # Placement.AvailabilityZone (Spot prices are per AZ)
 
     @property
     def running(self) -> bool:
@@ -95,6 +97,8 @@ def from_describe(raw: dict[str, Any], region: str) -> Instance:
         operating_system=_OS_BY_PLATFORM.get(details, details),
         tenancy=_TENANCY.get((raw.get("Placement") or {}).get("Tenancy", "default"), "Shared"),
         state_changed_at=parse_transition_time(raw.get("StateTransitionReason")),
+        lifecycle=raw.get("InstanceLifecycle") or "on-demand",
+        availability_zone=(raw.get("Placement") or {}).get("AvailabilityZone"),
     )
 
 

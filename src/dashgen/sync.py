@@ -32,9 +32,11 @@ from typing import Any
 
 from dashgen.aws import Budget, aws_errors, describe
 from dashgen.config import Config
+from dashgen.credits import CreditKey, family_of, is_burstable, read_credit_modes, resolve_credit_prices
 from dashgen.errors import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, ConfigError, DashgenError, first_line
 from dashgen.inventory import Instance, describe_region, ec2_client
 from dashgen.pricing import API_SOURCE, PRICE_MAX_AGE, Price, PriceKey, pricing_client, resolve_prices
+from dashgen.spot import SpotPrice, read_spot_prices
 from dashgen.volumes import StorageKey, StoragePrice, Volume, describe_volumes, resolve_storage_prices
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -55,6 +57,8 @@ class SyncResult:
     stale_prices: list[str] = field(default_factory=list)  # "region type os tenancy": last known API price kept
     progress_points: int = 0
     utilisation_rows: int = 0  # hourly CloudWatch rows upserted for rightsizing (dashgen.rightsize)
+    cur_files: int = 0  # CUR Parquet files read (--cur)
+    billed_rows: int = 0  # billed (instance, usage start) rows they gave
     warnings: list[str] = field(default_factory=list)  # one line each, printed on stderr
     unsynced: list[str] = field(default_factory=list)  # what was asked for but not read (its line is a warning)
     kept_experiments: list[str] = field(default_factory=list)  # in the store, no longer in the config
@@ -95,6 +99,10 @@ class Collected:
     volume_regions: list[str] = field(default_factory=list)  # the regions whose volumes were read
     storage_prices: list[StoragePrice] = field(default_factory=list)  # EBS, the types attached to an instance
     budgets: dict[str, Budget] = field(default_factory=dict)  # region (and "pricing") -> its time budget
+    credit_modes: dict[str, str] = field(default_factory=dict)  # burstable instance id -> standard | unlimited
+    credit_prices: list[Any] = field(default_factory=list)  # dashgen.credits.CreditPrice of the families in use
+    spot_prices: list[Any] = field(default_factory=list)  # dashgen.spot.SpotPrice of the Spot instances' AZ/type
+    billed: list[Any] = field(default_factory=list)  # dashgen.cur.BilledSpan, with --cur
 
 
 def duration_seconds(text: str, where: str) -> int:
@@ -129,6 +137,8 @@ def collect(config: Config, regions: list[str], prices_mode: str, session: Any, 
         budgets.setdefault(region, Budget(region, budgets["pricing"].seconds))
     instances: list[Instance] = []
     volumes: list[Volume] = []
+    credit_modes: dict[str, str] = {}
+    spot_prices: list[SpotPrice] = []
     landed: list[str] = []
     volume_regions: list[str] = []
     for region in regions:
@@ -146,6 +156,22 @@ def collect(config: Config, regions: list[str], prices_mode: str, session: Any, 
         except Exception as exc:  # e.g. no ec2:DescribeVolumes permission: instances still land
             result.not_synced(f"EBS volumes of {region}",
                               f"WARNING: EBS volumes of {region} not read: {describe(exc)}")
+        burstable = [i.instance_id for i in instances if i.region == region and is_burstable(i.instance_type)]
+        if burstable:
+            try:
+                credit_modes.update(budget.run(lambda c=client, ids=burstable: read_credit_modes(c, ids)))
+            except Exception as exc:  # the store keeps what it knew; never read: unknown
+                result.not_synced(f"credit specifications of {region}",
+                                  f"WARNING: credit specifications (standard/unlimited) of {region} not read: "
+                                  f"{describe(exc)}; their mode stays as stored, else unknown")
+        spot = [i for i in instances if i.region == region and i.lifecycle == "spot"]
+        if spot:
+            try:
+                spot_prices += budget.run(lambda c=client, s=spot: read_spot_prices(c, s, now))
+            except Exception as exc:
+                result.not_synced(f"Spot price history of {region}",
+                                  f"WARNING: Spot price history of {region} not read: {describe(exc)}; Spot "
+                                  "instances keep the prices stored, else their cost is unknown")
     keys = {PriceKey(i.region, i.instance_type, i.operating_system, i.tenancy) for i in instances}
     prices, warnings = resolve_prices(keys, prices_mode, session, client=pricing, budget=budgets["pricing"])
     for line in warnings:
@@ -154,6 +180,20 @@ def collect(config: Config, regions: list[str], prices_mode: str, session: Any, 
     storage_prices, warnings = resolve_storage_prices(storage_keys, prices_mode, pricing, budgets["pricing"])
     for line in warnings:
         result.not_synced("EBS storage prices", line)
+    credit_keys = {CreditKey(i.region, family_of(i.instance_type), i.operating_system) for i in instances
+                   if is_burstable(i.instance_type)}
+    if prices_mode == "bundled" or "instance prices" in result.unsynced:  # (that failure's line says it all)
+        credit_prices, _ = resolve_credit_prices(credit_keys, "bundled", None)
+    else:
+        try:
+            credit_prices, warnings = budgets["pricing"].run(
+                lambda: resolve_credit_prices(credit_keys, prices_mode, pricing))
+        except Exception as exc:  # the Price List API's time budget ran out
+            credit_prices, _ = resolve_credit_prices(credit_keys, "bundled", None)
+            warnings = [f"WARNING: CPU credit prices not read from the Price List API ({describe(exc)}); using the "
+                        "bundled fallback rates (us-east-1 Linux; others unknown)"]
+        for line in warnings:
+            result.not_synced("CPU credit prices", line)
     progress: dict[str, list[tuple[dt.datetime, Any]]] = {}
     with_metric = [e for e in config.experiments if e.progress_metric]
     if with_metric:
@@ -172,26 +212,28 @@ def collect(config: Config, regions: list[str], prices_mode: str, session: Any, 
                               f"WARNING: experiment progress not read from CloudWatch: {describe(exc)}")
             progress = {}
     return Collected(instances, landed, prices, progress, volumes=volumes, volume_regions=volume_regions,
-                     storage_prices=storage_prices, budgets=budgets)
+                     storage_prices=storage_prices, budgets=budgets, credit_modes=credit_modes,
+                     credit_prices=credit_prices, spot_prices=spot_prices)
 
 
 _SEEN_COLS = ("instance_id", "region", "instance_type", "name", "tags", "state", "launch_time", "platform",
-              "operating_system", "tenancy", "stopped_at", "running")
+              "operating_system", "tenancy", "stopped_at", "running", "lifecycle", "availability_zone")
 _SYNC_SQL = [
     # the inventory; last_seen moves, everything else only when it changed
     """INSERT INTO dashgen.instances AS i (instance_id, region, instance_type, name, tags, state, launch_time,
-           platform, operating_system, tenancy, first_seen, last_seen)
+           platform, operating_system, tenancy, lifecycle, availability_zone, first_seen, last_seen)
        SELECT instance_id, region, instance_type, name, tags, state, launch_time, platform, operating_system,
-              tenancy, %(now)s, %(now)s FROM _seen
+              tenancy, lifecycle, availability_zone, %(now)s, %(now)s FROM _seen
        ON CONFLICT (instance_id) DO UPDATE SET region = excluded.region, instance_type = excluded.instance_type,
            name = excluded.name, tags = excluded.tags, state = excluded.state, launch_time = excluded.launch_time,
            platform = excluded.platform, operating_system = excluded.operating_system,
-           tenancy = excluded.tenancy, last_seen = excluded.last_seen
+           tenancy = excluded.tenancy, lifecycle = excluded.lifecycle,
+           availability_zone = coalesce(excluded.availability_zone, i.availability_zone), last_seen = excluded.last_seen
        WHERE (i.region, i.instance_type, i.name, i.tags, i.state, i.launch_time, i.platform, i.operating_system,
-              i.tenancy, i.last_seen) IS DISTINCT FROM
+              i.tenancy, i.lifecycle, i.availability_zone, i.last_seen) IS DISTINCT FROM
              (excluded.region, excluded.instance_type, excluded.name, excluded.tags, excluded.state,
               excluded.launch_time, excluded.platform, excluded.operating_system, excluded.tenancy,
-              excluded.last_seen)""",
+              excluded.lifecycle, coalesce(excluded.availability_zone, i.availability_zone), excluded.last_seen)""",
     # an open interval that started before the current LaunchTime: the instance stopped before that start
     """UPDATE dashgen.instance_intervals iv SET ended_at = s.launch_time FROM _seen s
        WHERE iv.instance_id = s.instance_id AND iv.ended_at IS NULL AND iv.started_at < s.launch_time
@@ -297,7 +339,8 @@ def _seen_row(i: Instance) -> tuple[Any, ...]:
     if i.running or stopped is None or (i.launch_time is not None and stopped < i.launch_time):
         stopped = None
     return (i.instance_id, i.region, i.instance_type, i.name, json.dumps(i.tags, sort_keys=True), i.state,
-            i.launch_time, i.platform, i.operating_system, i.tenancy, stopped, i.running)
+            i.launch_time, i.platform, i.operating_system, i.tenancy, stopped, i.running, i.lifecycle,
+            i.availability_zone)
 
 
 def write(conn: Any, config: Config, collected: Collected, now: dt.datetime) -> str | None:
@@ -322,7 +365,7 @@ def write(conn: Any, config: Config, collected: Collected, now: dt.datetime) -> 
         conn.execute(
             "CREATE TEMP TABLE _seen (instance_id text, region text, instance_type text, name text, tags jsonb,"
             " state text, launch_time timestamptz, platform text, operating_system text, tenancy text,"
-            " stopped_at timestamptz, running bool) ON COMMIT DROP"
+            " stopped_at timestamptz, running bool, lifecycle text, availability_zone text) ON COMMIT DROP"
         )
         with conn.cursor().copy(f"COPY _seen ({', '.join(_SEEN_COLS)}) FROM STDIN") as copy:
             for inst in collected.instances:
@@ -349,6 +392,7 @@ def write(conn: Any, config: Config, collected: Collected, now: dt.datetime) -> 
             ])
         store_hourly(conn, collected.utilisation)
         _write_volumes(conn, collected, now)
+        _write_cost_truth(conn, collected, now)
     return None
 
 
@@ -408,18 +452,62 @@ def _write_volumes(conn: Any, collected: Collected, now: dt.datetime) -> None:
                                               p.price_date, now) for p in collected.storage_prices])
 
 
+_CREDIT_MODE_SQL = """
+    UPDATE dashgen.instances i SET credit_mode = m.mode, credit_mode_at = %s
+    FROM unnest(%s::text[], %s::text[]) AS m(instance_id, mode)
+    WHERE i.instance_id = m.instance_id AND i.credit_mode IS DISTINCT FROM m.mode"""
+_CREDIT_PRICE_SQL = """
+    INSERT INTO dashgen.credit_prices AS p (region, family, operating_system, usd_per_vcpu_hour, source, price_date,
+        fetched_at)
+    VALUES (%s, %s, %s, %s, %s, %s, %s)
+    ON CONFLICT (region, family, operating_system) DO UPDATE SET usd_per_vcpu_hour = excluded.usd_per_vcpu_hour,
+        source = excluded.source, price_date = excluded.price_date, fetched_at = excluded.fetched_at
+    WHERE (p.usd_per_vcpu_hour, p.source, p.price_date) IS DISTINCT FROM
+          (excluded.usd_per_vcpu_hour, excluded.source, excluded.price_date)
+      -- the fallback never replaces a price the API gave (the last known API price is kept)
+      AND (excluded.source = 'aws-price-list-api' OR p.source = 'bundled-fallback')"""
+_SPOT_PRICE_SQL = """
+    INSERT INTO dashgen.spot_prices AS p (availability_zone, instance_type, product_description, at, usd_per_hour,
+        region)
+    VALUES (%s, %s, %s, %s, %s, %s)
+    ON CONFLICT (availability_zone, instance_type, product_description, at) DO UPDATE
+        SET usd_per_hour = excluded.usd_per_hour WHERE p.usd_per_hour <> excluded.usd_per_hour"""
+
+
+def _write_cost_truth(conn: Any, collected: Collected, now: dt.datetime) -> None:
+    """Credit modes and prices, Spot prices and billed hours (issue 12), inside write's transaction."""
+    modes = sorted(collected.credit_modes.items())
+    conn.execute(_CREDIT_MODE_SQL, (now, [k for k, _ in modes], [v for _, v in modes]))
+    with conn.cursor() as cur:
+        cur.executemany(_CREDIT_PRICE_SQL, [
+            (p.key.region, p.key.family, p.key.operating_system, p.usd_per_vcpu_hour, p.source, p.price_date, now)
+            for p in collected.credit_prices if p.usd_per_vcpu_hour is not None or p.source != "bundled-fallback"])
+        cur.executemany(_SPOT_PRICE_SQL, [(p.availability_zone, p.instance_type, p.product_description, p.at,
+                                           p.usd_per_hour, p.region) for p in collected.spot_prices])
+    if collected.billed:
+        from dashgen.cur import store_billed
+
+        store_billed(conn, collected.billed, now)
+
+
 def sync(config: Config, *, dsn: str | None = None, regions: list[str] | None = None,
          prices: str | None = None, session: Any = None, now: dt.datetime | None = None,
          retry_mode: str = "standard", pricing: Any = None, cloudwatch: Any = None,
-         region_timeout: float | None = None) -> SyncResult:
+         region_timeout: float | None = None, cur: str | None = None) -> SyncResult:
     """One sync: migrate the store, read AWS, write everything in one transaction; returns what happened
-    (`exit_code`: 0 all synced, 3 partly, 1 no region). `region_timeout` (seconds) overrides the config's."""
+    (`exit_code`: 0 all synced, 3 partly, 1 no region). `region_timeout` (seconds) overrides the config's.
+    `cur` (s3://bucket/prefix): also read the billed cost from AWS's CUR 2.0 Parquet files there (dashgen.cur);
+    a CUR that cannot be read stops the sync in one line before anything is written."""
     from dashgen.store import connect, migrate, resolve_dsn, secure_readers
 
     now = now or dt.datetime.now(dt.UTC)
     mode = prices or config.prices
     if mode not in ("api", "bundled"):
         raise ConfigError(f"--prices: expected 'api' or 'bundled', got {mode!r}")
+    if cur:  # a wrong URL is a usage error before anything is read
+        from dashgen.cur import parse_s3_url
+
+        parse_s3_url(cur)
     wanted = list(regions or config.regions)
     budgets = region_budgets(config, wanted, region_timeout)
     result = SyncResult(synced_at=now)
@@ -445,6 +533,13 @@ def sync(config: Config, *, dsn: str | None = None, regions: list[str] | None = 
 
         collect_rightsizing(conn, config, collected, mode, session, now, result, pricing=pricing,
                             cloudwatch=cloudwatch)
+        if cur:
+            from dashgen.aws import client as aws_client
+            from dashgen.cur import read_cur
+
+            s3 = aws_client(session, "s3", config.default_region, retry_mode=retry_mode)
+            collected.billed, result.cur_files = read_cur(s3, cur)
+            result.billed_rows = len(collected.billed)
         result.skipped = write(conn, config, collected, now)
         after = written(conn, collected)
     result.regions = collected.regions

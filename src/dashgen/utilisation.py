@@ -5,7 +5,8 @@ ever runs while that transaction is open): it picks the instances sync saw in th
 (`config.lookback_days`) — those in the store and those this sync is about to write — and asks CloudWatch
 `GetMetricData` (through the boto3 paginator, up to 500 queries a call, hourly periods) for CPU average, maximum
 and p95, NetworkIn and NetworkOut (sums), the minimum CPUCreditBalance of burstable types and, for instances of
-an experiment with a progress metric, that metric's maximum. Sync then upserts the rows
+an experiment with a progress metric, that metric's maximum, and the surplus credits charged (CPUSurplusCreditsCharged,
+Sum) of burstable types, which the cost functions price (dashgen.credits). Sync then upserts the rows
 (`store_hourly`, into `dashgen.instance_utilisation_hourly`, migration 010) inside its one transaction.
 Only the hours not stored yet (plus the last stored one, which may have been partial) are fetched again.
 `collect_utilisation` reads and stores in one go, outside sync.
@@ -24,7 +25,7 @@ HOUR = 3600
 MAX_QUERIES = 500  # GetMetricData's limit per call
 NAMESPACE = "AWS/EC2"
 COLUMNS = ("cpu_avg", "cpu_max", "cpu_p95", "network_in_bytes", "network_out_bytes", "cpu_credit_balance_min",
-           "progress_pct")
+           "progress_pct", "cpu_surplus_credits_charged")
 # column -> (AWS/EC2 metric, statistic); the credit balance only for burstable types
 EC2_SERIES = {
     "cpu_avg": ("CPUUtilization", "Average"),
@@ -33,8 +34,10 @@ EC2_SERIES = {
     "network_in_bytes": ("NetworkIn", "Sum"),
     "network_out_bytes": ("NetworkOut", "Sum"),
     "cpu_credit_balance_min": ("CPUCreditBalance", "Minimum"),
+    # surplus credits AWS charged (unlimited mode), summed over the hour: priced by dashgen.credits (issue 12)
+    "cpu_surplus_credits_charged": ("CPUSurplusCreditsCharged", "Sum"),
 }
-BURSTABLE_ONLY = {"cpu_credit_balance_min"}
+BURSTABLE_ONLY = {"cpu_credit_balance_min", "cpu_surplus_credits_charged"}
 
 
 @dataclass(frozen=True)

@@ -178,6 +178,16 @@ def _walk(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[tuple[Any, .
             yield from _walk(v, (*path, i))
 
 
+# Keys whose string values are the user's own text (a tag, a title, a label): "null" is a legitimate word there;
+# elsewhere it is the legacy string grafanalib writes for a null value.
+_TEXT_KEYS = {"tags", "title", "description", "text", "label", "displayName", "name", "folder_title"}
+
+
+def _user_text(path: tuple[Any, ...]) -> bool:
+    keys = [k for k in path if isinstance(k, str)]
+    return bool(keys) and keys[-1] in _TEXT_KEYS
+
+
 def _legacy_problems(dashboard: dict[str, Any]) -> Iterator[Problem]:
     for key in LEGACY_DASHBOARD_KEYS:
         if key in dashboard:
@@ -186,7 +196,7 @@ def _legacy_problems(dashboard: dict[str, Any]) -> Iterator[Problem]:
         if isinstance(value, float) and not math.isfinite(value):
             yield Problem(_path(path), f"{value} is not a JSON number (written as {json.dumps(value)}, which "
                                        "JSON.parse in Grafana rejects)")
-        if value == "null":
+        if value == "null" and not _user_text(path):
             yield Problem(_path(path), 'the string "null" (use JSON null or leave the key out)')
         if isinstance(value, dict) and path and path[-2:-1] == ("steps",) or (
             isinstance(value, dict) and len(path) >= 2 and path[-2] == "steps"

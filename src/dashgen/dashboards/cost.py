@@ -62,13 +62,16 @@ def instances_panel() -> G.Table:
     return table(
         "Cost per instance",
         [sql_target(load_sql("cost_instances")), sql_target(load_sql("cost_instances_ebs"), "B")],
-        description=("Every selected instance: price per hour, hours it ran and what that cost in the time range, "
-                     "and its cost to date. EC2 bills per second with a 60-second minimum per start; a price "
-                     "nobody knows is shown as unknown. EBS: the volumes attached now and their storage cost in "
-                     "the time range (Price List API prices). Sort by any column; filter with Tag, Tag value and "
-                     "Name."),
-        overrides=[*_usd("Cost in range", "Cost to date", "EBS storage in range"),
+        description=("Every selected instance: price per hour (On-Demand; for Spot instances the Spot price in "
+                     "effect beside it), hours it ran and what that cost in the time range, and its cost to date. "
+                     "EC2 bills per second with a 60-second minimum per start; Spot runs at the Spot price of each "
+                     "part of the run; burstable instances in unlimited mode add the surplus CPU credits AWS "
+                     "charged (Credit mode: standard never pays them, unknown = not readable). A price nobody "
+                     "knows is shown as unknown. EBS: the volumes attached now and their storage cost in the time "
+                     "range (Price List API prices). Sort by any column; filter with Tag, Tag value and Name."),
+        overrides=[*_usd("Cost in range", "Cost to date", "EBS storage in range", "Credits in range"),
                    override("USD/hour", unit=USD, decimals=4, mappings=UNKNOWN),
+                   override("Spot USD/hour", unit=USD, decimals=4),
                    override("Hours in range", unit="h", decimals=2),
                    override("EBS GiB", unit="gbytes", decimals=0)],
         sort_by=[("Cost in range", True)],
@@ -82,13 +85,43 @@ def by_tag_panel() -> G.Table:
     return table(
         "Cost by tag value",
         [sql_target(load_sql("cost_by_tag"))],
-        description="The selected instances grouped by the value of the chosen Tag (experiment, team...). A group "
-                    "whose instances ran without a known price shows unknown.",
-        overrides=_usd("Cost in range", "Cost to date"),
+        description="The selected instances grouped by the value of the chosen Tag (experiment, team...), Spot "
+                    "prices and surplus CPU credits included. A group whose instances ran without a known price "
+                    "shows unknown.",
+        overrides=_usd("Cost in range", "Cost to date", "Credits in range"),
         sort_by=[("Cost in range", True)],
         width=10,
         height=9,
     )
+
+
+def reconciliation_panels() -> tuple[G.Table, G.Table]:
+    """Estimated vs billed (AWS's CUR, `dashgen sync --cur`), per instance and per tag value."""
+    pct = override("Difference", unit="percent", decimals=1, mappings=UNKNOWN)
+    rate = override("Effective USD/hour", unit=USD, decimals=4, mappings=UNKNOWN)
+    when = override("Billed through", unit="dateTimeAsIso")
+    hours = override("Hours billed", unit="h", decimals=2)
+    per_instance = table(
+        "Estimated vs billed (CUR)",
+        [sql_target(load_sql("cost_reconciliation"))],
+        description=("dashgen's estimate beside what AWS billed (Cost and Usage Report 2.0 line items read by "
+                     "`dashgen sync --cur`: instance hours, Spot and CPU credits, at their effective cost after "
+                     "Savings Plans and Reserved Instances), over the part of the time range AWS has delivered "
+                     "(Billed through, typically a day behind); later hours stay estimated. Difference = billed "
+                     "vs estimated in %; Effective USD/hour = billed / hours run. Empty until a sync with --cur."),
+        overrides=[*_usd("Estimated", "Billed", "Billed before discounts"), pct, rate, when, hours],
+        width=14,
+        height=9,
+    )
+    per_tag = table(
+        "Estimated vs billed by tag value",
+        [sql_target(load_sql("cost_reconciliation_by_tag"))],
+        description="The same, summed per value of the chosen Tag.",
+        overrides=[*_usd("Estimated", "Billed"), pct, rate, when, hours],
+        width=10,
+        height=9,
+    )
+    return per_instance, per_tag
 
 
 def cumulative_panel() -> G.TimeSeries:
@@ -179,6 +212,7 @@ def build(config: Config) -> G.Dashboard:
     layout.add(budget_panel())
     layout.add(instances_panel())
     layout.add(by_tag_panel(), cumulative_panel())
+    layout.add(*reconciliation_panels())
     layout.add(progress_panel())
     return dashboard(
         config,

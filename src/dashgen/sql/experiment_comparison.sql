@@ -3,7 +3,8 @@
 -- and `dashgen rightsize --experiment NAME` runs it with the variable bound as a parameter (dashgen.sqlvars).
 --   members        instances whose tag tag_key = tag_value (dashgen.experiments);
 --   running hours  billed time of all their running intervals (per second, 60 s minimum per start);
---   cost so far    running hours x the instance's $/hour (NULL when the price is unknown);
+--   cost so far    running hours x the instance's $/hour (a Spot instance: at its Spot prices), plus the surplus
+--                  CPU credits charged (NULL when a price is unknown);
 --   CPU p95        95th percentile of the hourly p95 CPU over all stored hours;
 --   progress       highest value (0-100) of the experiment's progress metric for the instance
 --                  (CloudWatch dimensions: the experiment's, plus InstanceId), collected by `dashgen sync`;
@@ -18,10 +19,15 @@ WITH e AS (
 ),
 members AS (
     SELECT c.instance_id, c.name, c.instance_type, c.usd_per_hour, t.vcpu, t.memory_mib,
-           e.name AS experiment, e.deadline, e.budget_usd
+           e.name AS experiment, e.deadline, e.budget_usd,
+           -- Spot runs at their Spot prices, surplus CPU credits (dashgen.extra_charges, migration 061)
+           b.lifecycle, x.spot_usd::numeric AS spot_usd,
+           CASE WHEN x.instance_id IS NULL THEN 0 ELSE x.credit_usd::numeric END AS credit_usd
     FROM dashgen.instance_cost_basis c
     JOIN e ON c.tags ->> e.tag_key = e.tag_value
     JOIN dashgen.instance_types t USING (instance_type)
+    JOIN dashgen.instance_charge_basis b USING (instance_id)
+    LEFT JOIN dashgen.extra_charges('-infinity', 'infinity') x USING (instance_id)
 ),
 run AS (
     SELECT iv.instance_id,
@@ -43,9 +49,13 @@ usage AS (
 ),
 measured AS (
     SELECT m.*, r.started_at, coalesce(r.hours, 0) AS hours, u.cpu_p95, u.progress_pct,
-           coalesce(r.hours, 0) * m.usd_per_hour AS cost_usd,
+           (CASE WHEN coalesce(r.hours, 0) = 0 THEN 0 WHEN m.lifecycle = 'spot' THEN m.spot_usd
+                 ELSE coalesce(r.hours, 0) * m.usd_per_hour END + m.credit_usd) AS cost_usd,
            CASE WHEN u.progress_pct > 0 THEN coalesce(r.hours, 0) / u.progress_pct END AS hours_per_pct,
-           CASE WHEN u.progress_pct > 0 THEN coalesce(r.hours, 0) * m.usd_per_hour / u.progress_pct END AS usd_per_pct,
+           CASE WHEN u.progress_pct > 0
+                THEN (CASE WHEN coalesce(r.hours, 0) = 0 THEN 0 WHEN m.lifecycle = 'spot' THEN m.spot_usd
+                           ELSE coalesce(r.hours, 0) * m.usd_per_hour END + m.credit_usd) / u.progress_pct
+           END AS usd_per_pct,
            -- no progress (<= 0 %) or a finish over a century away: unknown (no make_interval overflow)
            coalesce(u.finished_at,
                     CASE WHEN u.progress_pct > 0

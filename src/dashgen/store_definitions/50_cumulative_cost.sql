@@ -1,18 +1,8 @@
 -- Definitions (CREATE OR REPLACE), re-applied by dashgen.store.migrate after the migrations whenever a
 -- migration or a definition file changed: edit here, never in a landed migration (CONTRIBUTING.md).
 
--- Cumulative cost in [t0, t1] per series (the value of tag `tag_key`, "(no tag)" without it) and for
--- "(all selected)", over the selected instances that have a price. Each run adds rate x (p - start) to the
--- cost at a point p after its start and loses rate x (p - billed end) after its end; the runs going at t0
--- count as started at t0. So cost(p) = (p - t0) x sum(rate x sign) - sum(rate x sign x (time - t0)) over
--- the events up to p, and an event may be counted at any point at or after it. Events are counted at:
---   whole UTC days inside the range (dashgen.cost_events_daily)       -> the day's end;
---   the other whole UTC hours (dashgen.cost_events_hourly)             -> the hour's end;
---   the partial hours at the edges, and the end of every run still going (now, or its 60 s minimum): from
---   the runs, at the next point of a `step_s` grid from t0 (before the first whole hour: at most its start).
--- The rollups (grouped by tags without Name) apply only without a Name filter and when the tag key is not Name:
--- otherwise every event comes from the runs, so a run's start and end fall in the same series.
--- Points exist at t0, t1 and where events are counted; the cost is linear in between. Every point is exact.
+-- The cumulative-cost panel with the charges beside On-Demand: as in 020_budget_definitions.sql (its rule and comments), plus
+-- extra_events (Spot price differences and surplus credits) and all_events; every point stays exact.
 CREATE OR REPLACE FUNCTION dashgen.cumulative_cost(t0 timestamptz, t1 timestamptz, step_s double precision, tag_key text,
                                         tag_values text[], names text[])
 RETURNS TABLE ("time" timestamptz, metric text, value double precision)
@@ -55,6 +45,18 @@ WITH sel AS (  -- the selected instances: their series and USD per second (NULL:
     SELECT iv.instance_id, dashgen.billed_end(iv.started_at, NULL), -1
     FROM dashgen.instance_intervals iv
     WHERE iv.ended_at IS NULL AND dashgen.billed_end(iv.started_at, NULL) > t0
+), extra_events AS (  -- charges beside On-Demand (dashgen.charge_pieces, issue 12): the rate changes at
+                     -- each piece's start (t0 if earlier) and back at its end; a Spot piece by its price less On-Demand
+    SELECT p.instance_id, e.at, e.sign,
+           CASE WHEN p.kind = 'spot' THEN p.usd_per_s - sel.rate ELSE p.usd_per_s END AS rate
+    FROM dashgen.charge_pieces(t0, t1) p
+    JOIN sel ON sel.instance_id = p.instance_id
+    CROSS JOIN LATERAL (VALUES (greatest(p.piece_from, t0), 1), (p.piece_to, -1)) e(at, sign)
+    WHERE p.usd_per_s IS NOT NULL AND sel.rate IS NOT NULL
+), all_events AS (
+    SELECT instance_id, at, sign, NULL::float8 AS rate FROM runs_events
+    UNION ALL
+    SELECT instance_id, at, sign, rate FROM extra_events
 ), events AS (  -- (series, point, rate x sign, rate x sign x seconds from t0 to the event)
     SELECT sel.series,
            CASE WHEN e.at = t0 THEN t0
@@ -72,8 +74,9 @@ WITH sel AS (  -- the selected instances: their series and USD per second (NULL:
                 ELSE least(t1, t0 + make_interval(secs => ceil(date_part('epoch', e.at - t0) / step_s) * step_s),
                            CASE WHEN e.at < dashgen.utc_floor(t0, '1 hour') + interval '1 hour'
                                 THEN dashgen.utc_floor(t0, '1 hour') + interval '1 hour' END) END AS point,
-           sel.rate * e.sign AS r, sel.rate * e.sign * date_part('epoch', e.at - t0) AS q
-    FROM runs_events e JOIN sel ON sel.instance_id = e.instance_id
+           coalesce(e.rate, sel.rate) * e.sign AS r,
+           coalesce(e.rate, sel.rate) * e.sign * date_part('epoch', e.at - t0) AS q
+    FROM all_events e JOIN sel ON sel.instance_id = e.instance_id
     WHERE e.at <= t1 AND sel.rate IS NOT NULL  -- each branch gives times >= t0 (= t0: the runs going then)
     UNION ALL  -- whole days
     SELECT coalesce(d.tags ->> tag_key, '(no tag)'), d.bucket + interval '24 hours',

@@ -1,33 +1,38 @@
 -- Definitions (CREATE OR REPLACE), re-applied by dashgen.store.migrate after the migrations whenever a
 -- migration or a definition file changed: edit here, never in a landed migration (CONTRIBUTING.md).
 
--- Per experiment: spend to date, burn rate now, projections against budget and deadline, progress and ETA.
--- NULL = unknown (an instance without a price ran or runs; no progress; stalled progress), never 0 USD or a date.
---   pace     least-squares slope of the points of the last hour before the latest one (at least the two latest);
---   ETA      finished (latest point >= 100 %): the first point of that final stretch at >= 100 %; else, with a
---            pace > 0: latest point + (100 - latest percent) / pace, unknown beyond a century; else unknown;
---   to finish  finished: spent; ETA now or later: spent + burn x (ETA - now); else unknown;
---   fits budget  projected cost to finish <= budget; when the finish cannot be projected (no ETA, or an ETA
---                already past without 100 %): projected at the deadline <= budget;
---   makes deadline  ETA <= deadline; unknown ETA: false once progress below 100 % was seen after the deadline.
+-- Budget and deadline with the charges beside On-Demand: the view of 020_budget_definitions.sql (its rules and comments), with spend
+-- = each member's cost to date at its Spot prices (Spot instances) plus surplus credits, and the burn rate = the Spot
+-- price in effect (else On-Demand) plus the credits of the last stored hour, per running member.
 CREATE OR REPLACE VIEW dashgen.experiment_status AS
-WITH members AS (
-    SELECT e.name, p.usd_per_hour, dashgen.seconds_to_date(i.billed_closed_s, i.running_since) AS seconds,
+WITH members0 AS (
+    SELECT e.name, i.instance_id, p.usd_per_hour, dashgen.seconds_to_date(i.billed_closed_s, i.running_since) AS seconds,
            i.running_since IS NOT NULL AS running
     FROM dashgen.experiments e
     JOIN dashgen.instances i ON i.tags @> jsonb_build_object(e.tag_key, e.tag_value)
     LEFT JOIN dashgen.instance_prices p
            ON (p.region, p.instance_type, p.operating_system, p.tenancy)
             = (i.region, i.instance_type, i.operating_system, i.tenancy)
+), members AS (  -- issue 12: a Spot instance at its Spot prices, plus surplus credits (migration 061)
+    SELECT m.*,
+           CASE WHEN m.seconds = 0 THEN 0
+                WHEN b.lifecycle = 'spot' THEN x.spot_usd
+                ELSE m.seconds * m.usd_per_hour::float8 / 3600 END
+           + CASE WHEN x.instance_id IS NULL THEN 0 ELSE x.credit_usd END AS cost_usd,
+           (CASE WHEN b.lifecycle = 'spot' THEN b.spot_usd_per_hour ELSE m.usd_per_hour END
+            + b.credit_usd_per_hour_recent::numeric) AS burn
+    FROM members0 m
+    JOIN dashgen.instance_charge_basis b ON b.instance_id = m.instance_id
+    LEFT JOIN dashgen.extra_charges('-infinity', 'infinity') x ON x.instance_id = m.instance_id
 ), spend AS (
     SELECT e.name, e.budget_usd, e.deadline,
            count(m.name) AS instances,
            count(*) FILTER (WHERE m.running) AS running,
            -- no members: bool_and over the one NULL row is NULL, so IS NOT FALSE: nothing spent, nothing burning
-           CASE WHEN bool_and(m.usd_per_hour IS NOT NULL OR m.seconds = 0) IS NOT FALSE
-                THEN round(coalesce(sum(m.seconds * m.usd_per_hour::float8 / 3600), 0)::numeric, 6) END AS spent_usd,
-           CASE WHEN bool_and(m.usd_per_hour IS NOT NULL OR NOT m.running) IS NOT FALSE
-                THEN coalesce(sum(m.usd_per_hour) FILTER (WHERE m.running), 0) END AS burn_usd_per_hour
+           CASE WHEN bool_and(m.cost_usd IS NOT NULL) FILTER (WHERE m.name IS NOT NULL) IS NOT FALSE
+                THEN round(coalesce(sum(m.cost_usd), 0)::numeric, 6) END AS spent_usd,
+           CASE WHEN bool_and(m.burn IS NOT NULL OR NOT m.running) IS NOT FALSE
+                THEN coalesce(sum(m.burn) FILTER (WHERE m.running), 0) END AS burn_usd_per_hour
     FROM dashgen.experiments e
     LEFT JOIN members m ON m.name = e.name
     GROUP BY e.name, e.budget_usd, e.deadline
