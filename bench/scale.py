@@ -234,10 +234,11 @@ def _sync_child(dsn: str, n: int, now: dt.datetime, out: Any) -> None:
     spent = {"write": 0.0}
     real_write = sync_mod.write
 
-    def timed_write(*args: Any, **kwargs: Any) -> None:
+    def timed_write(*args: Any, **kwargs: Any) -> Any:
         t = time.perf_counter()
-        real_write(*args, **kwargs)
+        out = real_write(*args, **kwargs)
         spent["write"] += time.perf_counter() - t
+        return out
 
     sync_mod.write = timed_write
     session = BenchSession(Fleet(n), now)

@@ -441,8 +441,11 @@ app.add_typer(db_app, name="db")
 
 def _print_sync(result) -> None:  # noqa: ANN001 - sync.SyncResult
     regions = ", ".join(result.regions) or "no region"
-    typer.echo(f"synced {result.instances} instances ({result.running} running) from {regions} "
-               f"at {result.synced_at.isoformat(timespec='seconds')}")
+    if result.skipped:  # another sync, which read AWS later, committed first
+        typer.echo(result.skipped)
+    else:
+        typer.echo(f"synced {result.instances} instances ({result.running} running) from {regions} "
+                   f"at {result.synced_at.isoformat(timespec='seconds')}")
     if result.prices or result.stale_prices:
         counts = [f"{n} from {source}" for source, n in sorted(result.prices.items())]
         counts += [f"{len(result.stale_prices)} stale (last known API price kept)"] if result.stale_prices else []
@@ -517,12 +520,19 @@ def db_grant_reader(
     dsn: DsnOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Give ROLE read-only access (SELECT) to the dashgen schema, including tables created later."""
+    """Give ROLE read-only access (SELECT) to the dashgen schema, including tables created later; reset its
+    settings; exit 1 naming what ROLE can still do beyond reading (see docs/reliability.md)."""
     from dashgen import store
 
     with store.connect(store.resolve_dsn(dsn, _config(config))) as conn:
-        store.grant_reader(conn, role)
+        done, left = store.grant_reader(conn, role)
     typer.echo(f"granted SELECT on schema {store.SCHEMA} to {role}")
+    for line in done:
+        typer.echo(line)
+    if left:
+        for line in left:
+            _err(f"error: {line}")
+        raise typer.Exit(EXIT_ERROR)
 
 
 @db_app.command("forget-experiment")

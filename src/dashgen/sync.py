@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -68,6 +69,7 @@ class SyncResult:
     unsynced: list[str] = field(default_factory=list)  # what was asked for but not read (its line is a warning)
     kept_experiments: list[str] = field(default_factory=list)  # in the store, no longer in the config
     migrations: list[str] = field(default_factory=list)
+    skipped: str | None = None  # why nothing was written (a newer sync committed first), else None
 
     @property
     def ok(self) -> bool:
@@ -378,14 +380,25 @@ def _seen_row(i: Instance) -> tuple[Any, ...]:
             i.availability_zone)
 
 
-def write(conn: Any, config: Config, collected: Collected, now: dt.datetime) -> None:
+def write(conn: Any, config: Config, collected: Collected, now: dt.datetime) -> str | None:
     """Write one sync's data in a single transaction (nothing lands when anything fails); no AWS call inside.
     Nothing is deleted: an experiment no longer in the config is marked, a stale price kept (`written` reads
-    back what the sync reports)."""
-    from dashgen.store import db_errors
+    back what the sync reports).
+
+    `now` is when this sync started reading AWS. One sync writes at a time (advisory lock SYNC_LOCK; waiting
+    longer than LOCK_TIMEOUT is one line naming who holds it), and a sync whose read started before the read of
+    the last sync that committed writes nothing: the returned line says so (None when written)."""
+    from dashgen.store import SYNC_LOCK, db_errors, lock_timeout
     from dashgen.utilisation import store_hourly
 
-    with db_errors("sync: write the pricing store"), conn.transaction():
+    with db_errors("sync: write the pricing store"), lock_timeout(conn, "sync: write the pricing store"):
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (SYNC_LOCK,))
+        last = conn.execute("SELECT read_at FROM dashgen.sync_state").fetchone()
+        if last is not None and now < last[0]:
+            return (f"sync: nothing written: another sync read AWS at {last[0].astimezone(dt.UTC):%Y-%m-%d %H:%M:%S}Z,"
+                    f" after this one ({now.astimezone(dt.UTC):%H:%M:%S}Z), and committed first")
+        conn.execute("INSERT INTO dashgen.sync_state AS s (read_at, committed_at) VALUES (%s, now()) "
+                     "ON CONFLICT (singleton) DO UPDATE SET read_at = excluded.read_at, committed_at = now()", (now,))
         conn.execute(
             "CREATE TEMP TABLE _seen (instance_id text, region text, instance_type text, name text, tags jsonb,"
             " state text, launch_time timestamptz, platform text, operating_system text, tenancy text,"
@@ -415,6 +428,7 @@ def write(conn: Any, config: Config, collected: Collected, now: dt.datetime) -> 
         store_hourly(conn, collected.utilisation)
         _write_volumes(conn, collected, now)
         _write_cost_truth(conn, collected, now)
+    return None
 
 
 @dataclass
@@ -519,7 +533,7 @@ def sync(config: Config, *, dsn: str | None = None, regions: list[str] | None = 
     (`exit_code`: 0 all synced, 3 partly, 1 no region). `region_timeout` (seconds) overrides the config's.
     `cur` (s3://bucket/prefix): also read the billed cost from AWS's CUR 2.0 Parquet files there (dashgen.cur);
     a CUR that cannot be read stops the sync in one line before anything is written."""
-    from dashgen.store import connect, migrate, resolve_dsn
+    from dashgen.store import connect, migrate, resolve_dsn, secure_readers
 
     now = now or dt.datetime.now(dt.UTC)
     mode = prices or config.prices
@@ -534,6 +548,11 @@ def sync(config: Config, *, dsn: str | None = None, regions: list[str] | None = 
     result = SyncResult(synced_at=now)
     with connect(resolve_dsn(dsn, config)) as conn:
         result.migrations = migrate(conn)
+        # A reader's own ALTER ROLE ... SET (and, when its password is known here, ... PASSWORD) lasts until here.
+        from dashgen.provision import READER_PASSWORD_ENV, READER_ROLE
+
+        password = os.environ.get(READER_PASSWORD_ENV)
+        result.warnings += secure_readers(conn, {READER_ROLE: password} if password else None)
         try:
             if session is None:
                 import boto3
@@ -566,7 +585,7 @@ def sync(config: Config, *, dsn: str | None = None, regions: list[str] | None = 
                     s3 = aws_client(session, "s3", config.default_region, retry_mode=retry_mode)
                     collected.billed, result.cur_files = read_cur(s3, cur)
                     result.billed_rows = len(collected.billed)
-                write(conn, config, collected, now)
+                result.skipped = write(conn, config, collected, now)
             finally:
                 if hasattr(collected.utilisation, "close"):
                     collected.utilisation.close()
