@@ -62,8 +62,8 @@ def test_sync_bundled_lands_the_inventory_and_reports_it(fresh_db: str, moto_ec2
     lines = result.stdout.splitlines()
     assert lines[0].startswith("synced 2 instances (2 running) from us-east-1 at ")
     assert "1 from bundled-snapshot" in lines[1]
-    # two burstable instances, 6 series each, in one call (moto has no datapoints for them)
-    assert lines[2] == "cloudwatch: 1 GetMetricData calls, 12 metrics requested, 0 datapoints; 0 hourly rows"
+    # two burstable instances, 7 series each, in one call (moto has no datapoints for them)
+    assert lines[2] == "cloudwatch: 1 GetMetricData calls, 14 metrics requested, 0 datapoints; 0 hourly rows"
     with psycopg.connect(fresh_db) as conn:
         assert conn.execute("SELECT count(*), min(usd_per_hour) FROM dashgen.instance_cost_basis").fetchone() == (
             2, Decimal("0.0672"))
