@@ -125,3 +125,14 @@ def test_tag_with_two_keys_is_one_line(filled_dsn: str) -> None:
     assert result.exit_code == 2 and result.stdout == ""
     assert result.stderr == ("error: --tag: expected one tag key (its values are alternatives, as in the "
                              "dashboard's Tag filter), got 'team' and 'experiment'\n")
+
+
+def test_table_shows_the_first_rows_of_a_fleet_and_says_how_many_more(filled_dsn: str) -> None:
+    every = json.loads(_run("--dsn", filled_dsn, "--format", "json").output)
+    result = _run("--dsn", filled_dsn, "--limit", "2")
+    assert result.exit_code == 0, result.output
+    shown = [line.split("│")[1].strip() for line in result.output.splitlines() if "│ i-" in line]
+    assert shown == [row["instance_id"] for row in every[:2]]  # the top of the same order (largest saving first)
+    assert f"... {len(every) - 2} more rows (of {len(every)}): --limit 0 shows all" in result.output
+    full = _run("--dsn", filled_dsn, "--limit", "0").output
+    assert len([line for line in full.splitlines() if "│ i-" in line]) == len(every) and "more rows" not in full

@@ -64,6 +64,9 @@ def test_sync_bundled_lands_the_inventory_and_reports_it(fresh_db: str, moto_ec2
     assert "1 from bundled-snapshot" in lines[1]
     assert any(line.startswith("instance facts: ") and line.endswith(" types from DescribeInstanceTypes")
                for line in lines)
+    # two burstable instances, their series each, in one call (moto has no datapoints for them)
+    assert any(line.startswith("cloudwatch: 1 GetMetricData calls, ")
+               and line.endswith(" metrics requested, 0 datapoints; 0 hourly rows") for line in lines)
     with psycopg.connect(fresh_db) as conn:
         assert conn.execute("SELECT count(*), min(usd_per_hour) FROM dashgen.instance_cost_basis").fetchone() == (
             2, Decimal("0.0672"))

@@ -172,13 +172,16 @@ def test_migration_004_upgrades_a_store_synced_before_it(fresh_db, monkeypatch) 
     when 004 lands, and the cost panel then gives every instance's cost to the cent."""
     from dashgen import store as store_module
 
-    every = store_module.migration_files()
-    # a store made without 004 (and without 020-029 and 061, which build on it; with the other 030+, which
-    # today's sync writes)
-    before = [m for m in every if not m[0].startswith(("004_", "061_")) and not "020" <= m[0] < "030"]
+    every, definitions = store_module.migration_files(), store_module.definition_files()
+    # a store made before 004: without 004 and the migrations that need it (006, 007, 020-029, 061); with the
+    # other 030+, which today's sync writes
+    later = ("004_instance_costs_by_rows", "006_adopt_pre_release_004", "007_backfill_cost_rollups")
+    before = [m for m in every if m[0] not in later and not "020" <= m[0] < "030" and not m[0].startswith("061_")]
     monkeypatch.setattr(store_module, "migration_files", lambda: before)
+    monkeypatch.setattr(store_module, "definition_files", lambda: [])  # before 004, functions lived in migrations
     scenario, _ = synced_store(fresh_db, monkeypatch)
     monkeypatch.setattr(store_module, "migration_files", lambda: every)
+    monkeypatch.setattr(store_module, "definition_files", lambda: definitions)
     with psycopg.connect(fresh_db, autocommit=True) as conn:
         assert conn.execute("SELECT to_regclass('dashgen.instance_intervals_next')").fetchone()[0] is None
         assert store_module.migrate(conn) == [m[0] for m in every if m not in before]

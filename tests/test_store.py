@@ -18,7 +18,7 @@ CONTRACT = {
     "instance_intervals": ["instance_id", "started_at", "ended_at"],
     "experiments": ["name", "tag_key", "tag_value", "budget_usd", "deadline", "progress_namespace",
                     "progress_metric", "progress_dimensions"],
-    "schema_migrations": ["version", "applied_at"],
+    "schema_migrations": ["version", "applied_at", "checksum"],
 }
 
 
@@ -51,10 +51,11 @@ def test_migrate_creates_the_contract_tables_once_and_loads_every_instance_type(
         assert store.applied_migrations(conn) == applied
 
 
-def test_a_new_migration_file_is_picked_up_and_a_failing_one_rolls_back(fresh_db, monkeypatch) -> None:
+def test_new_migration_files_are_applied_all_or_nothing(fresh_db, monkeypatch) -> None:
     files = store.migration_files()
     with store.connect(fresh_db) as conn:
         store.migrate(conn)
+        before = store.applied_migrations(conn)
         monkeypatch.setattr(store, "migration_files", lambda: [
             *files, ("990_extra", "CREATE TABLE dashgen.extra (x int);"),
             ("991_broken", "CREATE TABLE dashgen.half (x int); SELECT no_such_function();"),
@@ -63,8 +64,12 @@ def test_a_new_migration_file_is_picked_up_and_a_failing_one_rolls_back(fresh_db
             store.migrate(conn)
         assert str(err.value).startswith("migrate: 991_broken.sql: ")
         assert "\n" not in str(err.value)
-        assert store.applied_migrations(conn)[-1] == "990_extra"
-        assert conn.execute("SELECT to_regclass('dashgen.half')").fetchone() == (None,)  # rolled back
+        assert store.applied_migrations(conn) == before  # one transaction: 990 rolled back with 991
+        assert conn.execute("SELECT to_regclass('dashgen.half'), to_regclass('dashgen.extra')").fetchone() == (
+            None, None)
+        extra = ("990_extra", "CREATE TABLE dashgen.extra (x int);")
+        monkeypatch.setattr(store, "migration_files", lambda: [*files, extra])
+        assert store.migrate(conn) == ["990_extra"]
         assert conn.execute("SELECT to_regclass('dashgen.extra')").fetchone() == ("dashgen.extra",)
 
 
@@ -74,7 +79,7 @@ def test_grant_reader_gives_select_on_the_schema_and_nothing_else(fresh_db: str)
         conn.execute("CREATE ROLE grafana_reader LOGIN")
         try:
             store.migrate(conn)
-            store.grant_reader(conn, "grafana_reader")
+            assert store.grant_reader(conn, "grafana_reader") == ([], [])  # as a superuser: nothing left to do
             conn.execute("CREATE TABLE dashgen.later (x int)")  # a later migration's table
             conn.execute("INSERT INTO dashgen.later VALUES (1)")
             with psycopg.connect(as_role(fresh_db, "grafana_reader"), autocommit=True) as reader:
@@ -86,8 +91,12 @@ def test_grant_reader_gives_select_on_the_schema_and_nothing_else(fresh_db: str)
                              "DELETE FROM dashgen.instance_types",
                              "CREATE TABLE dashgen.mine (x int)",
                              "UPDATE dashgen.later SET x = 2"):
+                    with pytest.raises((psycopg.errors.InsufficientPrivilege, psycopg.errors.ReadOnlySqlTransaction)):
+                        reader.execute(stmt)
+                    reader.execute("SET default_transaction_read_only = off")  # the grants refuse it too
                     with pytest.raises(psycopg.errors.InsufficientPrivilege):
                         reader.execute(stmt)
+                    reader.execute("RESET default_transaction_read_only")
         finally:
             conn.execute("DROP OWNED BY grafana_reader")
             conn.execute("DROP ROLE grafana_reader")

@@ -21,6 +21,7 @@ from dashgen.utilisation import (
     HourlyRow,
     Progress,
     Target,
+    _batches,
     collect_utilisation,
     fetch_hourly,
     floor_hour,
@@ -125,7 +126,8 @@ def test_fetch_hourly_batches_500_queries_and_follows_next_token_with_stubber() 
     queries = metric_queries(targets)
     assert len(queries) == 595
     p95 = {q["Id"]: iid for q, iid, column in queries if column == "cpu_p95"}
-    first, second = queries[:MAX_QUERIES], queries[MAX_QUERIES:]
+    first, second = _batches(queries, MAX_QUERIES)  # at most 500 a call, an instance's queries never split
+    assert len(first) == 29 * 17 and len(second) == 6 * 17  # 17 queries per burstable instance
     start, end = H0, H0 + dt.timedelta(hours=2)
     hours = [H0, H0 + dt.timedelta(hours=1)]
 
@@ -135,9 +137,9 @@ def test_fetch_hourly_batches_500_queries_and_follows_next_token_with_stubber() 
     expected = {"MetricDataQueries": ANY, "StartTime": start, "EndTime": end, "ScanBy": "TimestampAscending"}
     with Stubber(client) as stub:
         res1 = p95_results(first)
-        stub.add_response("get_metric_data", {"MetricDataResults": res1[:40], "NextToken": "page2"},
+        stub.add_response("get_metric_data", {"MetricDataResults": res1[:20], "NextToken": "page2"},
                           expected)
-        stub.add_response("get_metric_data", {"MetricDataResults": res1[40:]}, {**expected, "NextToken": "page2"})
+        stub.add_response("get_metric_data", {"MetricDataResults": res1[20:]}, {**expected, "NextToken": "page2"})
         stub.add_response("get_metric_data", {"MetricDataResults": p95_results(second)}, expected)
         rows = fetch_hourly(client, targets, start, end)
         stub.assert_no_pending_responses()
@@ -225,10 +227,11 @@ def test_collect_utilisation_measures_the_instances_sync_saw(store) -> None:
     assert [r[3] for r in stored] == [5.0] * 3 + [None] * 3  # the credit balance of the burstable type only
     assert [r[4] for r in stored] == [20.0, 40.0, 60.0] + [None] * 3  # progress of the experiment's instance
 
-    # the next sync only asks from the latest stored hour on, and rewrites nothing else
+    # the next sync asks only the hours after the stored ones (the last one was complete when stored: the sync
+    # that saw the instances ran 30 minutes after it ended), and rewrites nothing
     again = collect_utilisation(store, client, "us-east-1", lookback_days=14, now=NOW)
-    assert again.start == H0 + dt.timedelta(hours=2)
-    assert again.rows == 2
+    assert again.start == H0 + dt.timedelta(hours=3) and again.queried == 2
+    assert again.rows == 0
     assert store.execute("SELECT count(*) FROM dashgen.instance_utilisation_hourly").fetchone()[0] == 6
 
 
@@ -259,11 +262,15 @@ def test_sync_stores_utilisation_and_the_prices_rightsizing_needs(fresh_db: str)
     session = _session()
     iid = _launch(session, "t4g.2xlarge")
     cw = _moto_client()
-    for h in range(3):
-        _put(cw, iid, "CPUUtilization", H0 + dt.timedelta(hours=h, minutes=20), 30.0)
-    now = dt.datetime.now(dt.UTC)
+    launched = floor_hour(dt.datetime.now(dt.UTC))  # (moto launches now)
+    for h in range(-2, 3):  # CloudWatch is asked only for the hours since the launch: the two before are left
+        _put(cw, iid, "CPUUtilization", launched + dt.timedelta(hours=h, minutes=20), 30.0)
+    now = launched + dt.timedelta(hours=2, minutes=30)
     result = sync(Config(), dsn=fresh_db, prices="bundled", session=session, now=now, cloudwatch=cw)
     assert result.ok and result.utilisation_rows == 3
+    # one call; t4g is burstable: 7 hourly and 10 5-minute series, less the p95 query moto cannot serve (dropped
+    # before it is sent); 3 hours of CPU average and maximum, and the 3 5-minute CPU maxima put
+    assert (result.cloudwatch_calls, result.cloudwatch_metrics, result.cloudwatch_datapoints) == (1, 16, 9)
     with psycopg.connect(fresh_db) as conn:
         assert conn.execute("SELECT count(*), min(cpu_avg), max(cpu_avg) FROM dashgen.instance_utilisation_hourly"
                             " WHERE instance_id = %s", (iid,)).fetchone() == (3, 30.0, 30.0)
@@ -430,14 +437,17 @@ def test_each_hour_carries_the_type_it_ran_on(store) -> None:
 
 def test_rows_without_a_type_are_fetched_again(store) -> None:
     """Rows written before migration 050 have no type (nor 5-minute values): the next sync reads the window again."""
-    from dashgen.utilisation import fetch_start
+    from dashgen.utilisation import fetch_spans
 
     _instance(store, "i-a", "m7i.large", {}, NOW)
     window = floor_hour(NOW) - dt.timedelta(days=14)
+    end = floor_hour(NOW) + dt.timedelta(hours=1)
+    before = fetch_spans(store, [Target("i-a")], window, end)
     store_hourly(store, [HourlyRow("i-a", H0, {"cpu_avg": 1.0})])
-    assert fetch_start(store, [Target("i-a")], window) == window
+    assert fetch_spans(store, [Target("i-a")], window, end) == before and before["i-a"][0] < H0
     store_hourly(store, [HourlyRow("i-a", H0 + dt.timedelta(hours=1), {"cpu_avg": 1.0}, "m7i.large")])
-    assert fetch_start(store, [Target("i-a")], window) == H0 + dt.timedelta(hours=1)
+    # from the typed row on (complete when stored: the instance was seen at NOW, after it settled)
+    assert fetch_spans(store, [Target("i-a")], window, end)["i-a"] == (H0 + dt.timedelta(hours=2), end)
 
 
 @mock_aws

@@ -182,5 +182,5 @@ def test_the_word_null_in_a_users_tag_or_title_is_not_the_legacy_null(dashboards
     from dashgen.build import build_outputs
     from dashgen.config import Config
 
-    cfg = dataclasses.replace(Config(), managed_tag="null", folder_title="null")
+    cfg = dataclasses.replace(Config(), managed_tag="null", folder_title="null", instance_tags=("null", "team"))
     assert len(build_outputs(cfg)) == 3  # validates every dashboard, tag "null" included

@@ -396,6 +396,8 @@ def rightsize(
     tag: Annotated[list[str] | None, typer.Option("--tag", help="Only instances tagged KEY=VALUE (repeatable: "
                                                    "values of one key, any of them).")] = None,
     name: Annotated[list[str] | None, typer.Option("--name", help="Only instances named NAME (repeatable).")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=0, help="table: show the first N rows (largest saving "
+                                                               "first; 0 = all); json and csv write every row.")] = 50,
     config: ConfigOpt = None,
 ) -> None:
     """Recommend the right size (and a cheaper family) per instance, from the dashboard's own SQL."""
@@ -421,7 +423,8 @@ def rightsize(
     from rich.console import Console
     from rich.table import Table
 
-    headers, cells = terminal_table(rows, experiment=experiment is not None)
+    shown = rows if not limit else rows[:limit]  # a person reads the top of the list; a fleet is for csv/json
+    headers, cells = terminal_table(shown, experiment=experiment is not None)
     table = Table(title=f"experiment {experiment}" if experiment else "rightsizing")
     for header in headers:
         table.add_column(header, no_wrap=header not in WRAPPED, min_width=8 if header == "Tags" else None)
@@ -429,8 +432,11 @@ def rightsize(
         table.add_row(*line)
     console = Console(width=220)
     console.print(table)
+    if len(shown) < len(rows):
+        typer.echo(f"... {len(rows) - len(shown)} more rows (of {len(rows)}): --limit 0 shows all, --format csv or "
+                   "json writes every row")
     if experiment is None:
-        for note in terminal_notes(rows):
+        for note in terminal_notes(shown):
             console.print(note, highlight=False, soft_wrap=True)
 
 
@@ -447,8 +453,11 @@ app.add_typer(db_app, name="db")
 
 def _print_sync(result) -> None:  # noqa: ANN001 - sync.SyncResult
     regions = ", ".join(result.regions) or "no region"
-    typer.echo(f"synced {result.instances} instances ({result.running} running) from {regions} "
-               f"at {result.synced_at.isoformat(timespec='seconds')}")
+    if result.skipped:  # another sync, which read AWS later, committed first
+        typer.echo(result.skipped)
+    else:
+        typer.echo(f"synced {result.instances} instances ({result.running} running) from {regions} "
+                   f"at {result.synced_at.isoformat(timespec='seconds')}")
     if result.prices or result.stale_prices:
         counts = [f"{n} from {source}" for source, n in sorted(result.prices.items())]
         counts += [f"{len(result.stale_prices)} stale (last known API price kept)"] if result.stale_prices else []
@@ -461,6 +470,9 @@ def _print_sync(result) -> None:  # noqa: ANN001 - sync.SyncResult
         typer.echo(f"progress: {result.progress_points} points")
     if result.instance_facts:
         typer.echo(f"instance facts: {result.instance_facts} types from DescribeInstanceTypes")
+    if result.cloudwatch_calls:
+        typer.echo(f"cloudwatch: {result.cloudwatch_calls} GetMetricData calls, {result.cloudwatch_metrics} metrics "
+                   f"requested, {result.cloudwatch_datapoints} datapoints; {result.utilisation_rows} hourly rows")
     if result.cur_files:
         typer.echo(f"billed (CUR): {result.billed_rows} instance line-item spans from {result.cur_files} files")
     if result.kept_experiments:
@@ -522,12 +534,19 @@ def db_grant_reader(
     dsn: DsnOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Give ROLE read-only access (SELECT) to the dashgen schema, including tables created later."""
+    """Give ROLE read-only access (SELECT) to the dashgen schema, including tables created later; reset its
+    settings; exit 1 naming what ROLE can still do beyond reading (see docs/reliability.md)."""
     from dashgen import store
 
     with store.connect(store.resolve_dsn(dsn, _config(config))) as conn:
-        store.grant_reader(conn, role)
+        done, left = store.grant_reader(conn, role)
     typer.echo(f"granted SELECT on schema {store.SCHEMA} to {role}")
+    for line in done:
+        typer.echo(line)
+    if left:
+        for line in left:
+            _err(f"error: {line}")
+        raise typer.Exit(EXIT_ERROR)
 
 
 @db_app.command("forget-experiment")

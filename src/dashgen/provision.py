@@ -95,17 +95,30 @@ DO $$ BEGIN RAISE EXCEPTION '{reader_env} is not set (see .env.example)'; END $$
 \\endif
 
 BEGIN;
--- {owner}: owns the {schema} schema; `dashgen sync` connects as it and applies the migrations.
-CREATE ROLE {owner} LOGIN PASSWORD :'owner_password';
+-- {owner}: owns the {schema} schema; `dashgen sync` connects as it and applies the migrations. CREATEROLE with
+-- ADMIN OPTION on {reader} (below) only lets it reset {reader}'s settings at every sync (docs/reliability.md).
+CREATE ROLE {owner} LOGIN CREATEROLE PASSWORD :'owner_password';
 -- {reader}: Grafana's pricing datasource; may read the {schema} schema and nothing else.
 CREATE ROLE {reader} LOGIN PASSWORD :'reader_password';
-ALTER ROLE {reader} SET default_transaction_read_only = on;
-ALTER ROLE {reader} SET search_path = {schema};
+GRANT {reader} TO {owner} WITH ADMIN OPTION, INHERIT FALSE, SET FALSE;
+{reader_settings}
 
 REVOKE ALL ON DATABASE :"DBNAME" FROM PUBLIC;
 GRANT CONNECT, CREATE, TEMPORARY ON DATABASE :"DBNAME" TO {owner};  -- CREATE: migrate runs CREATE SCHEMA IF NOT EXISTS
 GRANT CONNECT ON DATABASE :"DBNAME" TO {reader};
 REVOKE ALL ON SCHEMA public FROM PUBLIC;
+-- Any role may write large objects and take advisory locks (no table privilege applies): in this database only
+-- the owner may (sync's lock; a reader holding it would stall sync).
+DO $$
+DECLARE
+    f regprocedure;
+BEGIN
+    FOR f IN SELECT oid::regprocedure FROM pg_proc WHERE pronamespace = 'pg_catalog'::regnamespace
+             AND proname ~ '{functions}' LOOP
+        EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', f);
+        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO {owner}', f);
+    END LOOP;
+END $$;
 
 CREATE SCHEMA {schema} AUTHORIZATION {owner};
 GRANT USAGE ON SCHEMA {schema} TO {reader};
@@ -189,8 +202,12 @@ def dashboard_providers(config: Config) -> dict[str, Any]:
 
 def init_sql() -> str:
     """The PostgreSQL init script: the schema owner, Grafana's read-only role and their grants."""
-    return _INIT_SQL.format(owner=OWNER_ROLE, reader=READER_ROLE, schema=SCHEMA,
-                            owner_env=OWNER_PASSWORD_ENV, reader_env=READER_PASSWORD_ENV)
+    from dashgen.store import READER_SETTINGS, WRITE_AND_LOCK_FUNCTIONS
+
+    settings = "\n".join(f"ALTER ROLE {READER_ROLE} SET {key} = '{value}';" for key, value in READER_SETTINGS)
+    return _INIT_SQL.format(owner=OWNER_ROLE, reader=READER_ROLE, schema=SCHEMA, owner_env=OWNER_PASSWORD_ENV,
+                            reader_env=READER_PASSWORD_ENV, reader_settings=settings,
+                            functions=WRITE_AND_LOCK_FUNCTIONS)
 
 
 def _yaml(header: str, data: dict[str, Any], kind: str, name: str) -> str:

@@ -38,14 +38,18 @@ def to_json_data(obj: Any) -> Any:
     return json.loads(json.dumps(obj, cls=DashboardEncoder))
 
 
-def _prune(value: Any) -> Any:
+def _prune(value: Any, *, legacy: bool = True) -> Any:
     """Drop None values and the legacy string "null" recursively (Grafana reads absence as default)."""
     if isinstance(value, dict):
         if set(value) == _STEP_KEEP:  # a threshold step: its base value is a meaningful null
             return {"color": value["color"], "value": None if value["value"] == "null" else value["value"]}
-        return {k: _prune(v) for k, v in value.items() if v is not None and v != "null"}
+        if legacy and "templating" in value and "panels" in value:  # a dashboard: variables hold the user's values
+            return {k: _prune(v, legacy=k != "templating") for k, v in value.items()
+                    if v is not None and (v != "null" or k == "templating")}
+        return {k: _prune(v, legacy=legacy) for k, v in value.items()
+                if v is not None and (v != "null" or not legacy)}
     if isinstance(value, list):
-        return [_prune(v) for v in value]
+        return [_prune(v, legacy=legacy) for v in value]
     return value
 
 

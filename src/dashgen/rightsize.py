@@ -360,8 +360,12 @@ def utilisation_targets(config: Config, instances: Iterable[Any], region: str) -
         progress = None if exp is None else Progress(
             exp.progress_namespace, exp.progress_metric,
             tuple(sorted((str(k), str(v)) for k, v in exp.progress_dimensions)))
+        stopped = inst.state_changed_at
+        if inst.running or stopped is None or (inst.launch_time is not None and stopped < inst.launch_time):
+            stopped = None  # as sync's write: a stop time before the current launch is no stop of this run
         out.append(Target(inst.instance_id, burstable.get(inst.instance_type, False), progress,
-                          inst.instance_type, inst.launch_time))
+                          inst.instance_type, inst.launch_time,
+                          running=inst.running, launched_at=inst.launch_time, stopped_at=stopped))
     return out
 
 
@@ -370,18 +374,19 @@ def collect_rightsizing(conn: Any, config: Config, collected: Any, prices_mode: 
     """Called by `dashgen.sync.sync` BEFORE its write transaction (the store is only read): into `collected`,
     the instance facts of the types in use and the candidates (`dashgen.instance_facts`: each at most once a
     day, within a time budget of its own; a failure is one line, the stored facts, else the bundled snapshot,
-    stay), the prices of the types the
-    rule may recommend beside those in use (from the Price List API only when missing or older than 24 h), and
-    per region the hourly utilisation (`dashgen.utilisation`), within the region's time budget
-    (`collected.budgets`). A CloudWatch failure is one line; that region's utilisation is then not written (the
-    sync is partial), the rest still lands. A store that fails here stops the sync."""
+    stay), the prices of the types the rule may recommend beside those in use (from the Price List API only when
+    missing or older than 24 h), and per region the hourly utilisation (`dashgen.utilisation`), within the
+    region's time budget (`collected.budgets`). A CloudWatch failure (or the budget running out) is one line and the
+    sync is partial; the rows of the calls that answered before it are kept (true data: the next sync goes on
+    from there, each instance from its own last stored hour), the rest still lands. A store that fails here
+    stops the sync."""
     from dashgen.aws import Budget, aws_errors, describe
     from dashgen.aws import client as aws_client
     from dashgen.errors import AwsError
     from dashgen.instance_facts import collect_facts
     from dashgen.pricing import PriceKey, resolve_prices
     from dashgen.store import db_errors
-    from dashgen.utilisation import cloudwatch_client, read_utilisation
+    from dashgen.utilisation import cloudwatch_client, read_utilisation_into
 
     in_use = {PriceKey(i.region, i.instance_type, i.operating_system, i.tenancy) for i in collected.instances}
     extra = rightsizing_price_keys(in_use) - in_use
@@ -396,16 +401,18 @@ def collect_rightsizing(conn: Any, config: Config, collected: Any, prices_mode: 
         collected.extra_prices = prices
     for region in collected.regions:
         budget = collected.budgets.get(region)  # (None: no time limit, for a caller without budgets)
+        before = len(collected.utilisation)
         try:
             client = cloudwatch or cloudwatch_client(session, region, budget)
-            done, rows = read_utilisation(conn, client, region, lookback_days=config.lookback_days, now=now,
-                                          seen=utilisation_targets(config, collected.instances, region),
-                                          budget=budget)
+            done = read_utilisation_into(conn, client, region, collected.utilisation,
+                                         lookback_days=config.lookback_days, now=now,
+                                         seen=utilisation_targets(config, collected.instances, region),
+                                         budget=budget)
         except (AwsError, *aws_errors()) as exc:
             result.not_synced(f"utilisation of {region}",
                               f"WARNING: utilisation not read from CloudWatch: {describe(exc)}")
+            result.utilisation_rows += len(collected.utilisation) - before  # the calls that answered are kept
             continue
-        collected.utilisation += rows
         result.utilisation_rows += done.rows
     if collected.regions:  # instance facts (DescribeInstanceTypes) from the first region that answered
         region = collected.regions[0]

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ from dashgen.errors import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, ConfigError, Dashg
 from dashgen.inventory import Instance, describe_region, ec2_client
 from dashgen.pricing import API_SOURCE, PRICE_MAX_AGE, Price, PriceKey, pricing_client, resolve_prices
 from dashgen.spot import SpotPrice, read_spot_prices
+from dashgen.utilisation import RowSpool
 from dashgen.volumes import StorageKey, StoragePrice, Volume, describe_volumes, resolve_storage_prices
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -57,12 +59,18 @@ class SyncResult:
     progress_points: int = 0
     utilisation_rows: int = 0  # hourly CloudWatch rows upserted for rightsizing (dashgen.rightsize)
     instance_facts: int = 0  # instance types read from DescribeInstanceTypes (dashgen.instance_facts)
+    # what this sync asked CloudWatch GetMetricData (utilisation and progress): calls, metrics requested (what
+    # CloudWatch bills, per 1,000), datapoints returned (dashgen.utilisation.CloudWatchMeter)
+    cloudwatch_calls: int = 0
+    cloudwatch_metrics: int = 0
+    cloudwatch_datapoints: int = 0
     cur_files: int = 0  # CUR Parquet files read (--cur)
     billed_rows: int = 0  # billed (instance, usage start) rows they gave
     warnings: list[str] = field(default_factory=list)  # one line each, printed on stderr
     unsynced: list[str] = field(default_factory=list)  # what was asked for but not read (its line is a warning)
     kept_experiments: list[str] = field(default_factory=list)  # in the store, no longer in the config
     migrations: list[str] = field(default_factory=list)
+    skipped: str | None = None  # why nothing was written (a newer sync committed first), else None
 
     @property
     def ok(self) -> bool:
@@ -93,7 +101,8 @@ class Collected:
     prices: list[Price]
     progress: dict[str, list[tuple[dt.datetime, Any]]]
     extra_prices: list[Price] = field(default_factory=list)  # rightsizing candidates (dashgen.rightsize)
-    utilisation: list[Any] = field(default_factory=list)  # dashgen.utilisation.HourlyRow, every region
+    # dashgen.utilisation.HourlyRow of every region, spooled to disk (RowSpool) until the write
+    utilisation: Any = field(default_factory=RowSpool)
     volumes: list[Volume] = field(default_factory=list)  # EBS volumes of volume_regions
     volume_regions: list[str] = field(default_factory=list)  # the regions whose volumes were read
     storage_prices: list[StoragePrice] = field(default_factory=list)  # EBS, the types attached to an instance
@@ -128,9 +137,11 @@ def region_budgets(config: Config, regions: list[str], seconds: float | None = N
 
 def collect(config: Config, regions: list[str], prices_mode: str, session: Any, now: dt.datetime,
             result: SyncResult, *, retry_mode: str = "standard", pricing: Any = None,
-            cloudwatch: Any = None, budgets: dict[str, Budget] | None = None) -> Collected:
+            cloudwatch: Any = None, budgets: dict[str, Budget] | None = None,
+            progress_since: dict[str, dt.datetime] | None = None) -> Collected:
     """Read AWS: inventory and EBS volumes per region, prices of the instance types and volume types in use,
-    progress points. Each region's reads run within its time budget; any failure is one line in `result` and
+    progress points (of each experiment from `progress_since`, its latest stored point: the points before it are
+    stored already). Each region's reads run within its time budget; any failure is one line in `result` and
     costs only what it was reading."""
     budgets = budgets if budgets is not None else region_budgets(config, regions)
     for region in regions:
@@ -206,7 +217,8 @@ def collect(config: Config, regions: list[str], prices_mode: str, session: Any, 
             client = cloudwatch or cloudwatch_client(session, config.default_region, budget)
             start = now - dt.timedelta(days=config.lookback_days)
             for exp in with_metric:
-                progress[exp.name] = budget.run(lambda c=client, e=exp: fetch_progress(c, e, start, now))
+                since = max(start, (progress_since or {}).get(exp.name, start))
+                progress[exp.name] = budget.run(lambda c=client, e=exp, s=since: fetch_progress(c, e, s, now))
         except Exception as exc:  # AWS, the network, an unreadable reply: the progress only (one line)
             result.not_synced("experiment progress",
                               f"WARNING: experiment progress not read from CloudWatch: {describe(exc)}")
@@ -330,8 +342,35 @@ _EXPERIMENT_GONE_SQL = """
 _EXPERIMENTS_KEPT_SQL = """
     SELECT name FROM dashgen.experiments WHERE removed_from_config_at IS NOT NULL ORDER BY name"""
 _PROGRESS_SQL = """
-    INSERT INTO dashgen.experiment_progress AS p (experiment, at, percent) VALUES (%s, %s, %s)
+    INSERT INTO dashgen.experiment_progress AS p (experiment, at, percent) SELECT experiment, at, percent FROM _progress
     ON CONFLICT (experiment, at) DO UPDATE SET percent = excluded.percent WHERE p.percent <> excluded.percent"""
+# per experiment, its latest stored progress point, when the stored experiment reads the same metric as the config
+_PROGRESS_SINCE_SQL = """
+    SELECT e.name, e.progress_namespace, e.progress_metric, e.progress_dimensions, max(p.at)
+    FROM dashgen.experiments e JOIN dashgen.experiment_progress p ON p.experiment = e.name
+    GROUP BY e.name"""
+
+
+def progress_since(conn: Any, config: Config) -> dict[str, dt.datetime]:
+    """Each experiment's latest stored progress point (the next sync reads its metric from there on); only for
+    an experiment whose stored metric (namespace, name, dimensions) is the config's."""
+    from dashgen.store import db_errors
+
+    wanted = {e.name: (e.progress_namespace, e.progress_metric, dict(e.progress_dimensions))
+              for e in config.experiments if e.progress_metric}
+    with db_errors("sync: read stored progress"):
+        rows = conn.execute(_PROGRESS_SINCE_SQL).fetchall()
+    return {name: at for name, ns, metric, dims, at in rows if wanted.get(name) == (ns, metric, dims or {})}
+
+
+def _write_progress(conn: Any, collected: Collected) -> None:
+    """The progress points: COPY into a temporary table, one upsert (inside write's transaction)."""
+    conn.execute("CREATE TEMP TABLE _progress (experiment text, at timestamptz, percent numeric) ON COMMIT DROP")
+    with conn.cursor().copy("COPY _progress (experiment, at, percent) FROM STDIN") as copy:
+        for name, points in sorted(collected.progress.items()):
+            for at, pct in points:
+                copy.write_row((name, at, pct))
+    conn.execute(_PROGRESS_SQL)
 
 
 def _seen_row(i: Instance) -> tuple[Any, ...]:
@@ -343,15 +382,26 @@ def _seen_row(i: Instance) -> tuple[Any, ...]:
             i.availability_zone)
 
 
-def write(conn: Any, config: Config, collected: Collected, now: dt.datetime) -> None:
+def write(conn: Any, config: Config, collected: Collected, now: dt.datetime) -> str | None:
     """Write one sync's data in a single transaction (nothing lands when anything fails); no AWS call inside.
     Nothing is deleted: an experiment no longer in the config is marked, a stale price kept (`written` reads
-    back what the sync reports)."""
+    back what the sync reports).
+
+    `now` is when this sync started reading AWS. One sync writes at a time (advisory lock SYNC_LOCK; waiting
+    longer than LOCK_TIMEOUT is one line naming who holds it), and a sync whose read started before the read of
+    the last sync that committed writes nothing: the returned line says so (None when written)."""
     from dashgen.instance_facts import store_facts
-    from dashgen.store import db_errors
+    from dashgen.store import SYNC_LOCK, db_errors, lock_timeout
     from dashgen.utilisation import store_hourly
 
-    with db_errors("sync: write the pricing store"), conn.transaction():
+    with db_errors("sync: write the pricing store"), lock_timeout(conn, "sync: write the pricing store"):
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (SYNC_LOCK,))
+        last = conn.execute("SELECT read_at FROM dashgen.sync_state").fetchone()
+        if last is not None and now < last[0]:
+            return (f"sync: nothing written: another sync read AWS at {last[0].astimezone(dt.UTC):%Y-%m-%d %H:%M:%S}Z,"
+                    f" after this one ({now.astimezone(dt.UTC):%H:%M:%S}Z), and committed first")
+        conn.execute("INSERT INTO dashgen.sync_state AS s (read_at, committed_at) VALUES (%s, now()) "
+                     "ON CONFLICT (singleton) DO UPDATE SET read_at = excluded.read_at, committed_at = now()", (now,))
         store_facts(conn, collected.facts, now)
         conn.execute(
             "CREATE TEMP TABLE _seen (instance_id text, region text, instance_type text, name text, tags jsonb,"
@@ -378,12 +428,11 @@ def write(conn: Any, config: Config, collected: Collected, now: dt.datetime) -> 
                  e.progress_metric, json.dumps(dict(e.progress_dimensions), sort_keys=True)
                  if e.progress_metric else None) for e in config.experiments
             ])
-            cur.executemany(_PROGRESS_SQL, [
-                (name, at, pct) for name, points in sorted(collected.progress.items()) for at, pct in points
-            ])
+        _write_progress(conn, collected)
         store_hourly(conn, collected.utilisation)
         _write_volumes(conn, collected, now)
         _write_cost_truth(conn, collected, now)
+    return None
 
 
 @dataclass
@@ -489,7 +538,7 @@ def sync(config: Config, *, dsn: str | None = None, regions: list[str] | None = 
     `cur` (s3://bucket/prefix): also read the billed cost from AWS's CUR 2.0 Parquet files there (dashgen.cur);
     a CUR that cannot be read stops the sync in one line before anything is written. `pricing`, `cloudwatch` and
     `facts_client` (EC2, for DescribeInstanceTypes) replace the session's clients."""
-    from dashgen.store import connect, migrate, resolve_dsn
+    from dashgen.store import connect, migrate, resolve_dsn, secure_readers
 
     now = now or dt.datetime.now(dt.UTC)
     mode = prices or config.prices
@@ -504,6 +553,11 @@ def sync(config: Config, *, dsn: str | None = None, regions: list[str] | None = 
     result = SyncResult(synced_at=now)
     with connect(resolve_dsn(dsn, config)) as conn:
         result.migrations = migrate(conn)
+        # A reader's own ALTER ROLE ... SET (and, when its password is known here, ... PASSWORD) lasts until here.
+        from dashgen.provision import READER_PASSWORD_ENV, READER_ROLE
+
+        password = os.environ.get(READER_PASSWORD_ENV)
+        result.warnings += secure_readers(conn, {READER_ROLE: password} if password else None)
         try:
             if session is None:
                 import boto3
@@ -513,20 +567,35 @@ def sync(config: Config, *, dsn: str | None = None, regions: list[str] | None = 
                 pricing = pricing_client(session, budgets["pricing"])
         except aws_errors() as exc:  # e.g. AWS_PROFILE names no profile: the environment's configuration
             raise ConfigError(f"AWS: {describe(exc)}") from None
-        collected = collect(config, wanted, mode, session, now, result, retry_mode=retry_mode, pricing=pricing,
-                            cloudwatch=cloudwatch, budgets=budgets)
-        from dashgen.rightsize import collect_rightsizing
+        from dashgen.utilisation import CloudWatchMeter
 
-        collect_rightsizing(conn, config, collected, mode, session, now, result, pricing=pricing,
-                            cloudwatch=cloudwatch, facts_client=facts_client)
-        if cur:
-            from dashgen.aws import client as aws_client
-            from dashgen.cur import read_cur
+        meter = CloudWatchMeter()  # counts every GetMetricData call of the clients made from here on
+        meter.attach_session(session)
+        if cloudwatch is not None:
+            meter.attach_client(cloudwatch)
+        try:
+            collected = collect(config, wanted, mode, session, now, result, retry_mode=retry_mode, pricing=pricing,
+                                cloudwatch=cloudwatch, budgets=budgets, progress_since=progress_since(conn, config))
+            from dashgen.rightsize import collect_rightsizing
 
-            s3 = aws_client(session, "s3", config.default_region, retry_mode=retry_mode)
-            collected.billed, result.cur_files = read_cur(s3, cur)
-            result.billed_rows = len(collected.billed)
-        write(conn, config, collected, now)
+            try:
+                collect_rightsizing(conn, config, collected, mode, session, now, result, pricing=pricing,
+                                    cloudwatch=cloudwatch, facts_client=facts_client)
+                result.cloudwatch_calls, result.cloudwatch_metrics = meter.calls, meter.metrics
+                result.cloudwatch_datapoints = meter.datapoints
+                if cur:
+                    from dashgen.aws import client as aws_client
+                    from dashgen.cur import read_cur
+
+                    s3 = aws_client(session, "s3", config.default_region, retry_mode=retry_mode)
+                    collected.billed, result.cur_files = read_cur(s3, cur)
+                    result.billed_rows = len(collected.billed)
+                result.skipped = write(conn, config, collected, now)
+            finally:
+                if hasattr(collected.utilisation, "close"):
+                    collected.utilisation.close()
+        finally:
+            meter.detach(session, cloudwatch)
         after = written(conn, collected)
     result.regions = collected.regions
     result.instances = len(collected.instances)

@@ -3,31 +3,44 @@
 `read_utilisation` is what `dashgen sync` calls once per region BEFORE its write transaction (no AWS call
 ever runs while that transaction is open): it picks the instances sync saw in the lookback window
 (`config.lookback_days`) — those in the store and those this sync is about to write — and asks CloudWatch
-`GetMetricData` (through the boto3 paginator, up to 500 queries a call) for CPU average, maximum and p95,
-NetworkIn and NetworkOut (sums), the minimum CPUCreditBalance of burstable types and, for instances of an
-experiment with a progress metric, that metric's maximum, and the surplus credits charged (CPUSurplusCreditsCharged,
-Sum) of burstable types, which the cost functions price (dashgen.credits) (hourly periods); and, at 5-minute
+`GetMetricData` (through the boto3 paginator, up to 500 queries a call, hourly periods) for CPU average, maximum
+and p95, NetworkIn and NetworkOut (sums), the minimum CPUCreditBalance of burstable types and, for instances of
+an experiment with a progress metric, that metric's maximum, and the surplus credits charged (CPUSurplusCreditsCharged,
+Sum) of burstable types, which the cost functions price (dashgen.credits); and, at 5-minute
 resolution as Compute Optimizer (`FIVE_MINUTE_SERIES`), what rightsizing sizes on: the twelve 5-minute CPU maxima
 of each hour, the busiest 5 minutes of network bytes (in, out) and packets, of EBS operations and bytes, and the
 CloudWatch agent's `mem_used_percent` (namespace CWAgent, dimension InstanceId) when it is published.
 Each row carries the instance type it ran on (`row_type`): a resize starts a new rightsizing window.
 Sync then upserts the rows (`store_hourly`, into `dashgen.instance_utilisation_hourly`, migrations 010 and 050)
-inside its one transaction.
-Only the hours not stored yet (plus the last stored one, which may have been partial) are fetched again.
+inside its one transaction (rows written before migration 050, without a type, are read again).
+Each instance is fetched from its OWN last stored hour (`fetch_spans`): an hour stored once it was complete (the
+previous sync ran at least `SETTLED` after its end) is never fetched again, the last one stored while still
+partial is; and only over the hours it ran (from its first run in the window to its stop, from the store's
+running intervals and what this sync saw): a stopped instance whose hours are stored is not queried at all.
+Instances with the same span share GetMetricData calls (up to 500 queries each, an instance's queries never
+split across two calls). The rows are streamed: each call's rows go to a `RowSpool` on disk, and `store_hourly`
+COPYs them into a temporary table and upserts them with one statement, so a fleet's 14 days never sit in
+memory. `CloudWatchMeter` counts what a sync asked CloudWatch (calls, metrics requested, datapoints returned).
 `collect_utilisation` reads and stores in one go, outside sync.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Iterator, Sequence
+import re
+import tempfile
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import IO, Any
 
 from dashgen.errors import AwsError
 
 HOUR = 3600
 MAX_QUERIES = 500  # GetMetricData's limit per call
+# An hour stored by a sync that ran at least this long after the hour's end is complete: never fetched again
+# (EC2 basic monitoring publishes 5-minute data within minutes; the margin covers the delay).
+SETTLED = dt.timedelta(minutes=15)
 NAMESPACE = "AWS/EC2"
 COLUMNS = ("cpu_avg", "cpu_max", "cpu_p95", "network_in_bytes", "network_out_bytes", "cpu_credit_balance_min",
            "progress_pct", "cpu_surplus_credits_charged", "cpu_max_5m", "cpu_peak_5m", "cpu_count_5m",
@@ -90,6 +103,11 @@ class Target:
     instance_type: str | None = None  # the type it runs on now
     launch_time: dt.datetime | None = None  # its current LaunchTime: the type is certain from then on
     stored_type: str | None = None  # the type the store knew before this sync (None: new to the store)
+    # what this sync saw (None: not seen, the store's running intervals decide): running now, its current
+    # LaunchTime, and when it stopped (StateTransitionReason)
+    running: bool | None = None
+    launched_at: dt.datetime | None = None
+    stopped_at: dt.datetime | None = None
 
 
 @dataclass
@@ -103,10 +121,174 @@ class HourlyRow:
 @dataclass(frozen=True)
 class CollectResult:
     region: str
-    instances: int
+    instances: int  # the instances considered (seen in the window)
     rows: int
-    start: dt.datetime | None
+    start: dt.datetime | None  # the earliest hour asked for (None: nothing asked)
     end: dt.datetime | None
+    queried: int = 0  # the instances actually asked about (the others had nothing new to fetch)
+
+
+class CloudWatchMeter:
+    """Counts GetMetricData calls, metrics requested (what CloudWatch bills, per 1,000; every call of a paginated
+    request sends its queries again and counts them again) and datapoints returned, from botocore's
+    `after-call` event of every client it is attached to (each page of a paginator is one call)."""
+
+    EVENT = "after-call.cloudwatch.GetMetricData"
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.metrics = 0
+        self.datapoints = 0
+
+    def _attach(self, emitter: Any) -> None:
+        emitter.register(self.EVENT, self._after_call, unique_id=f"dashgen-meter-{id(self)}")
+
+    def _after_call(self, *, parsed: Mapping[str, Any], context: Mapping[str, Any] | None = None,
+                    **_: Any) -> None:
+        if "Error" in parsed:
+            return
+        self.calls += 1
+        self.metrics += int((context or {}).get("dashgen_metrics", 0))
+        self.datapoints += sum(len(r.get("Values") or ()) for r in parsed.get("MetricDataResults") or ())
+
+    @staticmethod
+    def _before_call(*, params: Mapping[str, Any], context: dict[str, Any], **_: Any) -> None:
+        context["dashgen_metrics"] = len(params.get("MetricDataQueries") or ())
+
+    def attach_client(self, client: Any) -> None:
+        """Count the calls of one client; attaching twice counts once."""
+        events = client.meta.events
+        events.register("before-parameter-build.cloudwatch.GetMetricData", self._before_call,
+                        unique_id=f"dashgen-meter-q-{id(self)}")
+        self._attach(events)
+
+    def attach_session(self, session: Any) -> None:
+        """Attach to every client `session` (a boto3 Session) creates from now on (until `detach_session`)."""
+        events = getattr(session, "events", None)
+        if events is None:
+            return
+        events.register("before-parameter-build.cloudwatch.GetMetricData", self._before_call,
+                        unique_id=f"dashgen-meter-q-{id(self)}")
+        self._attach(events)
+
+    def detach(self, session: Any = None, client: Any = None) -> None:
+        """Stop counting: a caller's session (for the clients it creates from now on) and client are left as
+        they were before `attach_session` / `attach_client`."""
+        for events in (getattr(session, "events", None), getattr(getattr(client, "meta", None), "events", None)):
+            if events is not None:
+                events.unregister("before-parameter-build.cloudwatch.GetMetricData",
+                                  unique_id=f"dashgen-meter-q-{id(self)}")
+                events.unregister(self.EVENT, unique_id=f"dashgen-meter-{id(self)}")
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_UNESCAPES = {"\\": "\\", "t": "\t", "n": "\n", "r": "\r"}
+_UNESCAPE = re.compile(r"\\(.)")
+
+
+def _copy_value(value: Any) -> str:
+    """One value in PostgreSQL's COPY text format (NULL is \\N)."""
+    if value is None:
+        return "\\N"
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, float):
+        return repr(value)  # 'inf', '-inf', 'nan' are float8 input too
+    if isinstance(value, list | tuple):  # an array column: {1.5,NULL,...}
+        return "{" + ",".join("NULL" if v is None else repr(float(v)) for v in value) + "}"
+    return str(value).translate(_COPY_ESCAPES)
+
+
+def copy_line(row: HourlyRow) -> str:
+    """`row` as one line of `COPY ... (instance_id, hour, <COLUMNS>, instance_type) FROM STDIN` (text format),
+    with the peak and count derived from the 5-minute CPU maxima (`_stored_values`)."""
+    values = _stored_values(row)
+    return "\t".join((_copy_value(row.instance_id), _copy_value(row.hour),
+                      *(_copy_value(values.get(c)) for c in COLUMNS), _copy_value(row.instance_type))) + "\n"
+
+
+def _parse_value(column: str, text: str) -> Any:
+    """One COPY text value of `column` back (the inverse of `_copy_value`)."""
+    if column == "cpu_max_5m":
+        return [None if v == "NULL" else float(v) for v in text[1:-1].split(",")] if text != "{}" else []
+    if column == "cpu_count_5m":
+        return int(text)
+    return float(text)
+
+
+class RowSpool:
+    """Hourly rows between the read (before sync's transaction) and the write: each call's rows appended to a
+    temporary file as COPY text lines (formatted outside the write transaction), streamed back in large chunks
+    by `store_hourly`; no more than one call's rows are in memory at once."""
+
+    CHUNK = 1 << 20
+
+    def __init__(self, rows: Iterable[HourlyRow] = ()) -> None:
+        self._file: IO[bytes] | None = None
+        self._count = 0
+        self._lock = threading.Lock()
+        self._sealed = False
+        self.extend(rows)
+
+    def extend(self, rows: Iterable[HourlyRow]) -> None:
+        """Append one call's rows, whole (a sealed spool refuses: `RuntimeError`)."""
+        lines = [copy_line(r) for r in rows]
+        with self._lock:
+            if self._sealed:
+                raise RuntimeError("utilisation spool sealed: this read was abandoned")
+            if not lines:
+                return
+            if self._file is None:
+                self._file = tempfile.TemporaryFile(prefix="dashgen-utilisation-")  # noqa: SIM115 - see close()
+            self._file.seek(0, 2)
+            self._file.write("".join(lines).encode("utf-8"))
+            self._count += len(lines)
+
+    def seal(self) -> None:
+        """Refuse any later `extend` (an abandoned reader thread can add nothing after this)."""
+        with self._lock:
+            self._sealed = True
+
+    def absorb(self, other: RowSpool) -> None:
+        """Append `other`'s rows (file to file, in chunks; `other` sealed first if it may still be written)."""
+        with self._lock:
+            for chunk in other.chunks():
+                if self._file is None:
+                    self._file = tempfile.TemporaryFile(prefix="dashgen-utilisation-")  # noqa: SIM115 - see close()
+                self._file.seek(0, 2)
+                self._file.write(chunk)
+            self._count += len(other)
+
+    def __iadd__(self, rows: Iterable[HourlyRow]) -> RowSpool:
+        self.extend(rows)
+        return self
+
+    def __len__(self) -> int:
+        return self._count
+
+    def chunks(self) -> Iterator[bytes]:
+        """The spooled COPY text, in chunks of about `CHUNK` bytes (whole lines)."""
+        if self._file is None:
+            return
+        self._file.seek(0)
+        while chunk := self._file.read(self.CHUNK):
+            yield chunk
+
+    def __iter__(self) -> Iterator[HourlyRow]:
+        """The rows back (parsed from the COPY text)."""
+        if self._file is None:
+            return
+        self._file.seek(0)
+        for raw in self._file:
+            iid, hour, *values, itype = raw.decode("utf-8").rstrip("\n").split("\t")
+            yield HourlyRow(_UNESCAPE.sub(lambda m: _UNESCAPES[m.group(1)], iid), dt.datetime.fromisoformat(hour),
+                            {c: _parse_value(c, v) for c, v in zip(COLUMNS, values, strict=True) if v != "\\N"},
+                            None if itype == "\\N" else _UNESCAPE.sub(lambda m: _UNESCAPES[m.group(1)], itype))
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
 
 def floor_hour(t: dt.datetime) -> dt.datetime:
@@ -150,22 +332,40 @@ def metric_queries(targets: Iterable[Target]) -> list[tuple[dict[str, Any], str,
     return out
 
 
-def _batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i:i + size]
+def _batches(queries: Sequence[tuple[dict[str, Any], str, str]], size: int) -> Iterator[Sequence[Any]]:
+    """`queries` in calls of at most `size`, the queries of one instance never split across two calls (its rows
+    are then complete in the call that returns them)."""
+    batch: list[Any] = []
+    i = 0
+    while i < len(queries):
+        j = i + 1
+        while j < len(queries) and queries[j][1] == queries[i][1]:
+            j += 1
+        if batch and len(batch) + (j - i) > size:
+            yield batch
+            batch = []
+        batch.extend(queries[i:j])
+        while len(batch) > size:  # one instance with more queries than a call holds (not with these series)
+            yield batch[:size]
+            batch = batch[size:]
+        i = j
+    if batch:
+        yield batch
 
 
-def fetch_hourly(client: Any, targets: Sequence[Target], start: dt.datetime, end: dt.datetime,
-                 *, region: str = "") -> list[HourlyRow]:
-    """Hourly rows for `targets` between `start` and `end` (whole hours), sorted by instance and hour."""
+def iter_hourly(client: Any, targets: Sequence[Target], start: dt.datetime, end: dt.datetime,
+                *, region: str = "") -> Iterator[list[HourlyRow]]:
+    """Hourly rows for `targets` between `start` and `end` (whole hours): one list per GetMetricData request
+    (up to 500 queries, its pages followed), holding every row of the instances it asked about."""
     from dashgen.aws import aws_errors, describe
 
     queries = metric_queries(targets)
-    rows: dict[tuple[str, dt.datetime], HourlyRow] = {}
-    fine: dict[tuple[str, dt.datetime], dict[str, dict[int, float]]] = {}  # 5-minute values by slot
     paginator = client.get_paginator("get_metric_data")
+    hours: dict[dt.datetime, dt.datetime] = {}  # timestamp -> its hour (the same few hundred for every query)
     try:
         for batch in _batches(queries, MAX_QUERIES):
+            rows: dict[tuple[str, dt.datetime], HourlyRow] = {}
+            fine: dict[tuple[str, dt.datetime], dict[str, dict[int, float]]] = {}  # 5-minute values by slot
             by_id = {q["Id"]: (iid, column) for q, iid, column in batch}
             pages = paginator.paginate(MetricDataQueries=[q for q, _, _ in batch], StartTime=start, EndTime=end,
                                        ScanBy="TimestampAscending")
@@ -173,18 +373,30 @@ def fetch_hourly(client: Any, targets: Sequence[Target], start: dt.datetime, end
                 for result in page.get("MetricDataResults", []):
                     iid, column = by_id[result["Id"]]
                     for ts, value in zip(result.get("Timestamps", []), result.get("Values", []), strict=False):
-                        hour = floor_hour(ts)
-                        row = rows.setdefault((iid, hour), HourlyRow(iid, hour))
+                        hour = hours.get(ts)
+                        if hour is None:
+                            hour = hours[ts] = floor_hour(ts)
+                        row = rows.get((iid, hour))
+                        if row is None:
+                            row = rows[(iid, hour)] = HourlyRow(iid, hour)
                         if column in FIVE_MINUTE_SERIES:
                             slot = int((ts.astimezone(dt.UTC) - hour).total_seconds()) // FIVE_MINUTES
                             fine.setdefault((iid, hour), {}).setdefault(column, {})[slot] = float(value)
                         else:
                             row.values[column] = float(value)
+            # an instance's queries never split across calls: its 5-minute slots are all in this batch
+            for key, series in fine.items():
+                rows[key].values.update(hour_peaks(series))
+            yield [rows[k] for k in sorted(rows)]
     except aws_errors() as exc:  # one line: an HTML error page's body is never printed
         raise AwsError(f"cloudwatch GetMetricData ({region or 'region?'}): {describe(exc, operation=False)}") from None
-    for key, series in fine.items():
-        rows[key].values.update(hour_peaks(series))
-    return [rows[k] for k in sorted(rows)]
+
+
+def fetch_hourly(client: Any, targets: Sequence[Target], start: dt.datetime, end: dt.datetime,
+                 *, region: str = "") -> list[HourlyRow]:
+    """Hourly rows for `targets` between `start` and `end` (whole hours), sorted by instance and hour."""
+    rows = [row for batch in iter_hourly(client, targets, start, end, region=region) for row in batch]
+    return sorted(rows, key=lambda r: (r.instance_id, r.hour))
 
 
 def hour_peaks(series: dict[str, dict[int, float]]) -> dict[str, Any]:
@@ -211,11 +423,13 @@ def row_type(target: Target, hour: dt.datetime) -> str | None:
 
 
 _ALL = (*COLUMNS, "instance_type")
+_TEMP_TYPES = {"cpu_max_5m": "real[]", "cpu_count_5m": "smallint", "instance_type": "text"}
 _KEEP = {c: f"coalesce(excluded.{c}, u.{c})" for c in COLUMNS} | {
     "instance_type": "coalesce(u.instance_type, excluded.instance_type)"}  # the first known type stays
-_UPSERT = (
-    f"INSERT INTO dashgen.instance_utilisation_hourly AS u (instance_id, hour, {', '.join(_ALL)}) "
-    f"VALUES (%s, %s, {', '.join('%s::real[]' if c == 'cpu_max_5m' else '%s' for c in _ALL)}) "
+_COLS = ", ".join(_ALL)
+_MERGE = (  # one statement for every row COPYed into _utilisation (each (instance, hour) once)
+    f"INSERT INTO dashgen.instance_utilisation_hourly AS u (instance_id, hour, {_COLS}) "
+    f"SELECT instance_id, hour, {_COLS} FROM _utilisation "
     "ON CONFLICT (instance_id, hour) DO UPDATE SET "
     + ", ".join(f"{c} = {_KEEP[c]}" for c in _ALL)
     + f" WHERE ({', '.join(f'u.{c}' for c in _ALL)}) IS DISTINCT FROM "
@@ -234,12 +448,28 @@ def _stored_values(row: HourlyRow) -> dict[str, Any]:
     return values
 
 
-def store_hourly(conn: Any, rows: Sequence[HourlyRow]) -> int:
-    """Upsert `rows` (a statistic CloudWatch did not return this time keeps its stored value); the count."""
-    with conn.cursor() as cur:
-        cur.executemany(_UPSERT, [(r.instance_id, r.hour, *(v.get(c) for c in COLUMNS), r.instance_type)
-                                  for r in rows for v in (_stored_values(r),)])
-    return len(rows)
+def store_hourly(conn: Any, rows: Iterable[HourlyRow]) -> int:
+    """Upsert `rows` (a statistic CloudWatch did not return this time keeps its stored value), each (instance,
+    hour) at most once; the count. The rows stream through COPY into a temporary table (in the caller's
+    transaction, else its own) and land with one INSERT ... ON CONFLICT: never a statement per row."""
+    count = 0
+    with conn.transaction():
+        conn.execute("DROP TABLE IF EXISTS pg_temp._utilisation")
+        conn.execute("CREATE TEMP TABLE _utilisation (instance_id text, hour timestamptz, "
+                     + ", ".join(f"{c} {_TEMP_TYPES.get(c, 'double precision')}" for c in _ALL) + ") ON COMMIT DROP")
+        with conn.cursor().copy(f"COPY _utilisation (instance_id, hour, {_COLS}) FROM STDIN") as copy:
+            if isinstance(rows, RowSpool):  # already COPY text: large chunks, no per-row work here
+                for chunk in rows.chunks():
+                    copy.write(chunk)
+                count = len(rows)
+            else:
+                for r in rows:
+                    copy.write(copy_line(r))
+                    count += 1
+        if count:
+            conn.execute(_MERGE)
+        conn.execute("DROP TABLE _utilisation")
+    return count
 
 
 _TARGETS = """
@@ -265,26 +495,59 @@ def targets_in_store(conn: Any, region: str, since: dt.datetime) -> list[Target]
     return out
 
 
-def fetch_start(conn: Any, targets: Sequence[Target], window_start: dt.datetime) -> dt.datetime:
-    """The window start, or the oldest "latest stored hour" of the targets when every one has data (rows written
-    before migration 050, without an instance type, do not count: their 5-minute values are read again)."""
-    latest = conn.execute(
-        "SELECT bool_and(last IS NOT NULL), min(last) FROM unnest(%s::text[]) AS t(instance_id) "
-        "LEFT JOIN LATERAL (SELECT max(hour) AS last FROM dashgen.instance_utilisation_hourly u "
-        "WHERE u.instance_id = t.instance_id AND u.instance_type IS NOT NULL) m ON true",
-        ([t.instance_id for t in targets],),
-    ).fetchone()
-    if latest and latest[0] and latest[1] is not None:
-        return max(window_start, floor_hour(latest[1]))
-    return window_start
+_STORED = """
+SELECT t.instance_id, u.last, i.last_seen, r.ran_from, r.still_running, r.ran_until
+FROM unnest(%(ids)s::text[]) AS t(instance_id)
+LEFT JOIN dashgen.instances i USING (instance_id)
+LEFT JOIN LATERAL (SELECT max(hour) AS last FROM dashgen.instance_utilisation_hourly u
+                   WHERE u.instance_id = t.instance_id AND u.instance_type IS NOT NULL) u ON true
+LEFT JOIN LATERAL (SELECT min(started_at) AS ran_from, bool_or(ended_at IS NULL) AS still_running,
+                          max(ended_at) AS ran_until
+                   FROM dashgen.instance_intervals iv
+                   WHERE iv.instance_id = t.instance_id AND (iv.ended_at IS NULL OR iv.ended_at > %(since)s)) r
+       ON true
+"""
 
 
-def read_utilisation(conn: Any, client: Any, region: str, *, lookback_days: int = 14,
-                     now: dt.datetime | None = None, seen: Sequence[Target] = (),
-                     budget: Any = None) -> tuple[CollectResult, list[HourlyRow]]:
-    """The hourly utilisation of `region`'s instances (those in the store seen in the window, and `seen`, the
-    ones this sync saw), read from CloudWatch (within `budget`, a `dashgen.aws.Budget`); the store is only read
-    (a store that fails here is one `DatabaseError` line)."""
+def fetch_spans(conn: Any, targets: Sequence[Target], window_start: dt.datetime,
+                end: dt.datetime) -> dict[str, tuple[dt.datetime, dt.datetime]]:
+    """Per instance, the whole hours [start, end) to ask CloudWatch for; an instance with nothing to ask is
+    left out. Start: the hour after its last stored one when that hour was complete when stored (the sync
+    that stored it, the instance's `last_seen`, ran `SETTLED` after its end), else that hour (partial: asked
+    again); never before its first run in the window (store intervals, this sync's LaunchTime) or the window.
+    End: the current hour for a running instance, else the hour it stopped in (this sync's stop time, the
+    store's last interval end)."""
+    stored = {row[0]: row[1:] for row in conn.execute(
+        _STORED, {"ids": [t.instance_id for t in targets], "since": window_start})}
+    spans: dict[str, tuple[dt.datetime, dt.datetime]] = {}
+    for target in targets:
+        last, last_seen, ran_from, still_running, ran_until = stored.get(target.instance_id, (None,) * 5)
+        starts = [t for t in (ran_from, target.launched_at) if t is not None]
+        start = max(window_start, floor_hour(min(starts))) if starts else window_start
+        if last is not None:
+            done = last_seen is not None and last + dt.timedelta(hours=1) + SETTLED <= last_seen
+            start = max(start, last + dt.timedelta(hours=1) if done else last)
+        if target.running is None:  # not seen by this sync: the store's intervals (none: as if running)
+            until = None if still_running is not False else ran_until
+        elif target.running:
+            until = None
+        else:  # stopped: when AWS says, else when the store closed its run (an undated stop: up to now, once)
+            ends = [t for t in (target.stopped_at, ran_until) if t is not None]
+            until = max(ends) if ends else None
+        stop = end if until is None else min(end, floor_hour(until) + dt.timedelta(hours=1))
+        if start < stop:
+            spans[target.instance_id] = (start, stop)
+    return spans
+
+
+def read_utilisation_into(conn: Any, client: Any, region: str, into: RowSpool | list[HourlyRow], *,
+                          lookback_days: int = 14, now: dt.datetime | None = None,
+                          seen: Sequence[Target] = (), budget: Any = None) -> CollectResult:
+    """Read the hourly utilisation of `region`'s instances (those in the store seen in the window, and `seen`,
+    the ones this sync saw) from CloudWatch into `into`, one GetMetricData request's rows at a time (within
+    `budget`, a `dashgen.aws.Budget`: into a spool of the region's own, added to `into` only when every read
+    answered); the store is only read (a store that fails here is one `DatabaseError` line). Instances with the
+    same span (`fetch_spans`) share requests."""
     from dashgen.store import db_errors
 
     end = floor_hour(now or dt.datetime.now(dt.UTC)) + dt.timedelta(hours=1)  # the current hour, partial
@@ -299,20 +562,59 @@ def read_utilisation(conn: Any, client: Any, region: str, *, lookback_days: int 
         by_id.update((t.instance_id, replace(t, stored_type=stored.get(t.instance_id))) for t in seen)
         targets = [by_id[k] for k in sorted(by_id)]
         if not targets:
-            return CollectResult(region, 0, 0, None, None), []
-        start = fetch_start(conn, targets, window_start)
-    if budget is not None:
-        rows = budget.run(lambda: fetch_hourly(client, targets, start, end, region=region))
-    else:
-        rows = fetch_hourly(client, targets, start, end, region=region)
-    for row in rows:
-        row.instance_type = row_type(by_id[row.instance_id], row.hour)
-    return CollectResult(region, len(targets), len(rows), start, end), rows
+            return CollectResult(region, 0, 0, None, None)
+        spans = fetch_spans(conn, targets, window_start, end)
+    groups: dict[tuple[dt.datetime, dt.datetime], list[Target]] = {}
+    for target in targets:
+        if target.instance_id in spans:
+            groups.setdefault(spans[target.instance_id], []).append(target)
+
+    def fetch(sink: RowSpool | list[HourlyRow]) -> int:
+        count = 0
+        for (start, stop), members in sorted(groups.items(), key=lambda kv: kv[0]):
+            for batch in iter_hourly(client, members, start, stop, region=region):
+                for row in batch:
+                    row.instance_type = row_type(by_id[row.instance_id], row.hour)
+                sink += batch
+                count += len(batch)
+        return count
+
+    if budget is None:
+        count = fetch(into)
+    else:  # the read runs in a worker thread, into a spool of its own (an abandoned read never writes `into`)
+        local: RowSpool | list[HourlyRow] = [] if isinstance(into, list) else RowSpool()
+        try:
+            count = budget.run(lambda: fetch(local))
+        finally:  # also when the budget ran out or a call failed: the calls that answered are true and kept,
+            # so the next sync goes on from there (each instance from its own last stored hour)
+            if isinstance(local, RowSpool):
+                local.seal()
+                into.absorb(local)  # type: ignore[union-attr]
+                local.close()
+            else:
+                into += list(local)
+    if not groups:
+        return CollectResult(region, len(targets), 0, None, None)
+    return CollectResult(region, len(targets), count, min(k[0] for k in groups), max(k[1] for k in groups),
+                         queried=len(spans))
+
+
+def read_utilisation(conn: Any, client: Any, region: str, *, lookback_days: int = 14,
+                     now: dt.datetime | None = None,
+                     seen: Sequence[Target] = ()) -> tuple[CollectResult, list[HourlyRow]]:
+    """`read_utilisation_into` a list, sorted by instance and hour."""
+    rows: list[HourlyRow] = []
+    result = read_utilisation_into(conn, client, region, rows, lookback_days=lookback_days, now=now, seen=seen)
+    return result, sorted(rows, key=lambda r: (r.instance_id, r.hour))
 
 
 def collect_utilisation(conn: Any, client: Any, region: str, *, lookback_days: int = 14,
                         now: dt.datetime | None = None) -> CollectResult:
     """Read `region`'s hourly utilisation and upsert it (outside sync, which stores inside its transaction)."""
-    result, rows = read_utilisation(conn, client, region, lookback_days=lookback_days, now=now)
-    store_hourly(conn, rows)
+    spool = RowSpool()
+    try:
+        result = read_utilisation_into(conn, client, region, spool, lookback_days=lookback_days, now=now)
+        store_hourly(conn, spool)
+    finally:
+        spool.close()
     return result

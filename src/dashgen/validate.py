@@ -185,7 +185,7 @@ _TEXT_KEYS = {"tags", "title", "description", "text", "label", "displayName", "n
 
 def _user_text(path: tuple[Any, ...]) -> bool:
     keys = [k for k in path if isinstance(k, str)]
-    return bool(keys) and keys[-1] in _TEXT_KEYS
+    return bool(keys) and (keys[0] == "templating" or keys[-1] in _TEXT_KEYS)  # variables carry the user's values
 
 
 def _legacy_problems(dashboard: dict[str, Any]) -> Iterator[Problem]:

@@ -15,17 +15,34 @@ DO $$ BEGIN RAISE EXCEPTION 'DASHGEN_READER_PASSWORD is not set (see .env.exampl
 \endif
 
 BEGIN;
--- dashgen: owns the dashgen schema; `dashgen sync` connects as it and applies the migrations.
-CREATE ROLE dashgen LOGIN PASSWORD :'owner_password';
+-- dashgen: owns the dashgen schema; `dashgen sync` connects as it and applies the migrations. CREATEROLE with
+-- ADMIN OPTION on grafana_reader (below) only lets it reset grafana_reader's settings at every sync (docs/reliability.md).
+CREATE ROLE dashgen LOGIN CREATEROLE PASSWORD :'owner_password';
 -- grafana_reader: Grafana's pricing datasource; may read the dashgen schema and nothing else.
 CREATE ROLE grafana_reader LOGIN PASSWORD :'reader_password';
-ALTER ROLE grafana_reader SET default_transaction_read_only = on;
-ALTER ROLE grafana_reader SET search_path = dashgen;
+GRANT grafana_reader TO dashgen WITH ADMIN OPTION, INHERIT FALSE, SET FALSE;
+ALTER ROLE grafana_reader SET default_transaction_read_only = 'on';
+ALTER ROLE grafana_reader SET search_path = 'dashgen';
+ALTER ROLE grafana_reader SET statement_timeout = '30s';
+ALTER ROLE grafana_reader SET idle_in_transaction_session_timeout = '60s';
+ALTER ROLE grafana_reader SET lock_timeout = '5s';
 
 REVOKE ALL ON DATABASE :"DBNAME" FROM PUBLIC;
 GRANT CONNECT, CREATE, TEMPORARY ON DATABASE :"DBNAME" TO dashgen;  -- CREATE: migrate runs CREATE SCHEMA IF NOT EXISTS
 GRANT CONNECT ON DATABASE :"DBNAME" TO grafana_reader;
 REVOKE ALL ON SCHEMA public FROM PUBLIC;
+-- Any role may write large objects and take advisory locks (no table privilege applies): in this database only
+-- the owner may (sync's lock; a reader holding it would stall sync).
+DO $$
+DECLARE
+    f regprocedure;
+BEGIN
+    FOR f IN SELECT oid::regprocedure FROM pg_proc WHERE pronamespace = 'pg_catalog'::regnamespace
+             AND proname ~ '^(lo_.*|loread|lowrite|pg_(try_)?advisory_(xact_)?lock(_shared)?)$' LOOP
+        EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', f);
+        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO dashgen', f);
+    END LOOP;
+END $$;
 
 CREATE SCHEMA dashgen AUTHORIZATION dashgen;
 GRANT USAGE ON SCHEMA dashgen TO grafana_reader;
