@@ -452,5 +452,5 @@ def write_sample_config(path: Path, *, force: bool = False) -> None:
     from dashgen.fsutil import atomic_write_text
 
     if path.exists() and not force:
-        raise ConfigError(f"{path}: already exists (use --force to overwrite)", exit_code=1)
+        raise ConfigError(f"{path}: already exists (use --force to overwrite)")
     atomic_write_text(path, SAMPLE_CONFIG)

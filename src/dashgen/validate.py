@@ -350,6 +350,16 @@ def validate_file(path: Path, config: Config | None = None) -> list[Problem]:
     return [Problem(f"{path}: {p.where}", p.message) for p in validate_dashboard(data, config)]
 
 
+def validate_files(paths: list[Path] | None, config: Config | None = None) -> list[tuple[Path, list[Problem]]]:
+    """`dashgen validate`: each file (default: dashboards/*.json) with its problems (empty when valid)."""
+    paths = list(paths or sorted(Path("dashboards").glob("*.json")))
+    if not paths:
+        from dashgen.errors import ConfigError
+
+        raise ConfigError("dashboards: no dashboard files to validate (run `dashgen build` first)")
+    return [(path, validate_file(path, config)) for path in paths]
+
+
 def check(dashboard: dict[str, Any], name: str, config: Config | None = None) -> None:
     """Raise `ValidationError` with the first problem (and a count) when `dashboard` is invalid."""
     problems = validate_dashboard(dashboard, config)
