@@ -21,7 +21,7 @@ from dashgen.build import build_outputs
 from dashgen.catalogue import METRICS
 from dashgen.cli import app
 from dashgen.config import Config, load_config
-from dashgen.errors import ConfigError
+from dashgen.errors import EXIT_USAGE, ConfigError
 from dashgen.grafana_text import custom_option_problem, custom_query
 from dashgen.sqlvars import decode
 from dashgen.validate import validate_dashboard
@@ -39,7 +39,7 @@ def config_error(path: Path) -> str:
     with pytest.raises(ConfigError) as info:
         load_config(path)
     message = str(info.value)
-    assert message.startswith(f"{path}: ") and "\n" not in message and info.value.exit_code == 2
+    assert message.startswith(f"{path}: ") and "\n" not in message and info.value.exit_code == EXIT_USAGE
     return message[len(f"{path}: "):]
 
 
@@ -181,7 +181,7 @@ def test_instance_tags_empty_is_one_line_not_a_traceback(tmp_path: Path) -> None
     write(tmp_path, "[dashboards]\ninstance_tags = []\n")
     result = runner.invoke(app, ["build", "--config", str(tmp_path / "dashgen.toml"), "--out",
                                  str(tmp_path / "out")])
-    assert result.exit_code == 2 and result.exception is None or isinstance(result.exception, SystemExit)
+    assert result.exit_code == EXIT_USAGE and result.exception is None or isinstance(result.exception, SystemExit)
     assert result.stderr.startswith(f"error: {tmp_path / 'dashgen.toml'}: dashboards.instance_tags: expected")
     assert result.stderr.count("\n") == 1
 
