@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from dashgen.cli import app
 from dashgen.config import Config
+from dashgen.errors import EXIT_USAGE
 from dashgen.rightsize import RIGHTSIZING_COLUMNS, compare_experiment, recommendations
 from rightsizing_data import fill_store
 
@@ -95,8 +96,9 @@ def test_experiment_comparison(filled_dsn: str, tmp_path) -> None:
 
 @pytest.mark.parametrize("args, code, message", [
     (["--experiment", "nope"], 1, "error: --experiment: no experiment 'nope' in the store (known: t4g-sizing)"),
-    (["--format", "yaml"], 2, "error: --format: expected one of table, json, csv, got 'yaml'"),
-    (["--tag", "team"], 2, "error: --tag: expected KEY=VALUE, got 'team'"),
+    (["--format", "yaml"], 4, "error: Invalid value for '--format' / '-f': 'yaml' is not one of 'table', 'json', "
+                              "'csv'. (see `dashgen rightsize --help`)"),
+    (["--tag", "team"], 4, "error: --tag: expected KEY=VALUE, got 'team'"),
     (["--no-dsn"], 1, "error: no database: pass --dsn, set DASHGEN_DSN or pricing.dsn in dashgen.toml"),
 ])
 def test_bad_input_is_one_line_without_traceback(filled_dsn: str, args: list[str], code: int,
@@ -122,7 +124,7 @@ def test_tag_is_repeatable_values_of_one_key(filled_dsn: str) -> None:
 
 def test_tag_with_two_keys_is_one_line(filled_dsn: str) -> None:
     result = _run("--dsn", filled_dsn, "--tag", "team=web", "--tag", "experiment=t4g-sizing")
-    assert result.exit_code == 2 and result.stdout == ""
+    assert result.exit_code == EXIT_USAGE and result.stdout == ""
     assert result.stderr == ("error: --tag: expected one tag key (its values are alternatives, as in the "
                              "dashboard's Tag filter), got 'team' and 'experiment'\n")
 

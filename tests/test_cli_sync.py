@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from cost_scenario import LINUX_AMI
 from dashgen.cli import app
+from dashgen.errors import EXIT_ERROR, EXIT_USAGE
 
 runner = CliRunner()
 
@@ -89,12 +90,13 @@ def test_a_bad_dsn_is_one_line_without_the_password(moto_ec2) -> None:
 
 def test_bad_options_are_one_line_errors(fresh_db: str, moto_ec2) -> None:
     result = runner.invoke(app, ["sync", "--dsn", fresh_db, "--prices", "cheap"])
-    assert (result.exit_code, result.stderr) == (2, "error: --prices: expected 'api' or 'bundled', got 'cheap'\n")
+    assert (result.exit_code, result.stderr) == (EXIT_USAGE, "error: Invalid value for '--prices': 'cheap' is not one "
+                                                             "of 'api', 'bundled'. (see `dashgen sync --help`)\n")
     result = runner.invoke(app, ["sync", "--dsn", fresh_db, "--every", "15x"])
-    assert (result.exit_code, result.stderr) == (2, "error: --every: expected a duration like '15m' or '1h', "
+    assert (result.exit_code, result.stderr) == (EXIT_USAGE, "error: --every: expected a duration like '15m' or '1h', "
                                                     "got '15x'\n")
     result = runner.invoke(app, ["db", "migrate"])
-    assert result.exit_code == 1 and result.stderr.startswith("error: no database: pass --dsn")
+    assert result.exit_code == EXIT_ERROR and result.stderr.startswith("error: no database: pass --dsn")
 
 
 def test_sync_every_keeps_going_after_a_failed_run(fresh_db: str, moto_ec2, monkeypatch) -> None:

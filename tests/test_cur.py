@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 from cost_scenario import LINUX_AMI, MotoClock, csv_price
 from dashgen.config import Config
 from dashgen.cur import CurError, parse_s3_url
-from dashgen.errors import ConfigError
+from dashgen.errors import EXIT_USAGE, ConfigError
 from dashgen.sqlvars import encode as hx
 from dashgen.sync import sync
 from grafana_sql import ALL, expand
@@ -226,7 +226,7 @@ def test_the_cli_takes_cur_and_a_wrong_url_or_bucket_is_one_line(fresh_db, aws, 
         parse_s3_url("billing/cur")
     monkeypatch.setenv("DASHGEN_DSN", fresh_db)
     result = CliRunner().invoke(app, ["sync", "--prices", "bundled", "--region", "us-east-1", "--cur", "billing/cur"])
-    assert result.exit_code == 2 and "--cur: expected s3://bucket/prefix" in result.output
+    assert result.exit_code == EXIT_USAGE and "--cur: expected s3://bucket/prefix" in result.output
     result = CliRunner().invoke(app, ["sync", "--prices", "bundled", "--region", "us-east-1", "--cur",
                                       "s3://no-such-bucket/cur"])
     assert result.exit_code == 1 and "NoSuchBucket" in result.output and "Traceback" not in result.output

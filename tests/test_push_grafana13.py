@@ -21,6 +21,7 @@ from dashgen import push
 from dashgen.cli import app
 from dashgen.config import Config
 from dashgen.diff import RECORD_KEY
+from dashgen.errors import EXIT_DIFFERS
 from dashgen.grafana_client import Connection, GrafanaClient
 from dashgen.push import Action
 from grafana_server import ADMIN_TOKEN, GrafanaServer
@@ -222,7 +223,7 @@ def cli(*args: str) -> tuple[int, str, str]:
 
 def test_cli_push_diff_prune_against_12_3_and_13(grafana, dashboards_dir):
     code, out, err = cli("diff", "--dir", dashboards_dir)
-    assert code == 2, err
+    assert code == EXIT_DIFFERS, err
     code, out, err = cli("push", "--dir", dashboards_dir)
     assert code == 0, err
     assert legacy_dashboard_requests(grafana) == []

@@ -21,23 +21,31 @@ from dashgen.errors import EXIT_DIFFERS, EXIT_ERROR, EXIT_USAGE, ConfigError, Da
 from dashgen.views import Format, ReviewFormat, TableFormat, TextOrJson
 
 
+def _usage(exc: click.UsageError) -> typer.Exit:
+    """A usage error (unknown option, bad value, missing argument) as one line on stderr, and `EXIT_USAGE`."""
+    if isinstance(exc, getattr(click.exceptions, "NoArgsIsHelpError", ())):
+        typer.echo(exc.format_message(), err=True)  # no arguments at all: the help itself
+    else:
+        where = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
+        typer.echo(f"error: {' '.join(exc.format_message().split())}{where}", err=True)
+    return typer.Exit(EXIT_USAGE)
+
+
 class _Group(TyperGroup):
-    """Turns every `DashgenError` into one line on stderr and its exit code, and gives click's usage errors
-    (unknown option, bad value, missing argument) `EXIT_USAGE`: the one place that does."""
+    """Turns every `DashgenError` into one line on stderr and its exit code, and click's usage errors (unknown
+    option, bad value, missing argument) into one line and `EXIT_USAGE`: the one place that does."""
 
     def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
         try:
             return super().make_context(*args, **kwargs)
         except click.UsageError as exc:  # the root's own options
-            exc.exit_code = EXIT_USAGE
-            raise
+            raise _usage(exc) from None
 
     def invoke(self, ctx: typer.Context) -> object:
         try:
             return super().invoke(ctx)
         except click.UsageError as exc:  # a command's options and arguments are parsed here
-            exc.exit_code = EXIT_USAGE
-            raise
+            raise _usage(exc) from None
         except DashgenError as exc:
             from dashgen.redact import env_secrets, redact
 
@@ -483,8 +491,8 @@ def db_forget_experiment(
 
 
 def main() -> None:
-    """Console entry point."""
-    app()
+    """Console entry point (named `dashgen` however it is started, `python -m dashgen.cli` too)."""
+    app(prog_name="dashgen")
 
 
 if __name__ == "__main__":
