@@ -19,6 +19,7 @@ from dashgen.config import Config
 from dashgen.errors import EXIT_USAGE
 from dashgen.rightsize import RIGHTSIZING_COLUMNS, compare_experiment, recommendations
 from rightsizing_data import fill_store
+from shapes import check_shape
 
 runner = CliRunner()
 
@@ -63,8 +64,9 @@ def test_json_is_the_library_result(filled_dsn: str) -> None:
     assert result.exit_code == 0, result.output
     with psycopg.connect(filled_dsn) as conn:
         expected = recommendations(conn, Config(), tag="experiment=t4g-sizing")
-    assert json.loads(result.output) == expected
+    assert check_shape("rightsize", json.loads(result.output)) == expected
     assert [r["name"] for r in expected] == ["train-8", "train-4", "train-2"]
+    assert _run("--dsn", filled_dsn, "--json", "--tag", "experiment=t4g-sizing").output == result.output
     eight = expected[0]
     assert (eight["risk"], eight["limited_by"], eight["current_risk"]) == (1, "CPU", 0)
     assert eight["facts_source"] == "bundled-snapshot"  # the store was filled without a sync: the offline facts
@@ -85,7 +87,7 @@ def test_experiment_comparison(filled_dsn: str, tmp_path) -> None:
     (tmp_path / "dashgen.toml").write_text(f'[pricing]\ndsn = "{filled_dsn}"\n')  # DSN from the config
     result = _run("--experiment", "t4g-sizing", "--format", "json")
     assert result.exit_code == 0, result.output
-    rows = json.loads(result.output)
+    rows = check_shape("rightsize --experiment", json.loads(result.output))
     with psycopg.connect(filled_dsn) as conn:
         expected = compare_experiment(conn, "t4g-sizing")
     assert [(r["name"], r["outcome"]) for r in rows] == [(r["name"], r["outcome"]) for r in expected] == [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
 import boto3
@@ -12,7 +13,8 @@ from typer.testing import CliRunner
 
 from cost_scenario import LINUX_AMI
 from dashgen.cli import app
-from dashgen.errors import EXIT_ERROR, EXIT_USAGE
+from dashgen.errors import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
+from shapes import check_shape
 
 runner = CliRunner()
 
@@ -79,6 +81,24 @@ def test_sync_with_the_api_unreachable_warns_on_stderr_and_still_lands(fresh_db:
     assert result.exit_code == 3, result.output  # partly synced: the prices asked for were not read
     assert "WARNING: the AWS Price List API cannot be reached" in result.stderr
     assert result.stdout.startswith("synced 1 instances (1 running)")
+
+
+def test_sync_json_is_the_result_with_its_exit_code(fresh_db: str, moto_ec2) -> None:
+    """`sync --json`: the shape views.shapes()["sync"] pins, with this run's real figures; warnings still on
+    stderr; the exit code inside the JSON is the process's."""
+    moto_ec2.run_instances(ImageId=LINUX_AMI, MinCount=2, MaxCount=2, InstanceType="t4g.large")
+    full = runner.invoke(app, ["sync", "--dsn", fresh_db, "--prices", "bundled", "--region", "us-east-1", "--json"])
+    assert full.exit_code == EXIT_OK, full.output
+    data = check_shape("sync", json.loads(full.stdout))
+    assert (data["instances"], data["running"], data["regions"], data["ok"], data["exit_code"]) == (
+        2, 2, ["us-east-1"], True, EXIT_OK)
+    assert data["prices"] == {"bundled-snapshot": 1} and data["cloudwatch_calls"] == 1
+    assert data["synced_at"].endswith("+00:00") and "migrations" in data
+    partial = runner.invoke(app, ["sync", "--dsn", fresh_db, "--prices", "api", "--format", "json"])
+    assert partial.exit_code == EXIT_PARTIAL, partial.output
+    data = check_shape("sync", json.loads(partial.stdout))
+    assert (data["ok"], data["exit_code"]) == (False, EXIT_PARTIAL) and data["unsynced"]
+    assert data["warnings"] and data["warnings"][0] in partial.stderr  # a person watching stderr sees it too
 
 
 def test_a_bad_dsn_is_one_line_without_the_password(moto_ec2) -> None:
