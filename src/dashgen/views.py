@@ -98,7 +98,7 @@ def _doc(schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 
 _REVIEW = _obj(
-    "A plan (`diff`, `push --dry-run`) or a check (`build --check`) as a review.",
+    "a plan (`diff`, `push --dry-run`) or a check (`build --check`) as a review.",
     kind=_doc(_STR, "diff (a push plan) or check (generated files against the build)"),
     counts=_doc({"type": "object", "additionalProperties": _INT}, "dashboards per action"),
     notes=_arr(_STR, "e.g. the folder the push creates"),
