@@ -197,19 +197,6 @@ def _label(panel: dict[str, Any]) -> str:
     return f"panel {panel.get('id', '?')} {panel.get('title', '')!r}"
 
 
-def _walk(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[tuple[Any, ...], Any]]:
-    """Every (path, value) below `value`, parents before children, in document order (an explicit stack: a
-    recursive generator passes each value up through every level, which made this walk most of `validate`)."""
-    stack: list[tuple[tuple[Any, ...], Any]] = [(path, value)]
-    while stack:
-        path, value = stack.pop()
-        yield path, value
-        if isinstance(value, dict):
-            stack.extend(((*path, k), v) for k, v in reversed(value.items()))
-        elif isinstance(value, list):
-            stack.extend(((*path, i), value[i]) for i in range(len(value) - 1, -1, -1))
-
-
 # Keys whose string values are the user's own text (a tag, a title, a label): "null" is a legitimate word there;
 # elsewhere it is the legacy string grafanalib writes for a null value.
 _TEXT_KEYS = {"tags", "title", "description", "text", "label", "displayName", "name", "folder_title"}
@@ -220,22 +207,40 @@ def _user_text(path: tuple[Any, ...]) -> bool:
     return bool(keys) and (keys[0] == "templating" or keys[-1] in _TEXT_KEYS)  # variables carry the user's values
 
 
-def _legacy_problems(dashboard: dict[str, Any]) -> Iterator[Problem]:
-    for key in LEGACY_DASHBOARD_KEYS:
-        if key in dashboard:
-            yield Problem(key, f"legacy key {key!r} (removed from Grafana's dashboard model)")
-    for path, value in _walk(dashboard):
-        if isinstance(value, float) and not math.isfinite(value):
-            yield Problem(_path(path), f"{value} is not a JSON number (written as {json.dumps(value)}, which "
-                                       "JSON.parse in Grafana rejects)")
-        if value == "null" and not _user_text(path):
-            yield Problem(_path(path), 'the string "null" (use JSON null or leave the key out)')
-        if isinstance(value, dict) and path and path[-2:-1] == ("steps",) or (
-            isinstance(value, dict) and len(path) >= 2 and path[-2] == "steps"
-        ):
-            for key in LEGACY_STEP_KEYS:
-                if key in value:
-                    yield Problem(_path(path), f"legacy threshold key {key!r}")
+def _scan(dashboard: dict[str, Any]) -> tuple[list[Problem], list[tuple[tuple[Any, ...], dict[str, Any]]]]:
+    """One pass over every value: the legacy problems (non-finite numbers, the string "null", legacy threshold
+    keys) in document order, and every `datasource` object with its path. The path is a tuple only where
+    something is reported: building one per value made this walk most of `validate`."""
+    problems = [Problem(key, f"legacy key {key!r} (removed from Grafana's dashboard model)")
+                for key in LEGACY_DASHBOARD_KEYS if key in dashboard]
+    refs: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+    path: list[Any] = []
+
+    def visit(value: Any) -> None:
+        if isinstance(value, dict):
+            if len(path) >= 2 and path[-2] == "steps":
+                problems.extend(Problem(_path(path), f"legacy threshold key {key!r}")
+                                for key in LEGACY_STEP_KEYS if key in value)
+            if path and path[-1] == "datasource":
+                refs.append((tuple(path), value))
+            for key, child in value.items():
+                path.append(key)
+                visit(child)
+                path.pop()
+        elif isinstance(value, list):
+            for i, child in enumerate(value):
+                path.append(i)
+                visit(child)
+                path.pop()
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                problems.append(Problem(_path(path), f"{value} is not a JSON number (written as "
+                                                     f"{json.dumps(value)}, which JSON.parse in Grafana rejects)"))
+        elif value == "null" and not _user_text(tuple(path)):
+            problems.append(Problem(_path(path), 'the string "null" (use JSON null or leave the key out)'))
+
+    visit(dashboard)
+    return problems, refs
 
 
 def _grid_problems(panels: list[dict[str, Any]], scope: str) -> Iterator[Problem]:
@@ -257,15 +262,14 @@ def _grid_problems(panels: list[dict[str, Any]], scope: str) -> Iterator[Problem
         placed.append((panel, (x, y, w, h)))
 
 
-def _datasource_problems(dashboard: dict[str, Any], config: Config) -> Iterator[Problem]:
+def _datasource_problems(dashboard: dict[str, Any], refs: list[tuple[tuple[Any, ...], dict[str, Any]]],
+                         config: Config) -> Iterator[Problem]:
     variables = {
         v.get("name") for v in (dashboard.get("templating") or {}).get("list", []) or []
         if isinstance(v, dict) and v.get("type") == "datasource"
     }
     allowed = {config.cloudwatch_uid, config.pricing_uid, *BUILTIN_DATASOURCE_UIDS}
-    for path, value in _walk(dashboard):
-        if not (path and path[-1] == "datasource" and isinstance(value, dict)):
-            continue
+    for path, value in refs:
         uid = value.get("uid")
         if not isinstance(uid, str):
             yield Problem(_path(path), "datasource reference without a uid")
@@ -305,7 +309,8 @@ def validate_dashboard(dashboard: Any, config: Config | None = None) -> list[Pro
     schema_version = dashboard.get("schemaVersion")
     if not isinstance(schema_version, int) or schema_version < MIN_SCHEMA_VERSION:
         problems.append(Problem("schemaVersion", f"expected >= {MIN_SCHEMA_VERSION}, got {schema_version!r}"))
-    problems += _legacy_problems(dashboard)
+    legacy, refs = _scan(dashboard)
+    problems += legacy
     seen: dict[Any, dict[str, Any]] = {}
     for panel in all_panels(dashboard):
         pid = panel.get("id")
@@ -331,7 +336,7 @@ def validate_dashboard(dashboard: Any, config: Config | None = None) -> list[Pro
     for r in top:
         if r.get("type") == "row" and r.get("panels"):
             problems += _grid_problems(r["panels"], f" (in row {r.get('title')!r})")
-    problems += _datasource_problems(dashboard, config)
+    problems += _datasource_problems(dashboard, refs, config)
     return problems
 
 
