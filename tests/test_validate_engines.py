@@ -62,7 +62,7 @@ def test_fast_and_reference_engines_agree_on_built_and_broken_values(version: st
                 continue
             seen.add(key)
             expected = not any(True for _ in reference.iter_errors(candidate))
-            assert check._fast_valid(candidate) is expected, (file, definition, candidate)
+            assert check.valid(candidate) is expected, (file, definition, candidate)
             assert (check.errors(candidate) == []) is expected
             compared += 1
             invalid += not expected

@@ -79,7 +79,8 @@ class SchemaCheck:
         self._fast: Any = None
         self._slow: Any = None
 
-    def _fast_valid(self, instance: Any) -> bool:
+    def valid(self, instance: Any) -> bool:
+        """True when jsonschema-rs finds `instance` valid (False: invalid, or it cannot judge)."""
         try:
             if self._fast is None:
                 import jsonschema_rs
@@ -92,7 +93,7 @@ class SchemaCheck:
 
     def errors(self, instance: Any) -> list[Any]:
         """jsonschema's `ValidationError`s of `instance`, ordered by path (empty when valid)."""
-        if self._fast_valid(instance):
+        if self.valid(instance):
             return []
         if self._slow is None:
             import jsonschema
@@ -132,6 +133,9 @@ def _schema_messages(version: str, name: str, definition: str, instance_json: st
 
 
 def _schema_problems(version: str, name: str, definition: str, instance: Any, where: str) -> Iterator[Problem]:
+    validator = _validator(version, name, definition)
+    if validator is None or validator.valid(instance):
+        return  # the common case, without the memo's JSON round trip
     key = json.dumps(instance, sort_keys=True, default=str)
     for message in _schema_messages(version, name, definition, key):
         yield Problem(where, message)
