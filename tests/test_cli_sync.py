@@ -139,3 +139,18 @@ def test_sync_every_keeps_going_after_a_failed_run(fresh_db: str, moto_ec2, monk
     assert result.stderr.startswith("error: cannot connect to the pricing store")
     assert result.stderr.rstrip().endswith("(next try in 30 s)") and result.stderr.count("\n") == 1
     assert result.stdout.startswith("synced 0 instances")
+
+
+def test_sync_loop_json_is_one_line_per_round(fresh_db: str, moto_ec2, monkeypatch) -> None:
+    """`sync --loop --json`: JSON Lines, one document per round that synced (a failed round is a line on stderr)."""
+    from dashgen import sync as lib
+
+    real_loop = lib.sync_loop
+    monkeypatch.setattr(lib, "sync_loop", lambda config, seconds, **kw: real_loop(config, seconds, runs=2,
+                                                                                  sleep=lambda _s: None, **kw))
+    moto_ec2.run_instances(ImageId=LINUX_AMI, MinCount=1, MaxCount=1, InstanceType="t4g.large")
+    result = runner.invoke(app, ["sync", "--loop", "--json", "--prices", "bundled", "--region", "us-east-1",
+                                 "--dsn", fresh_db])
+    assert result.exit_code == EXIT_OK, result.output
+    rounds = [check_shape("sync", json.loads(line)) for line in result.stdout.splitlines()]
+    assert [(r["instances"], r["exit_code"]) for r in rounds] == [(1, EXIT_OK), (1, EXIT_OK)]
