@@ -81,6 +81,10 @@ def test_build_never_imports_aws_http_or_db_libraries(tmp_path: Path) -> None:
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
         "heavy = sorted(m for m in ('boto3', 'botocore', 'requests', 'psycopg', 'pyarrow') if m in sys.modules)\n"
         "print('HEAVY', heavy)\n"
+        "print('NOT NEEDED', sorted(m for m in ('jsonschema', 'rich') if m in sys.modules))\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "HEAVY []" in proc.stdout, proc.stdout + proc.stderr
+    # valid dashboards: jsonschema-rs gives the verdict, the reference jsonschema is only for an invalid one's
+    # messages; rich only draws tables and progress bars
+    assert "NOT NEEDED []" in proc.stdout, proc.stdout + proc.stderr
