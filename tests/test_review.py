@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from dashgen.cli import app
 from dashgen.errors import EXIT_DIFFERS, EXIT_USAGE
-from dashgen.review import Review, dashboard_review, panel_changes, to_json, to_markdown
+from dashgen.grafana.review import Review, dashboard_review, panel_changes, to_json, to_markdown
 
 
 def _cost(dashboards_dir: Path) -> dict:

@@ -15,7 +15,7 @@ import pytest
 
 from dashgen.build import render_dashboards
 from dashgen.config import GRAFANA_VERSIONS, Config
-from dashgen.validate import PANEL_SCHEMAS, SchemaCheck, _validator, all_panels
+from dashgen.grafana.validate import PANEL_SCHEMAS, SchemaCheck, _validator, all_panels
 
 
 def _cases(version: str) -> list[tuple[str, str, Any]]:

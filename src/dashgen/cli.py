@@ -175,7 +175,7 @@ def validate(
 ) -> None:
     """Check dashboards against Grafana's schemas and dashgen's rules (exit 1 when one is invalid)."""
     from dashgen import views
-    from dashgen.validate import validate_files
+    from dashgen.grafana.validate import validate_files
 
     results = validate_files(files, _config(config))
     views.validation(results, _format(fmt, as_json))
@@ -218,7 +218,7 @@ def preview(
     ] = None,
 ) -> None:
     """Draw every built dashboard (grid, rows, panels, units, thresholds) as HTML and SVG, without Grafana."""
-    from dashgen.preview import preview as run_preview
+    from dashgen.grafana.preview import preview as run_preview
 
     for path in run_preview(dashboards, out, templates):
         typer.echo(f"wrote {path}")
@@ -260,7 +260,7 @@ def provision(
     """Write the Grafana and PostgreSQL provisioning files (datasources, dashboard provider, init SQL).
     With --check: exit 2 when one is stale, missing or unexpected."""
     from dashgen import views
-    from dashgen.provision import provision as run_provision
+    from dashgen.grafana.provision import provision as run_provision
 
     result = run_provision(_config(config), out, check=check)
     views.files([(out, result)], check=check, fix="dashgen provision")
@@ -285,7 +285,7 @@ DeadlineOpt = Annotated[float, typer.Option("--deadline", min=1, help="Seconds t
 
 def _client(url: str | None, token_file: Path | None, ca_bundle: Path | None, insecure: bool,  # noqa: ANN202
             deadline: float = 900.0):
-    from dashgen.grafana_client import GrafanaClient, connection_from_env, plain_http_warning
+    from dashgen.grafana.client import GrafanaClient, connection_from_env, plain_http_warning
 
     conn = connection_from_env(url, token_file, ca_bundle, insecure)
     warning = plain_http_warning(conn)
@@ -311,8 +311,8 @@ def push(
     as_json: JsonOpt = False,
 ) -> None:
     """Deliver the built dashboards to Grafana: plan, then apply (exit 1 on any conflict or failure)."""
-    from dashgen import push as lib
     from dashgen import views
+    from dashgen.grafana import push as lib
 
     view = _format(fmt, as_json)
     cfg = _config(config)
@@ -353,8 +353,8 @@ def diff(
     as_json: JsonOpt = False,
 ) -> None:
     """Show how Grafana differs from the built dashboards: exit 0 same, 2 different, 1 error, 4 usage."""
-    from dashgen import push as lib
     from dashgen import views
+    from dashgen.grafana import push as lib
 
     view = _format(fmt, as_json)
     cfg = _config(config)
@@ -363,7 +363,7 @@ def diff(
     if view == Format.text:
         views.plan(plan, details=True)
     else:
-        from dashgen.review import plan_review
+        from dashgen.grafana.review import plan_review
 
         views.review(plan_review(plan), view, _templates(cfg))
     if not plan.is_empty():
@@ -389,7 +389,7 @@ def rightsize(
 ) -> None:
     """Recommend the right size (and a cheaper family) per instance, from the dashboard's own SQL."""
     from dashgen import views
-    from dashgen.rightsize import rightsize as run_rightsize
+    from dashgen.rightsizing.queries import rightsize as run_rightsize
 
     view = _format(fmt, as_json)
     rows = run_rightsize(_config(config), dsn=dsn, experiment=experiment, tag=tag or (), names=name or ())
@@ -449,8 +449,7 @@ def sync(
 @db_app.command("migrate")
 def db_migrate(dsn: DsnOpt = None, config: ConfigOpt = None) -> None:
     """Create or upgrade the dashgen schema (versioned migrations, each in one transaction)."""
-    from dashgen import store
-
+    from dashgen.store import db as store
     with store.connect(store.resolve_dsn(dsn, _config(config))) as conn:
         applied = store.migrate(conn)
     typer.echo(f"applied {', '.join(applied)}" if applied else "schema up to date")
@@ -464,8 +463,7 @@ def db_grant_reader(
 ) -> None:
     """Give ROLE read-only access (SELECT) to the dashgen schema, including tables created later; reset its
     settings; exit 1 naming what ROLE can still do beyond reading (see docs/reliability.md)."""
-    from dashgen import store
-
+    from dashgen.store import db as store
     with store.connect(store.resolve_dsn(dsn, _config(config))) as conn:
         done, left = store.grant_reader(conn, role)
     typer.echo(f"granted SELECT on schema {store.SCHEMA} to {role}")

@@ -124,7 +124,7 @@ def _rows(columns: Mapping[str, tuple[str, str]], description: str) -> dict[str,
 
 def shapes() -> dict[str, dict[str, Any]]:
     """Every JSON shape a command prints, as a JSON Schema (draft 2020-12), keyed by the command that prints it."""
-    from dashgen.rightsize import EXPERIMENT_COLUMNS, RIGHTSIZING_COLUMNS
+    from dashgen.rightsizing.queries import EXPERIMENT_COLUMNS, RIGHTSIZING_COLUMNS
 
     landed = _arr(_obj(uid=_STR, action=_doc(_STR, "create, update or delete"), note=_STR))
     return {
@@ -234,7 +234,7 @@ def files(parts: Sequence[tuple[Path, Any]], *, check: bool, fix: str) -> None:
 
 def review(value: Any, fmt: Format, templates: Path | None = None) -> None:
     """A `review.Review` (a check or a plan) as markdown (a pull-request comment) or JSON."""
-    from dashgen import review as lib
+    from dashgen.grafana import review as lib
 
     if fmt == Format.json:
         emit_json(lib.to_json(value))
@@ -244,7 +244,7 @@ def review(value: Any, fmt: Format, templates: Path | None = None) -> None:
 
 def plan_json(plan: Any) -> dict[str, Any]:
     """A push plan (`push.Plan`) as `shapes()["review"]`."""
-    from dashgen import review as lib
+    from dashgen.grafana import review as lib
 
     return lib.to_json(lib.plan_review(plan))
 
@@ -337,7 +337,7 @@ def synced(result: Any, fmt: Format, *, lines: bool = False) -> None:
 def rightsizing(rows: Sequence[Mapping[str, Any]], fmt: Format, *, experiment: str | None, limit: int) -> None:
     """`dashgen rightsize`: every row as JSON or CSV; the table shows the first `limit` (0: all) and says how
     many more there are (a person reads the top of the list; a fleet is for csv or json)."""
-    from dashgen.rightsize import (
+    from dashgen.rightsizing.queries import (
         EXPERIMENT_COLUMNS,
         RIGHTSIZING_COLUMNS,
         WRAPPED,
