@@ -72,8 +72,10 @@ ConfigOpt = Annotated[
 CheckOpt = Annotated[
     bool, typer.Option("--check", help="Write nothing; exit 2 listing each stale, missing or unexpected file.")
 ]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (the same as --format json; shapes: docs/json.md).")]
-TextOrJsonOpt = Annotated[TextOrJson, typer.Option("--format", "-f", help="text, or json (docs/json.md).")]
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print JSON: the same as --format json (its shape: docs/json.md).")
+]
+TextOrJsonOpt = Annotated[TextOrJson, typer.Option("--format", "-f", help="text for a person, json for a program.")]
 DsnOpt = Annotated[
     str | None,
     typer.Option("--dsn", help="PostgreSQL DSN of the pricing store (default: $DASHGEN_DSN, then pricing.dsn); "
@@ -130,7 +132,8 @@ def build(
                      "dashboards (default: `provisioning` beside OUT)."),
     ] = None,
     fmt: Annotated[
-        ReviewFormat, typer.Option("--format", "-f", help="With --check: text, markdown (a PR comment) or json.")
+        ReviewFormat,
+        typer.Option("--format", "-f", help="With --check: a list (text), a pull-request comment (markdown) or json."),
     ] = ReviewFormat.text,
     as_json: JsonOpt = False,
 ) -> None:
@@ -198,7 +201,8 @@ def init(
 @app.command()
 def metrics(
     config: ConfigOpt = None,
-    fmt: Annotated[TableFormat, typer.Option("--format", "-f", help="table, json or csv.")] = TableFormat.table,
+    fmt: Annotated[TableFormat, typer.Option("--format", "-f", help="a table for a person, json or csv for a program.")
+               ] = TableFormat.table,
     as_json: JsonOpt = False,
 ) -> None:
     """List the AWS/EC2 metric catalogue: group, unit, statistic, threshold, which instances emit it."""
@@ -348,7 +352,7 @@ def diff(
     deadline: DeadlineOpt = 900.0,
     config: ConfigOpt = None,
     fmt: Annotated[
-        ReviewFormat, typer.Option("--format", "-f", help="text, markdown (a pull-request comment) or json.")
+        ReviewFormat, typer.Option("--format", "-f", help="text, a pull-request comment (markdown) or json.")
     ] = ReviewFormat.text,
     as_json: JsonOpt = False,
 ) -> None:
@@ -377,8 +381,8 @@ def rightsize(
     dsn: DsnOpt = None,
     experiment: Annotated[str | None, typer.Option("--experiment", "-e",
                                                    help="Compare this experiment's instances instead.")] = None,
-    fmt: Annotated[TableFormat, typer.Option("--format", "-f", help="table, json or csv (docs/json.md).")
-                   ] = TableFormat.table,
+    fmt: Annotated[TableFormat, typer.Option("--format", "-f", help="a table of the first --limit rows, or every "
+                                                                    "row as json or csv.")] = TableFormat.table,
     tag: Annotated[list[str] | None, typer.Option("--tag", help="Only instances tagged KEY=VALUE (repeatable: "
                                                    "values of one key, any of them).")] = None,
     name: Annotated[list[str] | None, typer.Option("--name", help="Only instances named NAME (repeatable).")] = None,
