@@ -21,7 +21,7 @@ from cost_scenario import LINUX_AMI
 from dashgen import sync as sync_mod
 from dashgen.cli import app
 from dashgen.config import Config
-from dashgen.errors import DatabaseError
+from dashgen.errors import EXIT_USAGE, DatabaseError
 from dashgen.sync import aws, sync
 
 runner = CliRunner()
@@ -153,7 +153,8 @@ def test_an_aws_profile_that_does_not_exist_is_one_line(fresh_db, moto, monkeypa
     monkeypatch.setenv("AWS_PROFILE", "nope")
     result = runner.invoke(app, ["sync", "--dsn", fresh_db, "--prices", "api"])
     no_traceback(result)
-    assert (result.exit_code, result.stderr) == (2, "error: AWS: The config profile (nope) could not be found\n")
+    assert (result.exit_code, result.stderr) == (EXIT_USAGE,
+                                                 "error: AWS: The config profile (nope) could not be found\n")
 
 
 def test_clients_have_bounded_timeouts_and_retries(moto) -> None:
@@ -366,9 +367,9 @@ def test_loop_uses_pricing_every_and_stops_only_for_a_configuration_error(fresh_
     result = runner.invoke(app, ["sync", "--loop", "--dsn", fresh_db, "-c", str(config)])
     assert (result.exit_code, seen, len(calls)) == (0, [120], 3), result.output  # [pricing] every = 2m
     calls.clear()
-    stop = runner.invoke(app, ["sync", "--loop", "--dsn", fresh_db, "--prices", "cheap", "-c", str(config)])
-    assert (stop.exit_code, stop.stderr, len(calls)) == (
-        2, "error: --prices: expected 'api' or 'bundled', got 'cheap'\n", 1)  # stopped at the first round
+    stop = runner.invoke(app, ["sync", "--loop", "--dsn", fresh_db, "--cur", "billing/cur", "-c", str(config)])
+    assert (stop.exit_code, len(calls)) == (EXIT_USAGE, 1), stop.output  # stopped at the first round
+    assert stop.stderr.startswith("error: --cur: expected s3://bucket/prefix") and stop.stderr.count("\n") == 1
 
 
 def test_describe_is_one_short_line_for_every_kind_of_failure() -> None:
