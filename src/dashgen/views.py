@@ -124,7 +124,7 @@ def _rows(columns: Mapping[str, tuple[str, str]], description: str) -> dict[str,
 
 def shapes() -> dict[str, dict[str, Any]]:
     """Every JSON shape a command prints, as a JSON Schema (draft 2020-12), keyed by the command that prints it."""
-    from dashgen.rightsizing.queries import EXPERIMENT_COLUMNS, RIGHTSIZING_COLUMNS
+    from dashgen.rightsizing.rule import EXPERIMENT_COLUMNS, RIGHTSIZING_COLUMNS
 
     landed = _arr(_obj(uid=_STR, action=_doc(_STR, "create, update or delete"), note=_STR))
     return {
@@ -337,15 +337,8 @@ def synced(result: Any, fmt: Format, *, lines: bool = False) -> None:
 def rightsizing(rows: Sequence[Mapping[str, Any]], fmt: Format, *, experiment: str | None, limit: int) -> None:
     """`dashgen rightsize`: every row as JSON or CSV; the table shows the first `limit` (0: all) and says how
     many more there are (a person reads the top of the list; a fleet is for csv or json)."""
-    from dashgen.rightsizing.queries import (
-        EXPERIMENT_COLUMNS,
-        RIGHTSIZING_COLUMNS,
-        WRAPPED,
-        terminal_notes,
-        terminal_table,
-        to_csv,
-        to_json,
-    )
+    from dashgen.rightsizing.queries import WRAPPED, terminal_notes, terminal_table, to_csv, to_json
+    from dashgen.rightsizing.rule import EXPERIMENT_COLUMNS, RIGHTSIZING_COLUMNS
 
     if fmt != Format.table:
         out(to_json(rows) if fmt == Format.json else to_csv(rows, EXPERIMENT_COLUMNS if experiment
