@@ -47,11 +47,6 @@ class Metric:
     threshold: float | None = None
     direction: Direction = "above"  # "above": red above the threshold; "below": red under it
     severity: Literal["red", "orange"] = "red"
-    per_second: bool = False  # a Sum over the period that reads best as a rate
-
-    @property
-    def panel_unit(self) -> str:
-        return self.unit
 
 
 _ALL = "All instances."

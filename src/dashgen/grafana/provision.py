@@ -36,7 +36,6 @@ POSTGRES_MAJOR = 16  # the image docker-compose.yml pins (postgres:16)
 # (grafana/grafana public/app/plugins/datasource/grafana-postgresql-datasource/postgresMetaQuery.ts getVersion,
 # read by configuration/useAutoDetectFeatures.ts): 9.6 -> 906, 10 and later -> major x 100, so 16 -> 1600.
 POSTGRES_VERSION = POSTGRES_MAJOR * 100
-SCHEMA = "dashgen"
 OWNER_ROLE = "dashgen"
 READER_ROLE = "grafana_reader"
 OWNER_PASSWORD_ENV = "DASHGEN_OWNER_PASSWORD"
@@ -203,7 +202,7 @@ def dashboard_providers(config: Config) -> dict[str, Any]:
 
 def init_sql() -> str:
     """The PostgreSQL init script: the schema owner, Grafana's read-only role and their grants."""
-    from dashgen.store.db import READER_SETTINGS, WRITE_AND_LOCK_FUNCTIONS
+    from dashgen.store.db import READER_SETTINGS, SCHEMA, WRITE_AND_LOCK_FUNCTIONS
 
     settings = "\n".join(f"ALTER ROLE {READER_ROLE} SET {key} = '{value}';" for key, value in READER_SETTINGS)
     return _INIT_SQL.format(owner=OWNER_ROLE, reader=READER_ROLE, schema=SCHEMA, owner_env=OWNER_PASSWORD_ENV,

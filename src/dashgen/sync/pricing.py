@@ -138,10 +138,17 @@ def parse_item(raw: str | dict[str, Any], index: int = 0) -> PriceItem:
 
 
 @cache
-def _bundled() -> dict[str, tuple[Decimal, int | None, int | None]]:
+def bundled_snapshot() -> tuple[dict[str, str], ...]:
+    """The rows of the bundled snapshot (`data/ec2_ondemand_linux_us-east-1.csv`), read and parsed once: its
+    prices (`bundled_price`) and its instance facts (`instance_facts.bundled_facts`) both come from here."""
     text = resources.files("dashgen.data").joinpath("ec2_ondemand_linux_us-east-1.csv").read_text("utf-8")
+    return tuple(csv.DictReader(text.splitlines()))
+
+
+@cache
+def _bundled() -> dict[str, tuple[Decimal, int | None, int | None]]:
     out = {}
-    for row in csv.DictReader(text.splitlines()):
+    for row in bundled_snapshot():
         out[row["instance_type"]] = (
             Decimal(row["ondemand_linux_usd_per_hour_us_east_1"]), _int(row["vcpu"]), _int(row["memory_mib"])
         )
