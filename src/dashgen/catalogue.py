@@ -1,9 +1,9 @@
 """The AWS/EC2 metric catalogue: each CloudWatch metric once, with everything a panel needs to know.
 
-Sources: the AWS EC2 User Guide table "CloudWatch metrics that are available for your instances"
-(`shared/reference/aws/aws_ec2_cloudwatch_metrics.csv`) and the metric list of Grafana's CloudWatch data
-source (grafana-aws-sdk `NamespaceMetricsMap`). Thresholds here are defaults; `dashgen.toml [thresholds]`
-overrides them per metric.
+Sources: the AWS EC2 User Guide table "CloudWatch metrics that are available for your instances" (a copy:
+`tests/data/aws_ec2_cloudwatch_metrics.csv`, which tests/test_catalogue.py checks this catalogue against) and
+the metric list of Grafana's CloudWatch data source (grafana-aws-sdk `NamespaceMetricsMap`). Thresholds here are
+defaults; `dashgen.toml [thresholds]` overrides them per metric.
 """
 
 from __future__ import annotations

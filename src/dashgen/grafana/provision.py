@@ -21,7 +21,7 @@ import yaml
 
 from dashgen.config import Config
 from dashgen.errors import ValidationError
-from dashgen.outputs import BuildResult, check_outputs, write_outputs
+from dashgen.outputs import OutputsResult, check_outputs, write_outputs
 
 DEFAULT_DIR = Path("provisioning")
 DATASOURCES_FILE = "datasources/dashgen.yaml"
@@ -226,7 +226,7 @@ def provision_outputs(config: Config) -> dict[str, str]:
     }
 
 
-def provision(config: Config, out_dir: Path = DEFAULT_DIR, *, check: bool = False) -> BuildResult:
+def provision(config: Config, out_dir: Path = DEFAULT_DIR, *, check: bool = False) -> OutputsResult:
     """`dashgen provision`: write (or, with `check`, only compare) the provisioning files under `out_dir`."""
     outputs = provision_outputs(config)
     return check_outputs(outputs, out_dir) if check else write_outputs(outputs, out_dir)
