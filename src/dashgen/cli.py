@@ -140,8 +140,8 @@ def build(
     """Build every dashboard into OUT as stable, validated JSON (and the provisioning files).
     With --check: exit 2 when a generated file is stale, missing or unexpected."""
     from dashgen import views
-    from dashgen.build import BuildResult
     from dashgen.build import build as run_build
+    from dashgen.outputs import OutputsResult
 
     prov = provisioning or out.parent / "provisioning"
     view = _format(fmt, as_json)
@@ -161,7 +161,7 @@ def build(
         for name in result.unexpected:
             views.err(f"warning: {out / name} is not built by dashgen (remove it, or `push` will not see it as "
                       "managed)")
-    parts = [(out, result), (prov, result.provisioning or BuildResult())]
+    parts = [(out, result), (prov, result.provisioning or OutputsResult())]
     views.files(parts, check=check, fix="dashgen build")
     if check and not all(part.clean for _, part in parts):
         raise typer.Exit(EXIT_DIFFERS)

@@ -213,7 +213,7 @@ def validation(results: Sequence[tuple[Path, Sequence[Any]]], fmt: Format) -> No
 
 def files(parts: Sequence[tuple[Path, Any]], *, check: bool, fix: str) -> None:
     """What `build`/`provision` wrote per folder or, with `check`, each stale, missing or unexpected file
-    (`outputs.BuildResult` per folder)."""
+    (`outputs.OutputsResult` per folder)."""
     if check:
         for folder, part in parts:
             for label, names in (("stale", part.stale), ("missing", part.missing), ("unexpected", part.unexpected)):
