@@ -391,6 +391,7 @@ def write(conn: Any, config: Config, collected: Collected, now: dt.datetime) -> 
     longer than LOCK_TIMEOUT is one line naming who holds it), and a sync whose read started before the read of
     the last sync that committed writes nothing: the returned line says so (None when written)."""
     from dashgen.instance_facts import store_facts
+    from dashgen.rightsize import refresh_usage
     from dashgen.store import SYNC_LOCK, db_errors, lock_timeout
     from dashgen.utilisation import store_hourly
 
@@ -430,6 +431,8 @@ def write(conn: Any, config: Config, collected: Collected, now: dt.datetime) -> 
             ])
         _write_progress(conn, collected)
         store_hourly(conn, collected.utilisation)
+        refresh_usage(conn, config, now, getattr(collected.utilisation, "instance_ids", None)
+                      or {r.instance_id for r in collected.utilisation})
         _write_volumes(conn, collected, now)
         _write_cost_truth(conn, collected, now)
     return None

@@ -24,20 +24,30 @@
 --               the architecture (x86_64 -> arm64) or the family changes;
 --   risk        per resource, its peak / the type's capacity: <= 50 % 0, <= target 1, <= threshold 2, <= 100 %
 --               3, above 4; a type's risk is the worst resource's, limited_by names it;
---   saving      ($/hour now - $/hour recommended) x 730 hours a month. Prices: the instance's region, OS, tenancy.
+--   credits     an unlimited burstable instance (or one whose mode is unknown) costs now its price plus the surplus
+--               credits CloudWatch says it was charged in the window (CPUSurplusCreditsCharged per hour / 60
+--               vCPU-hours x its family's credit price, dashgen.credit_prices); standard mode: none. A candidate
+--               costs its price plus the surplus the load would be charged on it: max(0, vCPUs x average CPU -
+--               its vCPUs x its baseline %) x its family's credit price (none in standard mode, none for other
+--               types); one size up names the next size of the family when that costs less than now;
+--   saving      ($/hour now - estimated $/hour recommended) x 730 hours a month, credits included. Prices: the
+--               instance's region, OS, tenancy.
+--   speed       the per-instance aggregates come from dashgen.rightsizing_usage (kept by sync for the config's window
+--               and percentile, as of that sync), else dashgen.rightsizing_usage_of computes them from the hours.
 WITH params AS (
     SELECT ${cpu_threshold:sqlstring}::numeric * (1 - ${headroom_pct:sqlstring}::numeric / 100) AS target_pct,
            ${cpu_threshold:sqlstring}::numeric AS threshold_pct,
-           ${cpu_percentile:sqlstring}::float8 / 100 AS pctl,
+           ${cpu_percentile:sqlstring}::float8 AS percentile,
+           ${lookback_days:sqlstring}::int AS lookback_days,
            ${lookback_days:sqlstring}::int * 24 AS window_hours,
-           now() - make_interval(days => ${lookback_days:sqlstring}::int) AS since,
            30 AS min_hours
 ),
 latest AS (
     SELECT region, max(last_seen) AS last_seen FROM dashgen.instances GROUP BY region
 ),
 inst AS (
-    SELECT c.instance_id, c.name, c.tags, c.region, c.operating_system, c.tenancy, c.instance_type, c.usd_per_hour
+    SELECT c.instance_id, c.name, c.tags, c.region, c.operating_system, c.tenancy, c.instance_type, c.usd_per_hour,
+           i.credit_mode AS credit_mode_read
     FROM dashgen.instance_cost_basis c
     JOIN dashgen.instances i USING (instance_id)
     JOIN latest l ON l.region = i.region
@@ -45,57 +55,25 @@ inst AS (
       AND dashgen.selected(c.tags, c.name, dashgen.unhex(${tag_key:sqlstring}), ARRAY[${tag_value:sqlstring}],
                            ARRAY[${name:sqlstring}])
 ),
-usage AS (  -- per instance, its own hours (index on instance_id, hour): the peaks at the percentile
-    SELECT inst.instance_id, a.*, c.cpu_peak, d.busiest_day_avg
+usage AS (  -- per instance, the aggregates of its window (dashgen.rightsizing_usage_of): those sync keeps in
+           -- dashgen.rightsizing_usage for the config's window and percentile (as of that sync), else computed now
+    SELECT s.instance_id, s.hours, s.n5, s.cpu_avg, s.cpu_max, s.mem_hours, s.mem_peak, s.net_gbps, s.packets_per_s,
+           s.ebs_iops, s.ebs_mbps, s.cpu_peak, s.busiest_day_avg, s.surplus_credits
     FROM inst
     CROSS JOIN params
-    CROSS JOIN LATERAL (
-        SELECT count(*) AS hours,
-               sum(h.cpu_count_5m) AS n5,
-               avg(h.cpu_avg) AS cpu_avg,
-               max(h.cpu_max) AS cpu_max,
-               count(h.mem_used_max) AS mem_hours,
-               percentile_cont(params.pctl) WITHIN GROUP (ORDER BY h.mem_used_max) AS mem_peak,
-               percentile_cont(params.pctl) WITHIN GROUP (ORDER BY greatest(h.network_in_max_5m,
-                                                                            h.network_out_max_5m))
-                   * 8 / 300 / 1e9 AS net_gbps,
-               percentile_cont(params.pctl) WITHIN GROUP (ORDER BY h.packets_max_5m) / 300 AS packets_per_s,
-               percentile_cont(params.pctl) WITHIN GROUP (ORDER BY h.ebs_ops_max_5m) / 300 AS ebs_iops,
-               percentile_cont(params.pctl) WITHIN GROUP (ORDER BY h.ebs_bytes_max_5m) / 300 / 1e6 AS ebs_mbps
-        FROM dashgen.instance_utilisation_hourly h
-        WHERE h.instance_id = inst.instance_id AND h.instance_type = inst.instance_type
-          AND h.hour >= params.since AND h.cpu_max_5m IS NOT NULL
-    ) a
-    CROSS JOIN LATERAL (
-        -- percentile_cont(pctl) of the n5 five-minute maxima, computed as PostgreSQL does (pos = pctl x (n5 - 1),
-        -- interpolated between ranks floor(pos) and ceil(pos)) but sorting only the values of the hours that can
-        -- hold those ranks: counted from the top they are within the first n5 - floor(pos) values, hence within
-        -- the n5 - floor(pos) hours with the highest 5-minute maximum (each has one value at least that high)
-        SELECT CASE WHEN a.n5 > 0
-                    THEN top[a.n5 - floor(q.pos)::int]
-                         + (q.pos - floor(q.pos)) * (top[a.n5 - ceil(q.pos)::int] - top[a.n5 - floor(q.pos)::int])
-               END AS cpu_peak
-        FROM (SELECT params.pctl * (a.n5 - 1) AS pos) q
-        CROSS JOIN LATERAL (
-            SELECT array_agg(v::float8 ORDER BY v DESC) AS top
-            FROM (SELECT h.cpu_max_5m
-                  FROM dashgen.instance_utilisation_hourly h
-                  WHERE h.instance_id = inst.instance_id AND h.instance_type = inst.instance_type
-                    AND h.hour >= params.since AND h.cpu_max_5m IS NOT NULL
-                  ORDER BY h.cpu_peak_5m DESC
-                  LIMIT greatest(a.n5 - floor(q.pos), 0)) hh
-            CROSS JOIN LATERAL unnest(hh.cpu_max_5m) AS v
-            WHERE v IS NOT NULL
-        ) t
-    ) c
-    CROSS JOIN LATERAL (
-        SELECT max(day_avg) AS busiest_day_avg
-        FROM (SELECT avg(h.cpu_avg) AS day_avg
-              FROM dashgen.instance_utilisation_hourly h
-              WHERE h.instance_id = inst.instance_id AND h.instance_type = inst.instance_type
-                AND h.hour >= params.since AND h.cpu_max_5m IS NOT NULL
-              GROUP BY date_trunc('day', h.hour)) days
-    ) d
+    JOIN dashgen.rightsizing_usage s
+      ON s.instance_id = inst.instance_id AND s.instance_type = inst.instance_type
+     AND s.lookback_days = params.lookback_days AND s.cpu_percentile = params.percentile
+    UNION ALL
+    SELECT u.instance_id, u.hours, u.n5, u.cpu_avg, u.cpu_max, u.mem_hours, u.mem_peak, u.net_gbps, u.packets_per_s,
+           u.ebs_iops, u.ebs_mbps, u.cpu_peak, u.busiest_day_avg, u.surplus_credits
+    FROM params
+    CROSS JOIN LATERAL dashgen.rightsizing_usage_of(ARRAY(
+        SELECT inst.instance_id FROM inst
+        WHERE NOT EXISTS (SELECT FROM dashgen.rightsizing_usage s
+                          WHERE s.instance_id = inst.instance_id AND s.instance_type = inst.instance_type
+                            AND s.lookback_days = params.lookback_days AND s.cpu_percentile = params.percentile)),
+        params.percentile, params.lookback_days, now()) u
 ),
 cur AS (
     SELECT inst.*, t.source AS facts_source, t.family, t.class, t.arch, t.vcpu, t.memory_mib, coalesce(t.burstable, false) AS burstable,
@@ -103,7 +81,15 @@ cur AS (
            t.neuron_model, t.neuron_memory_mib, coalesce(t.other_accelerators, 0) AS other_accelerators,
            coalesce(t.instance_storage_gb, 0) AS instance_storage_gb,
            t.vcpu IS NOT NULL AND t.memory_mib IS NOT NULL AS has_facts,
-           coalesce(u.hours, 0) AS hours, u.cpu_avg, u.cpu_peak, u.cpu_max, u.net_gbps, u.packets_per_s,
+           CASE WHEN coalesce(t.burstable, false) THEN coalesce(inst.credit_mode_read, 'unknown') END AS credit_mode,
+           cp.usd_per_vcpu_hour AS credit_price,
+           -- surplus credits charged now: CloudWatch's per hour of the window, in vCPU-hours (60 credits each), at
+           -- the family's price; 0 in standard mode (AWS charges none) and for other types; NULL: price unknown
+           CASE WHEN NOT coalesce(t.burstable, false) OR inst.credit_mode_read = 'standard'
+                     OR coalesce(u.surplus_credits, 0) = 0 THEN 0
+                ELSE (u.surplus_credits / u.hours / 60 * cp.usd_per_vcpu_hour::float8)::numeric END
+               AS credit_usd_per_hour,
+           coalesce(u.hours, 0) AS hours, u.surplus_credits, u.cpu_avg, u.cpu_peak, u.cpu_max, u.net_gbps, u.packets_per_s,
            u.ebs_iops, u.ebs_mbps,
            u.mem_hours >= params.min_hours AS mem_measured,
            CASE WHEN u.mem_hours >= params.min_hours THEN u.mem_peak END AS mem_peak,
@@ -120,6 +106,8 @@ cur AS (
     FROM inst
     LEFT JOIN dashgen.instance_types t USING (instance_type)
     LEFT JOIN usage u USING (instance_id)
+    LEFT JOIN dashgen.credit_prices cp
+           ON (cp.region, cp.family, cp.operating_system) = (inst.region, t.family, inst.operating_system)
     CROSS JOIN params
 ),
 pool AS MATERIALIZED (  -- every size of the family; other families of the class up to twice the vCPUs, and for a
@@ -139,14 +127,25 @@ pool AS MATERIALIZED (  -- every size of the family; other families of the class
           OR (NOT coalesce(t.burstable, false) AND t.arch = cur.arch AND 2 * t.vcpu >= cur.vcpu))
     WHERE cur.analysable
 ),
-candidates AS (  -- the pool's types that meet every need
+candidates AS (  -- the pool's types that meet every need, at their estimated cost: the price, plus for a burstable
+                 -- type (unless the instance runs in standard mode) the surplus credits the load would be charged:
+                 -- max(0, the vCPUs used on average - the type's baseline vCPUs) x its family's credit price
     SELECT cur.instance_id, t.instance_type, t.family, t.arch, t.vcpu, t.memory_mib,
-           coalesce(t.burstable, false) AS burstable, p.usd_per_hour
+           coalesce(t.burstable, false) AS burstable, p.usd_per_hour,
+           p.usd_per_hour + (e.surplus_vcpu * e.price)::numeric AS est_usd_per_hour
     FROM pool t
     JOIN cur USING (instance_id)
     LEFT JOIN dashgen.instance_prices p
       ON p.region = cur.region AND p.instance_type = t.instance_type
      AND p.operating_system = cur.operating_system AND p.tenancy = cur.tenancy
+    LEFT JOIN dashgen.credit_prices cp
+      ON (cp.region, cp.family, cp.operating_system) = (cur.region, t.family, cur.operating_system)
+    CROSS JOIN LATERAL (
+        SELECT s.surplus_vcpu, CASE WHEN s.surplus_vcpu = 0 THEN 0 ELSE cp.usd_per_vcpu_hour::float8 END AS price
+        FROM (SELECT CASE WHEN NOT coalesce(t.burstable, false) OR cur.credit_mode_read = 'standard' THEN 0
+                          ELSE greatest(0, cur.vcpu * cur.cpu_avg / 100 - t.vcpu * t.burst_baseline_pct::float8 / 100)
+                     END AS surplus_vcpu) s
+    ) e
     WHERE NOT coalesce(t.bare_metal, false)
       AND t.vcpu >= cur.needed_vcpu
       AND t.memory_mib >= cur.needed_memory_mib
@@ -167,23 +166,47 @@ in_family AS (
     SELECT DISTINCT ON (c.instance_id) c.*
     FROM candidates c JOIN cur USING (instance_id)
     WHERE c.family = cur.family AND c.arch = cur.arch
-    ORDER BY c.instance_id, c.vcpu, c.memory_mib, c.usd_per_hour NULLS LAST, c.instance_type
+    ORDER BY c.instance_id, c.vcpu, c.memory_mib, c.est_usd_per_hour NULLS LAST, c.instance_type
 ),
-cheapest_other AS (  -- the cheapest type of another family; "cheaper" only if below the in-family price
+cheapest_other AS (  -- the cheapest type of another family; "cheaper" only if below the in-family estimate
     SELECT DISTINCT ON (c.instance_id) c.*
     FROM candidates c
     JOIN cur USING (instance_id)
     WHERE c.family <> cur.family
       AND (cur.burstable OR NOT c.burstable)
-      AND c.usd_per_hour IS NOT NULL
-    ORDER BY c.instance_id, c.usd_per_hour, c.vcpu, c.instance_type
+      AND c.est_usd_per_hour IS NOT NULL
+    ORDER BY c.instance_id, c.est_usd_per_hour, c.vcpu, c.instance_type
 ),
 cheaper AS (
     SELECT o.*
     FROM cheapest_other o
     JOIN cur USING (instance_id)
     LEFT JOIN in_family f USING (instance_id)
-    WHERE o.usd_per_hour < coalesce(f.usd_per_hour, cur.usd_per_hour)
+    WHERE o.est_usd_per_hour < coalesce(f.est_usd_per_hour, cur.usd_per_hour + cur.credit_usd_per_hour)
+),
+size_up AS (  -- an unlimited (or unknown-mode) burstable instance: the next size of its family and architecture, at
+              -- its estimated cost (as the candidates'), when that is below what the instance costs now
+    SELECT u.*
+    FROM (SELECT DISTINCT ON (cur.instance_id) cur.instance_id, t.instance_type,
+                 p.usd_per_hour + CASE WHEN s.surplus_vcpu = 0 THEN 0
+                                       ELSE (s.surplus_vcpu * cp.usd_per_vcpu_hour::float8)::numeric END
+                     AS est_usd_per_hour
+          FROM cur
+          JOIN dashgen.instance_types t
+            ON t.family = cur.family AND t.arch = cur.arch AND (t.vcpu, t.memory_mib) > (cur.vcpu, cur.memory_mib)
+           AND NOT coalesce(t.bare_metal, false)
+          LEFT JOIN dashgen.instance_prices p
+            ON p.region = cur.region AND p.instance_type = t.instance_type
+           AND p.operating_system = cur.operating_system AND p.tenancy = cur.tenancy
+          LEFT JOIN dashgen.credit_prices cp
+            ON (cp.region, cp.family, cp.operating_system) = (cur.region, t.family, cur.operating_system)
+          CROSS JOIN LATERAL (SELECT greatest(0, cur.vcpu * cur.cpu_avg / 100
+                                                 - t.vcpu * t.burst_baseline_pct::float8 / 100) AS surplus_vcpu) s
+          WHERE cur.analysable AND cur.burstable AND cur.credit_mode IS DISTINCT FROM 'standard'
+            AND cur.credit_usd_per_hour > 0
+          ORDER BY cur.instance_id, t.vcpu, t.memory_mib, t.instance_type) u
+    JOIN cur USING (instance_id)
+    WHERE u.est_usd_per_hour < cur.usd_per_hour + cur.credit_usd_per_hour
 ),
 current_fits AS (
     SELECT DISTINCT c.instance_id FROM candidates c JOIN cur USING (instance_id)
@@ -241,6 +264,9 @@ SELECT cur.instance_id,
        cur.memory_mib,
        CASE WHEN cur.has_facts THEN cur.facts_source END AS facts_source,
        round(cur.usd_per_hour, 4) AS usd_per_hour,
+       cur.credit_mode,
+       round(cur.credit_usd_per_hour, 4) AS credit_usd_per_hour,
+       round(cur.usd_per_hour + cur.credit_usd_per_hour, 4) AS cost_usd_per_hour,
        cur.hours,
        round(100.0 * cur.hours / params.window_hours, 1) AS coverage_pct,
        round(cur.cpu_avg::numeric, 1) AS cpu_avg,
@@ -259,8 +285,8 @@ SELECT cur.instance_id,
             ELSE 'right-sized' END AS verdict,
        rc.risk AS current_risk,
        f.instance_type AS recommended_type,
-       round(f.usd_per_hour, 4) AS recommended_usd_per_hour,
-       round((cur.usd_per_hour - f.usd_per_hour) * 730, 2) AS monthly_saving_usd,
+       round(f.est_usd_per_hour, 4) AS recommended_usd_per_hour,
+       round((cur.usd_per_hour + cur.credit_usd_per_hour - f.est_usd_per_hour) * 730, 2) AS monthly_saving_usd,
        rf.risk,
        rf.resource AS limited_by,
        concat_ws('; ',
@@ -270,6 +296,22 @@ SELECT cur.instance_id,
            CASE WHEN cur.has_facts AND NOT cur.analysable
                 THEN format('%s h of data on %s in the window, %s needed', cur.hours, cur.instance_type,
                             params.min_hours) END,
+           CASE WHEN cur.credit_mode = 'unknown' AND coalesce(cur.surplus_credits, 0) > 0
+                THEN 'credit mode unknown (DescribeInstanceCreditSpecifications not read): the surplus credits '
+                     'CloudWatch says were charged are counted'
+                WHEN cur.credit_mode = 'unknown' THEN 'credit mode unknown (DescribeInstanceCreditSpecifications not read)'
+           END,
+           CASE WHEN cur.credit_usd_per_hour > 0
+                THEN format('surplus credits now $%s/hour (%s vCPU-hours an hour at $%s)',
+                            round(cur.credit_usd_per_hour, 4),
+                            round((cur.surplus_credits / cur.hours / 60)::numeric, 2), cur.credit_price)
+                WHEN cur.credit_usd_per_hour IS NULL
+                THEN format('surplus credits charged, at an unknown price (no %s credit price for %s %s)',
+                            cur.family, cur.region, cur.operating_system) END,
+           CASE WHEN su.instance_type IS NOT NULL
+                THEN format('cheaper one size up: %s at $%s/hour with its surplus credits, $%s/month less',
+                            su.instance_type, round(su.est_usd_per_hour, 4),
+                            round((cur.usd_per_hour + cur.credit_usd_per_hour - su.est_usd_per_hour) * 730, 2)) END,
            CASE WHEN cur.analysable AND ot.resources IS NOT NULL
                 THEN format('on %s: %s (target %s%%)', cur.instance_type, ot.resources,
                             round(params.target_pct, 1)) END,
@@ -287,17 +329,21 @@ SELECT cur.instance_id,
                 THEN format('instance store kept: %s GB', cur.instance_storage_gb) END
        ) AS reasons,
        ch.instance_type AS cheaper_type,
-       round(ch.usd_per_hour, 4) AS cheaper_usd_per_hour,
-       round((cur.usd_per_hour - ch.usd_per_hour) * 730, 2) AS cheaper_monthly_saving_usd,
+       round(ch.est_usd_per_hour, 4) AS cheaper_usd_per_hour,
+       round((cur.usd_per_hour + cur.credit_usd_per_hour - ch.est_usd_per_hour) * 730, 2) AS cheaper_monthly_saving_usd,
        rch.risk AS cheaper_risk,
        CASE WHEN ch.arch <> cur.arch THEN format('architecture %s -> %s (rebuild for %s)', cur.arch, ch.arch,
                                                  ch.arch)
             WHEN ch.instance_type IS NOT NULL THEN format('family %s -> %s', cur.family, ch.family) END
-           AS cheaper_migration
+           AS cheaper_migration,
+       su.instance_type AS size_up_type,
+       round(su.est_usd_per_hour, 4) AS size_up_usd_per_hour,
+       round((cur.usd_per_hour + cur.credit_usd_per_hour - su.est_usd_per_hour) * 730, 2) AS size_up_monthly_saving_usd
 FROM cur
 CROSS JOIN params
 LEFT JOIN in_family f USING (instance_id)
 LEFT JOIN cheaper ch USING (instance_id)
+LEFT JOIN size_up su USING (instance_id)
 LEFT JOIN current_fits cf USING (instance_id)
 LEFT JOIN risk rc ON rc.instance_id = cur.instance_id AND rc.kind = 'current'
 LEFT JOIN risk rf ON rf.instance_id = cur.instance_id AND rf.kind = 'family'
