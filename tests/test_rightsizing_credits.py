@@ -227,3 +227,43 @@ def test_a_resize_or_a_window_moving_on_refreshes_the_kept_row(credit_store) -> 
     with credit_store.transaction():
         refresh_usage(credit_store, dataclasses.replace(Config(), lookback_days=7), now)
     assert credit_store.execute("SELECT DISTINCT lookback_days FROM dashgen.rightsizing_usage").fetchall() == [(7,)]
+
+
+def test_the_cli_shows_credits_and_one_size_up_in_every_format(credit_store, fresh_db) -> None:
+    import csv
+    import io
+
+    from typer.testing import CliRunner
+
+    from dashgen.cli import app
+    from dashgen.rightsize import RIGHTSIZING_COLUMNS
+
+    burstable(credit_store, "micro", "t3a.micro", 25.0, "unlimited")
+    runner = CliRunner()
+    env = {"COLUMNS": "400"}
+    table = runner.invoke(app, ["rightsize", "--dsn", fresh_db], env=env)
+    assert table.exit_code == 0, table.output
+    assert "Cheaper one size up" in table.output and "t3a.small ($0.0238)," in table.output
+    assert "t3a.micro ($0.0094) + $0.0150 credits" in table.output
+    assert "cheaper one size up: t3a.small at $0.0238/hour with its surplus credits, $0.44/month less" in table.output
+    out = runner.invoke(app, ["rightsize", "--dsn", fresh_db, "--format", "json"], env=env)
+    row = json.loads(out.output)[0]
+    assert list(row) == list(RIGHTSIZING_COLUMNS)  # every column of the SQL, in its order
+    assert (row["credit_mode"], row["credit_usd_per_hour"], row["cost_usd_per_hour"], row["size_up_type"]) == (
+        "unlimited", 0.015, 0.0244, "t3a.small")
+    out = runner.invoke(app, ["rightsize", "--dsn", fresh_db, "--format", "csv"], env=env)
+    (got,) = list(csv.DictReader(io.StringIO(out.output)))
+    assert (got["size_up_type"], got["size_up_usd_per_hour"], got["size_up_monthly_saving_usd"]) == (
+        "t3a.small", "0.0238", "0.44")
+
+
+def test_the_panel_shows_the_new_columns() -> None:
+    from dashgen.build import render_dashboards
+    from dashgen.rightsize import RIGHTSIZING_COLUMNS
+
+    dash = render_dashboards(Config())["ec2-rightsizing.json"]
+    panel = next(p for p in dash["panels"] if p.get("title") == "Rightsizing")
+    assert "rightsizing_usage" in panel["targets"][0]["rawSql"]
+    names = {o["matcher"]["options"] for o in panel["fieldConfig"]["overrides"]}
+    assert {"credit_usd_per_hour", "cost_usd_per_hour", "size_up_type", "size_up_monthly_saving_usd"} <= names
+    assert RIGHTSIZING_COLUMNS["size_up_type"][0] == "Cheaper one size up"

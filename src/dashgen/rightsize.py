@@ -45,7 +45,11 @@ RULE = (
     "another family of the class with up to twice the vCPUs (a burstable one may move to an m type of its "
     "architecture), flagged when the architecture changes. Risk "
     "0-4: the worst resource's peak / capacity (<= 50 % 0, <= target 1, <= threshold 2, <= 100 % 3, above 4), "
-    "limited_by names it. Monthly saving = ($/hour now - $/hour recommended) x 730 h."
+    "limited_by names it. Credits: an unlimited burstable instance (or one whose mode is unknown) costs now its "
+    "price plus the surplus credits CloudWatch says it was charged (per hour of the window, at its family's credit "
+    "price; none in standard mode); a candidate costs its price plus the surplus the load would be charged on it "
+    "(max(0, vCPUs x average CPU - its baseline vCPUs) x its credit price); 'cheaper one size up' names the next "
+    "size when that costs less. Monthly saving = ($/hour now - estimated $/hour recommended) x 730 h."
 )
 
 # column -> (label, kind); kind picks the Grafana unit and the terminal format
@@ -58,6 +62,9 @@ RIGHTSIZING_COLUMNS: dict[str, tuple[str, str]] = {
     "memory_mib": ("Memory", "mib"),
     "facts_source": ("Facts from", "text"),  # aws-describe-instance-types, or bundled-snapshot (offline fallback)
     "usd_per_hour": ("$/hour", "usd4"),
+    "credit_mode": ("Credit mode", "text"),  # burstable: unlimited, standard, unknown (not read); else empty
+    "credit_usd_per_hour": ("Credits $/hour", "usd4"),  # surplus credits charged now, per hour of the window
+    "cost_usd_per_hour": ("Cost $/hour", "usd4"),  # price + credits
     "hours": ("Hours", "int"),
     "coverage_pct": ("Coverage", "pct"),
     "cpu_avg": ("CPU avg", "pct"),
@@ -71,7 +78,7 @@ RIGHTSIZING_COLUMNS: dict[str, tuple[str, str]] = {
     "verdict": ("Verdict", "text"),
     "current_risk": ("Risk now", "int"),
     "recommended_type": ("Recommended (family)", "text"),
-    "recommended_usd_per_hour": ("Recommended $/hour", "usd4"),
+    "recommended_usd_per_hour": ("Recommended $/hour", "usd4"),  # estimated: price + its surplus credits
     "monthly_saving_usd": ("Saving $/month", "usd"),
     "risk": ("Risk", "int"),
     "limited_by": ("Limited by", "text"),
@@ -81,6 +88,9 @@ RIGHTSIZING_COLUMNS: dict[str, tuple[str, str]] = {
     "cheaper_monthly_saving_usd": ("Cheaper saving $/month", "usd"),
     "cheaper_risk": ("Cheaper risk", "int"),
     "cheaper_migration": ("Migration", "text"),
+    "size_up_type": ("Cheaper one size up", "text"),  # unlimited burstable: the next size, when it costs less
+    "size_up_usd_per_hour": ("One size up $/hour", "usd4"),
+    "size_up_monthly_saving_usd": ("One size up saving $/month", "usd"),
 }
 EXPERIMENT_COLUMNS: dict[str, tuple[str, str]] = {
     "experiment": ("Experiment", "text"),
@@ -264,14 +274,17 @@ TERMINAL_RIGHTSIZING = (
     ("Instance", lambda r: cell(r["instance_id"], "text")),
     ("Name", lambda r: cell(r["name"], "text")),
     ("Tags", lambda r: cell(r["tags"], "text")),
-    ("Type", lambda r: _typed(r, "instance_type", "usd_per_hour")),
+    ("Type", lambda r: _typed(r, "instance_type", "usd_per_hour") + (
+        f" + {cell(r['credit_usd_per_hour'], 'usd4')} credits" if r.get("credit_usd_per_hour") else "")),
     ("Hours (coverage)", lambda r: f"{r['hours']} ({cell(r['coverage_pct'], 'pct')})"),
     ("CPU avg / peak / max", _cpu),
     ("Verdict", lambda r: cell(r["verdict"], "text")),
     ("Recommended (family)", lambda r: _option(r, "recommended")),
     ("Cheaper family", lambda r: _option(r, "cheaper")),
+    ("Cheaper one size up", lambda r: "-" if r.get("size_up_type") is None else
+     f"{_typed(r, 'size_up_type', 'size_up_usd_per_hour')}, {cell(r.get('size_up_monthly_saving_usd'), 'usd')}/month"),
 )
-WRAPPED = ("Name", "Tags", "Recommended (family)", "Cheaper family")
+WRAPPED = ("Name", "Tags", "Recommended (family)", "Cheaper family", "Cheaper one size up")
 
 
 def terminal_notes(rows: Sequence[Mapping[str, Any]]) -> list[str]:

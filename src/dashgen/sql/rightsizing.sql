@@ -298,9 +298,7 @@ SELECT cur.instance_id,
                             params.min_hours) END,
            CASE WHEN cur.credit_mode = 'unknown' AND coalesce(cur.surplus_credits, 0) > 0
                 THEN 'credit mode unknown (DescribeInstanceCreditSpecifications not read): the surplus credits '
-                     'CloudWatch says were charged are counted'
-                WHEN cur.credit_mode = 'unknown' THEN 'credit mode unknown (DescribeInstanceCreditSpecifications not read)'
-           END,
+                     'CloudWatch says were charged are counted' END,
            CASE WHEN cur.credit_usd_per_hour > 0
                 THEN format('surplus credits now $%s/hour (%s vCPU-hours an hour at $%s)',
                             round(cur.credit_usd_per_hour, 4),
