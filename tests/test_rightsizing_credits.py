@@ -6,7 +6,7 @@ The store is built as tests/test_rightsizing_acceptance.py builds it (moto's Des
 `dashgen.instance_facts`, GetMetricData replies through botocore's Stubber, validated against CloudWatch's model, and
 `fetch_hourly` / `store_hourly`), with the burstable metrics a burstable target asks for: CPUSurplusCreditsCharged
 (Sum per hour) as AWS charges an unlimited instance whose balance is spent: vCPUs x 60 x (CPU - baseline) credits an
-hour. Credit prices: the bundled fallback (dashgen.credits, us-east-1 Linux).
+hour. Credit prices: the bundled fallback (dashgen.sync.credits, us-east-1 Linux).
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from botocore.stub import ANY, Stubber
 
 import rightsizing_cost_model as model
 from dashgen.config import Config
-from dashgen.rightsize import recommendations, refresh_usage
-from dashgen.utilisation import Target, fetch_hourly, floor_hour, metric_queries, row_type, store_hourly
+from dashgen.rightsizing.queries import recommendations, refresh_usage
+from dashgen.sync.cloudwatch import Target, fetch_hourly, floor_hour, metric_queries, row_type, store_hourly
 from test_rightsizing_acceptance import Load, _series, steady, store  # noqa: F401 - the store fixture
 
 HOURS = 72
@@ -36,7 +36,7 @@ def _usd(value: Fraction) -> float:
 
 @pytest.fixture
 def credit_store(store):
-    from dashgen.credits import CreditKey, fallback_price
+    from dashgen.sync.credits import CreditKey, fallback_price
 
     now = dt.datetime.now(dt.UTC)
     for family in ("t2", "t3", "t3a", "t4g"):
@@ -236,7 +236,7 @@ def test_the_cli_shows_credits_and_one_size_up_in_every_format(credit_store, fre
     from typer.testing import CliRunner
 
     from dashgen.cli import app
-    from dashgen.rightsize import RIGHTSIZING_COLUMNS
+    from dashgen.rightsizing.queries import RIGHTSIZING_COLUMNS
 
     burstable(credit_store, "micro", "t3a.micro", 25.0, "unlimited")
     runner = CliRunner()
@@ -259,7 +259,7 @@ def test_the_cli_shows_credits_and_one_size_up_in_every_format(credit_store, fre
 
 def test_the_panel_shows_the_new_columns() -> None:
     from dashgen.build import render_dashboards
-    from dashgen.rightsize import RIGHTSIZING_COLUMNS
+    from dashgen.rightsizing.queries import RIGHTSIZING_COLUMNS
 
     dash = render_dashboards(Config())["ec2-rightsizing.json"]
     panel = next(p for p in dash["panels"] if p.get("title") == "Rightsizing")

@@ -1,5 +1,5 @@
 -- Rightsizing at fleet scale (issue 13): per instance, what sql/rightsizing.sql sizes on, aggregated over its window
--- by `dashgen sync` (dashgen.rightsizing_usage_of, store_definitions/65_rightsizing_usage.sql) for the config's
+-- by `dashgen sync` (dashgen.rightsizing_usage_of, store/functions/65_rightsizing_usage.sql) for the config's
 -- pricing.lookback_days and rightsizing.cpu_percentile, as of that sync: refreshed for the instances whose
 -- utilisation the sync wrote, whose type changed, whose oldest counted hour left the window, or that have no row.
 -- The panel and `dashgen rightsize` read it instead of every stored hour; for another window or percentile (a
