@@ -110,80 +110,126 @@ cur AS (
            ON (cp.region, cp.family, cp.operating_system) = (inst.region, t.family, inst.operating_system)
     CROSS JOIN params
 ),
-pool AS MATERIALIZED (  -- every size of the family; other families of the class up to twice the vCPUs, and for a
-                       -- burstable type the non-burstable m types of its architecture with half to twice its
-                       -- vCPUs (the prices sync reads: dashgen.rightsize.rightsizing_price_keys)
-    SELECT cur.instance_id, t.*
-    FROM cur JOIN dashgen.instance_types t ON t.family = cur.family
-    WHERE cur.analysable
-    UNION ALL
-    SELECT cur.instance_id, t.*
-    FROM cur
-    CROSS JOIN LATERAL (VALUES (cur.class), (CASE WHEN cur.burstable THEN 'm' END)) AS k(class)
-    JOIN dashgen.instance_types t
-      ON t.class = k.class AND t.family <> cur.family
-     AND t.vcpu >= cur.needed_vcpu AND t.vcpu <= 2 * greatest(cur.vcpu, cur.needed_vcpu)
-     AND (k.class <> 'm' OR NOT cur.burstable
-          OR (NOT coalesce(t.burstable, false) AND t.arch = cur.arch AND 2 * t.vcpu >= cur.vcpu))
+caps AS MATERIALIZED (  -- every capacity value a need is compared with, sorted for width_bucket: negated (the count of
+                       -- values at least a need), and the halved vCPUs (the upper bound of other families)
+    SELECT array_agg(DISTINCT -t.vcpu::float8 ORDER BY -t.vcpu::float8) AS vcpu,
+           array_agg(DISTINCT t.vcpu::float8 / 2 ORDER BY t.vcpu::float8 / 2) AS half_vcpu,
+           array_agg(DISTINCT -t.memory_mib::float8 ORDER BY -t.memory_mib::float8) AS memory,
+           array_agg(DISTINCT -coalesce(t.network_baseline_gbps, 0)::float8
+                     ORDER BY -coalesce(t.network_baseline_gbps, 0)::float8) AS gbps,
+           array_agg(DISTINCT -coalesce(t.ebs_baseline_iops, 0)::float8
+                     ORDER BY -coalesce(t.ebs_baseline_iops, 0)::float8) AS iops,
+           array_agg(DISTINCT -coalesce(t.ebs_baseline_mbps, 0)::float8
+                     ORDER BY -coalesce(t.ebs_baseline_mbps, 0)::float8) AS mbps,
+           array_agg(DISTINCT -(t.vcpu * t.burst_baseline_pct / 100)::float8
+                     ORDER BY -(t.vcpu * t.burst_baseline_pct / 100)::float8)
+               FILTER (WHERE t.burstable AND t.burst_baseline_pct IS NOT NULL) AS baseline
+    FROM dashgen.instance_types t
+    WHERE t.vcpu IS NOT NULL AND t.memory_mib IS NOT NULL
+),
+needs AS MATERIALIZED (  -- each need replaced by the smallest capacity value that meets it (NULL: none does), the
+                         -- upper bound by the largest half within it: exactly the same types meet them, and the
+                         -- instances of a type, region, OS and tenancy with the same such needs share one search
+    SELECT cur.instance_id, cur.instance_type, cur.region, cur.operating_system, cur.tenancy,
+           ARRAY[-caps.vcpu[nullif(width_bucket(-cur.needed_vcpu, caps.vcpu), 0)],
+                 caps.half_vcpu[nullif(width_bucket(greatest(cur.vcpu, cur.needed_vcpu), caps.half_vcpu), 0)],
+                 -caps.memory[nullif(width_bucket(-cur.needed_memory_mib, caps.memory), 0)],
+                 -caps.gbps[nullif(width_bucket(-coalesce(cur.needed_gbps, 0), caps.gbps), 0)],
+                 -caps.iops[nullif(width_bucket(-coalesce(cur.needed_iops, 0), caps.iops), 0)],
+                 -caps.mbps[nullif(width_bucket(-coalesce(cur.needed_mbps, 0), caps.mbps), 0)],
+                 -caps.baseline[nullif(width_bucket(-coalesce(cur.sustained_vcpu, 0), caps.baseline), 0)]
+           ] AS k  -- vCPUs, half the most vCPUs of another family, memory, Gbit/s, IOPS, MB/s, baseline vCPUs
+    FROM cur CROSS JOIN caps
     WHERE cur.analysable
 ),
-candidates AS (  -- the pool's types that meet every need, at their estimated cost: the price, plus for a burstable
-                 -- type (unless the instance runs in standard mode) the surplus credits the load would be charged:
-                 -- max(0, the vCPUs used on average - the type's baseline vCPUs) x its family's credit price
-    SELECT cur.instance_id, t.instance_type, t.family, t.arch, t.vcpu, t.memory_mib,
-           coalesce(t.burstable, false) AS burstable, p.usd_per_hour,
-           p.usd_per_hour + (e.surplus_vcpu * e.price)::numeric AS est_usd_per_hour
-    FROM pool t
-    JOIN cur USING (instance_id)
+searches AS MATERIALIZED (  -- each distinct search with the facts of its current type
+    SELECT row_number() OVER () AS search, d.*, c.family, c.class, c.arch, coalesce(c.burstable, false) AS burstable,
+           c.vcpu AS cur_vcpu, coalesce(c.gpus, 0) AS gpus, coalesce(c.gpu_model, '') AS gpu_model,
+           coalesce(c.gpu_memory_mib, 0) AS gpu_memory_mib, coalesce(c.neuron_devices, 0) AS neuron_devices,
+           coalesce(c.neuron_model, '') AS neuron_model, coalesce(c.neuron_memory_mib, 0) AS neuron_memory_mib,
+           coalesce(c.other_accelerators, 0) AS other_accelerators, coalesce(c.instance_storage_gb, 0) AS storage_gb
+    FROM (SELECT DISTINCT instance_type, region, operating_system, tenancy, k FROM needs) d
+    JOIN dashgen.instance_types c USING (instance_type)
+),
+candidates AS MATERIALIZED (  -- the types that meet every need of a search: every size of the family; other families
+                              -- of the class up to twice the vCPUs, and for a burstable type the non-burstable m
+                              -- types of its architecture with half to twice its vCPUs (the prices sync reads:
+                              -- dashgen.rightsizing.queries.rightsizing_price_keys)
+    SELECT s.search, t.instance_type, t.family, t.arch, t.vcpu, t.memory_mib, coalesce(t.burstable, false) AS burstable,
+           p.usd_per_hour
+    FROM searches s
+    JOIN dashgen.instance_types t ON t.class = s.class OR (s.burstable AND t.class = 'm')
     LEFT JOIN dashgen.instance_prices p
-      ON p.region = cur.region AND p.instance_type = t.instance_type
-     AND p.operating_system = cur.operating_system AND p.tenancy = cur.tenancy
+      ON p.region = s.region AND p.instance_type = t.instance_type
+     AND p.operating_system = s.operating_system AND p.tenancy = s.tenancy
+    WHERE (t.family = s.family
+           OR (t.family <> s.family AND t.vcpu::float8 / 2 <= s.k[2]
+               AND (t.class <> 'm' OR NOT s.burstable
+                    OR (NOT coalesce(t.burstable, false) AND t.arch = s.arch AND 2 * t.vcpu >= s.cur_vcpu))))
+      AND NOT coalesce(t.bare_metal, false)
+      AND t.vcpu >= s.k[1]
+      AND t.memory_mib >= s.k[3]
+      AND coalesce(t.gpus, 0) = s.gpus AND coalesce(t.gpu_model, '') = s.gpu_model
+      AND coalesce(t.gpu_memory_mib, 0) >= s.gpu_memory_mib
+      AND coalesce(t.neuron_devices, 0) = s.neuron_devices
+      AND coalesce(t.neuron_model, '') = s.neuron_model
+      AND coalesce(t.neuron_memory_mib, 0) >= s.neuron_memory_mib
+      AND coalesce(t.other_accelerators, 0) = s.other_accelerators
+      AND coalesce(t.instance_storage_gb, 0) >= s.storage_gb
+      AND coalesce(t.network_baseline_gbps, 0) >= s.k[4]
+      AND coalesce(t.ebs_baseline_iops, 0) >= s.k[5]
+      AND coalesce(t.ebs_baseline_mbps, 0) >= s.k[6]
+      AND (NOT coalesce(t.burstable, false) OR t.vcpu * t.burst_baseline_pct / 100 >= s.k[7])
+),
+search_family AS MATERIALIZED (  -- per search: the smallest type of the family and architecture meeting it
+    SELECT DISTINCT ON (c.search) c.*
+    FROM candidates c JOIN searches s USING (search)
+    WHERE c.family = s.family AND c.arch = s.arch
+    ORDER BY c.search, c.vcpu, c.memory_mib, c.usd_per_hour NULLS LAST, c.instance_type
+),
+search_other AS MATERIALIZED (  -- per search: the cheapest type of another family
+    SELECT DISTINCT ON (c.search) c.*
+    FROM candidates c JOIN searches s USING (search)
+    WHERE c.family <> s.family AND (s.burstable OR NOT c.burstable) AND c.usd_per_hour IS NOT NULL
+    ORDER BY c.search, c.usd_per_hour, c.vcpu, c.instance_type
+),
+chosen AS MATERIALIZED (  -- back to the instances, each option at the instance's estimated cost: the price plus (a
+                          -- burstable type, not in standard mode) the surplus the load would be charged on it:
+                          -- max(0, the vCPUs used on average - its baseline vCPUs) x its family's credit price. A
+                          -- burstable candidate's baseline covers the busiest day, so it is charged none: choosing
+                          -- by price is choosing by estimated cost
+    SELECT n.instance_id, k.kind, t.instance_type, t.family, t.arch, k.usd_per_hour,
+           k.usd_per_hour + CASE WHEN e.surplus_vcpu = 0 THEN 0
+                                 ELSE (e.surplus_vcpu * cp.usd_per_vcpu_hour::float8)::numeric END AS est_usd_per_hour
+    FROM needs n
+    JOIN searches s USING (instance_type, region, operating_system, tenancy, k)
+    JOIN cur ON cur.instance_id = n.instance_id
+    LEFT JOIN search_family f ON f.search = s.search
+    LEFT JOIN search_other o ON o.search = s.search
+    LEFT JOIN (SELECT DISTINCT c.search FROM candidates c JOIN searches s2 USING (search)
+               WHERE c.instance_type = s2.instance_type) sf ON sf.search = s.search
+    CROSS JOIN LATERAL (VALUES ('family', f.instance_type, f.usd_per_hour), ('other', o.instance_type, o.usd_per_hour),
+                               ('current', CASE WHEN sf.search IS NOT NULL THEN cur.instance_type END, NULL))
+        AS k(kind, instance_type, usd_per_hour)
+    JOIN dashgen.instance_types t ON t.instance_type = k.instance_type
     LEFT JOIN dashgen.credit_prices cp
       ON (cp.region, cp.family, cp.operating_system) = (cur.region, t.family, cur.operating_system)
     CROSS JOIN LATERAL (
-        SELECT s.surplus_vcpu, CASE WHEN s.surplus_vcpu = 0 THEN 0 ELSE cp.usd_per_vcpu_hour::float8 END AS price
-        FROM (SELECT CASE WHEN NOT coalesce(t.burstable, false) OR cur.credit_mode_read = 'standard' THEN 0
-                          ELSE greatest(0, cur.vcpu * cur.cpu_avg / 100 - t.vcpu * t.burst_baseline_pct::float8 / 100)
-                     END AS surplus_vcpu) s
+        SELECT CASE WHEN NOT coalesce(t.burstable, false) OR cur.credit_mode_read = 'standard' THEN 0
+                    ELSE greatest(0, cur.vcpu * cur.cpu_avg / 100 - t.vcpu * t.burst_baseline_pct::float8 / 100)
+               END AS surplus_vcpu
     ) e
-    WHERE NOT coalesce(t.bare_metal, false)
-      AND t.vcpu >= cur.needed_vcpu
-      AND t.memory_mib >= cur.needed_memory_mib
-      AND coalesce(t.gpus, 0) = cur.gpus AND coalesce(t.gpu_model, '') = coalesce(cur.gpu_model, '')
-      AND coalesce(t.gpu_memory_mib, 0) >= coalesce(cur.gpu_memory_mib, 0)
-      AND coalesce(t.neuron_devices, 0) = cur.neuron_devices
-      AND coalesce(t.neuron_model, '') = coalesce(cur.neuron_model, '')
-      AND coalesce(t.neuron_memory_mib, 0) >= coalesce(cur.neuron_memory_mib, 0)
-      AND coalesce(t.other_accelerators, 0) = cur.other_accelerators
-      AND coalesce(t.instance_storage_gb, 0) >= cur.instance_storage_gb
-      AND coalesce(t.network_baseline_gbps, 0) >= coalesce(cur.needed_gbps, 0)
-      AND coalesce(t.ebs_baseline_iops, 0) >= coalesce(cur.needed_iops, 0)
-      AND coalesce(t.ebs_baseline_mbps, 0) >= coalesce(cur.needed_mbps, 0)
-      AND (NOT coalesce(t.burstable, false)
-           OR t.vcpu * t.burst_baseline_pct / 100 >= coalesce(cur.sustained_vcpu, 0))
 ),
-in_family AS (
-    SELECT DISTINCT ON (c.instance_id) c.*
-    FROM candidates c JOIN cur USING (instance_id)
-    WHERE c.family = cur.family AND c.arch = cur.arch
-    ORDER BY c.instance_id, c.vcpu, c.memory_mib, c.est_usd_per_hour NULLS LAST, c.instance_type
-),
-cheapest_other AS (  -- the cheapest type of another family; "cheaper" only if below the in-family estimate
-    SELECT DISTINCT ON (c.instance_id) c.*
-    FROM candidates c
-    JOIN cur USING (instance_id)
-    WHERE c.family <> cur.family
-      AND (cur.burstable OR NOT c.burstable)
-      AND c.est_usd_per_hour IS NOT NULL
-    ORDER BY c.instance_id, c.est_usd_per_hour, c.vcpu, c.instance_type
-),
-cheaper AS (
+in_family AS (SELECT * FROM chosen WHERE kind = 'family'),
+cheaper AS (  -- the cheapest type of another family, when below the in-family estimate (else the cost now)
     SELECT o.*
-    FROM cheapest_other o
+    FROM chosen o
     JOIN cur USING (instance_id)
     LEFT JOIN in_family f USING (instance_id)
-    WHERE o.est_usd_per_hour < coalesce(f.est_usd_per_hour, cur.usd_per_hour + cur.credit_usd_per_hour)
+    WHERE o.kind = 'other'
+      AND o.est_usd_per_hour < coalesce(f.est_usd_per_hour, cur.usd_per_hour + cur.credit_usd_per_hour)
 ),
+current_fits AS (SELECT instance_id FROM chosen WHERE kind = 'current'),
 size_up AS (  -- an unlimited (or unknown-mode) burstable instance: the next size of its family and architecture, at
               -- its estimated cost (as the candidates'), when that is below what the instance costs now
     SELECT u.*
@@ -207,10 +253,6 @@ size_up AS (  -- an unlimited (or unknown-mode) burstable instance: the next siz
           ORDER BY cur.instance_id, t.vcpu, t.memory_mib, t.instance_type) u
     JOIN cur USING (instance_id)
     WHERE u.est_usd_per_hour < cur.usd_per_hour + cur.credit_usd_per_hour
-),
-current_fits AS (
-    SELECT DISTINCT c.instance_id FROM candidates c JOIN cur USING (instance_id)
-    WHERE c.instance_type = cur.instance_type
 ),
 picked AS (
     SELECT cur.instance_id, k.kind, k.instance_type
