@@ -15,6 +15,7 @@ import dataclasses
 import datetime as dt
 import json
 from fractions import Fraction
+from pathlib import Path
 
 import boto3
 import pytest
@@ -267,3 +268,80 @@ def test_the_panel_shows_the_new_columns() -> None:
     names = {o["matcher"]["options"] for o in panel["fieldConfig"]["overrides"]}
     assert {"credit_usd_per_hour", "cost_usd_per_hour", "size_up_type", "size_up_monthly_saving_usd"} <= names
     assert RIGHTSIZING_COLUMNS["size_up_type"][0] == "Cheaper one size up"
+
+
+REFERENCE = (Path(__file__).parent / "data" / "rightsizing_reference.sql").read_text()
+MIXED = ["t4g.large", "t4g.xlarge", "t4g.medium", "t3a.micro", "t3.large", "t2.small", "m7i.2xlarge", "m7i.8xlarge",
+         "m6id.2xlarge", "r7i.2xlarge", "c6g.large", "m5.large", "g5.2xlarge", "g5g.2xlarge", "trn1.32xlarge",
+         "inf2.48xlarge", "p3.2xlarge", "m7g.xlarge", "c7i.4xlarge", "r6g.large"]
+
+
+def _mixed_fleet(conn, seed: int, n: int = 60) -> None:
+    """`n` instances of many types (with and without facts, burstable in every credit mode, GPUs, Neuron devices,
+    instance store), random loads over 40-200 hours: 5-minute CPU maxima with gaps, memory (or not), network, EBS,
+    surplus credits."""
+    import random
+
+    from dashgen.sync.cloudwatch import HourlyRow
+
+    rnd = random.Random(seed)
+    end = floor_hour(dt.datetime.now(dt.UTC))
+    rows = []
+    for i in range(n):
+        itype = rnd.choice(MIXED)
+        iid = f"i-mix{i:03d}"
+        hours = rnd.choice([5, 40, 100, 200])
+        conn.execute(
+            "INSERT INTO dashgen.instances (instance_id, region, instance_type, name, tags, state, launch_time,"
+            " platform, first_seen, last_seen, credit_mode) VALUES (%s, 'us-east-1', %s, %s, %s, %s, %s,"
+            " 'Linux/UNIX', %s, %s, %s)",
+            (iid, itype, f"mix-{i}", json.dumps({"Name": f"mix-{i}", "team": f"t{i % 3}"}),
+             rnd.choice(["running", "running", "stopped"]), end - dt.timedelta(hours=hours),
+             end - dt.timedelta(hours=hours), end, rnd.choice([None, "standard", "unlimited", "unlimited"])))
+        level = rnd.choice([3, 15, 30, 45, 70, 95])
+        mem = rnd.choice([None, 10.0, 40.0, 85.0])
+        net = rnd.choice([1e6, 1e8, 5e9])
+        for h in range(hours):
+            five = [None if rnd.random() < 0.05 else min(100.0, max(0.0, rnd.gauss(level, 3))) for _ in range(12)]
+            five[rnd.randrange(12)] = float(level)
+            values = {"cpu_avg": float(level) + rnd.uniform(-2, 2), "cpu_max": max(v for v in five if v is not None),
+                      "cpu_max_5m": five, "mem_used_max": None if mem is None else mem + rnd.uniform(0, 5),
+                      "network_in_max_5m": net * rnd.random(), "network_out_max_5m": net * rnd.random(),
+                      "packets_max_5m": 1e4, "ebs_ops_max_5m": rnd.choice([0.0, 3e4, 3e5]),
+                      "ebs_bytes_max_5m": rnd.choice([0.0, 3e8, 3e9]),
+                      "cpu_surplus_credits_charged": max(0.0, (level - 30) * 1.2) if itype.startswith("t") else None}
+            rows.append(HourlyRow(iid, end - dt.timedelta(hours=h + 1), values, itype))
+    with conn.transaction():
+        store_hourly(conn, rows)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_fast_rule_gives_the_rows_of_the_straightforward_one(credit_store, seed: int) -> None:
+    """sql/rightsizing.sql searches candidates once per type and rounded needs, reads the aggregates sync keeps and
+    computes the risk per row; tests/data/rightsizing_reference.sql pairs every instance with every type, with the
+    aggregates computed from every stored hour: the same rows, for several choices of the dashboard's variables."""
+    from dashgen.rightsizing.queries import run_sql, rightsizing_values
+    from dashgen.store import sqlvars
+
+    _mixed_fleet(credit_store, seed)
+    with credit_store.transaction():
+        refresh_usage(credit_store, Config(), dt.datetime.now(dt.UTC))
+    choices = [{}, {"cpu_threshold": "60", "headroom_pct": "0", "cpu_percentile": "90"},
+               {"cpu_threshold": "90", "headroom_pct": "30", "lookback_days": "7"}]
+    for choice in choices:  # the dashboard's variables: the config's defaults, then other values it offers
+        values = {**rightsizing_values(Config()), **choice}
+        fast = run_sql(credit_store, "rightsizing", values)
+        kept = credit_store.execute("SELECT * FROM dashgen.rightsizing_usage").fetchall()
+        credit_store.execute("DELETE FROM dashgen.rightsizing_usage")
+        query, params = sqlvars.bind(REFERENCE, values, source="rightsizing_reference.sql")
+        cur = credit_store.execute(query.encode(), params)
+        names = [d.name for d in cur.description]
+        from dashgen.rightsizing.queries import _plain
+
+        reference = [{c: _plain(v) for c, v in zip(names, row, strict=True)} for row in cur.fetchall()]
+        assert fast == reference
+        assert len({r["verdict"] for r in fast}) >= 3 and len(fast) == 60
+        assert any(r["cheaper_type"] for r in fast) and any(r["credit_usd_per_hour"] for r in fast)
+        with credit_store.cursor() as c:  # the kept rows back, for the next choice
+            c.executemany("INSERT INTO dashgen.rightsizing_usage VALUES (" + ", ".join(["%s"] * len(kept[0])) + ")",
+                          kept)

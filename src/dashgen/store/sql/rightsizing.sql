@@ -254,48 +254,50 @@ size_up AS (  -- an unlimited (or unknown-mode) burstable instance: the next siz
     JOIN cur USING (instance_id)
     WHERE u.est_usd_per_hour < cur.usd_per_hour + cur.credit_usd_per_hour
 ),
-picked AS (
-    SELECT cur.instance_id, k.kind, k.instance_type
-    FROM cur
-    LEFT JOIN in_family f USING (instance_id)
-    LEFT JOIN cheaper ch USING (instance_id)
-    CROSS JOIN LATERAL (VALUES ('current', cur.instance_type), ('family', f.instance_type),
-                               ('cheaper', ch.instance_type)) AS k(kind, instance_type)
-    WHERE cur.analysable AND k.instance_type IS NOT NULL
-),
-assessed AS (
-    SELECT p.instance_id, p.kind, r.resource, r.ratio
-    FROM picked p
-    JOIN cur USING (instance_id)
-    JOIN dashgen.instance_types t ON t.instance_type = p.instance_type
-    CROSS JOIN LATERAL (VALUES
-        ('CPU', cur.used_vcpu / nullif(t.vcpu, 0)),
-        ('memory', cur.memory_mib * cur.mem_peak / 100 / nullif(t.memory_mib, 0)),
-        ('network', cur.net_gbps / nullif(t.network_baseline_gbps, 0)),
-        ('EBS IOPS', cur.ebs_iops / nullif(t.ebs_baseline_iops, 0)),
-        ('EBS throughput', cur.ebs_mbps / nullif(t.ebs_baseline_mbps, 0)),
-        ('CPU credits', CASE WHEN t.burstable THEN cur.sustained_vcpu / nullif(t.vcpu * t.burst_baseline_pct / 100, 0) END)
-    ) AS r(resource, ratio)
-    WHERE r.ratio IS NOT NULL
+assessed AS (  -- per resource, the peak / the type's capacity, for the current type, the recommendation and the
+               -- cheaper option; the worst one (ties: by name) gives the risk and limited_by
+    SELECT r.*,
+           greatest(r.cpu, r.credits, r.iops, r.mbps, r.memory, r.network) AS ratio,
+           CASE greatest(r.cpu, r.credits, r.iops, r.mbps, r.memory, r.network)
+                WHEN r.cpu THEN 'CPU' WHEN r.credits THEN 'CPU credits' WHEN r.iops THEN 'EBS IOPS'
+                WHEN r.mbps THEN 'EBS throughput' WHEN r.memory THEN 'memory' WHEN r.network THEN 'network' END
+               AS resource
+    FROM (SELECT cur.instance_id, k.kind,
+                 cur.used_vcpu / nullif(t.vcpu, 0) AS cpu,
+                 cur.memory_mib * cur.mem_peak / 100 / nullif(t.memory_mib, 0) AS memory,
+                 cur.net_gbps / nullif(t.network_baseline_gbps, 0) AS network,
+                 cur.ebs_iops / nullif(t.ebs_baseline_iops, 0) AS iops,
+                 cur.ebs_mbps / nullif(t.ebs_baseline_mbps, 0) AS mbps,
+                 CASE WHEN t.burstable THEN cur.sustained_vcpu / nullif(t.vcpu * t.burst_baseline_pct / 100, 0) END
+                     AS credits
+          FROM cur
+          LEFT JOIN in_family f USING (instance_id)
+          LEFT JOIN cheaper ch USING (instance_id)
+          CROSS JOIN LATERAL (VALUES ('current', cur.instance_type), ('family', f.instance_type),
+                                     ('cheaper', ch.instance_type)) AS k(kind, instance_type)
+          JOIN dashgen.instance_types t ON t.instance_type = k.instance_type
+          WHERE cur.analysable) r
 ),
 risk AS (
-    SELECT DISTINCT ON (a.instance_id, a.kind) a.instance_id, a.kind, a.resource, a.ratio,
-           CASE WHEN a.ratio <= 0.5 THEN 0 WHEN a.ratio * 100 <= params.target_pct THEN 1
+    SELECT a.instance_id, a.kind, a.resource, a.ratio,
+           CASE WHEN a.ratio IS NULL THEN NULL WHEN a.ratio <= 0.5 THEN 0 WHEN a.ratio * 100 <= params.target_pct THEN 1
                 WHEN a.ratio * 100 <= params.threshold_pct THEN 2 WHEN a.ratio <= 1 THEN 3 ELSE 4 END AS risk
     FROM assessed a CROSS JOIN params
-    ORDER BY a.instance_id, a.kind, a.ratio DESC, a.resource
+    WHERE a.ratio IS NOT NULL
 ),
-over_target AS (
+over_target AS (  -- the resources of the current type above the target (CPU credits: above the baseline)
     SELECT a.instance_id,
-           string_agg(CASE WHEN a.resource = 'CPU credits'
-                           THEN format('busiest day''s CPU at %s%% of the credit baseline',
-                                       round((a.ratio * 100)::numeric))
-                           ELSE format('%s at %s%%', a.resource, round((a.ratio * 100)::numeric)) END, ', '
-                      ORDER BY a.ratio DESC, a.resource) AS resources
+           (SELECT string_agg(CASE WHEN v.resource = 'CPU credits'
+                                   THEN format('busiest day''s CPU at %s%% of the credit baseline',
+                                               round((v.ratio * 100)::numeric))
+                                   ELSE format('%s at %s%%', v.resource, round((v.ratio * 100)::numeric)) END, ', '
+                              ORDER BY v.ratio DESC, v.resource)
+            FROM (VALUES ('CPU', a.cpu), ('CPU credits', a.credits), ('EBS IOPS', a.iops),
+                         ('EBS throughput', a.mbps), ('memory', a.memory), ('network', a.network)) AS v(resource, ratio)
+            WHERE CASE WHEN v.resource = 'CPU credits' THEN v.ratio > 1 ELSE v.ratio * 100 > params.target_pct END
+           ) AS resources
     FROM assessed a CROSS JOIN params
-    WHERE a.kind = 'current'
-      AND CASE WHEN a.resource = 'CPU credits' THEN a.ratio > 1 ELSE a.ratio * 100 > params.target_pct END
-    GROUP BY a.instance_id
+    WHERE a.kind = 'current' AND (a.credits > 1 OR a.ratio * 100 > params.target_pct)
 )
 SELECT cur.instance_id,
        cur.name,
