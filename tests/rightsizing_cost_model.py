@@ -35,7 +35,8 @@ class TypeFacts:
 @cache
 def types() -> dict[str, TypeFacts]:
     with (DATA / "t_instance_cpu_credits.csv").open() as f:
-        baselines = {r["instance_type"]: Fraction(r["baseline_utilization_per_vcpu_percent"]) for r in csv.DictReader(f)}
+        baselines = {r["instance_type"]: Fraction(r["baseline_utilization_per_vcpu_percent"])
+                     for r in csv.DictReader(f)}
     out = {}
     with (DATA / "ec2_ondemand_linux_us-east-1.csv").open() as f:
         for r in csv.DictReader(f):

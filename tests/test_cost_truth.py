@@ -348,8 +348,8 @@ def generated_block(path: Path, text: str) -> None:
     if os.environ.get("DASHGEN_UPDATE_DOCS") == "1":
         path.write_text(want)
         return
-    assert doc == want, f"{path.name}: the generated table differs (run DASHGEN_UPDATE_DOCS=1 pytest -k t4g_experiment):" \
-                        f"\n{text}"
+    assert doc == want, (f"{path.name}: the generated table differs (run DASHGEN_UPDATE_DOCS=1 pytest -k "
+                         f"t4g_experiment):\n{text}")
 
 
 def test_the_t4g_experiment_comparison_counts_credits_and_matches_the_docs(fresh_db, aws, monkeypatch) -> None:

@@ -25,7 +25,8 @@ import rightsizing_cost_model as model
 from dashgen.config import Config
 from dashgen.rightsizing.queries import recommendations, refresh_usage
 from dashgen.sync.cloudwatch import Target, fetch_hourly, floor_hour, metric_queries, row_type, store_hourly
-from test_rightsizing_acceptance import Load, _series, steady, store  # noqa: F401 - the store fixture
+from test_rightsizing_acceptance import Load, _series, steady
+from test_rightsizing_acceptance import store as store  # noqa: F401 - the fixture
 
 HOURS = 72
 
@@ -76,7 +77,8 @@ def burstable(conn, name: str, itype: str, cpu: float, mode: str | None, *, char
                zip(results, metric_queries([target]), strict=True)), "a burstable target asks for the credits"
     with Stubber(client) as stub:
         stub.add_response("get_metric_data", {"MetricDataResults": results},
-                          {"MetricDataQueries": ANY, "StartTime": start, "EndTime": end, "ScanBy": "TimestampAscending"})
+                          {"MetricDataQueries": ANY, "StartTime": start, "EndTime": end,
+                           "ScanBy": "TimestampAscending"})
         rows = fetch_hourly(client, [target], start, end)
     for row in rows:
         row.instance_type = row_type(target, row.hour)
@@ -320,7 +322,7 @@ def test_the_fast_rule_gives_the_rows_of_the_straightforward_one(credit_store, s
     """sql/rightsizing.sql searches candidates once per type and rounded needs, reads the aggregates sync keeps and
     computes the risk per row; tests/data/rightsizing_reference.sql pairs every instance with every type, with the
     aggregates computed from every stored hour: the same rows, for several choices of the dashboard's variables."""
-    from dashgen.rightsizing.queries import run_sql, rightsizing_values
+    from dashgen.rightsizing.queries import _plain, rightsizing_values, run_sql
     from dashgen.store import sqlvars
 
     _mixed_fleet(credit_store, seed)
@@ -336,8 +338,6 @@ def test_the_fast_rule_gives_the_rows_of_the_straightforward_one(credit_store, s
         query, params = sqlvars.bind(REFERENCE, values, source="rightsizing_reference.sql")
         cur = credit_store.execute(query.encode(), params)
         names = [d.name for d in cur.description]
-        from dashgen.rightsizing.queries import _plain
-
         reference = [{c: _plain(v) for c, v in zip(names, row, strict=True)} for row in cur.fetchall()]
         assert fast == reference
         assert len({r["verdict"] for r in fast}) >= 3 and len(fast) == 60
