@@ -130,6 +130,8 @@ caps AS MATERIALIZED (  -- every capacity value a need is compared with, sorted 
 needs AS MATERIALIZED (  -- each need replaced by the smallest capacity value that meets it (NULL: none does), the
                          -- upper bound by the largest half within it: exactly the same types meet them, and the
                          -- instances of a type, region, OS and tenancy with the same such needs share one search
+    SELECT n.*, dense_rank() OVER (ORDER BY n.instance_type, n.region, n.operating_system, n.tenancy, n.k) AS search
+    FROM (
     SELECT cur.instance_id, cur.instance_type, cur.region, cur.operating_system, cur.tenancy,
            ARRAY[-caps.vcpu[nullif(width_bucket(-cur.needed_vcpu, caps.vcpu), 0)],
                  caps.half_vcpu[nullif(width_bucket(greatest(cur.vcpu, cur.needed_vcpu), caps.half_vcpu), 0)],
@@ -141,15 +143,17 @@ needs AS MATERIALIZED (  -- each need replaced by the smallest capacity value th
            ] AS k  -- vCPUs, half the most vCPUs of another family, memory, Gbit/s, IOPS, MB/s, baseline vCPUs
     FROM cur CROSS JOIN caps
     WHERE cur.analysable
+    ) n
 ),
-searches AS MATERIALIZED (  -- each distinct search with the facts of its current type
-    SELECT row_number() OVER () AS search, d.*, c.family, c.class, c.arch, coalesce(c.burstable, false) AS burstable,
+searches AS MATERIALIZED (  -- each distinct search (numbered 1..n) with the facts of its current type
+    SELECT DISTINCT ON (d.search) d.search, d.instance_type, d.region, d.operating_system, d.tenancy, d.k, c.family, c.class, c.arch, coalesce(c.burstable, false) AS burstable,
            c.vcpu AS cur_vcpu, coalesce(c.gpus, 0) AS gpus, coalesce(c.gpu_model, '') AS gpu_model,
            coalesce(c.gpu_memory_mib, 0) AS gpu_memory_mib, coalesce(c.neuron_devices, 0) AS neuron_devices,
            coalesce(c.neuron_model, '') AS neuron_model, coalesce(c.neuron_memory_mib, 0) AS neuron_memory_mib,
            coalesce(c.other_accelerators, 0) AS other_accelerators, coalesce(c.instance_storage_gb, 0) AS storage_gb
-    FROM (SELECT DISTINCT instance_type, region, operating_system, tenancy, k FROM needs) d
+    FROM needs d
     JOIN dashgen.instance_types c USING (instance_type)
+    ORDER BY d.search
 ),
 candidates AS MATERIALIZED (  -- the types that meet every need of a search: every size of the family; other families
                               -- of the class up to twice the vCPUs, and for a burstable type the non-burstable m
@@ -193,6 +197,18 @@ search_other AS MATERIALIZED (  -- per search: the cheapest type of another fami
     WHERE c.family <> s.family AND (s.burstable OR NOT c.burstable) AND c.usd_per_hour IS NOT NULL
     ORDER BY c.search, c.usd_per_hour, c.vcpu, c.instance_type
 ),
+found AS MATERIALIZED (  -- the searches' answers as arrays indexed by search number (a lookup per instance)
+    SELECT array_agg(f.instance_type ORDER BY s.search) AS family_type,
+           array_agg(f.usd_per_hour ORDER BY s.search) AS family_usd,
+           array_agg(o.instance_type ORDER BY s.search) AS other_type,
+           array_agg(o.usd_per_hour ORDER BY s.search) AS other_usd,
+           array_agg(fits.search IS NOT NULL ORDER BY s.search) AS current_fits
+    FROM searches s
+    LEFT JOIN search_family f USING (search)
+    LEFT JOIN search_other o USING (search)
+    LEFT JOIN (SELECT DISTINCT c.search FROM candidates c JOIN searches s2 USING (search)
+               WHERE c.instance_type = s2.instance_type) fits USING (search)
+),
 chosen AS MATERIALIZED (  -- back to the instances, each option at the instance's estimated cost: the price plus (a
                           -- burstable type, not in standard mode) the surplus the load would be charged on it:
                           -- max(0, the vCPUs used on average - its baseline vCPUs) x its family's credit price. A
@@ -202,14 +218,11 @@ chosen AS MATERIALIZED (  -- back to the instances, each option at the instance'
            k.usd_per_hour + CASE WHEN e.surplus_vcpu = 0 THEN 0
                                  ELSE (e.surplus_vcpu * cp.usd_per_vcpu_hour::float8)::numeric END AS est_usd_per_hour
     FROM needs n
-    JOIN searches s USING (instance_type, region, operating_system, tenancy, k)
+    CROSS JOIN found r
     JOIN cur ON cur.instance_id = n.instance_id
-    LEFT JOIN search_family f ON f.search = s.search
-    LEFT JOIN search_other o ON o.search = s.search
-    LEFT JOIN (SELECT DISTINCT c.search FROM candidates c JOIN searches s2 USING (search)
-               WHERE c.instance_type = s2.instance_type) sf ON sf.search = s.search
-    CROSS JOIN LATERAL (VALUES ('family', f.instance_type, f.usd_per_hour), ('other', o.instance_type, o.usd_per_hour),
-                               ('current', CASE WHEN sf.search IS NOT NULL THEN cur.instance_type END, NULL))
+    CROSS JOIN LATERAL (VALUES ('family', r.family_type[n.search], r.family_usd[n.search]),
+                               ('other', r.other_type[n.search], r.other_usd[n.search]),
+                               ('current', CASE WHEN r.current_fits[n.search] THEN cur.instance_type END, NULL))
         AS k(kind, instance_type, usd_per_hour)
     JOIN dashgen.instance_types t ON t.instance_type = k.instance_type
     LEFT JOIN dashgen.credit_prices cp
