@@ -162,7 +162,7 @@ candidates AS MATERIALIZED (  -- the types that meet every need of a search: eve
     SELECT s.search, t.instance_type, t.family, t.arch, t.vcpu, t.memory_mib, coalesce(t.burstable, false) AS burstable,
            p.usd_per_hour
     FROM searches s
-    JOIN dashgen.instance_types t ON t.class = s.class OR (s.burstable AND t.class = 'm')
+    JOIN dashgen.instance_types t ON t.class = ANY (ARRAY[s.class, CASE WHEN s.burstable THEN 'm' END])
     LEFT JOIN dashgen.instance_prices p
       ON p.region = s.region AND p.instance_type = t.instance_type
      AND p.operating_system = s.operating_system AND p.tenancy = s.tenancy
