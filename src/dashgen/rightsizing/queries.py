@@ -302,8 +302,10 @@ TERMINAL_EXPERIMENT = (
 
 
 def terminal_table(rows: Sequence[Mapping[str, Any]], *, experiment: bool) -> tuple[list[str], list[list[str]]]:
-    """Headers and cell texts of the terminal table."""
+    """Headers and cell texts of the terminal table (the "Cheaper one size up" column only when a row has one)."""
     view = TERMINAL_EXPERIMENT if experiment else TERMINAL_RIGHTSIZING
+    if not experiment and not any(row.get("size_up_type") for row in rows):
+        view = tuple(v for v in view if v[0] != "Cheaper one size up")
     return [label for label, _ in view], [[render(row) for _, render in view] for row in rows]
 
 

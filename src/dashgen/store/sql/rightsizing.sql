@@ -47,7 +47,7 @@ latest AS (
 ),
 inst AS (
     SELECT c.instance_id, c.name, c.tags, c.region, c.operating_system, c.tenancy, c.instance_type, c.usd_per_hour,
-           i.credit_mode AS credit_mode_read
+           i.credit_mode AS credit_mode_read, i.tags_label
     FROM dashgen.instance_cost_basis c
     JOIN dashgen.instances i USING (instance_id)
     JOIN latest l ON l.region = i.region
@@ -314,8 +314,7 @@ over_target AS (  -- the resources of the current type above the target (CPU cre
 )
 SELECT cur.instance_id,
        cur.name,
-       (SELECT string_agg(key || '=' || value, ', ' ORDER BY key)
-          FROM jsonb_each_text(cur.tags) WHERE key <> 'Name') AS tags,
+       cur.tags_label AS tags,  -- "key=value, ..." without Name, stored by sync (dashgen.tags_label)
        cur.instance_type,
        cur.vcpu,
        cur.memory_mib,
