@@ -23,7 +23,8 @@ from botocore.stub import ANY, Stubber
 
 import rightsizing_cost_model as model
 from dashgen.config import Config
-from dashgen.rightsizing.queries import recommendations, refresh_usage
+from dashgen.rightsizing.collect import refresh_usage
+from dashgen.rightsizing.queries import recommendations
 from dashgen.sync.cloudwatch import Target, fetch_hourly, floor_hour, metric_queries, row_type, store_hourly
 from test_rightsizing_acceptance import Load, _series, steady
 from test_rightsizing_acceptance import store as store  # noqa: F401 - the fixture
@@ -239,7 +240,7 @@ def test_the_cli_shows_credits_and_one_size_up_in_every_format(credit_store, fre
     from typer.testing import CliRunner
 
     from dashgen.cli import app
-    from dashgen.rightsizing.queries import RIGHTSIZING_COLUMNS
+    from dashgen.rightsizing.rule import RIGHTSIZING_COLUMNS
 
     burstable(credit_store, "micro", "t3a.micro", 25.0, "unlimited")
     runner = CliRunner()
@@ -262,7 +263,7 @@ def test_the_cli_shows_credits_and_one_size_up_in_every_format(credit_store, fre
 
 def test_the_panel_shows_the_new_columns() -> None:
     from dashgen.build import render_dashboards
-    from dashgen.rightsizing.queries import RIGHTSIZING_COLUMNS
+    from dashgen.rightsizing.rule import RIGHTSIZING_COLUMNS
 
     dash = render_dashboards(Config())["ec2-rightsizing.json"]
     panel = next(p for p in dash["panels"] if p.get("title") == "Rightsizing")

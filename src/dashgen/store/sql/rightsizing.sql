@@ -158,7 +158,7 @@ searches AS MATERIALIZED (  -- each distinct search (numbered 1..n) with the fac
 candidates AS MATERIALIZED (  -- the types that meet every need of a search: every size of the family; other families
                               -- of the class up to twice the vCPUs, and for a burstable type the non-burstable m
                               -- types of its architecture with half to twice its vCPUs (the prices sync reads:
-                              -- dashgen.rightsizing.queries.rightsizing_price_keys)
+                              -- dashgen.rightsizing.collect.rightsizing_price_keys)
     SELECT s.search, t.instance_type, t.family, t.arch, t.vcpu, t.memory_mib, coalesce(t.burstable, false) AS burstable,
            p.usd_per_hour
     FROM searches s
