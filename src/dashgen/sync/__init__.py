@@ -437,8 +437,9 @@ def write(conn: Any, config: Config, collected: Collected, now: dt.datetime) -> 
             ])
         _write_progress(conn, collected)
         store_hourly(conn, collected.utilisation)
-        refresh_usage(conn, config, now, getattr(collected.utilisation, "instance_ids", None)
-                      or {r.instance_id for r in collected.utilisation})
+        written_ids = getattr(collected.utilisation, "instance_ids", None)  # a RowSpool knows; a list of rows
+        refresh_usage(conn, config, now, written_ids if written_ids is not None
+                      else {r.instance_id for r in collected.utilisation})
         _write_volumes(conn, collected, now)
         _write_cost_truth(conn, collected, now)
     return None
