@@ -346,3 +346,25 @@ def test_the_fast_rule_gives_the_rows_of_the_straightforward_one(credit_store, s
         with credit_store.cursor() as c:  # the kept rows back, for the next choice
             c.executemany("INSERT INTO dashgen.rightsizing_usage VALUES (" + ", ".join(["%s"] * len(kept[0])) + ")",
                           kept)
+
+
+def test_sync_keeps_the_aggregates(fresh_db, monkeypatch) -> None:
+    """`dashgen sync` refreshes dashgen.rightsizing_usage in its write, as of its own time, for the config's window
+    and percentile (moto EC2 and CloudWatch, as tests/test_cost_truth.py)."""
+    import psycopg
+    from moto import mock_aws
+
+    from dashgen.sync import sync
+    from test_cost_truth import ten_hours_at_full_cpu
+
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(key, "testing")
+    with mock_aws():
+        session = boto3.Session(region_name="us-east-1")
+        iid, _, end = ten_hours_at_full_cpu(session, monkeypatch, mode="unlimited")
+        now = end + dt.timedelta(minutes=5)
+        assert sync(Config(), dsn=fresh_db, prices="bundled", session=session, now=now).ok
+    with psycopg.connect(fresh_db) as conn:
+        kept = conn.execute("SELECT instance_id, lookback_days, cpu_percentile, instance_type, refreshed_at "
+                            "FROM dashgen.rightsizing_usage").fetchall()
+    assert kept == [(iid, Config().lookback_days, Config().cpu_percentile, "t4g.large", now)]
