@@ -178,6 +178,8 @@ def test_migration_004_upgrades_a_store_synced_before_it(fresh_db, monkeypatch) 
     before = [m for m in every if m[0] not in later and not "020" <= m[0] < "030" and not m[0].startswith("061_")]
     monkeypatch.setattr(store_module, "migration_files", lambda: before)
     monkeypatch.setattr(store_module, "definition_files", lambda: [])  # before 004, functions lived in migrations
+    # nor did sync keep rightsizing aggregates then (their function is a definition of today's store)
+    monkeypatch.setattr("dashgen.rightsizing.collect.refresh_usage", lambda *args, **kwargs: 0)
     scenario, _ = synced_store(fresh_db, monkeypatch)
     monkeypatch.setattr(store_module, "migration_files", lambda: every)
     monkeypatch.setattr(store_module, "definition_files", lambda: definitions)

@@ -1,6 +1,7 @@
 """What `dashgen sync` reads for rightsizing before it writes: the prices of the types the rule may recommend
 beside those in use (`rightsizing_price_keys`), the instance facts and the hourly CloudWatch utilisation
-(`collect_rightsizing`).
+(`collect_rightsizing`); and what it keeps after writing the utilisation: each instance's aggregates
+(`refresh_usage`, the one call a utilisation writer makes with the instances whose hours it wrote).
 """
 
 from __future__ import annotations
@@ -149,3 +150,48 @@ def collect_rightsizing(conn: Any, config: Config, collected: Any, prices_mode: 
                                                      f"{describe(exc)}; rightsizing uses the stored ones, else the "
                                                      "bundled snapshot"))
     return reads
+
+
+# ---------------------------------------------------------------- the per-instance aggregates sync keeps
+
+_REFRESH_USAGE = """
+WITH due AS (  -- the changed instances, and those whose row is missing, of another type or whose window moved on
+    SELECT i.instance_id
+    FROM dashgen.instances i
+    LEFT JOIN dashgen.rightsizing_usage s
+           ON s.instance_id = i.instance_id AND s.lookback_days = %(days)s AND s.cpu_percentile = %(pctl)s
+    WHERE i.state NOT IN ('terminated', 'shutting-down')
+      AND (s.instance_id IS NULL OR s.instance_type <> i.instance_type OR i.instance_id = ANY (%(changed)s)
+           OR s.first_hour < %(now)s - make_interval(days => %(days)s))
+)
+INSERT INTO dashgen.rightsizing_usage AS s (
+    instance_id, lookback_days, cpu_percentile, instance_type, window_from, refreshed_at, first_hour, last_hour,
+    hours, n5, cpu_avg, cpu_max, cpu_peak, busiest_day_avg, mem_hours, mem_peak, net_gbps, packets_per_s, ebs_iops,
+    ebs_mbps, surplus_credits)
+SELECT u.instance_id, %(days)s, %(pctl)s, u.instance_type, u.window_from, %(now)s, u.first_hour, u.last_hour,
+       u.hours, u.n5, u.cpu_avg, u.cpu_max, u.cpu_peak, u.busiest_day_avg, u.mem_hours, u.mem_peak, u.net_gbps,
+       u.packets_per_s, u.ebs_iops, u.ebs_mbps, u.surplus_credits
+FROM dashgen.rightsizing_usage_of(ARRAY(SELECT instance_id FROM due), %(pctl)s, %(days)s, %(now)s) u
+ON CONFLICT (instance_id, lookback_days, cpu_percentile) DO UPDATE SET
+    instance_type = excluded.instance_type, window_from = excluded.window_from, refreshed_at = excluded.refreshed_at,
+    first_hour = excluded.first_hour, last_hour = excluded.last_hour, hours = excluded.hours, n5 = excluded.n5,
+    cpu_avg = excluded.cpu_avg, cpu_max = excluded.cpu_max, cpu_peak = excluded.cpu_peak,
+    busiest_day_avg = excluded.busiest_day_avg, mem_hours = excluded.mem_hours, mem_peak = excluded.mem_peak,
+    net_gbps = excluded.net_gbps, packets_per_s = excluded.packets_per_s, ebs_iops = excluded.ebs_iops,
+    ebs_mbps = excluded.ebs_mbps, surplus_credits = excluded.surplus_credits
+"""
+
+
+def refresh_usage(conn: Any, config: Config, now: dt.datetime, changed: Iterable[str] = ()) -> int:
+    """Bring `dashgen.rightsizing_usage` (what sql/rightsizing.sql sizes on, per instance) up to date as of `now`
+    for the config's window and percentile: recomputed (`dashgen.rightsizing_usage_of`) for the instances in
+    `changed` (those whose utilisation was just written), those without a row, of another type (a resize) or whose
+    oldest counted hour left the window; rows of another window or percentile, and of instances terminated or no
+    longer stored, are removed. Call it in the transaction that wrote the utilisation, after the write. The count
+    of instances recomputed."""
+    params = {"days": config.lookback_days, "pctl": float(config.cpu_percentile), "now": now,
+              "changed": sorted(set(changed))}
+    conn.execute("DELETE FROM dashgen.rightsizing_usage s WHERE (s.lookback_days, s.cpu_percentile) <> "
+                 "(%(days)s, %(pctl)s) OR NOT EXISTS (SELECT FROM dashgen.instances i WHERE i.instance_id = "
+                 "s.instance_id AND i.state NOT IN ('terminated', 'shutting-down'))", params)
+    return conn.execute(_REFRESH_USAGE, params).rowcount

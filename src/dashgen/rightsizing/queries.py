@@ -176,14 +176,17 @@ TERMINAL_RIGHTSIZING = (
     ("Instance", lambda r: cell(r["instance_id"], "text")),
     ("Name", lambda r: cell(r["name"], "text")),
     ("Tags", lambda r: cell(r["tags"], "text")),
-    ("Type", lambda r: _typed(r, "instance_type", "usd_per_hour")),
+    ("Type", lambda r: _typed(r, "instance_type", "usd_per_hour") + (
+        f" + {cell(r['credit_usd_per_hour'], 'usd4')} credits" if r.get("credit_usd_per_hour") else "")),
     ("Hours (coverage)", lambda r: f"{r['hours']} ({cell(r['coverage_pct'], 'pct')})"),
     ("CPU avg / peak / max", _cpu),
     ("Verdict", lambda r: cell(r["verdict"], "text")),
     ("Recommended (family)", lambda r: _option(r, "recommended")),
     ("Cheaper family", lambda r: _option(r, "cheaper")),
+    ("Cheaper one size up", lambda r: "-" if r.get("size_up_type") is None else
+     f"{_typed(r, 'size_up_type', 'size_up_usd_per_hour')}, {cell(r.get('size_up_monthly_saving_usd'), 'usd')}/month"),
 )
-WRAPPED = ("Name", "Tags", "Recommended (family)", "Cheaper family")
+WRAPPED = ("Name", "Tags", "Recommended (family)", "Cheaper family", "Cheaper one size up")
 
 
 def terminal_notes(rows: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -201,6 +204,8 @@ TERMINAL_EXPERIMENT = (
 
 
 def terminal_table(rows: Sequence[Mapping[str, Any]], *, experiment: bool) -> tuple[list[str], list[list[str]]]:
-    """Headers and cell texts of the terminal table."""
+    """Headers and cell texts of the terminal table (the "Cheaper one size up" column only when a row has one)."""
     view = TERMINAL_EXPERIMENT if experiment else TERMINAL_RIGHTSIZING
+    if not experiment and not any(row.get("size_up_type") for row in rows):
+        view = tuple(v for v in view if v[0] != "Cheaper one size up")
     return [label for label, _ in view], [[render(row) for _, render in view] for row in rows]

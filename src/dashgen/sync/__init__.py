@@ -396,6 +396,7 @@ def write(conn: Any, config: Config, collected: Collected, now: dt.datetime) -> 
     `now` is when this sync started reading AWS. One sync writes at a time (advisory lock SYNC_LOCK; waiting
     longer than LOCK_TIMEOUT is one line naming who holds it), and a sync whose read started before the read of
     the last sync that committed writes nothing: the returned line says so (None when written)."""
+    from dashgen.rightsizing.collect import refresh_usage
     from dashgen.store.db import SYNC_LOCK, db_errors, lock_timeout
     from dashgen.sync.cloudwatch import store_hourly
     from dashgen.sync.instance_facts import store_facts
@@ -436,6 +437,9 @@ def write(conn: Any, config: Config, collected: Collected, now: dt.datetime) -> 
             ])
         _write_progress(conn, collected)
         store_hourly(conn, collected.utilisation)
+        written_ids = getattr(collected.utilisation, "instance_ids", None)  # a RowSpool knows; a list of rows
+        refresh_usage(conn, config, now, written_ids if written_ids is not None
+                      else {r.instance_id for r in collected.utilisation})
         _write_volumes(conn, collected, now)
         _write_cost_truth(conn, collected, now)
     return None

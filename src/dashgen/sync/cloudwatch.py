@@ -220,10 +220,12 @@ class RowSpool:
         self._count = 0
         self._lock = threading.Lock()
         self._sealed = False
+        self.instance_ids: set[str] = set()  # whose rows it holds (rightsizing refreshes their aggregates)
         self.extend(rows)
 
     def extend(self, rows: Iterable[HourlyRow]) -> None:
         """Append one call's rows, whole (a sealed spool refuses: `RuntimeError`)."""
+        rows = list(rows)
         lines = [copy_line(r) for r in rows]
         with self._lock:
             if self._sealed:
@@ -235,6 +237,7 @@ class RowSpool:
             self._file.seek(0, 2)
             self._file.write("".join(lines).encode("utf-8"))
             self._count += len(lines)
+            self.instance_ids.update(r.instance_id for r in rows)
 
     def seal(self) -> None:
         """Refuse any later `extend` (an abandoned reader thread can add nothing after this)."""
@@ -250,6 +253,7 @@ class RowSpool:
                 self._file.seek(0, 2)
                 self._file.write(chunk)
             self._count += len(other)
+            self.instance_ids |= other.instance_ids
 
     def __iadd__(self, rows: Iterable[HourlyRow]) -> RowSpool:
         self.extend(rows)
