@@ -48,10 +48,12 @@ def q(value) -> Decimal | None:
     return None if value is None else Decimal(value).quantize(CENT)
 
 
-@pytest.fixture
-def store(fresh_db: str, monkeypatch: pytest.MonkeyPatch):
-    scenario, _ = synced_store(fresh_db, monkeypatch)
-    return fresh_db, scenario
+@pytest.fixture(scope="module")
+def store(module_db: str):
+    """The scenario synced once for the module: the tests using it only read (panel SQL and functions)."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        scenario, _ = synced_store(module_db, monkeypatch)
+    return module_db, scenario
 
 
 def test_the_cost_dashboard_is_built_validated_and_reads_the_pricing_variable() -> None:
