@@ -2,8 +2,8 @@
 
 Runs, in fresh processes as a contributor does, and prints:
 
-- the wall time of the full suite (the README's test command: `python -m pytest`, plus any extra pytest arguments
-  given after `--`), with its outcome counts;
+- the wall time of the full suite (the README's test command, read from its "Quick start", e.g.
+  `python -m pytest -n auto`, plus any extra pytest arguments given after `--`), with its outcome counts;
 - the wall time of the offline-only selection (`-m "not pg and not aws and not browser and not node"`: no
   PostgreSQL, no moto, no browser, no Node), when the suite registers those markers;
 - how many tests carry each marker, and how many carry none (offline);
@@ -24,6 +24,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import shlex
 import statistics
 import subprocess
 import sys
@@ -73,6 +75,14 @@ def pytest_sessionfinish(session) -> None:  # type: ignore[no-untyped-def]
 # --- the benchmark ---------------------------------------------------------------------------------------------------
 
 
+def readme_pytest_args() -> list[str]:
+    """The arguments of the README's test command (its Quick start's second command, `... -m pytest ARGS`)."""
+    section = (REPO / "README.md").read_text().split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    command = re.findall(r"```sh\n(.*?)\n```", section, flags=re.S)[1]
+    words = shlex.split(command)
+    return words[words.index("pytest") + 1:]
+
+
 def _pytest(args: list[str]) -> tuple[float, dict, float, float, int]:
     """Runs pytest in a fresh process with this plugin; returns wall seconds, the plugin's record, load before and
     after, and the exit code."""
@@ -82,7 +92,7 @@ def _pytest(args: list[str]) -> tuple[float, dict, float, float, int]:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).parent), env.get("PYTHONPATH")]))
         load_before = os.getloadavg()[0]
         start = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "suite", "-q", "-p", "no:cacheprovider", *args],
+        proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "suite", "-p", "no:cacheprovider", *args],
                               cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         wall = time.perf_counter() - start
         load_after = os.getloadavg()[0]
@@ -120,16 +130,18 @@ def main() -> None:
     parser.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --), e.g. -- -n 2")
     args = parser.parse_args()
 
-    result: dict = {"machine": {"cpus": os.cpu_count(), "load_1_5_15_at_start": [round(x, 2) for x in os.getloadavg()]},
+    base = readme_pytest_args()
+    load = [round(x, 2) for x in os.getloadavg()]
+    result: dict = {"readme_test_args": base, "machine": {"cpus": os.cpu_count(), "load_1_5_15_at_start": load},
                     "target_full_s": TARGET_S, "runs": []}
     full = offline = None
     if args.only != "offline":
-        full = _run("full suite", list(args.pytest_args), args.runs)
+        full = _run("full suite", [*base, *args.pytest_args], args.runs)
         result["runs"].append(full)
     if args.only != "full":
-        probe = full["_record"] if full else _pytest(["--collect-only", *args.pytest_args])[1]
+        probe = full["_record"] if full else _pytest(["--collect-only", "-p", "no:xdist"])[1]
         if all(m in probe["registered"] for m in MARKERS):
-            offline = _run("offline only", ["-m", OFFLINE, *args.pytest_args], args.runs)
+            offline = _run("offline only", [*base, "-m", OFFLINE, *args.pytest_args], args.runs)
             result["runs"].append(offline)
         else:
             result["offline_note"] = f"not measured: the suite does not register the markers {', '.join(MARKERS)}"
@@ -151,7 +163,7 @@ def main() -> None:
     m = result["machine"]
     print(f"machine: {m['cpus']} cpus, load average at start {m['load_1_5_15_at_start']} (1/5/15 min)")
     for run in result["runs"]:
-        extra = " ".join(run["args"]) or "(the README's command)"
+        extra = " ".join(run["args"])
         verdict = ""
         if run is full:
             verdict = f"   target < {TARGET_S:.0f} s: {'ok' if run['wall_s'] < TARGET_S else 'OVER TARGET'}"
