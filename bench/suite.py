@@ -60,6 +60,7 @@ def pytest_runtest_logreport(report) -> None:  # type: ignore[no-untyped-def]
     entry["duration"] += report.duration
     if report.failed:
         entry["outcome"] = "failed" if report.when == "call" else "error"
+        entry["reason"] = str(report.longrepr).strip().splitlines()[-1][:300] if report.longrepr else ""
     elif report.skipped and entry["outcome"] == "passed":
         entry["outcome"] = "skipped"
 
@@ -154,6 +155,8 @@ def main() -> None:
     result["slowest"] = [{"test": k, "s": round(v["duration"], 3), "markers": v["markers"]} for k, v in slow]
     if full:
         result["full_under_target"] = full["wall_s"] < TARGET_S
+    result["not_passed"] = {k: f"{v['outcome']}: {v.get('reason', '')}" for run in result["runs"]
+                            for k, v in run["_record"]["tests"].items() if v["outcome"] in ("failed", "error")}
     for run in result["runs"]:
         run.pop("_record")
 
@@ -170,6 +173,8 @@ def main() -> None:
         print(f"{run['label']:13s} {run['wall_s']:7.1f} s wall  {run['tests']} tests {run['outcomes']}  "
               f"exit {run['exit_code']}  load 1-min before/after {run['load_1min_before_after']}{verdict}")
         print(f"{'':13s} pytest {extra}; sum of test times {run['sum_of_test_times_s']:.1f} s; runs {run['walls_s']}")
+    for test, why in result["not_passed"].items():
+        print(f"NOT PASSED  {test}  {why}")
     if "offline_note" in result:
         print(f"offline only  {result['offline_note']}")
     print(f"tests collected: {result['tests_collected']}; by marker: "
