@@ -42,21 +42,28 @@ DATA = Path(__file__).resolve().parent / "data"  # copies of the reference mater
 # --- markers ------------------------------------------------------------------------------------------------------
 
 MARK_BY_FIXTURE = {"pg_server": "pg", "node": "node"}  # a test using this fixture (even indirectly) gets the marker
-MOTO_WORDS = ("mock_aws", "synced_store")  # moto itself, and tests/cost_scenario.py's helper that starts it
 
 
 @functools.cache
-def _mentions_moto(func: object) -> bool:
+def _mentions_moto(func: object, depth: int = 2) -> bool:
+    """The function's source names `mock_aws`, or a module-level function it calls does (two calls deep: e.g. a
+    fixture calling tests/cost_scenario.py's `synced_store`)."""
     try:
         source = inspect.getsource(func)  # type: ignore[arg-type]
     except (OSError, TypeError):
         return False
-    return any(word in source for word in MOTO_WORDS)
+    if "mock_aws" in source:
+        return True
+    names = getattr(getattr(func, "__code__", None), "co_names", ())
+    found = (getattr(func, "__globals__", {}).get(name) for name in names)
+    found = (inspect.unwrap(f) for f in found if callable(f))  # a helper may be wrapped (functools.cache)
+    return depth > 0 and any(inspect.isfunction(f) and _mentions_moto(f, depth - 1) for f in found)
 
 
 def _uses_moto(item: pytest.Item) -> bool:
-    """The test, or a fixture it uses, starts moto (its source names `mock_aws` or a helper that calls it)."""
-    if _mentions_moto(getattr(item, "function", None)):
+    """The test, or a fixture it uses, starts moto (see `_mentions_moto`)."""
+    function = getattr(item, "function", None)
+    if function is not None and _mentions_moto(inspect.unwrap(function)):
         return True
     info = getattr(item, "_fixtureinfo", None)
     defs = info.name2fixturedefs.values() if info is not None else ()
@@ -152,7 +159,7 @@ def _migrated_template(pg_server: object) -> Iterator[str]:
     after: CREATE DATABASE ... TEMPLATE needs it without sessions)."""
     import psycopg
 
-    from dashgen.store import migrate
+    from dashgen.store.db import migrate
 
     with _database(pg_server, "template") as dsn:
         with psycopg.connect(dsn, autocommit=True) as conn:

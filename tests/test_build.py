@@ -58,7 +58,7 @@ def test_invalid_dashboard_writes_nothing(tmp_path: Path, monkeypatch: pytest.Mo
     real = build_mod.render_dashboards
 
     def corrupt(config: Config, root: Path | None = None) -> dict:
-        from dashgen.validate import check
+        from dashgen.grafana.validate import check
 
         out = real(config, root)
         name = next(iter(out))
@@ -98,7 +98,7 @@ def test_committed_dashboards_are_what_dashgen_build_writes() -> None:
 def test_committed_provisioning_is_what_dashgen_build_writes() -> None:
     """provisioning/ (what docker-compose's Grafana loads) is what `dashgen build` writes beside dashboards/."""
     from conftest import REPO
-    from dashgen.provision import provision
+    from dashgen.grafana.provision import provision
 
     result = provision(_repository_config(), REPO / "provisioning", check=True)
     assert result.clean, f"run `dashgen build`: stale {result.stale}, missing {result.missing}"

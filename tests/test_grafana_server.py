@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from dashgen.errors import GrafanaError
-from dashgen.grafana_client import Connection, GrafanaClient, GrafanaStatusError
+from dashgen.grafana.client import Connection, GrafanaClient, GrafanaStatusError
 from grafana_server import ADMIN_TOKEN, GrafanaServer
 
 
