@@ -25,13 +25,19 @@ from shapes import check_shape
 runner = CliRunner()
 
 
+@pytest.fixture(scope="module")
+def filled_store(module_db: str) -> str:
+    """The store filled once for the module (`rightsize` only reads it)."""
+    with psycopg.connect(module_db, autocommit=True) as conn:
+        fill_store(conn)
+    return module_db
+
+
 @pytest.fixture
-def filled_dsn(fresh_db: str, monkeypatch: pytest.MonkeyPatch, tmp_path) -> str:
+def filled_dsn(filled_store: str, monkeypatch: pytest.MonkeyPatch, tmp_path) -> str:
     monkeypatch.delenv("DASHGEN_DSN", raising=False)
     monkeypatch.chdir(tmp_path)  # no ./dashgen.toml
-    with psycopg.connect(fresh_db, autocommit=True) as conn:
-        fill_store(conn)
-    return fresh_db
+    return filled_store
 
 
 def _run(*args: str):

@@ -75,9 +75,9 @@ def test_sync_bundled_lands_the_inventory_and_reports_it(fresh_db: str, moto_ec2
             2, Decimal("0.0672"))
 
 
-def test_sync_with_the_api_unreachable_warns_on_stderr_and_still_lands(fresh_db: str, moto_ec2) -> None:
+def test_sync_with_the_api_unreachable_warns_on_stderr_and_still_lands(migrated_db: str, moto_ec2) -> None:
     moto_ec2.run_instances(ImageId=LINUX_AMI, MinCount=1, MaxCount=1, InstanceType="m5.large")
-    result = runner.invoke(app, ["sync", "--dsn", fresh_db, "--prices", "api"])
+    result = runner.invoke(app, ["sync", "--dsn", migrated_db, "--prices", "api"])
     assert result.exit_code == 3, result.output  # partly synced: the prices asked for were not read
     assert "WARNING: the AWS Price List API cannot be reached" in result.stderr
     assert result.stdout.startswith("synced 1 instances (1 running)")
@@ -108,18 +108,18 @@ def test_a_bad_dsn_is_one_line_without_the_password(moto_ec2) -> None:
     assert "s3cret" not in result.output and "Traceback" not in result.output
 
 
-def test_bad_options_are_one_line_errors(fresh_db: str, moto_ec2) -> None:
-    result = runner.invoke(app, ["sync", "--dsn", fresh_db, "--prices", "cheap"])
+def test_bad_options_are_one_line_errors(migrated_db: str, moto_ec2) -> None:
+    result = runner.invoke(app, ["sync", "--dsn", migrated_db, "--prices", "cheap"])
     assert (result.exit_code, result.stderr) == (EXIT_USAGE, "error: Invalid value for '--prices': 'cheap' is not one "
                                                              "of 'api', 'bundled'. (see `dashgen sync --help`)\n")
-    result = runner.invoke(app, ["sync", "--dsn", fresh_db, "--every", "15x"])
+    result = runner.invoke(app, ["sync", "--dsn", migrated_db, "--every", "15x"])
     assert (result.exit_code, result.stderr) == (EXIT_USAGE, "error: --every: expected a duration like '15m' or '1h', "
                                                     "got '15x'\n")
     result = runner.invoke(app, ["db", "migrate"])
     assert result.exit_code == EXIT_ERROR and result.stderr.startswith("error: no database: pass --dsn")
 
 
-def test_sync_every_keeps_going_after_a_failed_run(fresh_db: str, moto_ec2, monkeypatch) -> None:
+def test_sync_every_keeps_going_after_a_failed_run(migrated_db: str, moto_ec2, monkeypatch) -> None:
     from dashgen import sync as lib
 
     calls, slept = [], []
@@ -130,7 +130,7 @@ def test_sync_every_keeps_going_after_a_failed_run(fresh_db: str, moto_ec2, monk
         return real_loop(config, seconds, runs=2, sleep=slept.append, **kw)
 
     monkeypatch.setattr(lib, "sync_loop", twice)
-    dsns = iter(["postgresql://u@127.0.0.1:1/x?connect_timeout=2", fresh_db])
+    dsns = iter(["postgresql://u@127.0.0.1:1/x?connect_timeout=2", migrated_db])
     real_sync = lib.sync
     monkeypatch.setattr(lib, "sync", lambda cfg, **kw: real_sync(cfg, **{**kw, "dsn": next(dsns)}))
     result = runner.invoke(app, ["sync", "--every", "15m", "--prices", "bundled", "--dsn", "postgresql://u@h/x"])

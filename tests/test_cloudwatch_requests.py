@@ -38,8 +38,8 @@ from grafana_cloudwatch import (
 
 
 @pytest.fixture
-def store(fresh_db: str) -> Iterator[psycopg.Connection[Any]]:
-    with psycopg.connect(fresh_db) as conn:
+def store(migrated_db: str) -> Iterator[psycopg.Connection[Any]]:
+    with psycopg.connect(migrated_db) as conn:
         migrate(conn)
         yield conn
 

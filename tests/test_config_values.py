@@ -143,6 +143,7 @@ def test_custom_query_round_trips_through_grafanas_parsing(values: list[str]) ->
         assert grafana_custom_options(custom_query(values)) == [(v, v) for v in values]
 
 
+@pytest.mark.node
 @pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
 def test_the_python_model_of_grafanas_parsing_agrees_with_javascript() -> None:
     """The same function body as grafana/scenes' transformCsvStringToOptions, run by node, on awkward values."""

@@ -4,7 +4,6 @@ run against a synced store, checked to the cent against costs computed independe
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 from decimal import Decimal
 
@@ -49,10 +48,12 @@ def q(value) -> Decimal | None:
     return None if value is None else Decimal(value).quantize(CENT)
 
 
-@pytest.fixture
-def store(fresh_db: str, monkeypatch: pytest.MonkeyPatch):
-    scenario, _ = synced_store(fresh_db, monkeypatch)
-    return fresh_db, scenario
+@pytest.fixture(scope="module")
+def store(module_db: str):
+    """The scenario synced once for the module: the tests using it only read (panel SQL and functions)."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        scenario, _ = synced_store(module_db, monkeypatch)
+    return module_db, scenario
 
 
 def test_the_cost_dashboard_is_built_validated_and_reads_the_pricing_variable() -> None:
@@ -140,7 +141,7 @@ def test_billed_seconds_by_runs_and_by_rows_agree_with_an_independent_computatio
                     assert seconds == pytest.approx(float(expected), abs=1e-6), (frm, to, by_runs, instance_id)
 
 
-def test_an_instance_with_more_runs_than_its_row_keeps_is_probed_exactly(fresh_db) -> None:
+def test_an_instance_with_more_runs_than_its_row_keeps_is_probed_exactly(migrated_db) -> None:
     """40 runs (the row keeps the last 32): ranges starting among the older runs take the index probe, the others
     the binary search in the row; both agree with the sum over the runs, computed here."""
     from dashgen.store.db import migrate
@@ -148,7 +149,7 @@ def test_an_instance_with_more_runs_than_its_row_keeps_is_probed_exactly(fresh_d
     t0 = dt.datetime(2026, 10, 1, tzinfo=dt.UTC)
     runs = [(t0 + dt.timedelta(hours=10 * k), t0 + dt.timedelta(hours=10 * k + 3, minutes=7 * k, seconds=k))
             for k in range(39)] + [(t0 + dt.timedelta(hours=390), None)]
-    with psycopg.connect(fresh_db, autocommit=True) as conn:
+    with psycopg.connect(migrated_db, autocommit=True) as conn:
         migrate(conn)
         conn.execute("INSERT INTO dashgen.instances (instance_id, region, instance_type, state, first_seen, "
                      "last_seen) VALUES ('i-many', 'us-east-1', 't4g.large', 'running', now(), now())")
@@ -254,7 +255,7 @@ def test_tag_and_name_filters_select_instances_and_an_injection_attempt_is_only_
         assert conn.execute("SELECT count(*) FROM dashgen.instances").fetchone()[0] == 6
 
 
-def test_budget_and_deadline_from_spend_burn_rate_and_progress(fresh_db, monkeypatch) -> None:
+def test_budget_and_deadline_from_spend_burn_rate_and_progress(migrated_db, monkeypatch) -> None:
     now_guess = dt.datetime.now(dt.UTC)
     config = _config(experiments=(
         Experiment("alpha", "experiment", "alpha", budget_usd=1.0, deadline=now_guess + dt.timedelta(hours=10),
@@ -262,16 +263,16 @@ def test_budget_and_deadline_from_spend_burn_rate_and_progress(fresh_db, monkeyp
                    progress_dimensions=(("Experiment", "alpha"),)),
         Experiment("gamma", "experiment", "gamma", budget_usd=5.0, deadline=now_guess + dt.timedelta(days=1)),
     ))
-    scenario, _ = synced_store(fresh_db, monkeypatch, config)
+    scenario, _ = synced_store(migrated_db, monkeypatch, config)
     t0 = scenario.t0
-    with psycopg.connect(fresh_db) as conn:  # progress as sync stores it from CloudWatch (tested in test_sync)
+    with psycopg.connect(migrated_db) as conn:  # progress as sync stores it from CloudWatch (tested in test_sync)
         conn.cursor().executemany("INSERT INTO dashgen.experiment_progress VALUES ('alpha', %s, %s)",
                          [(t0 + dt.timedelta(hours=1), 10), (t0 + dt.timedelta(hours=3), 30)])
     dash = cost_dashboard(config)
     variables = {"experiment": ALL}
     sql = expand(panel_sql(dash, "Budget and deadline"), time_from=t0, time_to=t0, variables=variables,
                  all_values=ALL_VALUES)
-    now, rows = run(fresh_db, sql)
+    now, rows = run(migrated_db, sql)
     alpha, gamma = rows
     far = dt.datetime.max.replace(tzinfo=dt.UTC)
     members = [p for p in scenario.planned if p.tags.get("experiment") == "alpha"]
@@ -291,18 +292,11 @@ def test_budget_and_deadline_from_spend_burn_rate_and_progress(fresh_db, monkeyp
     assert gamma["Instances"] == 0 and gamma["Spent"] == 0 and gamma["Fits budget"] is True
     assert gamma["Makes deadline"] is None  # no progress metric: unknown
     for title, column in (("Fits budget", "Fits budget"), ("Makes deadline", "Makes deadline")):
-        _, stat_rows = run(fresh_db, expand(panel_sql(dash, title), time_from=t0, time_to=t0,
+        _, stat_rows = run(migrated_db, expand(panel_sql(dash, title), time_from=t0, time_to=t0,
                                             variables=variables, all_values=ALL_VALUES))
         assert [(r["metric"], r["value"]) for r in stat_rows] == [
             (row["Experiment"], None if row[column] is None else int(row[column])) for row in rows]
-    _, progress = run(fresh_db, expand(panel_sql(dash, "Experiment progress"), time_from=t0,
+    _, progress = run(migrated_db, expand(panel_sql(dash, "Experiment progress"), time_from=t0,
                                        time_to=t0 + dt.timedelta(hours=2), variables=variables,
                                        all_values=ALL_VALUES))
     assert [(r["metric"], r["value"]) for r in progress] == [("alpha", 10)]
-
-
-def test_the_built_file_on_disk_is_the_rendered_dashboard() -> None:
-    from pathlib import Path
-
-    built = Path(__file__).resolve().parents[1] / "dashboards" / "ec2-cost.json"
-    assert json.loads(built.read_text()) == cost_dashboard()

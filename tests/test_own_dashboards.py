@@ -22,6 +22,7 @@ def _ok(*args: str) -> str:
     return result.output
 
 
+@pytest.mark.browser  # looks at the preview in Chromium where there is one
 def test_a_custom_dashboard_from_scaffold_to_grafana(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                       grafana_server) -> None:
     repo = tmp_path / "platform-dashboards"
