@@ -396,6 +396,8 @@ def rightsize(
     tag: Annotated[list[str] | None, typer.Option("--tag", help="Only instances tagged KEY=VALUE (repeatable: "
                                                    "values of one key, any of them).")] = None,
     name: Annotated[list[str] | None, typer.Option("--name", help="Only instances named NAME (repeatable).")] = None,
+    account: Annotated[list[str] | None, typer.Option("--account", help="Only instances of this AWS account id "
+                                                      "(repeatable).")] = None,
     limit: Annotated[int, typer.Option("--limit", min=0, help="table: show the first N rows (largest saving "
                                                                "first; 0 = all); json and csv write every row.")] = 50,
     config: ConfigOpt = None,
@@ -415,7 +417,8 @@ def rightsize(
 
     if fmt not in _RS_FORMATS:
         raise ConfigError(f"--format: expected one of {', '.join(_RS_FORMATS)}, got {fmt!r}")
-    rows = run_rightsize(_config(config), dsn=dsn, experiment=experiment, tag=tag or (), names=name or ())
+    rows = run_rightsize(_config(config), dsn=dsn, experiment=experiment, tag=tag or (), names=name or (),
+                         accounts=account or ())
     if fmt != "table":
         columns = EXPERIMENT_COLUMNS if experiment else RIGHTSIZING_COLUMNS
         typer.echo(to_json(rows) if fmt == "json" else to_csv(rows, columns), nl=False)
