@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,6 +61,7 @@ class Accounts:
     external_id: str | None = None
     sts_region: str = "us-east-1"
     warnings: list[str] = field(default_factory=list)  # one line each (e.g. the organization not listed)
+    on_session: list[Callable[[Any], None]] = field(default_factory=list)  # called with each new pair session
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _credentials: dict[str, Any] = field(default_factory=dict)  # role ARN -> its refreshable credentials
 
@@ -77,7 +79,10 @@ class Accounts:
                 creds = self._credentials[account.role_arn] = self._assumed(account.role_arn)
         core = botocore.session.Session()
         core.get_component("credential_provider").insert_before("env", _Given(creds))
-        return boto3.Session(botocore_session=core)
+        made = boto3.Session(botocore_session=core)
+        for hook in self.on_session:
+            hook(made)
+        return made
 
     def client_lock(self, account: Account) -> threading.Lock | None:
         """The lock to hold while creating a client from `pair_session(account)`: the caller's session is shared by

@@ -382,6 +382,8 @@ def collect_rightsizing(conn: Any, config: Config, collected: Any, prices_mode: 
     sync is partial; the rows of the calls that answered before it are kept (true data: the next sync goes on
     from there, each instance from its own last stored hour), the rest still lands. A store that fails here
     stops the sync."""
+    from contextlib import nullcontext
+
     from dashgen.aws import Budget, aws_errors, describe
     from dashgen.aws import client as aws_client
     from dashgen.errors import AwsError
@@ -401,27 +403,37 @@ def collect_rightsizing(conn: Any, config: Config, collected: Any, prices_mode: 
         for line in warnings:
             result.not_synced("rightsizing candidate prices", line)
         collected.extra_prices = prices
-    for region in collected.regions:
-        budget = collected.budgets.get(region)  # (None: no time limit, for a caller without budgets)
+    pairs = list(collected.pairs) or [(None, region) for region in collected.regions]  # (Collected by hand)
+    for account, region in pairs:
+        where = account.where(region) if account is not None else region
+        budget = collected.budgets.get(where)  # (None: no time limit, for a caller without budgets)
         before = len(collected.utilisation)
+        mine = [i for i in collected.instances if account is None or i.account_id == account.account_id]
         try:
-            client = cloudwatch or cloudwatch_client(session, region, budget)
+            pair_session = session if account is None else collected.accounts.pair_session(account)
+            lock = None if account is None else collected.accounts.client_lock(account)
+            with lock or nullcontext():
+                client = cloudwatch or cloudwatch_client(pair_session, region, budget)
             done = read_utilisation_into(conn, client, region, collected.utilisation,
                                          lookback_days=config.lookback_days, now=now,
-                                         seen=utilisation_targets(config, collected.instances, region),
-                                         budget=budget)
+                                         seen=utilisation_targets(config, mine, region),
+                                         budget=budget,
+                                         account_id=account.account_id if account and account.role_arn else None)
         except (AwsError, *aws_errors()) as exc:
-            result.not_synced(f"utilisation of {region}",
-                              f"WARNING: utilisation not read from CloudWatch: {describe(exc)}")
+            of = f" of account {account.account_id}" if account is not None and account.role_arn else ""
+            result.not_synced(f"utilisation of {where}",  # (the failure names the region)
+                              f"WARNING: utilisation{of} not read from CloudWatch: {describe(exc)}")
             result.utilisation_rows += len(collected.utilisation) - before  # the calls that answered are kept
             continue
         result.utilisation_rows += done.rows
-    if collected.regions:  # instance facts (DescribeInstanceTypes) from the first region that answered
-        region = collected.regions[0]
-        seconds = collected.budgets[region].seconds if region in collected.budgets else None
+    if pairs:  # instance facts (DescribeInstanceTypes) from the first pair that answered, with its session
+        account, region = pairs[0]
+        where = account.where(region) if account is not None else region
+        seconds = collected.budgets[where].seconds if where in collected.budgets else None
         budget = Budget("DescribeInstanceTypes", seconds) if seconds else None  # its own: not the region's time
         try:
-            client = facts_client or aws_client(session, "ec2", region, budget=budget)
+            facts_session = session if account is None else collected.accounts.pair_session(account)
+            client = facts_client or aws_client(facts_session, "ec2", region, budget=budget)
             with db_errors("sync: read instance facts"):
                 collected.facts = collect_facts(conn, client, wanted, now,
                                                 run=budget.run if budget is not None else None)

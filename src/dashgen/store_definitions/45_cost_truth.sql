@@ -155,6 +155,17 @@ LEFT JOIN LATERAL (SELECT u.cpu_surplus_credits_charged AS credits FROM dashgen.
                      AND u.instance_id = i.instance_id AND u.cpu_surplus_credits_charged IS NOT NULL
                    ORDER BY u.hour DESC LIMIT 1) last ON true;
 
+-- The version without account_id (before migration 070, or a 061 applied after 070: CONTRIBUTING.md rule 6)
+-- cannot be replaced (its result columns differ): dropped first.
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_proc
+               WHERE oid = to_regprocedure('dashgen.instance_cost_totals(timestamptz, timestamptz)')
+                 AND NOT 'account_id' = ANY (proargnames)) THEN
+        DROP FUNCTION dashgen.instance_cost_totals(timestamptz, timestamptz);
+    END IF;
+END $$;
+
 -- Every cost figure of an instance in [win_from, win_to] and to date: dashgen.instance_costs (On-Demand price x
 -- billed seconds) with the Spot price instead of On-Demand for Spot instances, plus surplus credits.
 --   compute_usd  Spot: the sum of its pieces at each Spot price; else billed seconds x the On-Demand price

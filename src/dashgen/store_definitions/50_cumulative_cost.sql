@@ -1,6 +1,10 @@
 -- Definitions (CREATE OR REPLACE), re-applied by dashgen.store.migrate after the migrations whenever a
 -- migration or a definition file changed: edit here, never in a landed migration (CONTRIBUTING.md).
 
+-- The version without `accounts` (before migration 070, or a migration creating it applied after 070:
+-- CONTRIBUTING.md rule 6) would make a call ambiguous: dropped.
+DROP FUNCTION IF EXISTS dashgen.cumulative_cost(timestamptz, timestamptz, double precision, text, text[], text[]);
+
 -- The cumulative-cost panel with the charges beside On-Demand: as in 020_budget_definitions.sql (its rule and comments), plus
 -- extra_events (Spot price differences and surplus credits) and all_events; every point stays exact.
 -- `accounts`: the Account variable's choices (dashgen.chosen); the rollups group by account (migration 070), so an

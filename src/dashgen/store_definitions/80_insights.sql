@@ -5,6 +5,11 @@
 -- store's Tag / Name / Instance selection as CloudWatch resource-tag and InstanceId conditions (why: the
 -- header of migration 040).
 
+-- The versions without `accounts` (before migration 070, or 040 applied after 070: CONTRIBUTING.md rule 6)
+-- would make a call ambiguous: dropped.
+DROP FUNCTION IF EXISTS dashgen.insights_selection(text, text, text[], text[], text[], int);
+DROP FUNCTION IF EXISTS dashgen.insights_where(text, text[], text[], text[], int);
+
 -- `value` as a Metrics Insights string literal; NULL for a value one cannot hold as is (a `'`, a `\`, a control
 -- character): such a value matches nothing on CloudWatch rather than break the query.
 CREATE OR REPLACE FUNCTION dashgen.insights_literal(value text)
