@@ -79,7 +79,8 @@ def test_cumulative_cost_by_name_equals_the_cost_by_tag_table(module_db) -> None
     }
     load(module_db, instances)
     for values, series in ((ALL, {"web-1", "web-2", "(no tag)"}), ([encode("web-1")], {"web-1"})):
-        variables = {"tag_key": encode("Name"), "tag_value": values, "name": ALL, "account": ALL}  # as the variables hold them
+        # as the variables hold them
+        variables = {"tag_key": encode("Name"), "tag_value": values, "name": ALL, "account": ALL}
         now, table = panel_rows(module_db, "Cost by tag value", frm, to, variables)
         by_tag = {r["Tag value"]: r["Cost in range"] for r in table}
         _, points = panel_rows(module_db, "Cumulative cost in the time range", frm, to, variables)
@@ -152,7 +153,8 @@ def test_every_way_of_billing_a_range_agrees_with_the_rule(module_db, history, d
                 assert got[iid] == pytest.approx(billed_seconds(runs, frm, to, now), abs=1e-6), (iid, by_runs)
     if to > frm:
         _, points = panel_rows(module_db, "Cumulative cost in the time range", frm, to,
-                               {"tag_key": encode("Name"), "tag_value": ALL, "name": ALL, "account": ALL}, interval_ms=600_000)
+                               {"tag_key": encode("Name"), "tag_value": ALL, "name": ALL, "account": ALL},
+                               interval_ms=600_000)
         last = {r["metric"]: r["value"] for r in points if r["time"] == to}
         for itype, tags, runs in history.values():
             cost = RATE[itype] * billed_seconds(runs, frm, to, now) / 3600

@@ -97,7 +97,8 @@ def test_cost_per_instance_matches_an_independent_computation_to_the_cent(store,
         "mid-run": (scenario.t0 + dt.timedelta(minutes=47, seconds=13), scenario.t0 + dt.timedelta(hours=1, seconds=5)),
     }[window]
     sql = expand(panel_sql(cost_dashboard(), "Cost per instance"), time_from=frm, time_to=to,
-                 variables={"tag_key": hx("experiment"), "tag_value": ALL, "name": ALL, "account": ALL}, all_values=ALL_VALUES)
+                 variables={"tag_key": hx("experiment"), "tag_value": ALL, "name": ALL, "account": ALL},
+                 all_values=ALL_VALUES)
     now, rows = run(dsn, sql)
     by_id = {r["Instance"]: r for r in rows}
     assert len(rows) == len(scenario.planned) == 6
@@ -196,7 +197,8 @@ def test_migration_004_upgrades_a_store_synced_before_it(fresh_db, monkeypatch) 
         assert prev == [None, r.runs[0][1]]  # the first run ended after its 60 s minimum
     frm, to = scenario.t0 - dt.timedelta(minutes=10), scenario.t0 + dt.timedelta(hours=5, minutes=10)
     now, rows = run(fresh_db, expand(panel_sql(cost_dashboard(), "Cost per instance"), time_from=frm, time_to=to,
-                                     variables={"tag_key": hx("experiment"), "tag_value": ALL, "name": ALL, "account": ALL},
+                                     variables={"tag_key": hx("experiment"), "tag_value": ALL, "name": ALL,
+                                                "account": ALL},
                                      all_values=ALL_VALUES))
     by_id = {row["Instance"]: row for row in rows}
     assert len(rows) == 6
@@ -238,10 +240,12 @@ def test_tag_and_name_filters_select_instances_and_an_injection_attempt_is_only_
     frm, to = scenario.t0, scenario.t0 + dt.timedelta(hours=5)
     sql = panel_sql(cost_dashboard(), "Cost per instance")
     _, rows = run(dsn, expand(sql, time_from=frm, time_to=to, all_values=ALL_VALUES,
-                              variables={"tag_key": hx("team"), "tag_value": [hx("ml"), hx("data")], "name": ALL, "account": ALL}))
+                              variables={"tag_key": hx("team"), "tag_value": [hx("ml"), hx("data")], "name": ALL,
+                                         "account": ALL}))
     assert sorted(r["Name"] for r in rows) == ["O'Brien", "alpha-1", "alpha-2"]
     _, rows = run(dsn, expand(sql, time_from=frm, time_to=to, all_values=ALL_VALUES,
-                              variables={"tag_key": hx("team"), "tag_value": ALL, "name": [hx("O'Brien")], "account": ALL}))
+                              variables={"tag_key": hx("team"), "tag_value": ALL, "name": [hx("O'Brien")],
+                                         "account": ALL}))
     assert [r["Name"] for r in rows] == ["O'Brien"]
     for variables, names in (
         ({"tag_key": hx("project"), "tag_value": [hx(INJECTION)], "name": ALL, "account": ALL}, ["O'Brien"]),

@@ -549,8 +549,8 @@ def read_utilisation_into(conn: Any, client: Any, region: str, into: RowSpool | 
     """Read the hourly utilisation of `region`'s instances (those in the store seen in the window, and `seen`,
     the ones this sync saw; with `account_id`, only that account's: the client's) from CloudWatch into `into`,
     one GetMetricData request's rows at a time (within `budget`, a `dashgen.aws.Budget`: into a spool of the
-    region's own, added to `into` only when every read answered); the store is only read (a store that fails here is one `DatabaseError` line). Instances with the
-    same span (`fetch_spans`) share requests."""
+    region's own, added to `into` only when every read answered); the store is only read (a store that fails here
+    is one `DatabaseError` line). Instances with the same span (`fetch_spans`) share requests."""
     from dashgen.store import db_errors
 
     end = floor_hour(now or dt.datetime.now(dt.UTC)) + dt.timedelta(hours=1)  # the current hour, partial
