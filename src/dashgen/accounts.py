@@ -79,7 +79,7 @@ class Accounts:
                 creds = self._credentials[account.role_arn] = self._assumed(account.role_arn)
         core = botocore.session.Session()
         core.get_component("credential_provider").insert_before("env", _Given(creds))
-        made = boto3.Session(botocore_session=core)
+        made = boto3.session.Session(botocore_session=core)  # (not boto3.Session: a test may stand in for it)
         for hook in self.on_session:
             hook(made)
         return made
@@ -190,5 +190,8 @@ def resolve(config: Any, session: Any, budget: Any = None) -> Accounts:
             listed = []
         known = {a.account_id for a in accounts}  # a listed ARN wins over the organization's role
         accounts += [a for a in listed if a.account_id not in known]
+        if not accounts:
+            raise AwsError("AWS Organizations: ListAccounts gave no ACTIVE account (aws.organization_role): "
+                           "nothing to read")
     found.accounts = accounts
     return found
