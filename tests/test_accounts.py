@@ -19,6 +19,7 @@ import boto3
 import psycopg
 import pytest
 from botocore.exceptions import ClientError
+from dashgen.store.sqlvars import ALL_VALUE, encode
 from moto import mock_aws
 from typer.testing import CliRunner
 
@@ -26,7 +27,6 @@ from cost_scenario import LINUX_AMI
 from dashgen.cli import app
 from dashgen.config import Config, parse_config
 from dashgen.errors import ConfigError
-from dashgen.sqlvars import ALL_VALUE, encode
 from grafana_sql import ALL, expand
 
 A, B, CALLER = "111111111111", "222222222222", "123456789012"
@@ -113,7 +113,8 @@ def test_two_accounts_by_two_regions_land_with_their_account_ids(fresh_db, moto_
 
     launched = launch(moto_aws)
     calls = []
-    moto_aws.events.register("before-parameter-build.sts.AssumeRole", lambda params, **_: calls.append(params["RoleArn"]))
+    moto_aws.events.register("before-parameter-build.sts.AssumeRole",
+                             lambda params, **_: calls.append(params["RoleArn"]))
     result = sync(accounts_config(), dsn=fresh_db, prices="bundled", session=moto_aws)
     assert result.exit_code == 0 and result.failed_regions == {}
     assert sorted(result.regions) == sorted(f"{r} of account {a}" for a in (A, B) for r in REGIONS)
@@ -195,9 +196,10 @@ def test_a_gone_instance_is_closed_only_by_its_own_pair(fresh_db, moto_aws) -> N
 def test_the_account_filter_narrows_the_cost_panels_to_one_account(fresh_db, moto_aws) -> None:
     """The shipped SQL of the cost panels, as Grafana sends it (grafana_sql.expand), with the Account variable's
     options as its query gives them: one account selects its instances and costs only, All every account."""
+    from dashgen.grafana.validate import all_panels
+
     from dashgen.build import render_dashboards
     from dashgen.sync import sync
-    from dashgen.validate import all_panels
 
     launched = launch(moto_aws)
     sync(accounts_config(), dsn=fresh_db, prices="bundled", session=moto_aws, now=dt.datetime.now(dt.UTC))
@@ -243,10 +245,11 @@ def test_the_account_filter_narrows_the_cost_panels_to_one_account(fresh_db, mot
 def test_an_assumed_role_is_assumed_again_before_its_credentials_expire(moto_aws) -> None:
     """A sync that outlives the role's credentials (DurationSeconds 3600) goes on: botocore's refreshable
     credentials call AssumeRole again when they are about to expire."""
-    from dashgen.accounts import Account, Accounts
+    from dashgen.sync.accounts import Account, Accounts
 
     calls = []
-    moto_aws.events.register("before-parameter-build.sts.AssumeRole", lambda params, **_: calls.append(params["RoleArn"]))
+    moto_aws.events.register("before-parameter-build.sts.AssumeRole",
+                             lambda params, **_: calls.append(params["RoleArn"]))
     accounts = Accounts([Account(A, ROLE_A)], moto_aws)
     session = accounts.pair_session(Account(A, ROLE_A))
     first = session.get_credentials().get_frozen_credentials()
@@ -259,8 +262,8 @@ def test_an_assumed_role_is_assumed_again_before_its_credentials_expire(moto_aws
 
 
 def test_organization_role_reads_every_active_account_of_the_organization(fresh_db, moto_aws) -> None:
-    from dashgen.accounts import resolve
     from dashgen.sync import sync
+    from dashgen.sync.accounts import resolve
 
     orgs = moto_aws.client("organizations", region_name="us-east-1")
     orgs.create_organization(FeatureSet="ALL")
@@ -342,7 +345,7 @@ def test_a_bad_accounts_value_is_one_line_naming_the_key(aws, message) -> None:
 
 
 def test_the_external_id_and_session_name_reach_assume_role(moto_aws) -> None:
-    from dashgen.accounts import Account, resolve
+    from dashgen.sync.accounts import Account, resolve
 
     config = accounts_config(external_id="team-42:dashgen", session_name="dashgen-prod")
     sent = []
@@ -361,7 +364,7 @@ def test_the_pairs_are_read_at_once_up_to_the_bound(moto_aws, monkeypatch) -> No
     import time
 
     from dashgen import sync as sync_mod
-    from dashgen.accounts import resolve
+    from dashgen.sync.accounts import resolve
 
     launch(moto_aws)
     lock, state = threading.Lock(), {"now": 0, "most": 0}

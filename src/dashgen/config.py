@@ -21,7 +21,7 @@ from dashgen.errors import ConfigError
 from dashgen.redact import dsn_passwords
 
 DEFAULT_CONFIG_NAME = "dashgen.toml"
-# The Grafana versions dashgen ships schemas for (`src/dashgen/schemas/grafana-<version>/`); the first is the
+# The Grafana versions dashgen ships schemas for (`src/dashgen/grafana/schemas/grafana-<version>/`); the first is the
 # default, the one docker-compose.yml pins.
 GRAFANA_VERSIONS = ("12.3", "13")
 
@@ -29,6 +29,12 @@ _UID_RE = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 _DURATION_RE = re.compile(r"^[0-9]+[smhd]$")
 _REGION_RE = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-[0-9]$")
 _BARE_KEY_RE = re.compile(r"^[A-Za-z0-9_%-]+$")
+# An IAM role ARN: arn:<partition>:iam::<12-digit account>:role/<optional path/><name> (IAM's roleNameType:
+# 1-64 of [\w+=,.@-]; a path is printable ASCII between slashes). botocore's STS model bounds RoleArn to 20-2048.
+ROLE_ARN_RE = re.compile(r"^arn:(aws[a-z-]*):iam::(\d{12}):role/(?:[\x21-\x7e]*/)?[\w+=,.@-]{1,64}$")
+ROLE_NAME_RE = re.compile(r"^[\w+=,.@-]{1,64}$")  # IAM roleNameType
+SESSION_NAME_RE = re.compile(r"^[\w+=,.@-]{2,64}$")  # STS roleSessionNameType
+EXTERNAL_ID_RE = re.compile(r"^[\w+=,.@:/-]{2,1224}$")  # STS externalIdType
 _SHOW = reprlib.Repr()  # (keyword arguments only from Python 3.12)
 _SHOW.maxlevel, _SHOW.maxlist, _SHOW.maxdict, _SHOW.maxstring, _SHOW.maxother = 2, 4, 4, 60, 60
 
@@ -101,7 +107,7 @@ class Config:
     headroom_pct: float = 20.0
     cpu_percentile: float = 99.5  # of the 5-minute CPU maxima (Compute Optimizer: P99.5, P95 or P90)
     experiments: tuple[Experiment, ...] = ()
-    build_sources: str = "dashboards/*.dashboard.py"  # the user's own definitions (see definitions.py)
+    build_sources: str = "dashboards/*.dashboard.py"  # the user's own definitions (see definitions/__init__.py)
     build_builtins: tuple[str, ...] = ("performance", "rightsizing", "cost")
     build_templates: str | None = None  # a folder of jinja2 templates overriding the shipped ones
 
@@ -194,7 +200,7 @@ class _Reader:
 
 def _instance_tags(reader: _Reader, default: tuple[str, ...]) -> tuple[str, ...]:
     """`dashboards.instance_tags`: the options of every dashboard's "Tag" custom variable."""
-    from dashgen.grafana_text import custom_option_problem
+    from dashgen.grafana.text import custom_option_problem
 
     keys = reader.get("instance_tags", list(default), "tagkeys")
     for key in keys:
@@ -343,11 +349,9 @@ def parse_config(data: dict[str, Any], source: str) -> Config:
 
 
 def _accounts_keys(aws: _Reader, d: Config) -> dict[str, Any]:
-    """`[aws] accounts`, `organization_role`, `external_id`, `session_name`, `concurrency` (dashgen.accounts):
+    """`[aws] accounts`, `organization_role`, `external_id`, `session_name`, `concurrency` (dashgen.sync.accounts):
     each value in the shape botocore's STS and IAM models give it, so a typo is one line here, not an AWS error per
     (account, region) pair. The external id is never echoed."""
-    from dashgen.accounts import EXTERNAL_ID_RE, ROLE_ARN_RE, ROLE_NAME_RE, SESSION_NAME_RE
-
     aws.seen.update({"accounts", "organization_role", "external_id", "session_name", "concurrency"})
     arns = aws.data.get("accounts", [])
     if not isinstance(arns, list):

@@ -25,16 +25,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from dashgen.config import ROLE_ARN_RE
 from dashgen.errors import AwsError
 
 SESSION_NAME = "dashgen-sync"  # the default RoleSessionName (CloudTrail shows it)
 ROLE_SECONDS = 3600  # DurationSeconds asked for an assumed role (refreshed before it runs out)
-# An IAM role ARN: arn:<partition>:iam::<12-digit account>:role/<optional path/><name> (IAM's roleNameType:
-# 1-64 of [\w+=,.@-]; a path is printable ASCII between slashes). botocore's STS model bounds RoleArn to 20-2048.
-ROLE_ARN_RE = re.compile(r"^arn:(aws[a-z-]*):iam::(\d{12}):role/(?:[\x21-\x7e]*/)?[\w+=,.@-]{1,64}$")
-ROLE_NAME_RE = re.compile(r"^[\w+=,.@-]{1,64}$")  # IAM roleNameType
-SESSION_NAME_RE = re.compile(r"^[\w+=,.@-]{2,64}$")  # STS roleSessionNameType
-EXTERNAL_ID_RE = re.compile(r"^[\w+=,.@:/-]{2,1224}$")  # STS externalIdType
 
 
 @dataclass(frozen=True)
@@ -92,7 +87,7 @@ class Accounts:
     def _assumed(self, role_arn: str) -> Any:
         from botocore.credentials import DeferredRefreshableCredentials
 
-        from dashgen.aws import client
+        from dashgen.sync.aws import client
 
         sts = client(self.base, "sts", self.sts_region)  # (a client is thread-safe once made)
         kwargs: dict[str, Any] = {"RoleArn": role_arn, "RoleSessionName": self.session_name,
@@ -132,7 +127,7 @@ def account_of(role_arn: str) -> str:
 def caller_account(session: Any, region: str, budget: Any = None) -> str | None:
     """The caller's account id (`sts:GetCallerIdentity`, allowed to every principal); None when it cannot be read
     (the store then keeps the account it knew, else unknown)."""
-    from dashgen.aws import client
+    from dashgen.sync.aws import client
 
     try:
         sts = client(session, "sts", region, budget=budget)
@@ -147,7 +142,7 @@ def organization_accounts(session: Any, region: str, role_name: str, budget: Any
     """The role `role_name` in every ACTIVE account of the caller's AWS Organization (`ListAccounts`, paginated);
     an account whose `State` (or, from older APIs, `Status`) is not ACTIVE is left out. Raises `AwsError` (one
     line) when the organization cannot be listed."""
-    from dashgen.aws import aws_errors, client, describe
+    from dashgen.sync.aws import aws_errors, client, describe
 
     def listed() -> list[Account]:
         orgs = client(session, "organizations", region, budget=budget)
