@@ -19,7 +19,6 @@ import boto3
 import psycopg
 import pytest
 from botocore.exceptions import ClientError
-from dashgen.store.sqlvars import ALL_VALUE, encode
 from moto import mock_aws
 from typer.testing import CliRunner
 
@@ -27,6 +26,7 @@ from cost_scenario import LINUX_AMI
 from dashgen.cli import app
 from dashgen.config import Config, parse_config
 from dashgen.errors import ConfigError
+from dashgen.store.sqlvars import ALL_VALUE, encode
 from grafana_sql import ALL, expand
 
 A, B, CALLER = "111111111111", "222222222222", "123456789012"
@@ -196,9 +196,8 @@ def test_a_gone_instance_is_closed_only_by_its_own_pair(fresh_db, moto_aws) -> N
 def test_the_account_filter_narrows_the_cost_panels_to_one_account(fresh_db, moto_aws) -> None:
     """The shipped SQL of the cost panels, as Grafana sends it (grafana_sql.expand), with the Account variable's
     options as its query gives them: one account selects its instances and costs only, All every account."""
-    from dashgen.grafana.validate import all_panels
-
     from dashgen.build import render_dashboards
+    from dashgen.grafana.validate import all_panels
     from dashgen.sync import sync
 
     launched = launch(moto_aws)
@@ -392,3 +391,35 @@ def test_the_pairs_are_read_at_once_up_to_the_bound(moto_aws, monkeypatch) -> No
     assert [(r.account.account_id, r.region, r.error, len(r.instances)) for r in reads] == [
         (acct, region, None, 1) for acct in (A, B) for region in REGIONS]  # in the pairs' order
     assert state["most"] == 2
+
+
+def test_the_pairs_utilisation_is_read_at_once_too(fresh_db, moto_aws, monkeypatch) -> None:
+    """CloudWatch, the slowest read, goes pair by pair in parallel as well (`[aws] concurrency`), each pair with
+    its own client, and the sync's result is the same."""
+    import threading
+    import time
+
+    from dashgen.sync import cloudwatch, sync
+
+    launch(moto_aws)
+    lock, state = threading.Lock(), {"now": 0, "most": 0, "accounts": []}
+    real = cloudwatch.read_utilisation_into
+
+    def counted(conn, client, region, into, **kw):
+        with lock:
+            state["now"] += 1
+            state["most"] = max(state["most"], state["now"])
+            state["accounts"].append((kw.get("account_id"), region,
+                                      client.meta.region_name))
+        try:
+            time.sleep(0.2)
+            return real(conn, client, region, into, **kw)
+        finally:
+            with lock:
+                state["now"] -= 1
+
+    monkeypatch.setattr(cloudwatch, "read_utilisation_into", counted)
+    result = sync(accounts_config(concurrency=3), dsn=fresh_db, prices="bundled", session=moto_aws)
+    assert result.exit_code == 0
+    assert sorted(state["accounts"]) == sorted((a, r, r) for a in (A, B) for r in REGIONS)
+    assert state["most"] == 3

@@ -382,13 +382,14 @@ def collect_rightsizing(conn: Any, config: Config, collected: Any, prices_mode: 
     sync is partial; the rows of the calls that answered before it are kept (true data: the next sync goes on
     from there, each instance from its own last stored hour), the rest still lands. A store that fails here
     stops the sync."""
+    from concurrent.futures import ThreadPoolExecutor
     from contextlib import nullcontext
 
     from dashgen.errors import AwsError
     from dashgen.store.db import db_errors
     from dashgen.sync.aws import Budget, aws_errors, describe
     from dashgen.sync.aws import client as aws_client
-    from dashgen.sync.cloudwatch import cloudwatch_client, read_utilisation_into
+    from dashgen.sync.cloudwatch import RowSpool, cloudwatch_client, read_utilisation_into
     from dashgen.sync.instance_facts import collect_facts
     from dashgen.sync.pricing import PriceKey, resolve_prices
 
@@ -404,28 +405,45 @@ def collect_rightsizing(conn: Any, config: Config, collected: Any, prices_mode: 
             result.not_synced("rightsizing candidate prices", line)
         collected.extra_prices = prices
     pairs = list(collected.pairs) or [(None, region) for region in collected.regions]  # (Collected by hand)
-    for account, region in pairs:
+
+    def read_pair(account: Any, region: str, spool: RowSpool) -> BaseException | None:
+        """One pair's utilisation into its own spool (in a worker thread: the pair's own client; the store reads
+        share `conn`, whose operations psycopg serializes); the AWS failure, else None."""
         where = account.where(region) if account is not None else region
         budget = collected.budgets.get(where)  # (None: no time limit, for a caller without budgets)
-        before = len(collected.utilisation)
         mine = [i for i in collected.instances if account is None or i.account_id == account.account_id]
         try:
             pair_session = session if account is None else collected.accounts.pair_session(account)
             lock = None if account is None else collected.accounts.client_lock(account)
             with lock or nullcontext():
                 client = cloudwatch or cloudwatch_client(pair_session, region, budget)
-            done = read_utilisation_into(conn, client, region, collected.utilisation,
-                                         lookback_days=config.lookback_days, now=now,
-                                         seen=utilisation_targets(config, mine, region),
-                                         budget=budget,
-                                         account_id=account.account_id if account and account.role_arn else None)
+            read_utilisation_into(conn, client, region, spool, lookback_days=config.lookback_days, now=now,
+                                  seen=utilisation_targets(config, mine, region), budget=budget,
+                                  account_id=account.account_id if account and account.role_arn else None)
         except (AwsError, *aws_errors()) as exc:
-            of = f" of account {account.account_id}" if account is not None and account.role_arn else ""
-            result.not_synced(f"utilisation of {where}",  # (the failure names the region)
-                              f"WARNING: utilisation{of} not read from CloudWatch: {describe(exc)}")
-            result.utilisation_rows += len(collected.utilisation) - before  # the calls that answered are kept
-            continue
-        result.utilisation_rows += done.rows
+            return exc
+        return None
+
+    # the pairs at once, as their inventory (`[aws] concurrency`); one at a time with a caller's own client
+    spools = [RowSpool() for _ in pairs]
+    try:
+        with ThreadPoolExecutor(max_workers=1 if cloudwatch is not None else max(1, min(config.concurrency,
+                                                                                        len(pairs) or 1)),
+                                thread_name_prefix="dashgen-utilisation") as pool:
+            failures = [f.result() for f in [pool.submit(read_pair, account, region, spool)
+                                             for (account, region), spool in zip(pairs, spools, strict=True)]]
+        for (account, region), spool, exc in zip(pairs, spools, failures, strict=True):  # in the pairs' order
+            spool.seal()
+            collected.utilisation.absorb(spool)  # also a failed pair's: the calls that answered are kept
+            result.utilisation_rows += len(spool)
+            if exc is not None:
+                where = account.where(region) if account is not None else region
+                of = f" of account {account.account_id}" if account is not None and account.role_arn else ""
+                result.not_synced(f"utilisation of {where}",  # (the failure names the region)
+                                  f"WARNING: utilisation{of} not read from CloudWatch: {describe(exc)}")
+    finally:
+        for spool in spools:
+            spool.close()
     if pairs:  # instance facts (DescribeInstanceTypes) from the first pair that answered, with its session
         account, region = pairs[0]
         where = account.where(region) if account is not None else region

@@ -139,6 +139,7 @@ class CloudWatchMeter:
         self.calls = 0
         self.metrics = 0
         self.datapoints = 0
+        self._lock = threading.Lock()
 
     def _attach(self, emitter: Any) -> None:
         emitter.register(self.EVENT, self._after_call, unique_id=f"dashgen-meter-{id(self)}")
@@ -147,9 +148,11 @@ class CloudWatchMeter:
                     **_: Any) -> None:
         if "Error" in parsed:
             return
-        self.calls += 1
-        self.metrics += int((context or {}).get("dashgen_metrics", 0))
-        self.datapoints += sum(len(r.get("Values") or ()) for r in parsed.get("MetricDataResults") or ())
+        points = sum(len(r.get("Values") or ()) for r in parsed.get("MetricDataResults") or ())
+        with self._lock:  # (the (account, region) pairs are read at once)
+            self.calls += 1
+            self.metrics += int((context or {}).get("dashgen_metrics", 0))
+            self.datapoints += points
 
     @staticmethod
     def _before_call(*, params: Mapping[str, Any], context: dict[str, Any], **_: Any) -> None:
