@@ -442,6 +442,8 @@ cloudwatch_uid = "dashgen-cloudwatch"
 pricing_uid = "dashgen-pricing"
 
 [aws]
+# The dashboards' default Region, where the experiments' progress metrics and the CUR files are read; `regions`
+# defaults to it.
 default_region = "us-east-1"
 # Regions `dashgen sync` reads the EC2 inventory and prices from.
 regions = ["us-east-1"]
@@ -453,13 +455,16 @@ region_timeout = "5m"
 # accounts = ["arn:aws:iam::111111111111:role/dashgen-sync", "arn:aws:iam::222222222222:role/dashgen-sync"]
 # Or (and) this role in every ACTIVE account of the AWS Organization (organizations:ListAccounts).
 # organization_role = "dashgen-sync"
-# external_id = "..."          # when the roles' trust policies require sts:ExternalId
+# ExternalId sent with AssumeRole, when the roles' trust policies require sts:ExternalId (never printed).
+# external_id = "team-42:dashgen"
+# RoleSessionName of the assumed roles (CloudTrail shows it).
 # session_name = "dashgen-sync"
+# (account, region) pairs read at once (1-64).
 concurrency = 8
 
 [dashboards]
-refresh = "5m"
-time_from = "now-24h"
+refresh = "5m"  # how often Grafana refreshes the dashboards
+time_from = "now-24h"  # the default time range: from this to now
 # Tag keys offered by the "tag" filter of every dashboard (instances are also filterable by Name).
 instance_tags = ["experiment", "team", "project"]
 
@@ -495,15 +500,15 @@ builtins = ["performance", "rightsizing", "cost"]
 
 # One block per experiment: the instances tagged tag_key=tag_value, their budget and deadline.
 # [[experiments]]
-# name = "t4g-sizing"
-# tag_key = "experiment"
-# tag_value = "t4g-sizing"
-# budget_usd = 50
-# deadline = 2026-12-31T18:00:00Z
+# name = "t4g-sizing"  # required, unique
+# tag_key = "experiment"  # default "experiment"
+# tag_value = "t4g-sizing"  # default: the name
+# budget_usd = 50  # required: USD
+# deadline = 2026-12-31T18:00:00Z  # required: a TOML date-time or date
 # [experiments.progress]          # optional: a CloudWatch metric reporting 0-100 % progress
-# namespace = "Training"
-# metric_name = "Progress"
-# dimensions = { Experiment = "t4g-sizing" }
+# namespace = "Training"  # its CloudWatch namespace
+# metric_name = "Progress"  # its metric name
+# dimensions = { Experiment = "t4g-sizing" }  # its dimensions (per instance, sync adds InstanceId)
 """
 
 
