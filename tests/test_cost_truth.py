@@ -94,7 +94,8 @@ def put_credits(session, instance_id: str, hours: list[dt.datetime], credits_eac
 def cost_rows(dsn: str, frm: dt.datetime, to: dt.datetime, title: str = "Cost per instance",
               tag_key: str = "experiment") -> dict[str, dict]:
     sql = expand(panel_sql(cost_dashboard(), title), time_from=frm, time_to=to,
-                 variables={"tag_key": hx(tag_key), "tag_value": ALL, "name": ALL}, all_values=ALL_VALUES)
+                 variables={"tag_key": hx(tag_key), "tag_value": ALL, "name": ALL, "account": ALL},
+                 all_values=ALL_VALUES)
     _, rows = run(dsn, sql)
     key = "Instance" if title == "Cost per instance" else "Tag value"
     return {r[key]: r for r in rows}
@@ -146,7 +147,8 @@ def test_a_t4g_large_at_100_percent_for_10_hours_costs_on_demand_plus_14_vcpu_ho
     assert q(tag["Cost in range"]) == expected and tag["Credits in range"] == pytest.approx(0.56, abs=1e-9)
     # the cumulative curve ends at the same figure
     sql = expand(panel_sql(cost_dashboard(), "Cumulative cost in the time range"), time_from=start, time_to=end,
-                 variables={"tag_key": hx("experiment"), "tag_value": ALL, "name": ALL}, all_values=ALL_VALUES,
+                 variables={"tag_key": hx("experiment"), "tag_value": ALL, "name": ALL, "account": ALL},
+                 all_values=ALL_VALUES,
                  interval_ms=300_000)
     _, points = run(migrated_db, sql)
     last = max((p for p in points if p["metric"] == "(all selected)"), key=lambda p: p["time"])
@@ -271,7 +273,8 @@ def test_a_spot_instance_whose_price_changed_mid_run_costs_the_sum_of_its_two_pi
     tag = cost_rows(migrated_db, start, end, "Cost by tag value")["spot"]
     assert tag["Cost in range"] == pytest.approx(0.087, abs=1e-9)
     sql = expand(panel_sql(cost_dashboard(), "Cumulative cost in the time range"), time_from=start, time_to=end,
-                 variables={"tag_key": hx("experiment"), "tag_value": ALL, "name": ALL}, all_values=ALL_VALUES)
+                 variables={"tag_key": hx("experiment"), "tag_value": ALL, "name": ALL, "account": ALL},
+                 all_values=ALL_VALUES)
     _, points = run(migrated_db, sql)
     last = max((p for p in points if p["metric"] == "spot"), key=lambda p: p["time"])
     assert last["value"] == pytest.approx(0.087, abs=1e-9)

@@ -120,7 +120,8 @@ def put(session, key: str, data: bytes) -> None:
 
 def reconciliation(dsn: str, frm: dt.datetime, to: dt.datetime, title: str = "Estimated vs billed (CUR)") -> list:
     sql = expand(panel_sql(cost_dashboard(), title), time_from=frm, time_to=to,
-                 variables={"tag_key": hx("experiment"), "tag_value": ALL, "name": ALL}, all_values=ALL_VALUES)
+                 variables={"tag_key": hx("experiment"), "tag_value": ALL, "name": ALL, "account": ALL},
+                 all_values=ALL_VALUES)
     return run(dsn, sql)[1]
 
 
@@ -148,7 +149,8 @@ def test_the_cur_equal_to_the_estimate_shows_0_percent_and_recent_hours_stay_est
     assert row["Effective USD/hour"] == pytest.approx(od)
     # the cost-per-instance table keeps the estimate for the whole run
     sql = expand(panel_sql(cost_dashboard(), "Cost per instance"), time_from=start, time_to=now,
-                 variables={"tag_key": hx("experiment"), "tag_value": ALL, "name": ALL}, all_values=ALL_VALUES)
+                 variables={"tag_key": hx("experiment"), "tag_value": ALL, "name": ALL, "account": ALL},
+                 all_values=ALL_VALUES)
     inst = {r["Instance"]: r for r in run(migrated_db, sql)[1]}[iid]
     assert inst["Cost in range"] == pytest.approx(6 * od)
     # a second sync of the same files changes nothing

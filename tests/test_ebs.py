@@ -69,7 +69,8 @@ def _panel(dsn: str, frm: dt.datetime, to: dt.datetime) -> tuple[dt.datetime, di
     frames = []
     for ref_id in ("A", "B"):
         now, rows = run(dsn, expand(panel_sql(dash, "Cost per instance", ref_id), time_from=frm, time_to=to,
-                                    variables={"tag_key": hx("experiment"), "tag_value": ALL, "name": ALL},
+                                    variables={"tag_key": hx("experiment"), "tag_value": ALL, "name": ALL,
+                                               "account": ALL},
                                     all_values=ALL_VALUES))
         frames.append({r["Instance"]: r for r in rows})
     assert frames[0].keys() == frames[1].keys()  # the same instances: the inner join drops none

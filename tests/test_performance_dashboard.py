@@ -159,9 +159,9 @@ def test_last_week_sql_from_the_built_json_shifts_the_store_by_a_week(migrated_d
 def test_variables_select_instances_from_the_pricing_store() -> None:
     """Tag, Name and Instance come from the store, as on the cost and rightsizing dashboards (issue 15, 2)."""
     variables = {v["name"]: v for v in built()["templating"]["list"]}
-    assert list(variables) == ["datasource", "region", "pricing", "tag_key", "tag_value", "name", "instance",
-                               "insights_where", "period"]
-    for name in ("tag_value", "name", "instance", "insights_where"):
+    assert list(variables) == ["datasource", "region", "pricing", "account", "tag_key", "tag_value", "name",
+                               "instance", "insights_where", "period"]
+    for name in ("account", "tag_value", "name", "instance", "insights_where"):
         assert variables[name]["datasource"] == {"type": "grafana-postgresql-datasource", "uid": "${pricing}"}
     # All of Instance is a fixed sentinel: the tag and Name filters decide, never a list of instance ids
     assert variables["instance"]["allValue"] == variables["tag_value"]["allValue"] == "'__all__'"

@@ -185,7 +185,7 @@ def test_run_sql_reports_database_errors_in_one_line(filled) -> None:
     from dashgen.errors import DatabaseError
 
     values = {"cpu_threshold": "eighty", "headroom_pct": "20", "cpu_percentile": "99.5", "lookback_days": "14",
-              "tag_key": "team", "tag_value": [NO_FILTER], "name": [NO_FILTER]}
+              "account": [NO_FILTER], "tag_key": "team", "tag_value": [NO_FILTER], "name": [NO_FILTER]}
     with pytest.raises(DatabaseError, match=r"^rightsize: sql/rightsizing.sql: invalid input syntax"):
         run_sql(filled, "rightsizing", values)
 

@@ -38,7 +38,7 @@ def test_refuses_what_it_cannot_bind_safely(sql: str, values: dict, message: str
 
 def test_packaged_sql_files_load() -> None:
     assert "dashgen.instance_utilisation_hourly" in load_sql("rightsizing")
-    assert variables(load_sql("experiment_comparison")) == ["experiment"]
+    assert variables(load_sql("experiment_comparison")) == ["experiment", "account"]
 
 
 def test_store_variables_are_bound_encoded_like_grafana_holds_them(migrated_db: str) -> None:

@@ -275,7 +275,7 @@ def test_a_sync_without_the_config_keeps_experiments_until_forget_experiment(mig
         assert conn.execute("SELECT count(*) FROM dashgen.experiment_progress").fetchone() == (2,)
     dash = cost_dashboard()
     _, rows = run(migrated_db, expand(panel_sql(dash, "Budget and deadline"), time_from=now, time_to=now,
-                                   variables={"experiment": ALL}, all_values=ALL_VALUES))
+                                   variables={"experiment": ALL, "account": ALL}, all_values=ALL_VALUES))
     stamp = removed.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M")
     assert [(r["Experiment"], r["In config"], r["Progress"]) for r in rows] == [
         ("alpha", f"no, since {stamp} UTC", 20)]  # shown as such, with its progress

@@ -386,6 +386,8 @@ def rightsize(
     tag: Annotated[list[str] | None, typer.Option("--tag", help="Only instances tagged KEY=VALUE (repeatable: "
                                                    "values of one key, any of them).")] = None,
     name: Annotated[list[str] | None, typer.Option("--name", help="Only instances named NAME (repeatable).")] = None,
+    account: Annotated[list[str] | None, typer.Option("--account", help="Only instances of this AWS account id "
+                                                      "(repeatable).")] = None,
     limit: Annotated[int, typer.Option("--limit", min=0, help="table: show the first N rows (largest saving "
                                                                "first; 0 = all); json and csv write every row.")] = 50,
     config: ConfigOpt = None,
@@ -396,7 +398,8 @@ def rightsize(
     from dashgen.rightsizing.queries import rightsize as run_rightsize
 
     view = _format(fmt, as_json)
-    rows = run_rightsize(_config(config), dsn=dsn, experiment=experiment, tag=tag or (), names=name or ())
+    rows = run_rightsize(_config(config), dsn=dsn, experiment=experiment, tag=tag or (), names=name or (),
+                       accounts=account or ())
     views.rightsizing(rows, view, experiment=experiment, limit=limit)
 
 

@@ -97,15 +97,19 @@ def collect_rightsizing(conn: Any, config: Config, collected: Any, prices_mode: 
     the types in use and the candidates (`dashgen.sync.instance_facts`: each at most once a day, within a time
     budget of its own; a failure is one line, the stored facts, else the bundled snapshot, stay), the prices of
     the types the rule may recommend beside those in use (from the Price List API only when missing or older than
-    24 h), and per region the hourly utilisation (`dashgen.sync.cloudwatch`), within the region's time budget
-    (`collected.budgets`). A CloudWatch failure (or the budget running out) is one line and the sync is partial;
-    the rows of the calls that answered before it are kept (true data: the next sync goes on from there, each
-    instance from its own last stored hour), the rest still lands. A store that fails here stops the sync."""
+    24 h), and per (account, region) pair the hourly utilisation (`dashgen.sync.cloudwatch`; the pairs at once,
+    `[aws] concurrency`, each with its session), within the pair's time budget (`collected.budgets`). A
+    CloudWatch failure (or the budget running out) is one line and the sync is partial; the rows of the calls
+    that answered before it are kept (true data: the next sync goes on from there, each instance from its own
+    last stored hour), the rest still lands. A store that fails here stops the sync."""
+    from concurrent.futures import ThreadPoolExecutor
+    from contextlib import nullcontext
+
     from dashgen.errors import AwsError
     from dashgen.store.db import db_errors
     from dashgen.sync.aws import Budget, aws_errors, describe
     from dashgen.sync.aws import client as aws_client
-    from dashgen.sync.cloudwatch import cloudwatch_client, read_utilisation_into
+    from dashgen.sync.cloudwatch import RowSpool, cloudwatch_client, read_utilisation_into
     from dashgen.sync.instance_facts import collect_facts
     from dashgen.sync.pricing import PriceKey, resolve_prices
 
@@ -121,27 +125,53 @@ def collect_rightsizing(conn: Any, config: Config, collected: Any, prices_mode: 
         for line in warnings:
             reads.unsynced.append(("rightsizing candidate prices", line))
         reads.extra_prices = prices
-    for region in collected.regions:
-        budget = collected.budgets.get(region)  # (None: no time limit, for a caller without budgets)
-        before = len(collected.utilisation)
+    pairs = list(getattr(collected, "pairs", None) or []) or [(None, r) for r in collected.regions]  # (by hand)
+
+    def read_pair(account: Any, region: str, spool: RowSpool) -> BaseException | None:
+        """One (account, region) pair's utilisation into its own spool (in a worker thread: the pair's own
+        client; the store reads share `conn`, whose operations psycopg serializes); the AWS failure, else None."""
+        where = account.where(region) if account is not None else region
+        budget = collected.budgets.get(where)  # (None: no time limit, for a caller without budgets)
+        mine = [i for i in collected.instances if account is None or i.account_id == account.account_id]
         try:
-            client = cloudwatch or cloudwatch_client(session, region, budget)
-            done = read_utilisation_into(conn, client, region, collected.utilisation,
-                                         lookback_days=config.lookback_days, now=now,
-                                         seen=utilisation_targets(config, collected.instances, region),
-                                         budget=budget)
+            pair_session = session if account is None else collected.accounts.pair_session(account)
+            lock = None if account is None else collected.accounts.client_lock(account)
+            with lock or nullcontext():
+                client = cloudwatch or cloudwatch_client(pair_session, region, budget)
+            read_utilisation_into(conn, client, region, spool, lookback_days=config.lookback_days, now=now,
+                                  seen=utilisation_targets(config, mine, region), budget=budget,
+                                  account_id=account.account_id if account and account.role_arn else None)
         except (AwsError, *aws_errors()) as exc:
-            reads.unsynced.append((f"utilisation of {region}",
-                                   f"WARNING: utilisation not read from CloudWatch: {describe(exc)}"))
-            reads.utilisation_rows += len(collected.utilisation) - before  # the calls that answered are kept
-            continue
-        reads.utilisation_rows += done.rows
-    if collected.regions:  # instance facts (DescribeInstanceTypes) from the first region that answered
-        region = collected.regions[0]
-        seconds = collected.budgets[region].seconds if region in collected.budgets else None
+            return exc
+        return None
+
+    # the pairs at once, as their inventory (`[aws] concurrency`); one at a time with a caller's own client
+    spools = [RowSpool() for _ in pairs]
+    workers = 1 if cloudwatch is not None else max(1, min(config.concurrency, len(pairs) or 1))
+    try:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dashgen-utilisation") as pool:
+            failures = [f.result() for f in [pool.submit(read_pair, account, region, spool)
+                                             for (account, region), spool in zip(pairs, spools, strict=True)]]
+        for (account, region), spool, exc in zip(pairs, spools, failures, strict=True):  # in the pairs' order
+            spool.seal()
+            collected.utilisation.absorb(spool)  # also a failed pair's: the calls that answered are kept
+            reads.utilisation_rows += len(spool)
+            if exc is not None:
+                where = account.where(region) if account is not None else region
+                of = f" of account {account.account_id}" if account is not None and account.role_arn else ""
+                reads.unsynced.append((f"utilisation of {where}",  # (the failure names the region)
+                                       f"WARNING: utilisation{of} not read from CloudWatch: {describe(exc)}"))
+    finally:
+        for spool in spools:
+            spool.close()
+    if pairs:  # instance facts (DescribeInstanceTypes) from the first pair that answered, with its session
+        account, region = pairs[0]
+        where = account.where(region) if account is not None else region
+        seconds = collected.budgets[where].seconds if where in collected.budgets else None
         budget = Budget("DescribeInstanceTypes", seconds) if seconds else None  # its own: not the region's time
         try:
-            client = facts_client or aws_client(session, "ec2", region, budget=budget)
+            facts_session = session if account is None else collected.accounts.pair_session(account)
+            client = facts_client or aws_client(facts_session, "ec2", region, budget=budget)
             with db_errors("sync: read instance facts"):
                 reads.facts = collect_facts(conn, client, wanted, now,
                                             run=budget.run if budget is not None else None)

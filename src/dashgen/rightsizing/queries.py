@@ -46,10 +46,11 @@ def parse_tags(tags: str | Sequence[str] | None) -> tuple[str | None, list[str]]
 
 
 def rightsizing_values(config: Config, *, tag: str | Sequence[str] | None = None,
-                       names: Sequence[str] = ()) -> dict[str, Value]:
+                       names: Sequence[str] = (), accounts: Sequence[str] = ()) -> dict[str, Value]:
     key, values = parse_tags(tag)
     return {
         **dashboard_values(config),
+        "account": list(accounts) or [ALL],
         "tag_key": key or config.instance_tags[0],
         "tag_value": values or [ALL],
         "name": list(names) or [ALL],
@@ -76,14 +77,14 @@ def run_sql(conn: Any, name: str, values: Mapping[str, Value]) -> list[dict[str,
 
 
 def recommendations(conn: Any, config: Config, *, tag: str | Sequence[str] | None = None,
-                    names: Sequence[str] = ()) -> list[dict[str, Any]]:
+                    names: Sequence[str] = (), accounts: Sequence[str] = ()) -> list[dict[str, Any]]:
     """The rightsizing table (sorted by monthly saving), filtered by tag KEY=VALUE (several values of one key:
-    any of them) and/or Names."""
-    return run_sql(conn, "rightsizing", rightsizing_values(config, tag=tag, names=names))
+    any of them), Names and/or AWS account ids."""
+    return run_sql(conn, "rightsizing", rightsizing_values(config, tag=tag, names=names, accounts=accounts))
 
 
-def compare_experiment(conn: Any, name: str) -> list[dict[str, Any]]:
-    """The instances of experiment `name` side by side, cheapest on-time run first."""
+def compare_experiment(conn: Any, name: str, accounts: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """The instances of experiment `name` (in `accounts`, default all) side by side, cheapest on-time run first."""
     from dashgen.store.db import db_errors
 
     with db_errors("rightsize: read experiments"):
@@ -93,18 +94,19 @@ def compare_experiment(conn: Any, name: str) -> list[dict[str, Any]]:
         listed = ", ".join(f"{n} (no longer in the config)" if gone else n for n, gone in known.items()) or (
             "none: add [[experiments]] to dashgen.toml and run `dashgen sync`")
         raise DashgenError(f"--experiment: no experiment {name!r} in the store (known: {listed})")
-    return run_sql(conn, "experiment_comparison", {"experiment": name})
+    return run_sql(conn, "experiment_comparison", {"experiment": name, "account": list(accounts) or [ALL]})
 
 
 def rightsize(config: Config, *, dsn: str | None = None, experiment: str | None = None,
-              tag: str | Sequence[str] | None = None, names: Sequence[str] = ()) -> list[dict[str, Any]]:
+              tag: str | Sequence[str] | None = None, names: Sequence[str] = (),
+              accounts: Sequence[str] = ()) -> list[dict[str, Any]]:
     """`dashgen rightsize`: connect, and return the recommendations or one experiment's comparison."""
     from dashgen.store.db import connect, resolve_dsn
 
     with connect(resolve_dsn(dsn, config)) as conn:
         if experiment is not None:
-            return compare_experiment(conn, experiment)
-        return recommendations(conn, config, tag=tag, names=names)
+            return compare_experiment(conn, experiment, accounts)
+        return recommendations(conn, config, tag=tag, names=names, accounts=accounts)
 
 
 # ---------------------------------------------------------------- output formats (pure: strings)

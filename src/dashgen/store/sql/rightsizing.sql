@@ -4,7 +4,7 @@
 -- Rule (docs/rightsizing.md, beside Compute Optimizer's):
 --   facts       dashgen.instance_types: DescribeInstanceTypes (sync, daily), else the bundled snapshot;
 --               an instance whose type has no facts is "not analysed";
---   instances   not terminated (nor shutting down) and seen by the last sync of their region;
+--   instances   not terminated (nor shutting down) and seen by the last sync of their (account, region);
 --   window      the last lookback_days days of dashgen.instance_utilisation_hourly, only the hours that ran on
 --               the current type (a resize starts a new window); at least 30 hours, else "not enough data";
 --   peak        the cpu_percentile (default P99.5) of the 5-minute CPU maxima; of the hourly busiest-5-minute
@@ -42,18 +42,19 @@ WITH params AS (
            ${lookback_days:sqlstring}::int * 24 AS window_hours,
            30 AS min_hours
 ),
-latest AS (
-    SELECT region, max(last_seen) AS last_seen FROM dashgen.instances GROUP BY region
+latest AS (  -- per (account, region) pair: the last sync that read it (migration 070)
+    SELECT account_id, region, max(last_seen) AS last_seen FROM dashgen.instances GROUP BY account_id, region
 ),
 inst AS (
     SELECT c.instance_id, c.name, c.tags, c.region, c.operating_system, c.tenancy, c.instance_type, c.usd_per_hour,
            i.credit_mode AS credit_mode_read, i.tags_label
     FROM dashgen.instance_cost_basis c
     JOIN dashgen.instances i USING (instance_id)
-    JOIN latest l ON l.region = i.region
+    JOIN latest l ON l.region = i.region AND l.account_id IS NOT DISTINCT FROM i.account_id
     WHERE c.state NOT IN ('terminated', 'shutting-down') AND i.last_seen >= l.last_seen
       AND dashgen.selected(c.tags, c.name, dashgen.unhex(${tag_key:sqlstring}), ARRAY[${tag_value:sqlstring}],
                            ARRAY[${name:sqlstring}])
+      AND dashgen.chosen(c.account_id, ARRAY[${account:sqlstring}])
 ),
 usage AS (  -- per instance, the aggregates of its window (dashgen.rightsizing_usage_of): those sync keeps in
            -- dashgen.rightsizing_usage for the config's window and percentile (as of that sync), else computed now
