@@ -233,7 +233,7 @@ def test_a_resize_or_a_window_moving_on_refreshes_the_kept_row(credit_store) -> 
     assert credit_store.execute("SELECT DISTINCT lookback_days FROM dashgen.rightsizing_usage").fetchall() == [(7,)]
 
 
-def test_the_cli_shows_credits_and_one_size_up_in_every_format(credit_store, fresh_db) -> None:
+def test_the_cli_shows_credits_and_one_size_up_in_every_format(credit_store, migrated_db) -> None:
     import csv
     import io
 
@@ -245,17 +245,17 @@ def test_the_cli_shows_credits_and_one_size_up_in_every_format(credit_store, fre
     burstable(credit_store, "micro", "t3a.micro", 25.0, "unlimited")
     runner = CliRunner()
     env = {"COLUMNS": "400"}
-    table = runner.invoke(app, ["rightsize", "--dsn", fresh_db], env=env)
+    table = runner.invoke(app, ["rightsize", "--dsn", migrated_db], env=env)
     assert table.exit_code == 0, table.output
     assert "Cheaper one size up" in table.output and "t3a.small ($0.0238)," in table.output
     assert "t3a.micro ($0.0094) + $0.0150 credits" in table.output
     assert "cheaper one size up: t3a.small at $0.0238/hour with its surplus credits, $0.44/month less" in table.output
-    out = runner.invoke(app, ["rightsize", "--dsn", fresh_db, "--format", "json"], env=env)
+    out = runner.invoke(app, ["rightsize", "--dsn", migrated_db, "--format", "json"], env=env)
     row = json.loads(out.output)[0]
     assert list(row) == list(RIGHTSIZING_COLUMNS)  # every column of the SQL, in its order
     assert (row["credit_mode"], row["credit_usd_per_hour"], row["cost_usd_per_hour"], row["size_up_type"]) == (
         "unlimited", 0.015, 0.0244, "t3a.small")
-    out = runner.invoke(app, ["rightsize", "--dsn", fresh_db, "--format", "csv"], env=env)
+    out = runner.invoke(app, ["rightsize", "--dsn", migrated_db, "--format", "csv"], env=env)
     (got,) = list(csv.DictReader(io.StringIO(out.output)))
     assert (got["size_up_type"], got["size_up_usd_per_hour"], got["size_up_monthly_saving_usd"]) == (
         "t3a.small", "0.0238", "0.44")
@@ -348,7 +348,7 @@ def test_the_fast_rule_gives_the_rows_of_the_straightforward_one(credit_store, s
                           kept)
 
 
-def test_sync_keeps_the_aggregates(fresh_db, monkeypatch) -> None:
+def test_sync_keeps_the_aggregates(migrated_db, monkeypatch) -> None:
     """`dashgen sync` refreshes dashgen.rightsizing_usage in its write, as of its own time, for the config's window
     and percentile (moto EC2 and CloudWatch, as tests/test_cost_truth.py)."""
     import psycopg
@@ -363,8 +363,8 @@ def test_sync_keeps_the_aggregates(fresh_db, monkeypatch) -> None:
         session = boto3.Session(region_name="us-east-1")
         iid, _, end = ten_hours_at_full_cpu(session, monkeypatch, mode="unlimited")
         now = end + dt.timedelta(minutes=5)
-        assert sync(Config(), dsn=fresh_db, prices="bundled", session=session, now=now).ok
-    with psycopg.connect(fresh_db) as conn:
+        assert sync(Config(), dsn=migrated_db, prices="bundled", session=session, now=now).ok
+    with psycopg.connect(migrated_db) as conn:
         kept = conn.execute("SELECT instance_id, lookback_days, cpu_percentile, instance_type, refreshed_at "
                             "FROM dashgen.rightsizing_usage").fetchall()
     assert kept == [(iid, Config().lookback_days, Config().cpu_percentile, "t4g.large", now)]
