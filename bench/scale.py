@@ -8,13 +8,18 @@ Builds a pricing store with the project's own code paths, then measures what iss
    the Stubber answers: the queries' InstanceId, Period and the window pick the datapoints; an instance has
    datapoints only for the hours it ran; at most 100,800 datapoints a reply, then NextToken, as the GetMetricData
    API reference says). N instances launched 15 days ago (one in ten stopped a day ago), in 20 experiments
-   with a progress metric, one EBS volume each: sync's real write with 14 days of hourly utilisation,
+   with a progress metric, one EBS volume each; issue 12's charges beside On-Demand: one instance in five is Spot
+   (two AZs; DescribeSpotPriceHistory through the Stubber: a price change every 6 hours per AZ and type), the
+   burstable ones (t4g.large, t4g.xlarge: a quarter of the fleet) are unlimited
+   (DescribeInstanceCreditSpecifications) and those whose CPU level is above their baseline are charged surplus
+   credits every hour they run (CPUSurplusCreditsCharged = (level - baseline) x vCPUs x 60 a hour): sync's real write with 14 days of hourly utilisation,
    candidate prices, volumes and experiment progress. Timed (whole sync and its write transaction) in a child
    process, whose peak RSS is the sync's peak memory; CloudWatch calls, metrics requested and datapoints
    returned are what the sync reports (`SyncResult.cloudwatch_*`).
 2. Steady-state sync two hours later (same fleet): the same figures.
 3. History: 15 earlier daily runs of each instance over the 30 days before (bulk SQL load, billing rollups
-   rebuilt with the statements the sync's triggers use, as bench/sync.py).
+   rebuilt with the statements the sync's triggers use, as bench/sync.py), and the Spot prices of those 30 days
+   (what earlier syncs would have stored).
 4. Every panel's SQL of every built dashboard (`render_dashboards`), with Grafana's variable expansion
    (tests/grafana_sql.py): All, and a 1-value selection (the first value of each variable's own query), over
    the dashboard's default range and the last 30 days; timed at the client (execute and fetch every row),
@@ -23,7 +28,10 @@ Builds a pricing store with the project's own code paths, then measures what iss
 6. `dashgen build` / `python -c "import grafanalib.core"` (interleaved, best of 5 each): the build ratio.
 
 Targets (issue 13): panels < 100 ms at 10k (< 500 ms at 50k); rightsize < 2 s at 10k; first sync write < 10 s
-with < 500 MB peak; steady state < 2 s at 10k; build ratio <= 2. The data folder is removed at the end.
+with < 500 MB peak; steady state < 2 s at 10k; build ratio <= 2. The data folder is removed at the end, unless
+`--keep DIR` (the store is built in DIR and kept); `--reuse DIR` times the panels of a store kept so, and
+`--panels REGEX` only the panels whose "dashboard/title" matches, without rightsize and build (both for working
+on a panel's SQL).
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ import datetime as dt
 import json
 import multiprocessing
 import os
+import re
 import resource
 import shutil
 import subprocess
@@ -62,6 +71,9 @@ PAGE = 1000
 EXPERIMENTS = 20
 MAX_DATAPOINTS = 100_800  # GetMetricData: "a total of as many as 100,800 data points" a call (API reference)
 HOUR = dt.timedelta(hours=1)
+AZS = ("us-east-1a", "us-east-1b")
+BURSTABLE = {"t4g.large": (30.0, 2), "t4g.xlarge": (40.0, 4)}  # baseline % a vCPU, vCPUs (EC2 burstable docs)
+SPOT_EVERY = dt.timedelta(hours=6)
 NOW = dt.datetime.now(dt.UTC).replace(minute=20, second=0, microsecond=0)
 LAUNCHED = NOW - dt.timedelta(days=15)
 STOPPED_AT = NOW - dt.timedelta(days=1, minutes=7)
@@ -69,6 +81,22 @@ STOPPED_AT = NOW - dt.timedelta(days=1, minutes=7)
 
 def floor_hour(t: dt.datetime) -> dt.datetime:
     return t.replace(minute=0, second=0, microsecond=0)
+
+
+def spot_times(start: dt.datetime, end: dt.datetime) -> list[dt.datetime]:
+    """The Spot price changes in [start, end]: every 6 hours (UTC 00, 06, 12, 18)."""
+    at = floor_hour(start).replace(hour=start.hour // 6 * 6)
+    out = []
+    while at <= end:
+        out.append(at)
+        at += SPOT_EVERY
+    return out
+
+
+def spot_price(instance_type: str, az: str, at: dt.datetime) -> float:
+    """USD an hour: a type's level (about a third of its On-Demand rate) moving by up to 12 % with each change."""
+    step = int(at.timestamp()) // 21600
+    return round((0.012 + 0.011 * TYPES.index(instance_type)) * (1 + 0.02 * ((step + AZS.index(az)) % 7)), 6)
 
 
 class Fleet:
@@ -84,6 +112,42 @@ class Fleet:
     @staticmethod
     def stopped(i: int) -> bool:
         return i % 10 == 0
+
+    @staticmethod
+    def spot(i: int) -> bool:
+        return i % 5 == 1
+
+    @staticmethod
+    def cpu_level(i: int) -> float:
+        return 3.0 + (i * 37) % 90
+
+    def surplus_credits_an_hour(self, iid: str) -> float:
+        """CPUSurplusCreditsCharged a running hour: an unlimited burstable instance above its baseline (its
+        earned balance long spent) is charged the credits over the baseline, 60 a vCPU at 100 % for an hour."""
+        i = int(iid[2:], 16)
+        baseline, vcpu = BURSTABLE.get(TYPES[i % len(TYPES)], (100.0, 0))
+        return max(0.0, (self.cpu_level(i) - baseline) / 100 * vcpu * 60)
+
+    def credit_pages(self) -> list[dict[str, Any]]:
+        """DescribeInstanceCreditSpecifications replies as dashgen.credits asks: the burstable ids sorted, 1,000 a
+        call; every one unlimited."""
+        ids = sorted(self.iid(i) for i in range(self.n) if TYPES[i % len(TYPES)] in BURSTABLE)
+        return [{"InstanceCreditSpecifications": [{"InstanceId": iid, "CpuCredits": "unlimited"}
+                                                  for iid in ids[k:k + 1000]]} for k in range(0, len(ids), 1000)]
+
+    def spot_pages(self, now: dt.datetime) -> list[dict[str, Any]]:
+        """DescribeSpotPriceHistory replies, one page per AZ (dashgen.spot asks per AZ, sorted): the price changes
+        from the last one before the earliest launch to `now`, of every type the Spot instances there use."""
+        pages = []
+        for az in AZS:
+            types = sorted({TYPES[i % len(TYPES)] for i in range(self.n) if self.spot(i) and AZS[i % 2] == az})
+            if not types:
+                continue
+            history = [{"AvailabilityZone": az, "InstanceType": t, "ProductDescription": "Linux/UNIX",
+                        "SpotPrice": f"{spot_price(t, az, at):.6f}", "Timestamp": at}
+                       for t in types for at in spot_times(LAUNCHED - SPOT_EVERY, now)]
+            pages.append({"SpotPriceHistory": history})
+        return pages
 
     def span(self, iid: str) -> tuple[dt.datetime, dt.datetime | None]:
         i = int(iid[2:], 16)
@@ -101,7 +165,9 @@ class Fleet:
                     "LaunchTime": self.span(self.iid(i))[0],
                     "StateTransitionReason": STOPPED_AT.strftime("User initiated (%Y-%m-%d %H:%M:%S GMT)")
                     if stopped else "",
-                    "PlatformDetails": "Linux/UNIX", "Placement": {"Tenancy": "default"},
+                    "PlatformDetails": "Linux/UNIX",
+                    "Placement": {"Tenancy": "default", "AvailabilityZone": AZS[i % 2]},
+                    **({"InstanceLifecycle": "spot"} if self.spot(i) else {}),
                     "Tags": [{"Key": "Name", "Value": f"node-{i}"}, {"Key": "experiment",
                                                                      "Value": f"exp-{i % EXPERIMENTS}"},
                              {"Key": "team", "Value": f"team-{i % 7}"}],
@@ -163,7 +229,9 @@ class CloudWatchReplies:
         count = max(0, -(-int((last - first).total_seconds()) // period))
         times = self._timestamps(first, period, count)
         metric = stat["Metric"]["MetricName"]
-        level = {"CPUUtilization": 3.0 + (k * 37) % 90, "NetworkIn": 1e6, "NetworkOut": 2e6,
+        if metric == "CPUSurplusCreditsCharged":  # a Sum: the hour's charge spread over the period
+            return times, [self.fleet.surplus_credits_an_hour(dims["InstanceId"]) * period / 3600] * count
+        level = {"CPUUtilization": Fleet.cpu_level(k), "NetworkIn": 1e6, "NetworkOut": 2e6,
                  "CPUCreditBalance": 100.0}.get(metric, 0.0)
         if metric == "CPUUtilization" and stat["Stat"] == "Maximum":
             level = min(100.0, level + 8)
@@ -214,6 +282,10 @@ class BenchSession(boto3.Session):
                 stub.add_response("describe_instances", page)
             for page in self.fleet.volume_pages():
                 stub.add_response("describe_volumes", page)
+            for page in self.fleet.credit_pages():
+                stub.add_response("describe_instance_credit_specifications", page)
+            for page in self.fleet.spot_pages(self.replies.now):
+                stub.add_response("describe_spot_price_history", page)
             stub.activate()
             self.stubbers.append(stub)
         return client
@@ -277,6 +349,11 @@ def load_history(dsn: str) -> int:
                  LATERAL (SELECT date_trunc('day', %(now)s::timestamptz) - make_interval(days => d)
                                  + make_interval(mins => hashtext(i.instance_id) & 255) AS start) s
             ON CONFLICT DO NOTHING""", {"now": NOW})
+        history = [(az, t, "Linux/UNIX", at, spot_price(t, az, at), REGION)
+                   for az in AZS for t in TYPES for at in spot_times(NOW - dt.timedelta(days=32), LAUNCHED)]
+        conn.cursor().executemany("INSERT INTO dashgen.spot_prices (availability_zone, instance_type, "
+                                  "product_description, at, usd_per_hour, region) VALUES (%s, %s, %s, %s, %s, %s) "
+                                  "ON CONFLICT DO NOTHING", history)
         conn.execute("SELECT dashgen.refresh_billing(array_agg(instance_id)) FROM dashgen.instances")
         conn.execute("SET LOCAL session_replication_role = origin")
         conn.execute("TRUNCATE dashgen.cost_events_hourly, dashgen.cost_events_daily")
@@ -348,7 +425,7 @@ def _client_ms(conn: Any, sql: bytes, runs: int = 3) -> float:
     return best
 
 
-def bench_panels(dsn: str, config: Config, log: Any) -> dict[str, float]:
+def bench_panels(dsn: str, config: Config, log: Any, only: str | None = None) -> dict[str, float]:
     out: dict[str, float] = {}
     with connect(dsn) as conn:
         for file, dash in sorted(render_dashboards(config).items()):
@@ -364,6 +441,8 @@ def bench_panels(dsn: str, config: Config, log: Any) -> dict[str, float]:
                             continue
                         key = f"{slug}/{panel.get('title', '?')}" + (
                             f" ({target['refId']})" if len(panel["targets"]) > 1 else "")
+                        if only and not re.search(only, key):
+                            continue
                         for label, sel in (("All", all_sel), ("1 value", one_sel)):
                             sql = expand(target["rawSql"], time_from=frm, time_to=to, variables=sel,
                                          all_values=all_values, interval_ms=interval_ms).encode()
@@ -427,15 +506,25 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object (the figures) instead")
     parser.add_argument("--sync-only", action="store_true",
                         help="only the first and steady-state syncs (e.g. at 50k, where the rest takes an hour)")
+    parser.add_argument("--keep", metavar="DIR", help="build the store in DIR (empty or absent) and keep it")
+    parser.add_argument("--reuse", metavar="DIR", help="time the panels of the store kept in DIR (no sync)")
+    parser.add_argument("--panels", metavar="REGEX", help="only the panels whose 'dashboard/title' matches")
     args = parser.parse_args()
     log = (lambda *_: None) if args.json else print
     if args.json:
         def log(text: str) -> None:
             print(text, file=sys.stderr)
-    folder = tempfile.mkdtemp(prefix="dashgen-scale-")
+    kept = args.keep or args.reuse
+    folder = kept or tempfile.mkdtemp(prefix="dashgen-scale-")
     server = pgserver.get_server(folder, cleanup_mode="stop")
     try:
         dsn = server.get_uri()
+        if args.reuse:
+            log(f"== panels of the store in {args.reuse} ==")
+            panels = bench_panels(dsn, bench_config(), log, args.panels)
+            print(json.dumps({"panel_ms": {k: round(v, 1) for k, v in sorted(panels.items())}}, indent=2)
+                  if args.json else "")
+            return
         with connect(dsn) as conn:
             conn.execute("DROP SCHEMA IF EXISTS dashgen CASCADE")
         n = args.instances
@@ -456,11 +545,14 @@ def main() -> None:
         rows = load_history(dsn)
         log(f"== panels: {n:,} instances, {rows:,} runs over 30 days, client time (execute + fetch), worst of "
             "All / 1 value, default range / 30 days ==")
-        panels = bench_panels(dsn, bench_config(), log)
-        log("== dashgen rightsize ==")
-        rightsize = bench_rightsize(dsn, log)
-        log("== dashgen build ==")
-        ratio = build_ratio(log)
+        panels = bench_panels(dsn, bench_config(), log, args.panels)
+        rightsize: dict[str, float] = {}
+        ratio = float("nan")
+        if not args.panels:  # (--panels: working on panels)
+            log("== dashgen rightsize ==")
+            rightsize = bench_rightsize(dsn, log)
+            log("== dashgen build ==")
+            ratio = build_ratio(log)
         figures = {
             "instances": n, "panel_ms": {k: round(v, 1) for k, v in sorted(panels.items())},
             "rightsize_s": {k: round(v, 2) for k, v in rightsize.items()},
@@ -475,7 +567,8 @@ def main() -> None:
                   f"{sum(v > 100 for v in panels.values())} of {len(panels)}")
     finally:
         server.cleanup()
-        shutil.rmtree(folder, ignore_errors=True)
+        if not kept:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":

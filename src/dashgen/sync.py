@@ -432,6 +432,8 @@ def write(conn: Any, config: Config, collected: Collected, now: dt.datetime) -> 
         store_hourly(conn, collected.utilisation)
         _write_volumes(conn, collected, now)
         _write_cost_truth(conn, collected, now)
+        # the charges beside On-Demand of the days closed since the last sync (store_definitions/47_charge_rollups)
+        conn.execute("SELECT dashgen.roll_up_extra_charges(%s)", (now,))
     return None
 
 

@@ -468,9 +468,22 @@ def store_hourly(conn: Any, rows: Iterable[HourlyRow]) -> int:
                     count += 1
         if count:
             conn.execute(_MERGE)
+            for stmt in _ROLL_UP:
+                conn.execute(stmt)
         conn.execute("DROP TABLE _utilisation")
     return count
 
+
+# Rows written for hours the rollups already hold (store_definitions/47_charge_rollups.sql): those instances' charge
+# days again, from the day of their first such hour with surplus credits, and those hours of the fleet's CPU.
+_ROLL_UP = ("""
+SELECT dashgen.roll_up_extra_charges_of(array_agg(x.instance_id), array_agg(x.first))
+FROM (SELECT u.instance_id, min(u.hour) AS first
+      FROM dashgen.rollup_state s JOIN _utilisation u ON u.hour < s.through
+      WHERE u.cpu_surplus_credits_charged IS NOT NULL GROUP BY u.instance_id) x""", """
+SELECT dashgen.roll_up_cpu_hours('infinity', 'infinity', array_agg(DISTINCT u.hour))
+FROM dashgen.rollup_state s JOIN _utilisation u ON u.hour < s.through
+HAVING count(*) > 0""")
 
 _TARGETS = """
 SELECT DISTINCT ON (i.instance_id) i.instance_id, coalesce(t.burstable, false),

@@ -17,17 +17,20 @@
 WITH e AS (
     SELECT * FROM dashgen.experiments WHERE dashgen.hex(name) = ${experiment:sqlstring}
 ),
-members AS (
+members0 AS MATERIALIZED (
     SELECT c.instance_id, c.name, c.instance_type, c.usd_per_hour, t.vcpu, t.memory_mib,
-           e.name AS experiment, e.deadline, e.budget_usd,
-           -- Spot runs at their Spot prices, surplus CPU credits (dashgen.extra_charges, migration 061)
-           b.lifecycle, x.spot_usd::numeric AS spot_usd,
-           CASE WHEN x.instance_id IS NULL THEN 0 ELSE x.credit_usd::numeric END AS credit_usd
+           e.name AS experiment, e.deadline, e.budget_usd, b.lifecycle
     FROM dashgen.instance_cost_basis c
     JOIN e ON c.tags ->> e.tag_key = e.tag_value
     JOIN dashgen.instance_types t USING (instance_type)
     JOIN dashgen.instance_charge_basis b USING (instance_id)
-    LEFT JOIN dashgen.extra_charges('-infinity', 'infinity') x USING (instance_id)
+),
+members AS (  -- Spot runs at their Spot prices, surplus CPU credits (dashgen.extra_charges of the members only)
+    SELECT m.*, x.spot_usd::numeric AS spot_usd,
+           CASE WHEN x.instance_id IS NULL THEN 0 ELSE x.credit_usd::numeric END AS credit_usd
+    FROM members0 m
+    LEFT JOIN dashgen.extra_charges('-infinity', 'infinity', ARRAY(SELECT instance_id FROM members0)) x
+           USING (instance_id)
 ),
 run AS (
     SELECT iv.instance_id,
