@@ -81,14 +81,17 @@ $$;
 CREATE OR REPLACE FUNCTION dashgen.extra_charges(win_from timestamptz, win_to timestamptz, ids text[])
 RETURNS TABLE (instance_id text, credits double precision, credit_usd double precision, spot_usd double precision)
 LANGUAGE sql STABLE AS $$
-    WITH w0 AS (  -- [d1, d2): the whole days of the range before `through` (none: d1 = d2 = win_to)
+    WITH s AS (
+        SELECT coalesce((SELECT s.through FROM dashgen.rollup_state s), '-infinity') AS through
+    ), w0 AS (  -- [d1, d2): the whole days of the range before `through` (none: d1 = d2 = win_to)
         SELECT CASE WHEN isfinite(win_from) THEN dashgen.utc_floor(win_from - interval '1 microsecond', '24 hours')
                                                  + interval '24 hours' ELSE win_from END AS d1,
                least(CASE WHEN isfinite(win_to) THEN dashgen.utc_floor(win_to, '24 hours') ELSE win_to END,
-                     coalesce((SELECT s.through FROM dashgen.rollup_state s), '-infinity')) AS d2
+                     s.through) AS d2, s.through
+        FROM s
     ), w AS MATERIALIZED (  -- whole: every rolled-up day (dashgen.extra_charges_total, one row per instance)
         SELECT CASE WHEN d2 > d1 THEN d1 ELSE win_to END AS d1, CASE WHEN d2 > d1 THEN d2 ELSE win_to END AS d2,
-               d2 > d1 AND d1 = '-infinity' AS whole
+               d2 > d1 AND d1 = '-infinity' AND d2 = through AS whole
         FROM w0
     ), rolled AS (
         SELECT r.instance_id, r.credits, r.spot_usd, r.spot_known_s, r.spot_unknown_s
@@ -123,16 +126,18 @@ LANGUAGE sql STABLE AS $$
                ON (cp.region, cp.family, cp.operating_system)
                 = (i.region, split_part(i.instance_type, '.', 1), i.operating_system)
         WHERE i.credit_mode IS DISTINCT FROM 'standard'
-    ), runs AS (  -- Spot runs clipped to each part
+    ), runs AS (  -- Spot runs clipped to each part (closed runs by their end, open ones: two index ranges)
         SELECT row_number() OVER () AS run, i.instance_id, i.availability_zone AS az, i.instance_type,
                coalesce(i.platform, 'Linux/UNIX') AS pd,
-               greatest(iv.started_at, pt.f) AS f, least(dashgen.billed_end(iv.started_at, iv.ended_at), pt.t) AS t
-        FROM parts pt
-        JOIN dashgen.instance_intervals iv
-          ON iv.started_at < pt.t AND (iv.ended_at IS NULL OR iv.ended_at > pt.f - interval '60 seconds')
-         AND dashgen.billed_end(iv.started_at, iv.ended_at) > pt.f
+               greatest(iv.started_at, iv.f) AS f, least(dashgen.billed_end(iv.started_at, iv.ended_at), iv.t) AS t
+        FROM (SELECT iv.*, pt.f, pt.t FROM parts pt
+              JOIN dashgen.instance_intervals iv ON iv.ended_at > pt.f - interval '60 seconds' AND iv.started_at < pt.t
+              UNION ALL
+              SELECT iv.*, pt.f, pt.t FROM parts pt
+              JOIN dashgen.instance_intervals iv ON iv.ended_at IS NULL AND iv.started_at < pt.t) iv
         JOIN dashgen.instances i ON i.instance_id = iv.instance_id
-        WHERE i.lifecycle = 'spot' AND (ids IS NULL OR i.instance_id IN (SELECT unnest(ids)))
+        WHERE i.lifecycle = 'spot' AND dashgen.billed_end(iv.started_at, iv.ended_at) > iv.f
+          AND (ids IS NULL OR i.instance_id IN (SELECT unnest(ids)))
     ), segs AS (  -- each price change with C at it (USD x seconds / 3600 = USD)
         SELECT p.availability_zone AS az, p.instance_type, p.product_description AS pd, p.at, p.usd_per_hour,
                coalesce(sum(p.usd_per_hour::float8 * date_part('epoch', p.next_at - p.at) / 3600)
