@@ -12,10 +12,10 @@ Builds a pricing store with the project's own code paths, then measures what iss
    (two AZs; DescribeSpotPriceHistory through the Stubber: a price change every 6 hours per AZ and type), the
    burstable ones (t4g.large, t4g.xlarge: a quarter of the fleet) are unlimited
    (DescribeInstanceCreditSpecifications) and those whose CPU level is above their baseline are charged surplus
-   credits every hour they run (CPUSurplusCreditsCharged = (level - baseline) x vCPUs x 60 a hour): sync's real write with 14 days of hourly utilisation,
-   candidate prices, volumes and experiment progress. Timed (whole sync and its write transaction) in a child
-   process, whose peak RSS is the sync's peak memory; CloudWatch calls, metrics requested and datapoints
-   returned are what the sync reports (`SyncResult.cloudwatch_*`).
+   credits every hour they run (CPUSurplusCreditsCharged = (level - baseline) x vCPUs x 60 a hour): sync's real
+   write with 14 days of hourly utilisation, candidate prices, volumes and experiment progress. Timed (whole sync
+   and its write transaction) in a child process, whose peak RSS is the sync's peak memory; CloudWatch calls,
+   metrics requested and datapoints returned are what the sync reports (`SyncResult.cloudwatch_*`).
 2. Steady-state sync two hours later (same fleet): the same figures.
 3. History: 15 earlier daily runs of each instance over the 30 days before (bulk SQL load, billing rollups
    rebuilt with the statements the sync's triggers use, as bench/sync.py), and the Spot prices of those 30 days
@@ -61,7 +61,7 @@ from botocore.stub import Stubber  # noqa: E402
 
 from dashgen.build import render_dashboards  # noqa: E402
 from dashgen.config import Config, Experiment  # noqa: E402
-from dashgen.store import connect  # noqa: E402
+from dashgen.store import connect, migrate  # noqa: E402
 from dashgen.validate import all_panels  # noqa: E402
 from grafana_sql import ALL, expand  # noqa: E402
 
@@ -362,6 +362,10 @@ def load_history(dsn: str) -> int:
                     i.tenancy, i.tags - ''Name'' AS tags
              FROM dashgen.instance_intervals iv JOIN dashgen.instances i USING (instance_id)')""").fetchone()[0])
         rows = conn.execute("SELECT count(*) FROM dashgen.instance_intervals").fetchone()[0]
+        # the rollups of the charges beside On-Demand and of the fleet's CPU (their triggers were off): built again
+        # from every stored row, as sync builds them the first time
+        conn.execute("DELETE FROM dashgen.rollup_state")
+        conn.execute("SELECT dashgen.roll_up_extra_charges(now())")
     with connect(dsn) as conn:  # what autovacuum does after a load this size
         conn.execute("VACUUM (ANALYZE)")
     return rows
@@ -434,8 +438,14 @@ def bench_panels(dsn: str, config: Config, log: Any, only: str | None = None) ->
             for span in dict.fromkeys((default_span, dt.timedelta(days=30))):
                 frm, to = NOW - span, NOW
                 all_sel, one_sel, all_values = _variable_choices(conn, dash, frm, to)
-                interval_ms = max(60_000, int(span.total_seconds() * 1000 / 1000) // 60_000 * 60_000)
                 for panel in all_panels(dash):
+                    # a panel's relative time ("timeFrom") replaces the dashboard's range for its queries
+                    # (grafana/grafana public/app/features/dashboard-scene/scene/PanelTimeRange.tsx): timed once
+                    own = _range(f"now-{panel['timeFrom']}") if panel.get("timeFrom") else None
+                    if own is not None and span != default_span:
+                        continue
+                    p_frm, p_span = (NOW - own, own) if own is not None else (frm, span)
+                    p_interval = max(60_000, int(p_span.total_seconds() * 1000 / 1000) // 60_000 * 60_000)
                     for target in panel.get("targets") or []:
                         if not target.get("rawSql"):
                             continue
@@ -444,15 +454,15 @@ def bench_panels(dsn: str, config: Config, log: Any, only: str | None = None) ->
                         if only and not re.search(only, key):
                             continue
                         for label, sel in (("All", all_sel), ("1 value", one_sel)):
-                            sql = expand(target["rawSql"], time_from=frm, time_to=to, variables=sel,
-                                         all_values=all_values, interval_ms=interval_ms).encode()
+                            sql = expand(target["rawSql"], time_from=p_frm, time_to=to, variables=sel,
+                                         all_values=all_values, interval_ms=p_interval).encode()
                             t = time.perf_counter()
                             conn.execute(sql).fetchall()  # warm-up (and a first figure)
                             first = (time.perf_counter() - t) * 1000
                             ms = first if first > 2000 else min(first, _client_ms(conn, sql))
                             out[key] = max(out.get(key, 0.0), ms)
-                            log(f"  {key[:60]:60s} {label:8s} {span.days or span.seconds // 3600:>3}"
-                                f"{'d' if span.days else 'h'} {ms:9.1f} ms")
+                            log(f"  {key[:60]:60s} {label:8s} {p_span.days or p_span.seconds // 3600:>3}"
+                                f"{'d' if p_span.days else 'h'} {ms:9.1f} ms")
     return out
 
 
@@ -519,7 +529,11 @@ def main() -> None:
     server = pgserver.get_server(folder, cleanup_mode="stop")
     try:
         dsn = server.get_uri()
-        if args.reuse:
+        if args.reuse:  # the store as this code would have it: migrated, rolled up as the next sync would
+            with connect(dsn) as conn:
+                migrate(conn)
+                conn.execute("SELECT dashgen.roll_up_extra_charges(now())")
+                conn.execute("VACUUM (ANALYZE)")
             log(f"== panels of the store in {args.reuse} ==")
             panels = bench_panels(dsn, bench_config(), log, args.panels)
             print(json.dumps({"panel_ms": {k: round(v, 1) for k, v in sorted(panels.items())}}, indent=2)

@@ -168,7 +168,7 @@ def test_the_cumulative_series_from_the_rollup_equal_the_stored_rows(scenario, s
         # the rollup's days may add points (a day's end inside a long Spot run): each is the exact cumulative cost
         # to that time, as the stored rows give it at the end of a range ending there
         for at, series in sorted(set(rolled) - set(live)):
-            _, upto = both(scenario, lambda conn, f=f, at=at: cumulative(conn, f, at, step, *selection))
+            _, upto = both(scenario, lambda conn, f=f, at=at, step=step: cumulative(conn, f, at, step, *selection))
             assert rolled[(at, series)] == pytest.approx(upto[(at, series)], abs=1e-6), (at, series)
 
 
@@ -217,7 +217,8 @@ JOIN dashgen.instances i USING (instance_id)
 WHERE u.hour >= $__timeFrom()::timestamptz - interval '7 days'
   AND u.hour < $__timeTo()::timestamptz - interval '7 days'
   AND i.region = ${region:sqlstring}
-  AND dashgen.selected(i.tags, i.name, dashgen.unhex(${tag_key:sqlstring}), ARRAY[${tag_value:sqlstring}], ARRAY[${name:sqlstring}])
+  AND dashgen.selected(i.tags, i.name, dashgen.unhex(${tag_key:sqlstring}), ARRAY[${tag_value:sqlstring}],
+                       ARRAY[${name:sqlstring}])
   AND dashgen.chosen(i.instance_id, ARRAY[${instance:sqlstring}])
 ORDER BY 1, 2"""  # the panel's query before issue 13: every selected instance's rows
 
