@@ -392,7 +392,7 @@ def write(conn: Any, config: Config, collected: Collected, now: dt.datetime) -> 
     the last sync that committed writes nothing: the returned line says so (None when written)."""
     from dashgen.instance_facts import store_facts
     from dashgen.store import SYNC_LOCK, db_errors, lock_timeout
-    from dashgen.utilisation import store_hourly
+    from dashgen.utilisation import has_rollups, store_hourly
 
     with db_errors("sync: write the pricing store"), lock_timeout(conn, "sync: write the pricing store"):
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (SYNC_LOCK,))
@@ -433,7 +433,8 @@ def write(conn: Any, config: Config, collected: Collected, now: dt.datetime) -> 
         _write_volumes(conn, collected, now)
         _write_cost_truth(conn, collected, now)
         # the charges beside On-Demand of the days closed since the last sync (store_definitions/47_charge_rollups)
-        conn.execute("SELECT dashgen.roll_up_extra_charges(%s)", (now,))
+        if has_rollups(conn):
+            conn.execute("SELECT dashgen.roll_up_extra_charges(%s)", (now,))
     return None
 
 

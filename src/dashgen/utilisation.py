@@ -468,10 +468,18 @@ def store_hourly(conn: Any, rows: Iterable[HourlyRow]) -> int:
                     count += 1
         if count:
             conn.execute(_MERGE)
-            for stmt in _ROLL_UP:
-                conn.execute(stmt)
+            if has_rollups(conn):
+                for stmt in _ROLL_UP:
+                    conn.execute(stmt)
         conn.execute("DROP TABLE _utilisation")
     return count
+
+
+def has_rollups(conn: Any) -> bool:
+    """Whether the store keeps the daily rollups (store_definitions/47_charge_rollups.sql): a store migrated only
+    up to an earlier version has none to keep."""
+    return bool(conn.execute("SELECT to_regprocedure('dashgen.roll_up_extra_charges(timestamptz)') IS NOT NULL"
+                             ).fetchone()[0])
 
 
 # Rows written for hours the rollups already hold (store_definitions/47_charge_rollups.sql): those instances' charge
