@@ -3,7 +3,8 @@
 -- Issue 12 (cost truth, migration 060's tables): Spot pieces, surplus-credit charges, the per-instance charge basis,
 -- cost totals and the reconciliation with billed cost (first defined in migration 061).
 
--- Pieces of charges overlapping [win_from, win_to] (not clipped to it), each a span and its rate in USD per second
+-- Pieces of charges overlapping [win_from, win_to] (a Spot piece starting before win_from starts there; not clipped
+-- at win_to), each a span and its rate in USD per second
 -- (NULL = unknown, never 0):
 --   'credits'  an hour in which a burstable instance was charged surplus credits (CloudWatch
 --              CPUSurplusCreditsCharged, Sum): credits / 60 vCPU-hours x the family's credit price, spread over
@@ -17,9 +18,9 @@ CREATE OR REPLACE FUNCTION dashgen.charge_pieces(win_from timestamptz, win_to ti
 RETURNS TABLE (instance_id text, kind text, piece_from timestamptz, piece_to timestamptz, usd_per_s double precision,
                credits double precision)
 LANGUAGE sql STABLE AS $$
-    WITH spot_runs AS MATERIALIZED (
+    WITH spot_runs AS MATERIALIZED (  -- (from win_from: no piece before the range is looked up)
         SELECT i.instance_id, i.availability_zone AS az, i.instance_type, coalesce(i.platform, 'Linux/UNIX') AS pd,
-               iv.started_at AS f, dashgen.billed_end(iv.started_at, iv.ended_at) AS t
+               greatest(iv.started_at, win_from) AS f, dashgen.billed_end(iv.started_at, iv.ended_at) AS t
         FROM dashgen.instances i
         JOIN dashgen.instance_intervals iv ON iv.instance_id = i.instance_id
         WHERE i.lifecycle = 'spot' AND iv.started_at < win_to
