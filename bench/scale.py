@@ -429,8 +429,16 @@ def _client_ms(conn: Any, sql: bytes, runs: int = 3) -> float:
     return best
 
 
+def calibration_ms(dsn: str) -> float:
+    """The machine's speed now (shared: the load moves every figure): as bench/sync.py, about 139 ms idle here."""
+    with connect(dsn) as conn:
+        return min(_client_ms(conn, b"SELECT sum(i) FROM generate_series(1, 1000000) i") for _ in range(2))
+
+
 def bench_panels(dsn: str, config: Config, log: Any, only: str | None = None) -> dict[str, float]:
     out: dict[str, float] = {}
+    log(f"  (machine speed: SELECT sum(i) FROM generate_series(1, 1000000) takes {calibration_ms(dsn):.0f} ms now, "
+        f"load average {os.getloadavg()[0]:.1f})")
     with connect(dsn) as conn:
         for file, dash in sorted(render_dashboards(config).items()):
             slug = file.removesuffix(".json")
