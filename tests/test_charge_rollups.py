@@ -1,4 +1,4 @@
-"""The rollups kept by sync for the panels' speed (issue 13, migration 090, store_definitions/47_charge_rollups.sql)
+"""The rollups kept by sync for the panels' speed (issue 13, migration 090, store/functions/47_charge_rollups.sql)
 give the same figures as the stored rows they replace: every faster path against the slow one, in one transaction
 (the same now()) with and without the rollup (`dashgen.rollup_state` removed = everything computed live, the path
 before the rollups), on a scenario with what can go wrong: Spot runs across midnight and across price changes, a
@@ -17,12 +17,12 @@ from typing import Any
 import psycopg
 import pytest
 
-from dashgen.pricing import PriceKey, resolve_prices
-from dashgen.sqlvars import encode as hx
-from dashgen.sqlvars import load_sql
-from dashgen.store import migrate
+from dashgen.store.db import migrate
+from dashgen.store.sqlvars import encode as hx
+from dashgen.store.sqlvars import load_sql
 from dashgen.sync import PRICE_UPSERT_SQL
-from dashgen.utilisation import HourlyRow, store_hourly
+from dashgen.sync.cloudwatch import HourlyRow, store_hourly
+from dashgen.sync.pricing import PriceKey, resolve_prices
 from grafana_sql import ALL, expand
 
 H = dt.timedelta(hours=1)

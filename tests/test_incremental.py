@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from cloudwatch_model import CloudWatchModel
-from dashgen.utilisation import (
+from dashgen.sync.cloudwatch import (
     COLUMNS,
     CloudWatchMeter,
     HourlyRow,
@@ -44,7 +44,7 @@ def conns(pg_server):
     """Two migrated databases: one synced incrementally, one read once in full."""
     import uuid
 
-    from dashgen.store import migrate
+    from dashgen.store.db import migrate
 
     admin = pg_server.get_uri()
     names = [f"inc_{uuid.uuid4().hex[:10]}" for _ in range(2)]
@@ -208,7 +208,7 @@ def test_progress_is_read_from_the_latest_stored_point_and_upserted_as_before(fr
     from botocore.stub import ANY, Stubber
 
     from dashgen.config import Config, Experiment
-    from dashgen.store import migrate
+    from dashgen.store.db import migrate
     from dashgen.sync import Collected, SyncResult, collect, progress_since, write
 
     exp = Experiment("exp", "experiment", "exp", 10.0, T0 + 24 * H, "Training", "Progress", (("Experiment", "exp"),))
@@ -245,8 +245,8 @@ def test_a_read_that_fails_midway_keeps_the_calls_that_answered(conns) -> None:
     calls that answered, so the next sync goes on from there instead of starting again."""
     from botocore.exceptions import ClientError
 
-    from dashgen.aws import Budget
     from dashgen.errors import AwsError
+    from dashgen.sync.aws import Budget
 
     inc, _ = conns
     fleet = {f"i-{n:03d}": (T0 - 5 * H, None) for n in range(101)}  # 15 queries each: 33 instances a call

@@ -6,7 +6,7 @@ ever runs while that transaction is open): it picks the instances sync saw in th
 `GetMetricData` (through the boto3 paginator, up to 500 queries a call, hourly periods) for CPU average, maximum
 and p95, NetworkIn and NetworkOut (sums), the minimum CPUCreditBalance of burstable types and, for instances of
 an experiment with a progress metric, that metric's maximum, and the surplus credits charged (CPUSurplusCreditsCharged,
-Sum) of burstable types, which the cost functions price (dashgen.credits); and, at 5-minute
+Sum) of burstable types, which the cost functions price (dashgen.sync.credits); and, at 5-minute
 resolution as Compute Optimizer (`FIVE_MINUTE_SERIES`), what rightsizing sizes on: the twelve 5-minute CPU maxima
 of each hour, the busiest 5 minutes of network bytes (in, out) and packets, of EBS operations and bytes, and the
 CloudWatch agent's `mem_used_percent` (namespace CWAgent, dimension InstanceId) when it is published.
@@ -56,7 +56,7 @@ EC2_SERIES = {
     "network_in_bytes": ("NetworkIn", "Sum"),
     "network_out_bytes": ("NetworkOut", "Sum"),
     "cpu_credit_balance_min": ("CPUCreditBalance", "Minimum"),
-    # surplus credits AWS charged (unlimited mode), summed over the hour: priced by dashgen.credits (issue 12)
+    # surplus credits AWS charged (unlimited mode), summed over the hour: priced by dashgen.sync.credits (issue 12)
     "cpu_surplus_credits_charged": ("CPUSurplusCreditsCharged", "Sum"),
 }
 BURSTABLE_ONLY = {"cpu_credit_balance_min", "cpu_surplus_credits_charged"}
@@ -297,8 +297,8 @@ def floor_hour(t: dt.datetime) -> dt.datetime:
 
 def cloudwatch_client(session: Any, region: str, budget: Any = None) -> Any:
     """A CloudWatch client with bounded timeouts and botocore's standard retry mode (throttling is retried with
-    backoff, a limited number of times: `dashgen.aws.client`), watched by `budget`."""
-    from dashgen.aws import client
+    backoff, a limited number of times: `dashgen.sync.aws.client`), watched by `budget`."""
+    from dashgen.sync.aws import client
 
     return client(session, "cloudwatch", region, budget=budget)
 
@@ -357,7 +357,7 @@ def iter_hourly(client: Any, targets: Sequence[Target], start: dt.datetime, end:
                 *, region: str = "") -> Iterator[list[HourlyRow]]:
     """Hourly rows for `targets` between `start` and `end` (whole hours): one list per GetMetricData request
     (up to 500 queries, its pages followed), holding every row of the instances it asked about."""
-    from dashgen.aws import aws_errors, describe
+    from dashgen.sync.aws import aws_errors, describe
 
     queries = metric_queries(targets)
     paginator = client.get_paginator("get_metric_data")
@@ -476,13 +476,13 @@ def store_hourly(conn: Any, rows: Iterable[HourlyRow]) -> int:
 
 
 def has_rollups(conn: Any) -> bool:
-    """Whether the store keeps the daily rollups (store_definitions/47_charge_rollups.sql): a store migrated only
+    """Whether the store keeps the daily rollups (store/functions/47_charge_rollups.sql): a store migrated only
     up to an earlier version has none to keep."""
     return bool(conn.execute("SELECT to_regprocedure('dashgen.roll_up_extra_charges(timestamptz)') IS NOT NULL"
                              ).fetchone()[0])
 
 
-# Rows written for hours the rollups already hold (store_definitions/47_charge_rollups.sql): those instances' charge
+# Rows written for hours the rollups already hold (store/functions/47_charge_rollups.sql): those instances' charge
 # days again, from the day of their first such hour with surplus credits, and those hours of the fleet's CPU.
 _ROLL_UP = ("""
 SELECT dashgen.roll_up_extra_charges_of(array_agg(x.instance_id), array_agg(x.first))
@@ -566,10 +566,10 @@ def read_utilisation_into(conn: Any, client: Any, region: str, into: RowSpool | 
                           seen: Sequence[Target] = (), budget: Any = None) -> CollectResult:
     """Read the hourly utilisation of `region`'s instances (those in the store seen in the window, and `seen`,
     the ones this sync saw) from CloudWatch into `into`, one GetMetricData request's rows at a time (within
-    `budget`, a `dashgen.aws.Budget`: into a spool of the region's own, added to `into` only when every read
+    `budget`, a `dashgen.sync.aws.Budget`: into a spool of the region's own, added to `into` only when every read
     answered); the store is only read (a store that fails here is one `DatabaseError` line). Instances with the
     same span (`fetch_spans`) share requests."""
-    from dashgen.store import db_errors
+    from dashgen.store.db import db_errors
 
     end = floor_hour(now or dt.datetime.now(dt.UTC)) + dt.timedelta(hours=1)  # the current hour, partial
     window_start = end - dt.timedelta(days=lookback_days, hours=1)

@@ -7,7 +7,7 @@
 -- More: two series for the whole selection, its mean and its highest hourly average (a time series panel draws
 -- every series it gets: thousands of dashed lines, each one every row to the browser, say nothing); with every
 -- instance of the region selected they come from the hourly rollup `dashgen sync` keeps
--- (dashgen.cpu_hourly_by_region, store_definitions/47_charge_rollups.sql) for the hours before its last day.
+-- (dashgen.cpu_hourly_by_region, store/functions/47_charge_rollups.sql) for the hours before its last day.
 WITH sel AS MATERIALIZED (
     SELECT i.instance_id
     FROM dashgen.instances i

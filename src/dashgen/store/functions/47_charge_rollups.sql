@@ -11,7 +11,7 @@
 --   dashgen sync       dashgen.roll_up_extra_charges(now) after its write: the days closed since the last one
 --                      (every instance), and `through` moved to 00:00 UTC of the sync (never after now());
 --                      the utilisation rows it writes for those days: dashgen.roll_up_extra_charges_of and
---                      dashgen.roll_up_cpu_hours (dashgen.utilisation.store_hourly);
+--                      dashgen.roll_up_cpu_hours (dashgen.sync.cloudwatch.store_hourly);
 --   the triggers below  runs (dashgen.instance_intervals) and Spot prices that change inside the rolled-up days.
 -- Before any sync rolled up (no state row) or after a TRUNCATE of what it reads, everything is computed live.
 

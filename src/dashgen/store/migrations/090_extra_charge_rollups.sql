@@ -1,6 +1,6 @@
 -- Rollups of the charges beside On-Demand (issue 12) for the panels' speed (issue 13), as 003/004 are for
 -- On-Demand: per instance and whole UTC day before `rollup_state.through`, what dashgen.charge_pieces gives
--- in that day. Kept by `dashgen sync` (dashgen.refresh_extra_charges, store_definitions/47_charge_rollups.sql);
+-- in that day. Kept by `dashgen sync` (dashgen.roll_up_extra_charges, store/functions/47_charge_rollups.sql);
 -- the days from `through` on, and a store no sync has rolled up yet (no state row), are computed from the stored
 -- rows at every query. Prices that may change (credit prices, On-Demand) are applied when read, not stored here.
 CREATE TABLE dashgen.extra_charges_daily (
