@@ -74,8 +74,8 @@ $$;
 --   Spot  C(x) = the integral of a key's Spot price from the price in effect at its earliest run end (else its
 --         first known price) to x (per price change: the sum over the changes before it of price x duration, then
 --         price x the time since); a run clipped to the range costs C(end) - C(start), both found by one sort of
---         the distinct run ends and price changes per key (an as-of join); a run starting before the first known
---         price is unknown;
+--         run ends and price changes per key (an as-of join); a run starting before the first known price is
+--         unknown;
 --   credits  the hours' credits x the share of the hour in the range, summed per instance, x the credit price.
 -- The whole UTC days of the range that the rollup holds (before dashgen.rollup_state.through, kept by sync:
 -- 47_charge_rollups.sql) are read from dashgen.extra_charges_daily (the same figures per day; all of them, as from
@@ -129,7 +129,7 @@ LANGUAGE sql STABLE AS $$
                 = (i.region, split_part(i.instance_type, '.', 1), i.operating_system)
         WHERE i.credit_mode IS DISTINCT FROM 'standard'
     ), runs AS (  -- Spot runs clipped to each part (closed runs by their end, open ones: two index ranges)
-        SELECT i.instance_id, i.availability_zone AS az, i.instance_type,
+        SELECT row_number() OVER () AS run, i.instance_id, i.availability_zone AS az, i.instance_type,
                coalesce(i.platform, 'Linux/UNIX') AS pd,
                greatest(iv.started_at, iv.f) AS f, least(dashgen.billed_end(iv.started_at, iv.ended_at), iv.t) AS t
         FROM (SELECT iv.*, pt.f, pt.t FROM parts pt
@@ -157,31 +157,27 @@ LANGUAGE sql STABLE AS $$
               JOIN dashgen.spot_prices p
                 ON (p.availability_zone, p.instance_type, p.product_description) = (k.az, k.instance_type, k.pd)
                AND p.at >= k.since) p
-    ), ends AS (  -- the distinct run ends per key (runs still going share their ends: `through` and now)
-        SELECT az, instance_type, pd, f AS x FROM runs UNION SELECT az, instance_type, pd, t FROM runs
     ), points AS (  -- run ends and price changes in time order per key (a change at x applies at x): grp numbers
                     -- the price changes, so each run end shares its grp with the change in effect (grp 0: none)
         SELECT e.*, count(e.seg_at) OVER (PARTITION BY az, instance_type, pd ORDER BY x, seg_at IS NULL
                                           ROWS UNBOUNDED PRECEDING) AS grp
-        FROM (SELECT az, instance_type, pd, x, NULL::timestamptz AS seg_at, NULL::numeric AS usd_per_hour,
-                     NULL::float8 AS c_at FROM ends
-              UNION ALL SELECT az, instance_type, pd, at, at, usd_per_hour, c_at FROM segs) e
-    ), c AS MATERIALIZED (  -- C at each run end (NULL: before the first known price)
-        SELECT az, instance_type, pd, x, c
-        FROM (SELECT az, instance_type, pd, x, seg_at,
-                     first_value(c_at) OVER g + first_value(usd_per_hour::float8) OVER g
-                         * date_part('epoch', x - first_value(seg_at) OVER g) / 3600 AS c
-              FROM points
-              WINDOW g AS (PARTITION BY az, instance_type, pd, grp ORDER BY x, seg_at IS NULL)) v
-        WHERE seg_at IS NULL
-    ), run_cost AS (  -- C(end) - C(start) per run (known: a price at its start)
-        SELECT r.instance_id, ct.c - cs.c AS usd, cs.c IS NOT NULL AS known
-        FROM runs r
-        JOIN c cs ON (cs.az, cs.instance_type, cs.pd, cs.x) = (r.az, r.instance_type, r.pd, r.f)
-        JOIN c ct ON (ct.az, ct.instance_type, ct.pd, ct.x) = (r.az, r.instance_type, r.pd, r.t)
+        FROM (SELECT az, instance_type, pd, f AS x, run, 0 AS which, NULL::timestamptz AS seg_at,
+                     NULL::numeric AS usd_per_hour, NULL::float8 AS c_at FROM runs
+              UNION ALL SELECT az, instance_type, pd, t, run, 1, NULL, NULL, NULL FROM runs
+              UNION ALL SELECT az, instance_type, pd, at, NULL, NULL, at, usd_per_hour, c_at FROM segs) e
+    ), c AS (  -- C at each run end (NULL: before the first known price)
+        SELECT run, which,
+               first_value(c_at) OVER g + first_value(usd_per_hour::float8) OVER g
+                   * date_part('epoch', x - first_value(seg_at) OVER g) / 3600 AS c
+        FROM points
+        WINDOW g AS (PARTITION BY az, instance_type, pd, grp ORDER BY x, seg_at IS NULL)
+    ), run_cost AS (  -- C(end) - C(start) per run (known: a price at its start); no join: one pass per run
+        SELECT run, max(c) FILTER (WHERE which = 1) - max(c) FILTER (WHERE which = 0) AS usd,
+               bool_or(which = 0 AND c IS NOT NULL) AS known
+        FROM c WHERE run IS NOT NULL GROUP BY run
     ), spot AS (
         SELECT x.instance_id, CASE WHEN bool_and(x.known) THEN sum(x.usd) END AS usd
-        FROM (SELECT rc.instance_id, rc.usd, rc.known FROM run_cost rc
+        FROM (SELECT r.instance_id, rc.usd, rc.known FROM runs r JOIN run_cost rc ON rc.run = r.run
               UNION ALL
               SELECT r.instance_id, r.spot_usd, r.spot_unknown_s = 0
               FROM rolled r WHERE r.spot_known_s > 0 OR r.spot_unknown_s > 0) x

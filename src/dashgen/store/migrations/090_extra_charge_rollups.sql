@@ -44,3 +44,6 @@ CREATE TABLE dashgen.rollup_state (
 -- The hours charged surplus credits, by hour: the part of a range after the rolled-up days (dashgen.extra_charges).
 CREATE INDEX instance_utilisation_hourly_credit_hours ON dashgen.instance_utilisation_hourly (hour)
     INCLUDE (instance_id, cpu_surplus_credits_charged) WHERE cpu_surplus_credits_charged > 0;
+
+-- The Spot instances (a few of the fleet): the runs whose charges are read from the rows.
+CREATE INDEX instances_spot ON dashgen.instances (instance_id) WHERE lifecycle = 'spot';
