@@ -5,11 +5,12 @@
 -- = each member's cost to date at its Spot prices (Spot instances) plus surplus credits, and the burn rate = the Spot
 -- price in effect (else On-Demand) plus the credits of the last stored hour, per running member.
 CREATE OR REPLACE VIEW dashgen.experiment_status AS
-WITH members0 AS MATERIALIZED (  -- (its own plan: experiments, then their members by the tags index)
+WITH members0 AS MATERIALIZED (  -- (its own plan)
     SELECT e.name, i.instance_id, p.usd_per_hour, dashgen.seconds_to_date(i.billed_closed_s, i.running_since) AS seconds,
            i.running_since IS NOT NULL AS running
-    FROM dashgen.experiments e
-    JOIN dashgen.instances i ON i.tags @> jsonb_build_object(e.tag_key, e.tag_value)
+    FROM (SELECT DISTINCT tag_key FROM dashgen.experiments) k  -- (per tag key, a hash join on the tag's value:
+    CROSS JOIN dashgen.instances i                           --  a tag's value is text, as AWS writes tags)
+    JOIN dashgen.experiments e ON e.tag_key = k.tag_key AND e.tag_value = i.tags ->> k.tag_key
     LEFT JOIN dashgen.instance_prices p
            ON (p.region, p.instance_type, p.operating_system, p.tenancy)
             = (i.region, i.instance_type, i.operating_system, i.tenancy)
