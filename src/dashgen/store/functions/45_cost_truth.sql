@@ -21,10 +21,12 @@ LANGUAGE sql STABLE AS $$
     WITH spot_runs AS MATERIALIZED (  -- (from win_from: no piece before the range is looked up)
         SELECT i.instance_id, i.availability_zone AS az, i.instance_type, coalesce(i.platform, 'Linux/UNIX') AS pd,
                greatest(iv.started_at, win_from) AS f, dashgen.billed_end(iv.started_at, iv.ended_at) AS t
-        FROM dashgen.instances i
-        JOIN dashgen.instance_intervals iv ON iv.instance_id = i.instance_id
-        WHERE i.lifecycle = 'spot' AND iv.started_at < win_to
-          AND dashgen.billed_end(iv.started_at, iv.ended_at) > win_from
+        FROM (SELECT * FROM dashgen.instance_intervals iv  -- (closed runs by their end, open ones: index ranges)
+              WHERE iv.ended_at > win_from - interval '60 seconds' AND iv.started_at < win_to
+              UNION ALL
+              SELECT * FROM dashgen.instance_intervals iv WHERE iv.ended_at IS NULL AND iv.started_at < win_to) iv
+        JOIN dashgen.instances i ON i.instance_id = iv.instance_id
+        WHERE i.lifecycle = 'spot' AND dashgen.billed_end(iv.started_at, iv.ended_at) > win_from
           AND (ids IS NULL OR i.instance_id IN (SELECT unnest(ids)))
     ), spot_pieces AS (  -- per run (two index probes): the price in effect at its start, then every change in it
         SELECT r.instance_id, greatest(r.f, s.at) AS f, least(r.t, s.next_at) AS t, s.usd_per_hour

@@ -59,19 +59,25 @@ WITH sel AS (  -- the selected instances: their series and USD per second (NULL:
                       ELSE '-infinity' END AS r1) x
 ), extra_events AS (  -- charges beside On-Demand (dashgen.charge_pieces, issue 12): the rate changes at
                      -- each piece's start (t0 if earlier) and back at its end; a Spot piece by its price less On-Demand;
-                     -- outside [r0, r1) only (pieces across r0 or r1 cut there)
-    SELECT p.instance_id, e.at, e.sign,
-           CASE WHEN p.kind = 'spot' THEN p.usd_per_s - sel.rate ELSE p.usd_per_s END AS rate
-    FROM (SELECT q.instance_id, q.kind, q.piece_from,
-                 CASE WHEN roll.r0 < t1 THEN least(q.piece_to, roll.r0) ELSE q.piece_to END AS piece_to, q.usd_per_s
-          FROM roll, dashgen.charge_pieces(t0, roll.r0, roll.ids) q
-          UNION ALL
-          SELECT q.instance_id, q.kind, greatest(q.piece_from, roll.r1), q.piece_to, q.usd_per_s
-          FROM roll, dashgen.charge_pieces(roll.r1, t1, roll.ids) q
-          WHERE roll.r1 > roll.r0 AND roll.r1 < t1) p
-    JOIN sel ON sel.instance_id = p.instance_id
-    CROSS JOIN LATERAL (VALUES (greatest(p.piece_from, t0), 1), (p.piece_to, -1)) e(at, sign)
-    WHERE p.usd_per_s IS NOT NULL AND sel.rate IS NOT NULL
+                     -- outside [r0, r1) only (pieces across r0 or r1 cut there). Summed per series and span first, then
+                     -- per series and time: the same credit hour of a thousand instances is one change of the series'
+                     -- rate (any instance of the series stands for it below; its own rate is not used)
+    SELECT min(x.instance_id) AS instance_id, e.at, 1 AS sign, sum(e.sign * x.rate) AS rate
+    FROM (SELECT min(p.instance_id) AS instance_id, sel.series, p.piece_from AS f, p.piece_to AS t,
+                 sum(CASE WHEN p.kind = 'spot' THEN p.usd_per_s - sel.rate ELSE p.usd_per_s END) AS rate
+          FROM (SELECT q.instance_id, q.kind, q.piece_from,
+                       CASE WHEN roll.r0 < t1 THEN least(q.piece_to, roll.r0) ELSE q.piece_to END AS piece_to,
+                       q.usd_per_s
+                FROM roll, dashgen.charge_pieces(t0, roll.r0, roll.ids) q
+                UNION ALL
+                SELECT q.instance_id, q.kind, greatest(q.piece_from, roll.r1), q.piece_to, q.usd_per_s
+                FROM roll, dashgen.charge_pieces(roll.r1, t1, roll.ids) q
+                WHERE roll.r1 > roll.r0 AND roll.r1 < t1) p
+          JOIN sel ON sel.instance_id = p.instance_id
+          WHERE p.usd_per_s IS NOT NULL AND sel.rate IS NOT NULL
+          GROUP BY sel.series, p.piece_from, p.piece_to) x
+    CROSS JOIN LATERAL (VALUES (greatest(x.f, t0), 1), (x.t, -1)) e(at, sign)
+    GROUP BY x.series, e.at
 ), all_events AS (
     SELECT instance_id, at, sign, NULL::float8 AS rate FROM runs_events
     UNION ALL
