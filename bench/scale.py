@@ -31,7 +31,8 @@ Targets (issue 13): panels < 100 ms at 10k (< 500 ms at 50k); rightsize < 2 s at
 with < 500 MB peak; steady state < 2 s at 10k; build ratio <= 2. The data folder is removed at the end, unless
 `--keep DIR` (the store is built in DIR and kept); `--reuse DIR` times the panels of a store kept so, and
 `--panels REGEX` only the panels whose "dashboard/title" matches, without rightsize and build (both for working
-on a panel's SQL).
+on a panel's SQL). `--bulk` builds the store without the syncs (sync's write of the inventory, then CloudWatch's
+rows bulk-loaded by SQL: `bulk_store`) and times only the panels: for 10k+ on a loaded machine.
 """
 
 from __future__ import annotations
@@ -337,6 +338,69 @@ def run_sync(dsn: str, n: int, now: dt.datetime) -> dict[str, Any]:
     return figures
 
 
+def bulk_store(dsn: str, n: int, now: dt.datetime) -> int:
+    """--bulk: the store a first sync leaves, without its CloudWatch read (on a loaded machine the 10k first sync,
+    5-minute series included, takes over an hour). Sync's own write of what AWS says without CloudWatch: the
+    fleet's inventory and volumes (its Stubber pages), bundled prices, credit modes and prices, Spot prices (its
+    DescribeSpotPriceHistory pages) and the experiments; then, bulk-loaded with SQL, what the CloudWatch read would
+    store: every instance's hourly rows over the last 14 days of the hours it ran, at the levels the stubbed
+    replies give (CPU, per-instance progress, surplus credits of the unlimited ones above their baseline), and each
+    experiment's 5-minute progress points; the rollups built as sync builds them. The utilisation rows."""
+    from dashgen.sync import Collected, write
+    from dashgen.sync.credits import CreditKey, family_of, is_burstable, resolve_credit_prices
+    from dashgen.sync.inventory import describe_region
+    from dashgen.sync.pricing import PriceKey, resolve_prices
+    from dashgen.sync.spot import parse_entry
+    from dashgen.sync.volumes import describe_volumes
+
+    fleet = Fleet(n)
+    client = boto3.client("ec2", region_name=REGION, aws_access_key_id="bench", aws_secret_access_key="bench")
+    with Stubber(client) as stub:
+        for page in fleet.instance_pages():
+            stub.add_response("describe_instances", page)
+        for page in fleet.volume_pages():
+            stub.add_response("describe_volumes", page)
+        instances, volumes = describe_region(client, REGION), describe_volumes(client, REGION)
+    prices, _ = resolve_prices({PriceKey(i.region, i.instance_type, i.operating_system, i.tenancy)
+                                for i in instances}, "bundled")
+    burstable = [i for i in instances if is_burstable(i.instance_type)]
+    credit_prices, _ = resolve_credit_prices({CreditKey(i.region, family_of(i.instance_type), i.operating_system)
+                                              for i in burstable}, "bundled", None)
+    spot = [parse_entry(e, REGION) for page in fleet.spot_pages(now) for e in page["SpotPriceHistory"]]
+    collected = Collected(instances, [REGION], prices, {}, volumes=volumes, volume_regions=[REGION],
+                          credit_modes={i.instance_id: "unlimited" for i in burstable}, credit_prices=credit_prices,
+                          spot_prices=spot)
+    with connect(dsn) as conn:
+        migrate(conn)
+        write(conn, bench_config(), collected, now)
+    with connect(dsn) as conn, conn.transaction():
+        conn.execute("""
+            INSERT INTO dashgen.instance_utilisation_hourly (instance_id, hour, cpu_avg, cpu_max, cpu_p95,
+                                                             progress_pct, cpu_surplus_credits_charged)
+            SELECT i.instance_id, h, l.level, least(100, l.level + 8), l.level,
+                   least(100, 100 * date_part('epoch', h - %(launched)s) / date_part('epoch', %(now)s - %(launched)s)),
+                   CASE i.instance_type WHEN 't4g.large' THEN greatest(0, (l.level - 30) / 100 * 2 * 60)
+                                        WHEN 't4g.xlarge' THEN greatest(0, (l.level - 40) / 100 * 4 * 60) END
+            FROM dashgen.instances i
+            JOIN dashgen.instance_intervals iv ON iv.instance_id = i.instance_id,
+            LATERAL (SELECT 3.0 + (('x' || lpad(right(i.instance_id, 15), 16, '0'))::bit(64)::bigint * 37) %% 90
+                            AS level) l,
+            generate_series(date_trunc('hour', greatest(iv.started_at, %(now)s - interval '14 days')),
+                            coalesce(iv.ended_at, %(now)s) - interval '1 microsecond', interval '1 hour') h""",
+                     {"now": now, "launched": LAUNCHED})
+        conn.execute("""
+            INSERT INTO dashgen.experiment_progress (experiment, at, percent)
+            SELECT 'exp-' || k, t, least(100, 100 * date_part('epoch', t - %(launched)s)
+                                               / date_part('epoch', %(now)s - %(launched)s))
+            FROM generate_series(0, %(experiments)s - 1) k,
+                 generate_series(date_trunc('hour', %(now)s) - interval '14 days', %(now)s, interval '5 minutes') t
+            """, {"now": now, "launched": LAUNCHED, "experiments": EXPERIMENTS})
+        rows = conn.execute("SELECT count(*) FROM dashgen.instance_utilisation_hourly").fetchone()[0]
+        conn.execute("DELETE FROM dashgen.rollup_state")
+        conn.execute("SELECT dashgen.roll_up_extra_charges(%s)", (now,))
+    return rows
+
+
 def load_history(dsn: str) -> int:
     """15 earlier daily runs (2-17 h) per instance over the 30 days before now, bulk-loaded; rollups rebuilt."""
     with connect(dsn) as conn, conn.transaction():
@@ -524,6 +588,8 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object (the figures) instead")
     parser.add_argument("--sync-only", action="store_true",
                         help="only the first and steady-state syncs (e.g. at 50k, where the rest takes an hour)")
+    parser.add_argument("--bulk", action="store_true",
+                        help="no syncs: the store a first sync leaves, CloudWatch's rows bulk-loaded (panels only)")
     parser.add_argument("--keep", metavar="DIR", help="build the store in DIR (empty or absent) and keep it")
     parser.add_argument("--reuse", metavar="DIR", help="time the panels of the store kept in DIR (no sync)")
     parser.add_argument("--panels", metavar="REGEX", help="only the panels whose 'dashboard/title' matches")
@@ -550,6 +616,17 @@ def main() -> None:
         with connect(dsn) as conn:
             conn.execute("DROP SCHEMA IF EXISTS dashgen CASCADE")
         n = args.instances
+        if args.bulk:
+            log(f"== bulk store: {n:,} instances (sync's write without CloudWatch, its rows loaded by SQL) ==")
+            t = time.perf_counter()
+            log(f"  {bulk_store(dsn, n, NOW):,} utilisation rows in {time.perf_counter() - t:.0f} s")
+            rows = load_history(dsn)
+            log(f"== panels: {n:,} instances, {rows:,} runs over 30 days, client time (execute + fetch), worst of "
+                "All / 1 value, default range / 30 days ==")
+            panels = bench_panels(dsn, bench_config(), log, args.panels)
+            print(json.dumps({"instances": n, "panel_ms": {k: round(v, 1) for k, v in sorted(panels.items())}},
+                             indent=2) if args.json else "")
+            return
         log(f"== first sync: {n:,} instances, 14 days of hourly utilisation ==")
         first = run_sync(dsn, n, NOW)
         log(f"  {first['s']:.2f} s (write {first['write_s']:.2f} s), peak {first['peak_mb']:.0f} MB, "
