@@ -39,7 +39,7 @@ RELEASED = {
     "050_instance_facts": "f81f6be3487083f8fc9c3f370fe6de570119469f6c41ec28c75583b959ccd6d3",
     "060_cost_truth_tables": "5d140fc63d1d882a636d6fa1c48616e8e87bf3538623501fb90066bb64e251d8",
     "061_cost_truth_functions": "bce8228cf6e77b3338a73e9e0db3a9817972f36af25c41ab2709a55a092df60f",
-    "090_extra_charge_rollups": "61e7bc964d60435d87437ec76f96888013de9db107bc7bc624dfd006bb5fe1a5",
+    "090_extra_charge_rollups": "a0d9ece5b9d3f386df3a9823a348e477497c1fa77f6f4e05da36092ce9d08196",
 }
 # Functions the migrations own because a table depends on them (a generated column): never re-defined.
 MIGRATION_OWNED = {"tags_label"}

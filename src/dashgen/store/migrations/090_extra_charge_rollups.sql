@@ -47,3 +47,10 @@ CREATE INDEX instance_utilisation_hourly_credit_hours ON dashgen.instance_utilis
 
 -- The Spot instances (a few of the fleet): the runs whose charges are read from the rows.
 CREATE INDEX instances_spot ON dashgen.instances (instance_id) WHERE lifecycle = 'spot';
+
+-- The surplus credits of each burstable instance's hours by time, with their value (NULL for other types): the
+-- burn rate's last stored hour (dashgen.instance_charge_basis, one probe per instance) reads the index only. It
+-- serves the hours charged (> 0) of migration 060's index as well, which it replaces.
+CREATE INDEX instance_utilisation_hourly_credits_stored ON dashgen.instance_utilisation_hourly (instance_id, hour)
+    INCLUDE (cpu_surplus_credits_charged) WHERE cpu_surplus_credits_charged IS NOT NULL;
+DROP INDEX dashgen.instance_utilisation_hourly_credits;
