@@ -89,9 +89,19 @@ def test_no_import_cycles_between_dashgen_modules() -> None:
 def test_built_in_dashboards_use_only_the_public_definitions_api() -> None:
     """The built-ins are the examples a user's definitions follow: they import dashboard helpers from
     `dashgen.api` only (grafanalib for types, and the rightsizing rule's own facts from
-    `dashgen.rightsizing.queries`)."""
+    `dashgen.rightsizing.rule`)."""
     graph = import_graph()
-    allowed = {"dashgen.api", "dashgen.rightsizing.queries", "dashgen.dashboards"}
+    allowed = {"dashgen.api", "dashgen.rightsizing.rule", "dashgen.dashboards"}
     for module in sorted(m for m in graph if m.startswith("dashgen.dashboards.")):
         assert graph[module] <= allowed, (module, sorted(graph[module] - allowed))
         assert "dashgen.api" in graph[module], module
+
+
+def test_the_rightsizing_rule_is_pure() -> None:
+    """`rightsizing/rule.py` holds the rule's facts the dashboard, the CLI and sync share: it reads nothing (no
+    store, no AWS, no files), so the built-in dashboard can import it without pulling the store or sync in."""
+    graph = import_graph()
+    assert graph["dashgen.rightsizing.rule"] <= {"dashgen.config"}, sorted(graph["dashgen.rightsizing.rule"])
+    source = (PACKAGE / "rightsizing" / "rule.py").read_text()
+    for io in ("open(", "resources", "psycopg", "boto3", "connect("):
+        assert io not in source, io

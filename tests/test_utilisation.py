@@ -340,7 +340,7 @@ def test_candidate_prices_come_from_the_price_list_api_at_most_once_a_day(fresh_
     import psycopg
 
     from dashgen.config import Config
-    from dashgen.rightsizing.queries import rightsizing_price_keys
+    from dashgen.rightsizing.collect import rightsizing_price_keys
     from dashgen.sync import sync
     from dashgen.sync.pricing import PriceKey
 

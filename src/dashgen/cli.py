@@ -400,16 +400,9 @@ def rightsize(
 ) -> None:
     """Recommend the right size (and a cheaper family) per instance, from the dashboard's own SQL."""
     from dashgen.errors import ConfigError
-    from dashgen.rightsizing.queries import (
-        EXPERIMENT_COLUMNS,
-        RIGHTSIZING_COLUMNS,
-        WRAPPED,
-        terminal_notes,
-        terminal_table,
-        to_csv,
-        to_json,
-    )
+    from dashgen.rightsizing.queries import WRAPPED, terminal_notes, terminal_table, to_csv, to_json
     from dashgen.rightsizing.queries import rightsize as run_rightsize
+    from dashgen.rightsizing.rule import EXPERIMENT_COLUMNS, RIGHTSIZING_COLUMNS
 
     if fmt not in _RS_FORMATS:
         raise ConfigError(f"--format: expected one of {', '.join(_RS_FORMATS)}, got {fmt!r}")
