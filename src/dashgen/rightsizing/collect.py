@@ -56,7 +56,8 @@ def utilisation_targets(config: Config, instances: Iterable[Any], region: str) -
     """What CloudWatch is asked about for the instances sync saw in `region`: burstable (the bundled specs) and
     the progress metric of the first experiment (by name) whose tag they carry."""
     from dashgen.store.db import instance_type_rows
-    from dashgen.sync.cloudwatch import Progress, Target
+    from dashgen.sync.cloudwatch import Target
+    from dashgen.sync.experiments import ProgressMetric
 
     burstable = {row[0]: bool(row[5]) for row in instance_type_rows()}
     experiments = sorted((e for e in config.experiments if e.progress_namespace and e.progress_metric),
@@ -66,9 +67,8 @@ def utilisation_targets(config: Config, instances: Iterable[Any], region: str) -
         if inst.region != region:
             continue
         exp = next((e for e in experiments if inst.tags.get(e.tag_key) == e.tag_value), None)
-        progress = None if exp is None else Progress(
-            exp.progress_namespace, exp.progress_metric,
-            tuple(sorted((str(k), str(v)) for k, v in exp.progress_dimensions)))
+        progress = None if exp is None else ProgressMetric.of(exp.progress_namespace, exp.progress_metric,
+                                                              exp.progress_dimensions)
         stopped = inst.state_changed_at
         if inst.running or stopped is None or (inst.launch_time is not None and stopped < inst.launch_time):
             stopped = None  # as sync's write: a stop time before the current launch is no stop of this run

@@ -128,9 +128,10 @@ def _nullable(value: str, kind: type) -> Any:
 @cache
 def bundled_facts() -> dict[str, dict[str, Any]]:
     """The bundled snapshot's facts (the offline fallback), by type; NULL where the snapshot has none."""
-    text = resources.files("dashgen.data").joinpath("ec2_ondemand_linux_us-east-1.csv").read_text("utf-8")
+    from dashgen.sync.pricing import bundled_snapshot
+
     out = {}
-    for row in csv.DictReader(text.splitlines()):
+    for row in bundled_snapshot():
         facts = {c: _nullable(row.get(c) or "", k) for c, k in CSV_KINDS.items()}
         burst = burst_table().get(facts["instance_type"]) if facts["burstable"] else None
         facts["burst_baseline_pct"] = burst[0] if burst else None
