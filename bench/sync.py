@@ -167,9 +167,13 @@ def fill_history(dsn: str, n: int, runs: int = 30) -> int:
                    date_trunc('day', now()) - make_interval(days => d - 1), 1.0, 0.8, 1, 'OnDemand', now()
             FROM dashgen.instances i, generate_series(1, 30) d""")
         rows = conn.execute("SELECT count(*) FROM dashgen.instance_intervals").fetchone()[0]
+        # the daily rollups of the charges beside On-Demand (triggers were off): built from every row, as sync does
+        conn.execute("DELETE FROM dashgen.rollup_state")
+        conn.execute("SELECT dashgen.roll_up_extra_charges(now())")
     with connect(dsn) as conn:  # what autovacuum does after a load this size (index-only probes need it)
         conn.execute("VACUUM (ANALYZE) dashgen.instance_intervals")
         conn.execute("VACUUM (ANALYZE) dashgen.instances")
+        conn.execute("ANALYZE dashgen.extra_charges_daily, dashgen.extra_charges_total, dashgen.cpu_hourly_by_region")
         conn.execute("ANALYZE dashgen.instance_prices, dashgen.cost_events_hourly, dashgen.cost_events_daily, "
                      "dashgen.volumes, dashgen.ebs_prices, dashgen.instance_utilisation_hourly, dashgen.spot_prices, "
                      "dashgen.billed_costs, dashgen.credit_prices")

@@ -482,7 +482,7 @@ def write(conn: Any, config: Config, collected: Collected, now: dt.datetime) -> 
     the last sync that committed writes nothing: the returned line says so (None when written)."""
     from dashgen.rightsizing.collect import refresh_usage
     from dashgen.store.db import SYNC_LOCK, db_errors, lock_timeout
-    from dashgen.sync.cloudwatch import store_hourly
+    from dashgen.sync.cloudwatch import has_rollups, store_hourly
     from dashgen.sync.instance_facts import store_facts
 
     with db_errors("sync: write the pricing store"), lock_timeout(conn, "sync: write the pricing store"):
@@ -529,6 +529,9 @@ def write(conn: Any, config: Config, collected: Collected, now: dt.datetime) -> 
                       else {r.instance_id for r in collected.utilisation})
         _write_volumes(conn, collected, now)
         _write_cost_truth(conn, collected, now)
+        # the charges beside On-Demand of the days closed since the last sync (store/functions/47_charge_rollups)
+        if has_rollups(conn):
+            conn.execute("SELECT dashgen.roll_up_extra_charges(%s)", (now,))
     return None
 
 

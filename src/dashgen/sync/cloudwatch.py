@@ -467,9 +467,30 @@ def store_hourly(conn: Any, rows: Iterable[HourlyRow]) -> int:
                     count += 1
         if count:
             conn.execute(_MERGE)
+            if has_rollups(conn):
+                for stmt in _ROLL_UP:
+                    conn.execute(stmt)
         conn.execute("DROP TABLE _utilisation")
     return count
 
+
+def has_rollups(conn: Any) -> bool:
+    """Whether the store keeps the daily rollups (store/functions/47_charge_rollups.sql): a store migrated only
+    up to an earlier version has none to keep."""
+    return bool(conn.execute("SELECT to_regprocedure('dashgen.roll_up_extra_charges(timestamptz)') IS NOT NULL"
+                             ).fetchone()[0])
+
+
+# Rows written for hours the rollups already hold (store/functions/47_charge_rollups.sql): those instances' charge
+# days again, from the day of their first such hour with surplus credits, and those hours of the fleet's CPU.
+_ROLL_UP = ("""
+SELECT dashgen.roll_up_extra_charges_of(array_agg(x.instance_id), array_agg(x.first))
+FROM (SELECT u.instance_id, min(u.hour) AS first
+      FROM dashgen.rollup_state s JOIN _utilisation u ON u.hour < s.through
+      WHERE u.cpu_surplus_credits_charged IS NOT NULL GROUP BY u.instance_id) x""", """
+SELECT dashgen.roll_up_cpu_hours('infinity', 'infinity', array_agg(DISTINCT u.hour))
+FROM dashgen.rollup_state s JOIN _utilisation u ON u.hour < s.through
+HAVING count(*) > 0""")
 
 _TARGETS = """
 SELECT DISTINCT ON (i.instance_id) i.instance_id, coalesce(t.burstable, false),

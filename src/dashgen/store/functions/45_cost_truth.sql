@@ -3,7 +3,8 @@
 -- Issue 12 (cost truth, migration 060's tables): Spot pieces, surplus-credit charges, the per-instance charge basis,
 -- cost totals and the reconciliation with billed cost (first defined in migration 061).
 
--- Pieces of charges overlapping [win_from, win_to] (not clipped to it), each a span and its rate in USD per second
+-- Pieces of charges overlapping [win_from, win_to] (a Spot piece starting before win_from starts there; not clipped
+-- at win_to), each a span and its rate in USD per second
 -- (NULL = unknown, never 0):
 --   'credits'  an hour in which a burstable instance was charged surplus credits (CloudWatch
 --              CPUSurplusCreditsCharged, Sum): credits / 60 vCPU-hours x the family's credit price, spread over
@@ -12,17 +13,21 @@
 --   'spot'     a run of a Spot instance split at each Spot price change of its AZ, type and product description:
 --              the Spot price (it replaces the On-Demand rate for that time); the part of a run before the first
 --              known price is unknown.
-CREATE OR REPLACE FUNCTION dashgen.charge_pieces(win_from timestamptz, win_to timestamptz)
+-- `ids`: only those instances (NULL: every one); dashgen.charge_pieces(win_from, win_to) is every instance's.
+CREATE OR REPLACE FUNCTION dashgen.charge_pieces(win_from timestamptz, win_to timestamptz, ids text[])
 RETURNS TABLE (instance_id text, kind text, piece_from timestamptz, piece_to timestamptz, usd_per_s double precision,
                credits double precision)
 LANGUAGE sql STABLE AS $$
-    WITH spot_runs AS MATERIALIZED (
+    WITH spot_runs AS MATERIALIZED (  -- (from win_from: no piece before the range is looked up)
         SELECT i.instance_id, i.availability_zone AS az, i.instance_type, coalesce(i.platform, 'Linux/UNIX') AS pd,
-               iv.started_at AS f, dashgen.billed_end(iv.started_at, iv.ended_at) AS t
-        FROM dashgen.instances i
-        JOIN dashgen.instance_intervals iv ON iv.instance_id = i.instance_id
-        WHERE i.lifecycle = 'spot' AND iv.started_at < win_to
-          AND dashgen.billed_end(iv.started_at, iv.ended_at) > win_from
+               greatest(iv.started_at, win_from) AS f, dashgen.billed_end(iv.started_at, iv.ended_at) AS t
+        FROM (SELECT * FROM dashgen.instance_intervals iv  -- (closed runs by their end, open ones: index ranges)
+              WHERE iv.ended_at > win_from - interval '60 seconds' AND iv.started_at < win_to
+              UNION ALL
+              SELECT * FROM dashgen.instance_intervals iv WHERE iv.ended_at IS NULL AND iv.started_at < win_to) iv
+        JOIN dashgen.instances i ON i.instance_id = iv.instance_id
+        WHERE i.lifecycle = 'spot' AND dashgen.billed_end(iv.started_at, iv.ended_at) > win_from
+          AND (ids IS NULL OR i.instance_id IN (SELECT unnest(ids)))
     ), spot_pieces AS (  -- per run (two index probes): the price in effect at its start, then every change in it
         SELECT r.instance_id, greatest(r.f, s.at) AS f, least(r.t, s.next_at) AS t, s.usd_per_hour
         FROM spot_runs r,
@@ -50,31 +55,72 @@ LANGUAGE sql STABLE AS $$
                ON (cp.region, cp.family, cp.operating_system)
                 = (i.region, split_part(i.instance_type, '.', 1), i.operating_system)
         WHERE u.cpu_surplus_credits_charged > 0 AND i.credit_mode IS DISTINCT FROM 'standard'
-          AND u.hour < win_to AND u.hour + interval '1 hour' > win_from
+          AND u.hour < win_to AND u.hour > win_from - interval '1 hour'
+          AND (ids IS NULL OR u.instance_id IN (SELECT unnest(ids)))
         UNION ALL
         SELECT instance_id, 'spot', f, t, usd_per_hour::float8 / 3600, NULL FROM spot_pieces WHERE t > f
     )
     SELECT instance_id, kind, f, t, usd_per_s, credits FROM pieces WHERE f < win_to AND t > win_from
 $$;
 
+CREATE OR REPLACE FUNCTION dashgen.charge_pieces(win_from timestamptz, win_to timestamptz)
+RETURNS TABLE (instance_id text, kind text, piece_from timestamptz, piece_to timestamptz, usd_per_s double precision,
+               credits double precision)
+LANGUAGE sql STABLE AS $$
+    SELECT * FROM dashgen.charge_pieces(win_from, win_to, NULL)
+$$;
+
 -- Per instance with charges beside On-Demand in [win_from, win_to]: surplus credits (count and USD) and the Spot
 -- cost of its runs there (USD at the Spot prices; NULL = a price is unknown). The same rule as charge_pieces,
 -- computed set-wise for speed (10,000 instances, Spot runs over 30 days: see bench/sync.py):
---   Spot  C(x) = the integral of a key's Spot price from its first known price to x (per price change: the sum
---         over the changes before it of price x duration, then price x the time since); a run clipped to the
---         range costs C(end) - C(start), both found by one sort of run ends and price changes per key (an as-of
---         join); a run starting before the first known price is unknown;
+--   Spot  C(x) = the integral of a key's Spot price from the price in effect at its earliest run end (else its
+--         first known price) to x (per price change: the sum over the changes before it of price x duration, then
+--         price x the time since); a run clipped to the range costs C(end) - C(start), both found by one sort of
+--         run ends and price changes per key (an as-of join); a run starting before the first known price is
+--         unknown;
 --   credits  the hours' credits x the share of the hour in the range, summed per instance, x the credit price.
-CREATE OR REPLACE FUNCTION dashgen.extra_charges(win_from timestamptz, win_to timestamptz)
+-- The whole UTC days of the range that the rollup holds (before dashgen.rollup_state.through, kept by sync:
+-- 47_charge_rollups.sql) are read from dashgen.extra_charges_daily (the same figures per day; all of them, as from
+-- -infinity: dashgen.extra_charges_total), the rest of the range from the stored rows. `ids`: only those instances (NULL: every one).
+CREATE OR REPLACE FUNCTION dashgen.extra_charges(win_from timestamptz, win_to timestamptz, ids text[])
 RETURNS TABLE (instance_id text, credits double precision, credit_usd double precision, spot_usd double precision)
 LANGUAGE sql STABLE AS $$
-    WITH credit AS (
-        SELECT u.instance_id,
-               sum(u.cpu_surplus_credits_charged * greatest(0, date_part('epoch',
-                   least(u.hour + interval '1 hour', win_to) - greatest(u.hour, win_from))) / 3600) AS credits
-        FROM dashgen.instance_utilisation_hourly u
-        WHERE u.cpu_surplus_credits_charged > 0 AND u.hour < win_to AND u.hour + interval '1 hour' > win_from
-        GROUP BY u.instance_id
+    WITH s AS (
+        SELECT coalesce((SELECT s.through FROM dashgen.rollup_state s), '-infinity') AS through
+    ), w0 AS (  -- [d1, d2): the whole days of the range before `through` (none: d1 = d2 = win_to)
+        SELECT CASE WHEN isfinite(win_from) THEN dashgen.utc_floor(win_from - interval '1 microsecond', '24 hours')
+                                                 + interval '24 hours' ELSE win_from END AS d1,
+               least(CASE WHEN isfinite(win_to) THEN dashgen.utc_floor(win_to, '24 hours') ELSE win_to END,
+                     s.through) AS d2, s.through
+        FROM s
+    ), w AS MATERIALIZED (  -- whole: every rolled-up day (dashgen.extra_charges_total, one row per instance)
+        SELECT CASE WHEN d2 > d1 THEN d1 ELSE win_to END AS d1, CASE WHEN d2 > d1 THEN d2 ELSE win_to END AS d2,
+               d2 > d1 AND d1 = '-infinity' AND d2 = through AS whole
+        FROM w0
+    ), rolled AS (
+        SELECT r.instance_id, r.credits, r.spot_usd, r.spot_known_s, r.spot_unknown_s
+        FROM w JOIN dashgen.extra_charges_daily r ON r.day >= w.d1 AND r.day < w.d2
+        WHERE NOT w.whole AND (ids IS NULL OR r.instance_id IN (SELECT unnest(ids)))
+        UNION ALL
+        SELECT t.instance_id, t.credits, t.spot_usd, t.spot_known_s, t.spot_unknown_s
+        FROM w JOIN dashgen.extra_charges_total t ON w.whole
+        WHERE ids IS NULL OR t.instance_id IN (SELECT unnest(ids))
+    ), parts AS MATERIALIZED (  -- the range less [d1, d2): at most two parts, computed from the stored rows
+        SELECT win_from AS f, w.d1 AS t FROM w WHERE w.d1 > win_from OR w.d1 = win_to
+        UNION ALL
+        SELECT w.d2, win_to FROM w WHERE w.d2 < win_to AND w.d2 > w.d1
+    ), credit AS (
+        SELECT x.instance_id, sum(x.credits) AS credits
+        FROM (SELECT u.instance_id,
+                     u.cpu_surplus_credits_charged * greatest(0, date_part('epoch',
+                         least(u.hour + interval '1 hour', pt.t) - greatest(u.hour, pt.f))) / 3600 AS credits
+              FROM parts pt
+              JOIN dashgen.instance_utilisation_hourly u
+                ON u.hour < pt.t AND u.hour > pt.f - interval '1 hour' AND u.cpu_surplus_credits_charged > 0
+              WHERE ids IS NULL OR u.instance_id IN (SELECT unnest(ids))
+              UNION ALL
+              SELECT r.instance_id, r.credits FROM rolled r WHERE r.credits > 0) x
+        GROUP BY x.instance_id
     ), credit_usd AS (
         SELECT c.instance_id, c.credits,
                c.credits / 60 * cp.usd_per_vcpu_hour::float8 AS usd
@@ -84,14 +130,24 @@ LANGUAGE sql STABLE AS $$
                ON (cp.region, cp.family, cp.operating_system)
                 = (i.region, split_part(i.instance_type, '.', 1), i.operating_system)
         WHERE i.credit_mode IS DISTINCT FROM 'standard'
-    ), runs AS (  -- Spot runs clipped to the range
+    ), runs AS (  -- Spot runs clipped to each part (closed runs by their end, open ones: two index ranges)
         SELECT row_number() OVER () AS run, i.instance_id, i.availability_zone AS az, i.instance_type,
                coalesce(i.platform, 'Linux/UNIX') AS pd,
-               greatest(iv.started_at, win_from) AS f, least(dashgen.billed_end(iv.started_at, iv.ended_at), win_to) AS t
-        FROM dashgen.instances i
-        JOIN dashgen.instance_intervals iv ON iv.instance_id = i.instance_id
-        WHERE i.lifecycle = 'spot' AND iv.started_at < win_to
-          AND dashgen.billed_end(iv.started_at, iv.ended_at) > win_from
+               greatest(iv.started_at, iv.f) AS f, least(dashgen.billed_end(iv.started_at, iv.ended_at), iv.t) AS t
+        FROM (SELECT iv.*, pt.f, pt.t FROM parts pt
+              JOIN dashgen.instance_intervals iv ON iv.ended_at > pt.f - interval '60 seconds' AND iv.started_at < pt.t
+              UNION ALL
+              SELECT iv.*, pt.f, pt.t FROM parts pt
+              JOIN dashgen.instance_intervals iv ON iv.ended_at IS NULL AND iv.started_at < pt.t) iv
+        JOIN dashgen.instances i ON i.instance_id = iv.instance_id
+        WHERE i.lifecycle = 'spot' AND dashgen.billed_end(iv.started_at, iv.ended_at) > iv.f
+          AND (ids IS NULL OR i.instance_id IN (SELECT unnest(ids)))
+    ), keys AS (  -- per key, from the price in effect at its earliest run end on (C counts from there)
+        SELECT k.az, k.instance_type, k.pd,
+               coalesce((SELECT max(q.at) FROM dashgen.spot_prices q
+                         WHERE (q.availability_zone, q.instance_type, q.product_description)
+                             = (k.az, k.instance_type, k.pd) AND q.at <= k.f), '-infinity') AS since
+        FROM (SELECT az, instance_type, pd, min(f) AS f FROM runs GROUP BY az, instance_type, pd) k
     ), segs AS (  -- each price change with C at it (USD x seconds / 3600 = USD)
         SELECT p.availability_zone AS az, p.instance_type, p.product_description AS pd, p.at, p.usd_per_hour,
                coalesce(sum(p.usd_per_hour::float8 * date_part('epoch', p.next_at - p.at) / 3600)
@@ -99,9 +155,10 @@ LANGUAGE sql STABLE AS $$
                               ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS c_at
         FROM (SELECT p.*, lead(p.at) OVER (PARTITION BY p.availability_zone, p.instance_type, p.product_description
                                            ORDER BY p.at) AS next_at
-              FROM dashgen.spot_prices p
-              WHERE (p.availability_zone, p.instance_type, p.product_description) IN
-                    (SELECT az, instance_type, pd FROM runs)) p
+              FROM keys k
+              JOIN dashgen.spot_prices p
+                ON (p.availability_zone, p.instance_type, p.product_description) = (k.az, k.instance_type, k.pd)
+               AND p.at >= k.since) p
     ), points AS (  -- run ends and price changes in time order per key (a change at x applies at x): grp numbers
                     -- the price changes, so each run end shares its grp with the change in effect (grp 0: none)
         SELECT e.*, count(e.seg_at) OVER (PARTITION BY az, instance_type, pd ORDER BY x, seg_at IS NULL
@@ -116,17 +173,27 @@ LANGUAGE sql STABLE AS $$
                    * date_part('epoch', x - first_value(seg_at) OVER g) / 3600 AS c
         FROM points
         WINDOW g AS (PARTITION BY az, instance_type, pd, grp ORDER BY x, seg_at IS NULL)
+    ), run_cost AS (  -- C(end) - C(start) per run (known: a price at its start); no join: one pass per run
+        SELECT run, max(c) FILTER (WHERE which = 1) - max(c) FILTER (WHERE which = 0) AS usd,
+               bool_or(which = 0 AND c IS NOT NULL) AS known
+        FROM c WHERE run IS NOT NULL GROUP BY run
     ), spot AS (
-        SELECT r.instance_id,
-               CASE WHEN bool_and(cs.c IS NOT NULL) THEN sum(ct.c - cs.c) END AS usd
-        FROM runs r
-        JOIN c cs ON cs.run = r.run AND cs.which = 0
-        JOIN c ct ON ct.run = r.run AND ct.which = 1
-        GROUP BY r.instance_id
+        SELECT x.instance_id, CASE WHEN bool_and(x.known) THEN sum(x.usd) END AS usd
+        FROM (SELECT r.instance_id, rc.usd, rc.known FROM runs r JOIN run_cost rc ON rc.run = r.run
+              UNION ALL
+              SELECT r.instance_id, r.spot_usd, r.spot_unknown_s = 0
+              FROM rolled r WHERE r.spot_known_s > 0 OR r.spot_unknown_s > 0) x
+        GROUP BY x.instance_id
     )
     SELECT coalesce(cu.instance_id, sp.instance_id), coalesce(cu.credits, 0),
            CASE WHEN cu.instance_id IS NULL THEN 0 ELSE cu.usd END, sp.usd
     FROM credit_usd cu FULL JOIN spot sp ON sp.instance_id = cu.instance_id
+$$;
+
+CREATE OR REPLACE FUNCTION dashgen.extra_charges(win_from timestamptz, win_to timestamptz)
+RETURNS TABLE (instance_id text, credits double precision, credit_usd double precision, spot_usd double precision)
+LANGUAGE sql STABLE AS $$
+    SELECT * FROM dashgen.extra_charges(win_from, win_to, NULL)
 $$;
 
 -- Per instance: what it is charged beside On-Demand x time, now: its purchase option, credit mode ('standard',

@@ -51,14 +51,39 @@ WITH sel AS (  -- the selected instances: their series and USD per second (NULL:
     SELECT iv.instance_id, dashgen.billed_end(iv.started_at, NULL), -1
     FROM dashgen.instance_intervals iv
     WHERE iv.ended_at IS NULL AND dashgen.billed_end(iv.started_at, NULL) > t0
+), roll AS MATERIALIZED (  -- the whole days (points at each day's end) whose charges beside On-Demand the rollup
+                            -- holds (dashgen.extra_charges_daily, 47_charge_rollups.sql): [r0, r1); none: r0 = r1 = t1.
+                            -- ids: with a Name filter, the pieces of the selected instances only
+    SELECT CASE WHEN x.r1 > x.r0 THEN x.r0 ELSE t1 END AS r0, CASE WHEN x.r1 > x.r0 THEN x.r1 ELSE t1 END AS r1,
+           CASE WHEN NOT ('__all__' = ANY (names) AND tag_key IS DISTINCT FROM 'Name')
+                THEN (SELECT coalesce(array_agg(sel.instance_id), '{}') FROM sel) END AS ids
+    FROM (SELECT dashgen.utc_floor(dashgen.utc_floor(t0, '1 hour') + interval '1 hour' - interval '1 microsecond',
+                                   '24 hours') + interval '24 hours' AS r0,
+                 CASE WHEN '__all__' = ANY (names) AND tag_key IS DISTINCT FROM 'Name'
+                      THEN least(dashgen.utc_floor(t1, '24 hours'),
+                                 coalesce((SELECT s.through FROM dashgen.rollup_state s), '-infinity'))
+                      ELSE '-infinity' END AS r1) x
 ), extra_events AS (  -- charges beside On-Demand (dashgen.charge_pieces, issue 12): the rate changes at
-                     -- each piece's start (t0 if earlier) and back at its end; a Spot piece by its price less On-Demand
-    SELECT p.instance_id, e.at, e.sign,
-           CASE WHEN p.kind = 'spot' THEN p.usd_per_s - sel.rate ELSE p.usd_per_s END AS rate
-    FROM dashgen.charge_pieces(t0, t1) p
-    JOIN sel ON sel.instance_id = p.instance_id
-    CROSS JOIN LATERAL (VALUES (greatest(p.piece_from, t0), 1), (p.piece_to, -1)) e(at, sign)
-    WHERE p.usd_per_s IS NOT NULL AND sel.rate IS NOT NULL
+                     -- each piece's start (t0 if earlier) and back at its end; a Spot piece by its price less On-Demand;
+                     -- outside [r0, r1) only (pieces across r0 or r1 cut there). Summed per series and span first, then
+                     -- per series and time: the same credit hour of a thousand instances is one change of the series'
+                     -- rate (any instance of the series stands for it below; its own rate is not used)
+    SELECT min(x.instance_id) AS instance_id, e.at, 1 AS sign, sum(e.sign * x.rate) AS rate
+    FROM (SELECT min(p.instance_id) AS instance_id, sel.series, p.piece_from AS f, p.piece_to AS t,
+                 sum(CASE WHEN p.kind = 'spot' THEN p.usd_per_s - sel.rate ELSE p.usd_per_s END) AS rate
+          FROM (SELECT q.instance_id, q.kind, q.piece_from,
+                       CASE WHEN roll.r0 < t1 THEN least(q.piece_to, roll.r0) ELSE q.piece_to END AS piece_to,
+                       q.usd_per_s
+                FROM roll, dashgen.charge_pieces(t0, roll.r0, roll.ids) q
+                UNION ALL
+                SELECT q.instance_id, q.kind, greatest(q.piece_from, roll.r1), q.piece_to, q.usd_per_s
+                FROM roll, dashgen.charge_pieces(roll.r1, t1, roll.ids) q
+                WHERE roll.r1 > roll.r0 AND roll.r1 < t1) p
+          JOIN sel ON sel.instance_id = p.instance_id
+          WHERE p.usd_per_s IS NOT NULL AND sel.rate IS NOT NULL
+          GROUP BY sel.series, p.piece_from, p.piece_to) x
+    CROSS JOIN LATERAL (VALUES (greatest(x.f, t0), 1), (x.t, -1)) e(at, sign)
+    GROUP BY x.series, e.at
 ), all_events AS (
     SELECT instance_id, at, sign, NULL::float8 AS rate FROM runs_events
     UNION ALL
@@ -84,6 +109,20 @@ WITH sel AS (  -- the selected instances: their series and USD per second (NULL:
            coalesce(e.rate, sel.rate) * e.sign * date_part('epoch', e.at - t0) AS q
     FROM all_events e JOIN sel ON sel.instance_id = e.instance_id
     WHERE e.at <= t1 AND sel.rate IS NOT NULL  -- each branch gives times >= t0 (= t0: the runs going then)
+    UNION ALL  -- the charges beside On-Demand of the whole days in [r0, r1), from the rollup: as the pieces there
+               -- would give at each day's end (surplus credits at a known price, Spot prices less On-Demand)
+    SELECT sel.series, d.day + interval '24 hours', 0,
+           -(CASE WHEN i.credit_mode IS DISTINCT FROM 'standard'
+                  THEN coalesce(d.credits / 60 * cp.usd_per_vcpu_hour::float8, 0) ELSE 0 END
+             + d.spot_usd - sel.rate * d.spot_known_s)
+    FROM roll
+    JOIN dashgen.extra_charges_daily d ON d.day >= roll.r0 AND d.day < roll.r1
+    JOIN sel ON sel.instance_id = d.instance_id
+    JOIN dashgen.instances i ON i.instance_id = d.instance_id
+    LEFT JOIN dashgen.credit_prices cp
+           ON (cp.region, cp.family, cp.operating_system)
+            = (i.region, split_part(i.instance_type, '.', 1), i.operating_system)
+    WHERE sel.rate IS NOT NULL
     UNION ALL  -- whole days
     SELECT coalesce(d.tags ->> tag_key, '(no tag)'), d.bucket + interval '24 hours',
            p.usd_per_hour::float8 / 3600 * d.running_delta,

@@ -5,11 +5,12 @@
 -- = each member's cost to date at its Spot prices (Spot instances) plus surplus credits, and the burn rate = the Spot
 -- price in effect (else On-Demand) plus the credits of the last stored hour, per running member.
 CREATE OR REPLACE VIEW dashgen.experiment_status AS
-WITH members0 AS (
+WITH members0 AS MATERIALIZED (  -- (its own plan)
     SELECT e.name, i.instance_id, p.usd_per_hour, dashgen.seconds_to_date(i.billed_closed_s, i.running_since) AS seconds,
            i.running_since IS NOT NULL AS running
-    FROM dashgen.experiments e
-    JOIN dashgen.instances i ON i.tags @> jsonb_build_object(e.tag_key, e.tag_value)
+    FROM (SELECT DISTINCT tag_key FROM dashgen.experiments) k  -- (per tag key, a hash join on the tag's value:
+    CROSS JOIN dashgen.instances i                           --  a tag's value is text, as AWS writes tags)
+    JOIN dashgen.experiments e ON e.tag_key = k.tag_key AND e.tag_value = i.tags ->> k.tag_key
     LEFT JOIN dashgen.instance_prices p
            ON (p.region, p.instance_type, p.operating_system, p.tenancy)
             = (i.region, i.instance_type, i.operating_system, i.tenancy)
@@ -36,24 +37,30 @@ WITH members0 AS (
     FROM dashgen.experiments e
     LEFT JOIN members m ON m.name = e.name
     GROUP BY e.name, e.budget_usd, e.deadline
-), ranked AS (
-    SELECT p.experiment AS name, p.at, p.percent,
-           row_number() OVER (PARTITION BY p.experiment ORDER BY p.at DESC) AS nth
-    FROM dashgen.experiment_progress p
-), latest AS (
-    SELECT name, max(at) FILTER (WHERE nth = 1) AS last_at, max(percent) FILTER (WHERE nth = 1) AS percent,
-           max(at) FILTER (WHERE nth = 2) AS second_at,
-           max(at) FILTER (WHERE percent < 100) AS below_at  -- the last point below 100 %
-    FROM ranked GROUP BY name
+), latest AS (  -- per experiment, index probes of (experiment, at) instead of every stored point (issue 13):
+                -- the latest two points, and (finished only) the last point below 100 %
+    SELECT e.name, l1.at AS last_at, l1.percent, l2.at AS second_at, b.at AS below_at
+    FROM dashgen.experiments e
+    CROSS JOIN LATERAL (SELECT p.at, p.percent FROM dashgen.experiment_progress p
+                        WHERE p.experiment = e.name ORDER BY p.at DESC LIMIT 1) l1
+    LEFT JOIN LATERAL (SELECT p.at FROM dashgen.experiment_progress p
+                       WHERE p.experiment = e.name ORDER BY p.at DESC OFFSET 1 LIMIT 1) l2 ON true
+    LEFT JOIN LATERAL (SELECT p.at FROM dashgen.experiment_progress p
+                       WHERE l1.percent >= 100 AND p.experiment = e.name AND p.percent < 100
+                       ORDER BY p.at DESC LIMIT 1) b ON true
 ), progress AS (
     SELECT l.name, l.last_at, l.percent,
-           min(r.at) FILTER (WHERE l.percent >= 100 AND r.at > coalesce(l.below_at, '-infinity')) AS done_at,
-           -- percent per second, x in seconds from the latest point (small numbers: no precision lost)
-           regr_slope(r.percent::float8, date_part('epoch', r.at - l.last_at))
-               FILTER (WHERE r.at >= CASE WHEN l.second_at IS NULL THEN l.last_at
-                                          ELSE least(l.last_at - interval '1 hour', l.second_at) END) AS pace
-    FROM latest l JOIN ranked r ON r.name = l.name
-    GROUP BY l.name, l.last_at, l.percent
+           -- finished: the first point after the last one below 100 %
+           (SELECT min(r.at) FROM dashgen.experiment_progress r
+            WHERE l.percent >= 100 AND r.experiment = l.name AND r.at > coalesce(l.below_at, '-infinity')) AS done_at,
+           -- percent per second over the last hour (at least the two latest points), x in seconds from the
+           -- latest point (small numbers: no precision lost)
+           (SELECT regr_slope(r.percent::float8, date_part('epoch', r.at - l.last_at))
+            FROM dashgen.experiment_progress r
+            WHERE r.experiment = l.name
+              AND r.at >= CASE WHEN l.second_at IS NULL THEN l.last_at
+                               ELSE least(l.last_at - interval '1 hour', l.second_at) END) AS pace
+    FROM latest l
 ), eta AS (
     SELECT s.*, p.last_at, p.percent, p.pace, p.done_at,
            CASE WHEN p.done_at IS NOT NULL THEN p.done_at

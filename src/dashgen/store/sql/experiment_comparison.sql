@@ -17,36 +17,41 @@
 WITH e AS (
     SELECT * FROM dashgen.experiments WHERE dashgen.hex(name) = ${experiment:sqlstring}
 ),
-members AS (
+members0 AS MATERIALIZED (
     SELECT c.instance_id, c.name, c.instance_type, c.usd_per_hour, t.vcpu, t.memory_mib,
-           e.name AS experiment, e.deadline, e.budget_usd,
-           -- Spot runs at their Spot prices, surplus CPU credits (dashgen.extra_charges, migration 061)
-           b.lifecycle, x.spot_usd::numeric AS spot_usd,
-           CASE WHEN x.instance_id IS NULL THEN 0 ELSE x.credit_usd::numeric END AS credit_usd
+           e.name AS experiment, e.deadline, e.budget_usd, b.lifecycle
     FROM dashgen.instance_cost_basis c
     JOIN e ON c.tags ->> e.tag_key = e.tag_value
           AND dashgen.chosen(c.account_id, ARRAY[${account:sqlstring}])
     JOIN dashgen.instance_types t USING (instance_type)
     JOIN dashgen.instance_charge_basis b USING (instance_id)
-    LEFT JOIN dashgen.extra_charges('-infinity', 'infinity') x USING (instance_id)
 ),
-run AS (
-    SELECT iv.instance_id,
-           min(iv.started_at) AS started_at,
-           bool_or(iv.ended_at IS NULL) AS running,
-           sum(dashgen.billed_seconds(iv.started_at, iv.ended_at, '-infinity', 'infinity')) / 3600 AS hours
-    FROM dashgen.instance_intervals iv
-    WHERE iv.instance_id IN (SELECT instance_id FROM members)
-    GROUP BY iv.instance_id
+members AS (  -- Spot runs at their Spot prices, surplus CPU credits (dashgen.extra_charges of the members only)
+    SELECT m.*, x.spot_usd::numeric AS spot_usd,
+           CASE WHEN x.instance_id IS NULL THEN 0 ELSE x.credit_usd::numeric END AS credit_usd
+    FROM members0 m
+    LEFT JOIN dashgen.extra_charges('-infinity', 'infinity', ARRAY(SELECT instance_id FROM members0)) x
+           USING (instance_id)
+),
+run AS (  -- per member (index probes: never a scan of every stored run or hour)
+    SELECT m.instance_id, r.*
+    FROM members m
+    CROSS JOIN LATERAL (
+        SELECT min(iv.started_at) AS started_at,
+               bool_or(iv.ended_at IS NULL) AS running,
+               sum(dashgen.billed_seconds(iv.started_at, iv.ended_at, '-infinity', 'infinity')) / 3600 AS hours
+        FROM dashgen.instance_intervals iv
+        WHERE iv.instance_id = m.instance_id) r
 ),
 usage AS (
-    SELECT u.instance_id,
-           percentile_cont(0.95) WITHIN GROUP (ORDER BY u.cpu_p95) AS cpu_p95,
-           max(u.progress_pct) AS progress_pct,
-           min(u.hour) FILTER (WHERE u.progress_pct >= 100) + interval '1 hour' AS finished_at
-    FROM dashgen.instance_utilisation_hourly u
-    WHERE u.instance_id IN (SELECT instance_id FROM members)
-    GROUP BY u.instance_id
+    SELECT m.instance_id, u.*
+    FROM members m
+    CROSS JOIN LATERAL (
+        SELECT percentile_cont(0.95) WITHIN GROUP (ORDER BY u.cpu_p95) AS cpu_p95,
+               max(u.progress_pct) AS progress_pct,
+               min(u.hour) FILTER (WHERE u.progress_pct >= 100) + interval '1 hour' AS finished_at
+        FROM dashgen.instance_utilisation_hourly u
+        WHERE u.instance_id = m.instance_id) u
 ),
 measured AS (
     SELECT m.*, r.started_at, coalesce(r.hours, 0) AS hours, u.cpu_p95, u.progress_pct,
