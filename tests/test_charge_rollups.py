@@ -226,8 +226,9 @@ ORDER BY 1, 2"""  # the panel's query before issue 13: every selected instance's
 def _cpu(conn: Any, sql: str, instances: Any, tag_values: Any = ALL) -> list[tuple]:
     text = expand(sql, time_from=TODAY - 7 * D + 5 * H, time_to=TODAY + 5 * H,
                   variables={"region": "us-east-1", "tag_key": hx("team"), "tag_value": tag_values, "name": ALL,
-                             "instance": instances},
-                  all_values={"instance": "'__all__'", "tag_value": "'__all__'", "name": "'__all__'"})
+                             "instance": instances, "account": ALL},
+                  all_values={"instance": "'__all__'", "tag_value": "'__all__'", "name": "'__all__'",
+                              "account": "'__all__'"})
     return [tuple(r) for r in conn.execute(text.encode()).fetchall()]
 
 
@@ -289,8 +290,8 @@ def test_experiment_progress_keeps_the_latest_point_of_each_interval(fresh_db) -
         frm, to = TODAY - 2 * D - 5 * H, TODAY
 
         def rows(sql: str, interval_ms: int) -> list[tuple]:
-            text = expand(sql, time_from=frm, time_to=to, variables={"experiment": ALL},
-                          all_values={"experiment": "'__all__'"}, interval_ms=interval_ms)
+            text = expand(sql, time_from=frm, time_to=to, variables={"experiment": ALL, "account": ALL},
+                          all_values={"experiment": "'__all__'", "account": "'__all__'"}, interval_ms=interval_ms)
             return [(r[0], r[1], float(r[2])) for r in conn.execute(text.encode()).fetchall()]
 
         assert rows(new, 60_000) == rows(OLD_PROGRESS, 60_000)  # an interval below the points' spacing: all
