@@ -296,9 +296,12 @@ def test_new_hours_are_copied_straight_in_and_stored_hours_upserted_with_the_per
     change (ctid and xmin of the untouched rows are kept)."""
     fast, slow = conns
     five = [float(k) if k % 5 else None for k in range(12)]
-    first = [HourlyRow("i-old", T0 + k * H, {"cpu_avg": float(k), "cpu_max_5m": five, "network_in_bytes": 1e12 + k},
-                       "m5.large") for k in range(4)] + [HourlyRow("i-both", T0, {"cpu_avg": 1.0}, "m5.large")]
-    second = [  # i-old: only hours after its last stored one (the straight COPY); i-both reaches back (upsert)
+    first = [HourlyRow(iid, T0 + k * H, {"cpu_avg": float(k), "cpu_max_5m": five, "network_in_bytes": 1e12 + k},
+                       "m5.large") for iid in ("i-mid", "i-old") for k in range(4)]
+    first += [HourlyRow("i-both", T0, {"cpu_avg": 1.0}, "m5.large")]
+    second = [  # i-old: only hours after its last stored one (the straight COPY); i-mid reaches back two hours
+        # (all upserted); i-both's first hour is stored, the next not (one upserted, one COPYed)
+        *(HourlyRow("i-mid", T0 + k * H, {"cpu_p95": 10.0 + k}, "m5.xlarge") for k in range(2, 6)),
         *(HourlyRow("i-old", T0 + k * H, {"cpu_avg": 10.0 + k, "cpu_max_5m": [None] * 12}, "m5.xlarge")
           for k in range(4, 6)),
         HourlyRow("i-both", T0, {"cpu_p95": 2.0}, "m5.xlarge"), HourlyRow("i-both", T0 + H, {"cpu_avg": 3.0}),
@@ -309,9 +312,9 @@ def test_new_hours_are_copied_straight_in_and_stored_hours_upserted_with_the_per
         assert store_hourly(fast, batch) == len(batch)
         _typed_reference_upsert(slow, batch)
         after = _versions(fast)
-        assert {k: after[k] for k in before if k != ("i-both", T0)} == {
-            k: v for k, v in before.items() if k != ("i-both", T0)}
-    assert _rows(fast) == _rows(slow) and len(_rows(fast)) == 9
+        assert {k: after[k] for k in before if k != ("i-both", T0) and k[0] != "i-mid"} == {
+            k: v for k, v in before.items() if k != ("i-both", T0) and k[0] != "i-mid"}
+    assert _rows(fast) == _rows(slow) and len(_rows(fast)) == 15
     assert _rows(fast)[0][1:] != _rows(fast)[1][1:]  # (the rows differ: the comparison can fail)
     # the type stored is the first known one (the upsert keeps it), the new hours carry theirs
     assert fast.execute("SELECT hour, instance_type FROM dashgen.instance_utilisation_hourly WHERE instance_id = "
@@ -358,7 +361,15 @@ def test_the_spool_round_trips_every_value_and_refuses_a_5_minute_value_a_real_c
     assert back[1].values["cpu_peak_5m"] != 0.1 + 0.2  # a real (4 bytes), as the table's column
     assert {k: v for k, v in back[1].values.items() if k != "cpu_peak_5m"} == {
         c: 0.1 + 0.2 for c in COLUMNS if c not in ("cpu_max_5m", "cpu_count_5m", "cpu_peak_5m")}
-    assert spool.first_hours() == {odd: T0, "i-a": T0 + H}
+    assert spool.instances() == ["i-a", odd]
+
+    def rows_in(ranges: list) -> list[tuple]:
+        return [(r.instance_id, r.hour) for r in RowSpool._read(b"".join(spool.copy_data(ranges)))]
+
+    new, old = spool.split({"i-a": T0 + H})  # i-a: its first hour is stored, its second not; odd: nothing stored
+    assert (rows_in(new), rows_in(old)) == ([(odd, T0), ("i-a", T0 + 2 * H)], [("i-a", T0 + H)])
+    new, old = spool.split({"i-a": T0 + 2 * H, odd: T0 - H})
+    assert (rows_in(new), rows_in(old)) == ([(odd, T0)], [("i-a", T0 + H), ("i-a", T0 + 2 * H)])
     with pytest.raises(AwsError, match=r"cpu_max_5m of i-a = 1e\+300 is out of range"):
         RowSpool([HourlyRow("i-a", T0, {"cpu_max_5m": [1e300]})])
     spool.close()

@@ -18,9 +18,11 @@ previous sync ran at least `SETTLED` after its end) is never fetched again, the 
 partial is; and only over the hours it ran (from its first run in the window to its stop, from the store's
 running intervals and what this sync saw): a stopped instance whose hours are stored is not queried at all.
 Instances with the same span share GetMetricData calls (up to 500 queries each, an instance's queries never
-split across two calls). The rows are streamed: each call's rows go to a `RowSpool` on disk, and `store_hourly`
-COPYs them into a temporary table and upserts them with one statement, so a fleet's 14 days never sit in
-memory. `CloudWatchMeter` counts what a sync asked CloudWatch (calls, metrics requested, datapoints returned).
+split across two calls). The rows are streamed: each call's rows go to a `RowSpool` on disk (binary COPY rows,
+formatted during the read), so a fleet's 14 days never sit in memory; `store_hourly` COPYs the rows after each
+instance's last stored hour straight into the table, and the others (the hour stored partial, read again) into a
+temporary table upserted with one statement. `CloudWatchMeter` counts what a sync asked CloudWatch (calls,
+metrics requested, datapoints returned).
 `collect_utilisation` reads and stores in one go, outside sync.
 """
 
@@ -283,8 +285,8 @@ class RowSpool:
     """Hourly rows between the read (before sync's transaction) and the write: each call's rows appended to a
     temporary file as binary COPY rows (formatted outside the write transaction), streamed back in large chunks
     by `store_hourly`; no more than one call's rows are in memory at once. The spool knows where each instance's
-    rows are and its first hour (`segments`): `store_hourly` COPYs the instances with nothing stored from that
-    hour on straight into the table."""
+    rows are, the hour of the first and the earliest of the others (`split`): `store_hourly` COPYs the rows after
+    an instance's last stored hour straight into the table."""
 
     CHUNK = 1 << 20
 
@@ -292,8 +294,9 @@ class RowSpool:
         self._file: IO[bytes] | None = None
         self._count = 0
         self._size = 0
-        # instance id -> [(offset, length, first hour)], a run of its consecutive rows each
-        self._segments: dict[str, list[tuple[int, int, dt.datetime]]] = {}
+        # instance id -> a run of its consecutive rows each: (offset, length, the first row's hour and length, the
+        # earliest hour of the others or None)
+        self._segments: dict[str, list[tuple[int, int, dt.datetime, int, dt.datetime | None]]] = {}
         self._lock = threading.Lock()
         self._sealed = False
         self.extend(rows)
@@ -306,15 +309,16 @@ class RowSpool:
     def extend(self, rows: Iterable[HourlyRow]) -> None:
         """Append one call's rows, whole (a sealed spool refuses: `RuntimeError`)."""
         parts: list[bytes] = []
-        runs: list[tuple[str, int, int, dt.datetime]] = []  # (instance, offset in parts' bytes, length, first)
+        runs: list[list[Any]] = []  # [instance, offset in parts' bytes, length, first hour, first length, rest]
         size = 0
         for row in rows:
             data = copy_row(row)
             if runs and runs[-1][0] == row.instance_id:
-                iid, start, length, first = runs[-1]
-                runs[-1] = (iid, start, length + len(data), min(first, row.hour))
+                run = runs[-1]
+                run[2] += len(data)
+                run[5] = row.hour if run[5] is None else min(run[5], row.hour)
             else:
-                runs.append((row.instance_id, size, len(data), row.hour))
+                runs.append([row.instance_id, size, len(data), row.hour, len(data), None])
             parts.append(data)
             size += len(data)
         with self._lock:
@@ -324,12 +328,12 @@ class RowSpool:
                 return
             self._append(b"".join(parts), len(parts), runs)
 
-    def _append(self, data: bytes, count: int, runs: Iterable[tuple[str, int, int, dt.datetime]]) -> None:
+    def _append(self, data: bytes, count: int, runs: Iterable[list[Any]]) -> None:
         file = self._open()
         file.seek(0, 2)
         file.write(data)
-        for iid, start, length, first in runs:
-            self._segments.setdefault(iid, []).append((self._size + start, length, first))
+        for iid, start, length, first, first_length, rest in runs:
+            self._segments.setdefault(iid, []).append((self._size + start, length, first, first_length, rest))
         self._size += len(data)
         self._count += count
 
@@ -348,7 +352,7 @@ class RowSpool:
                 file.write(chunk)
                 self._size += len(chunk)
             for iid, segments in other._segments.items():
-                self._segments.setdefault(iid, []).extend((base + o, n, f) for o, n, f in segments)
+                self._segments.setdefault(iid, []).extend((base + o, *more) for o, *more in segments)
             self._count += len(other)
 
     def __iadd__(self, rows: Iterable[HourlyRow]) -> RowSpool:
@@ -358,9 +362,28 @@ class RowSpool:
     def __len__(self) -> int:
         return self._count
 
-    def first_hours(self) -> dict[str, dt.datetime]:
-        """Each spooled instance's first hour."""
-        return {iid: min(f for _, _, f in segments) for iid, segments in self._segments.items()}
+    def instances(self) -> list[str]:
+        """The spooled instances, sorted."""
+        return sorted(self._segments)
+
+    def split(self, last: Mapping[str, dt.datetime | None]) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+        """(offset, length) of the rows after each instance's `last` stored hour (None or absent: all of its
+        rows), and of the others: where an instance's first row is its only hour not after it (the hour stored
+        while in progress, read again), only that row is in the second list."""
+        new: list[tuple[int, int]] = []
+        old: list[tuple[int, int]] = []
+        for iid, segments in self._segments.items():
+            stored = last.get(iid)
+            for offset, length, first, first_length, rest in segments:
+                if stored is None or first > stored:
+                    new.append((offset, length))
+                elif rest is None or rest > stored:
+                    old.append((offset, first_length))
+                    if length > first_length:
+                        new.append((offset + first_length, length - first_length))
+                else:
+                    old.append((offset, length))
+        return new, old
 
     def _chunks(self, ranges: Iterable[tuple[int, int]] | None = None) -> Iterator[bytes]:
         """The spooled rows (or those in `ranges`, (offset, length) in file order), in chunks of at most `CHUNK`."""
@@ -372,12 +395,10 @@ class RowSpool:
                 length -= len(chunk)
                 yield chunk
 
-    def copy_data(self, instances: set[str] | None = None) -> Iterator[bytes]:
-        """Binary COPY data (signature, rows, trailer) of every spooled row, or of `instances`' rows only."""
-        ranges = None
-        if instances is not None:
-            spans = sorted((o, n) for iid in instances for o, n, _ in self._segments.get(iid, ()))
-            ranges = []
+    def copy_data(self, ranges: Iterable[tuple[int, int]] | None = None) -> Iterator[bytes]:
+        """Binary COPY data (signature, rows, trailer) of every spooled row, or of the rows in `ranges` (`split`)."""
+        if ranges is not None:
+            spans, ranges = sorted(ranges), []
             for offset, length in spans:  # adjacent runs read as one
                 if ranges and ranges[-1][0] + ranges[-1][1] == offset:
                     ranges[-1] = (ranges[-1][0], ranges[-1][1] + length)
@@ -402,6 +423,14 @@ class RowSpool:
                 yield row
                 at = end
             pending = data[at:]
+
+    @staticmethod
+    def _read(data: bytes) -> Iterator[HourlyRow]:
+        """The rows of whole binary COPY data (signature, rows, trailer), as `copy_data` gives it."""
+        at = len(_COPY_SIGNATURE)
+        while data[at:at + 2] != _COPY_TRAILER:
+            row, at = _parse_row(data, at)
+            yield row
 
     def close(self) -> None:
         if self._file is not None:
@@ -575,10 +604,10 @@ def _stored_values(row: HourlyRow) -> dict[str, Any]:
 def store_hourly(conn: Any, rows: Iterable[HourlyRow]) -> int:
     """Upsert `rows` (a statistic CloudWatch did not return this time keeps its stored value), each (instance,
     hour) at most once; the count. In the caller's transaction (else its own), holding the sync lock (what is
-    stored cannot change meanwhile): the rows of an instance whose first spooled hour is after its last stored
-    one (a new instance, a first sync, the new hours of a stopped one) are all new and are COPYed straight into
-    the table; the others stream through COPY into a temporary table and land with one INSERT ... ON CONFLICT
-    that rewrites only the rows that change. Binary COPY, never a statement per row."""
+    stored cannot change meanwhile): the rows after an instance's last stored hour (all of a new instance's, a
+    first sync's; the new hours of a steady-state sync) are COPYed straight into the table; the others (the hour
+    stored while in progress, read again) stream through COPY into a temporary table and land with one
+    INSERT ... ON CONFLICT that rewrites only the rows that change. Binary COPY, never a statement per row."""
     from dashgen.store import SYNC_LOCK
 
     spool = rows if isinstance(rows, RowSpool) else RowSpool(rows)
@@ -588,16 +617,14 @@ def store_hourly(conn: Any, rows: Iterable[HourlyRow]) -> int:
             return 0
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (SYNC_LOCK,))  # (held already by sync's write)
-            first = spool.first_hours()
-            last = dict(conn.execute(_LAST_STORED, (sorted(first),)).fetchall())
-            new = {iid for iid, hour in first.items() if last.get(iid) is None or hour > last[iid]}
+            new, old = spool.split(dict(conn.execute(_LAST_STORED, (spool.instances(),)).fetchall()))
             if new:
                 _copy(conn, "dashgen.instance_utilisation_hourly", spool.copy_data(new))
-            if len(new) < len(first):
+            if old:
                 conn.execute("DROP TABLE IF EXISTS pg_temp._utilisation")
                 conn.execute("CREATE TEMP TABLE _utilisation (instance_id text, hour timestamptz, "
                              + ", ".join(f"{c} {COLUMN_TYPES.get(c, 'text')}" for c in _ALL) + ") ON COMMIT DROP")
-                _copy(conn, "_utilisation", spool.copy_data(set(first) - new))
+                _copy(conn, "_utilisation", spool.copy_data(old))
                 conn.execute(_MERGE)
                 conn.execute("DROP TABLE _utilisation")
         return count
