@@ -52,8 +52,8 @@ from botocore.stub import Stubber  # noqa: E402
 
 from dashgen.build import render_dashboards  # noqa: E402
 from dashgen.config import Config, Experiment  # noqa: E402
-from dashgen.store import connect  # noqa: E402
-from dashgen.validate import all_panels  # noqa: E402
+from dashgen.grafana.validate import all_panels  # noqa: E402
+from dashgen.store.db import connect  # noqa: E402
 from grafana_sql import ALL, expand  # noqa: E402
 
 TYPES = ["t4g.large", "t4g.xlarge", "m5.large", "m5.xlarge", "m6i.xlarge", "c6g.large", "r6g.large", "c5.2xlarge"]

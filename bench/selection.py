@@ -27,8 +27,8 @@ import psycopg  # noqa: E402
 
 from dashgen.config import Config  # noqa: E402
 from dashgen.dashboards import performance  # noqa: E402
-from dashgen.render import render  # noqa: E402
-from dashgen.store import migrate  # noqa: E402
+from dashgen.grafana.render import render  # noqa: E402
+from dashgen.store.db import migrate  # noqa: E402
 from grafana_cloudwatch import ALL, Variable, interpolate  # noqa: E402
 
 REGION = "us-east-1"

@@ -28,12 +28,12 @@ from botocore.stub import Stubber  # noqa: E402
 
 from dashgen.build import render_dashboards  # noqa: E402
 from dashgen.config import Config, Experiment  # noqa: E402
-from dashgen.inventory import describe_region  # noqa: E402
-from dashgen.pricing import PriceKey, resolve_prices  # noqa: E402
-from dashgen.sqlvars import encode  # noqa: E402
-from dashgen.store import connect, migrate  # noqa: E402
+from dashgen.grafana.validate import all_panels  # noqa: E402
+from dashgen.store.db import connect, migrate  # noqa: E402
+from dashgen.store.sqlvars import encode  # noqa: E402
 from dashgen.sync import PRICE_UPSERT_SQL, Collected, write  # noqa: E402
-from dashgen.validate import all_panels  # noqa: E402
+from dashgen.sync.inventory import describe_region  # noqa: E402
+from dashgen.sync.pricing import PriceKey, resolve_prices  # noqa: E402
 from grafana_sql import ALL, expand  # noqa: E402
 
 TYPES = ["t4g.large", "t4g.xlarge", "t4g.2xlarge", "m5.large", "m6i.xlarge", "c6g.large", "r6g.large", "g5.xlarge"]

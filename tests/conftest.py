@@ -81,7 +81,7 @@ def module_db(pg_server: object) -> Iterator[str]:
     """A DSN to a new database migrated once for a whole test module (its tests empty what they use first)."""
     import psycopg
 
-    from dashgen.store import migrate
+    from dashgen.store.db import migrate
 
     with _database(pg_server, "m") as dsn:
         with psycopg.connect(dsn, autocommit=True) as conn:

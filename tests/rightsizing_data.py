@@ -31,10 +31,10 @@ MEMORY_USED = 25.0  # mem_used_percent
 
 
 def fill_store(conn: Any, now: dt.datetime | None = None) -> dt.datetime:
-    """Migrate (dashgen.store.migrate) and fill the store; returns the `now` used."""
-    from dashgen.pricing import PriceKey, bundled_price
-    from dashgen.store import instance_type_rows, migrate
-    from dashgen.utilisation import HourlyRow, floor_hour, store_hourly
+    """Migrate (dashgen.store.db.migrate) and fill the store; returns the `now` used."""
+    from dashgen.store.db import instance_type_rows, migrate
+    from dashgen.sync.cloudwatch import HourlyRow, floor_hour, store_hourly
+    from dashgen.sync.pricing import PriceKey, bundled_price
 
     now = now or dt.datetime.now(dt.UTC)
     migrate(conn)

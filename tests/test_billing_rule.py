@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from dashgen.build import render_dashboards
 from dashgen.config import Config
-from dashgen.sqlvars import encode
-from dashgen.validate import all_panels
+from dashgen.grafana.validate import all_panels
+from dashgen.store.sqlvars import encode
 from grafana_sql import ALL, expand
 
 H = dt.timedelta(hours=1)

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from budget_model import CENTURY_S, Experiment, Member, Status, lsq_slope, seconds, status
 from dashgen.build import render_dashboards
 from dashgen.config import Config
-from dashgen.validate import all_panels
+from dashgen.grafana.validate import all_panels
 from grafana_sql import ALL, expand
 
 H = dt.timedelta(hours=1)

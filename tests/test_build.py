@@ -58,7 +58,7 @@ def test_invalid_dashboard_writes_nothing(tmp_path: Path, monkeypatch: pytest.Mo
     real = build_mod.render_dashboards
 
     def corrupt(config: Config, root: Path | None = None) -> dict:
-        from dashgen.validate import check
+        from dashgen.grafana.validate import check
 
         out = real(config, root)
         name = next(iter(out))

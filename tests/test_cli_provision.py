@@ -8,9 +8,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from dashgen import provision as P
 from dashgen.cli import app
 from dashgen.config import Config
+from dashgen.grafana import provision as P
 
 runner = CliRunner()
 FILES = sorted(P.provision_outputs(Config()))

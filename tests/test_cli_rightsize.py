@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from dashgen.cli import app
 from dashgen.config import Config
-from dashgen.rightsize import RIGHTSIZING_COLUMNS, compare_experiment, recommendations
+from dashgen.rightsizing.queries import RIGHTSIZING_COLUMNS, compare_experiment, recommendations
 from rightsizing_data import fill_store
 
 runner = CliRunner()

@@ -24,9 +24,9 @@ import pytest
 from dashboard_variables import END, KEY, REGION, Instance, fleet_of, load, resolve
 from dashgen.config import Config
 from dashgen.dashboards import cost, performance, rightsizing
-from dashgen.render import render
-from dashgen.store import migrate
-from dashgen.validate import all_panels
+from dashgen.grafana.render import render
+from dashgen.grafana.validate import all_panels
+from dashgen.store.db import migrate
 from grafana_cloudwatch import (
     GrafanaQueryError,
     Variable,

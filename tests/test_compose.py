@@ -15,8 +15,8 @@ import jsonschema
 import pytest
 import yaml
 
-from dashgen import provision as P
 from dashgen.config import Config
+from dashgen.grafana import provision as P
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"

@@ -22,9 +22,9 @@ from dashgen.catalogue import METRICS
 from dashgen.cli import app
 from dashgen.config import Config, load_config
 from dashgen.errors import ConfigError
-from dashgen.grafana_text import custom_option_problem, custom_query
-from dashgen.sqlvars import decode
-from dashgen.validate import validate_dashboard
+from dashgen.grafana.text import custom_option_problem, custom_query
+from dashgen.grafana.validate import validate_dashboard
+from dashgen.store.sqlvars import decode
 
 runner = CliRunner()
 
@@ -126,7 +126,7 @@ def test_a_tag_key_with_a_comma_stays_one_option(tmp_path: Path) -> None:
     outputs = build_outputs(cfg)
     for name in ("ec2-performance.json", "ec2-cost.json", "ec2-rightsizing.json"):
         (var,) = [v for v in json.loads(outputs[name])["templating"]["list"] if v["name"] == "tag_key"]
-        if var["type"] == "query":  # the store dashboards: the keys as hex literals (dashgen.sqlvars), in order
+        if var["type"] == "query":  # the store dashboards: the keys as hex literals (dashgen.store.sqlvars), in order
             assert [decode(h) for h in re.findall(r"'([0-9a-f]*)'", var["query"])] == list(cfg.instance_tags)
             continue
         assert var["query"] == "cost\\,center,team,a\\\\,b"
@@ -342,7 +342,7 @@ def test_fuzz_a_valid_config_builds_valid_json(tmp_path_factory, data: dict[str,
     for name, text in build_outputs(cfg).items():
         parsed = json.loads(text, parse_constant=lambda c, name=name: pytest.fail(f"{name}: {c} in the JSON"))
         (var,) = [v for v in parsed["templating"]["list"] if v["name"] == "tag_key"]
-        if var["type"] == "query":  # the store dashboards list the keys as hex literals (dashgen.sqlvars)
+        if var["type"] == "query":  # the store dashboards list the keys as hex literals (dashgen.store.sqlvars)
             assert [decode(h) for h in re.findall(r"'([0-9a-f]*)'", var["query"])] == list(cfg.instance_tags)
             continue
         assert grafana_custom_options(var["query"]) == [(k, k) for k in cfg.instance_tags]

@@ -14,9 +14,9 @@ import pytest
 from cost_scenario import INJECTION, billed_seconds, exact_cost, expected_cost, synced_store
 from dashgen.build import render_dashboards
 from dashgen.config import Config, Experiment
-from dashgen.sqlvars import encode as hx
-from dashgen.sqlvars import load_sql
-from dashgen.validate import all_panels, validate_dashboard
+from dashgen.grafana.validate import all_panels, validate_dashboard
+from dashgen.store.sqlvars import encode as hx
+from dashgen.store.sqlvars import load_sql
 from grafana_sql import ALL, expand
 
 CENT = Decimal("0.01")
@@ -143,7 +143,7 @@ def test_billed_seconds_by_runs_and_by_rows_agree_with_an_independent_computatio
 def test_an_instance_with_more_runs_than_its_row_keeps_is_probed_exactly(fresh_db) -> None:
     """40 runs (the row keeps the last 32): ranges starting among the older runs take the index probe, the others
     the binary search in the row; both agree with the sum over the runs, computed here."""
-    from dashgen.store import migrate
+    from dashgen.store.db import migrate
 
     t0 = dt.datetime(2026, 10, 1, tzinfo=dt.UTC)
     runs = [(t0 + dt.timedelta(hours=10 * k), t0 + dt.timedelta(hours=10 * k + 3, minutes=7 * k, seconds=k))
@@ -170,8 +170,7 @@ def test_an_instance_with_more_runs_than_its_row_keeps_is_probed_exactly(fresh_d
 def test_migration_004_upgrades_a_store_synced_before_it(fresh_db, monkeypatch) -> None:
     """A store synced with the migrations before 004 gets tags_label, first_started_at and prev_billed_end filled
     when 004 lands, and the cost panel then gives every instance's cost to the cent."""
-    from dashgen import store as store_module
-
+    from dashgen.store import db as store_module
     every, definitions = store_module.migration_files(), store_module.definition_files()
     # a store made before 004: without 004 and the migrations that need it (006, 007, 020-029, 061); with the
     # other 030+, which today's sync writes

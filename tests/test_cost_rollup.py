@@ -9,8 +9,8 @@ import json
 import psycopg
 import pytest
 
-from dashgen.sqlvars import encode
-from dashgen.store import migrate
+from dashgen.store.db import migrate
+from dashgen.store.sqlvars import encode
 
 T0 = dt.datetime(2026, 11, 1, 0, 0, tzinfo=dt.UTC)
 H = dt.timedelta(hours=1)
@@ -109,7 +109,7 @@ def test_cumulative_cost_is_exact_on_whole_days_hours_and_the_edges(conn) -> Non
 
     # whole days (Nov 2 - Nov 4) and hours inside, partial hours at both edges; and with a Name filter
     frm, to = T0 + 5 * H + dt.timedelta(minutes=13), T0 + 100 * H + dt.timedelta(minutes=41)
-    for names in (["__all__"], [encode(n) for n in ("i-a", "i-b", "i-c")]):  # chosen Names: hex (dashgen.sqlvars)
+    for names in (["__all__"], [encode(n) for n in ("i-a", "i-b", "i-c")]):  # chosen Names: hex (dashgen.store.sqlvars)
         with conn.transaction():
             rows = conn.execute("SELECT * FROM dashgen.cumulative_cost(%s, %s, 300, 'experiment', %s, %s)",
                                 (frm, to, ["__all__"], names)).fetchall()

@@ -28,10 +28,10 @@ from moto import mock_aws
 
 from cost_scenario import LINUX_AMI, MotoClock, csv_price, moto_instance
 from dashgen.config import Config, Experiment
-from dashgen.credits import CreditKey, fetch_credit_price
-from dashgen.spot import read_spot_prices
-from dashgen.sqlvars import encode as hx
+from dashgen.store.sqlvars import encode as hx
 from dashgen.sync import sync
+from dashgen.sync.credits import CreditKey, fetch_credit_price
+from dashgen.sync.spot import read_spot_prices
 from grafana_sql import ALL, expand
 from test_cost_dashboard import ALL_VALUES, cost_dashboard, panel_sql, run
 
@@ -290,7 +290,7 @@ def test_a_spot_run_before_the_first_known_price_is_unknown_not_on_demand(fresh_
 
 
 def _described(session) -> list:
-    from dashgen.inventory import describe_region
+    from dashgen.sync.inventory import describe_region
 
     return describe_region(session.client("ec2"), "us-east-1")
 
@@ -331,8 +331,8 @@ def comparison_table(rows: dict[str, dict]) -> str:
 
 
 def test_the_t4g_experiment_comparison_counts_credits_and_matches_the_docs(fresh_db, aws, monkeypatch) -> None:
-    from dashgen.rightsize import compare_experiment
-    from dashgen.store import connect
+    from dashgen.rightsizing.queries import compare_experiment
+    from dashgen.store.db import connect
 
     end = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)
     ec2 = aws.client("ec2")
@@ -384,7 +384,7 @@ def test_burn_rate_and_projection_use_the_spot_price_and_the_last_hour_of_credit
     hour = now.replace(minute=0) - dt.timedelta(hours=1)
     put_credits(aws, burst, [hour], 84.0)
     az = next(i for i in _described(aws) if i.instance_id == spot).availability_zone
-    from dashgen.spot import SpotPrice
+    from dashgen.sync.spot import SpotPrice
 
     prices = [SpotPrice(az, "c6g.large", "Linux/UNIX", start - dt.timedelta(days=1), Decimal("0.03"), "us-east-1")]
     monkeypatch.setattr("dashgen.sync.read_spot_prices", lambda client, instances, at: prices)
@@ -406,7 +406,7 @@ def test_burn_rate_and_projection_use_the_spot_price_and_the_last_hour_of_credit
 
 def test_an_unreadable_spot_price_is_one_line_naming_the_entry() -> None:
     from dashgen.errors import AwsError
-    from dashgen.inventory import Instance
+    from dashgen.sync.inventory import Instance
 
     client = boto3.client("ec2", region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t")
     now = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)

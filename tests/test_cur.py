@@ -23,10 +23,10 @@ from typer.testing import CliRunner
 
 from cost_scenario import LINUX_AMI, MotoClock, csv_price
 from dashgen.config import Config
-from dashgen.cur import CurError, parse_s3_url
 from dashgen.errors import ConfigError
-from dashgen.sqlvars import encode as hx
+from dashgen.store.sqlvars import encode as hx
 from dashgen.sync import sync
+from dashgen.sync.cur import CurError, parse_s3_url
 from grafana_sql import ALL, expand
 from test_cost_dashboard import ALL_VALUES, cost_dashboard, panel_sql, run
 

@@ -16,11 +16,11 @@ from botocore.stub import Stubber
 from moto import mock_aws
 
 from dashgen.config import Config
-from dashgen.pricing import parse_item
-from dashgen.sqlvars import encode as hx
+from dashgen.grafana.validate import all_panels
+from dashgen.store.sqlvars import encode as hx
 from dashgen.sync import sync
-from dashgen.validate import all_panels
-from dashgen.volumes import StorageKey, fetch_storage_price
+from dashgen.sync.pricing import parse_item
+from dashgen.sync.volumes import StorageKey, fetch_storage_price
 from grafana_sql import ALL, expand
 from test_cost_dashboard import ALL_VALUES, cost_dashboard, panel_sql, run
 

@@ -37,7 +37,7 @@ import pytest
 
 from dashgen.build import render_dashboards
 from dashgen.config import GRAFANA_VERSIONS, Config
-from dashgen.validate import all_panels
+from dashgen.grafana.validate import all_panels
 from grafana_sql import ALL, expand
 
 REPO = Path(__file__).resolve().parents[1]
@@ -368,7 +368,7 @@ def test_schemas_regenerate_byte_identical(node: str, tmp_path: Path) -> None:
     done = subprocess.run([node, str(TOOLS / "gen-schemas.mjs"), "--out", str(out)], capture_output=True,
                           text=True, timeout=300, env={**os.environ})
     assert done.returncode == 0, done.stderr
-    shipped = REPO / "src" / "dashgen" / "schemas"
+    shipped = REPO / "src" / "dashgen" / "grafana" / "schemas"
     for version in GRAFANA_VERSIONS:
         generated = sorted(p.name for p in (out / f"grafana-{version}").iterdir())
         assert generated == sorted(p.name for p in (shipped / f"grafana-{version}").iterdir())

@@ -8,9 +8,9 @@ import socket
 import pytest
 import urllib3.util.retry
 
-import dashgen.grafana_client as gc
+import dashgen.grafana.client as gc
 from dashgen.errors import GrafanaError
-from dashgen.grafana_client import Connection, GrafanaClient, GrafanaStatusError, connection_from_env
+from dashgen.grafana.client import Connection, GrafanaClient, GrafanaStatusError, connection_from_env
 from grafana_server import ADMIN_TOKEN, BASIC, VIEWER_TOKEN
 
 

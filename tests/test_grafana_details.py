@@ -15,9 +15,9 @@ import yaml
 from conftest import REPO
 from dashgen.build import render_dashboards
 from dashgen.config import Config
-from dashgen.provision import POSTGRES_VERSION, provision_outputs
-from dashgen.render import SCHEMA_VERSION
-from dashgen.validate import all_panels
+from dashgen.grafana.provision import POSTGRES_VERSION, provision_outputs
+from dashgen.grafana.render import SCHEMA_VERSION
+from dashgen.grafana.validate import all_panels
 
 RED_SHADES = {"red", "dark-red", "semi-dark-red", "light-red", "super-light-red"}
 
@@ -86,7 +86,7 @@ def test_schema_version_is_the_one_the_shipped_grafana_schemas_write() -> None:
     """render.SCHEMA_VERSION is what the oldest supported Grafana writes: the `schemaVersion` default of every
     v1 dashboard schema shipped for `validate` (generated from @grafana/schema; 42 for 12.3.x and 13.0.x)."""
     defaults = []
-    for entry in _schema_files(resources.files("dashgen.schemas")):
+    for entry in _schema_files(resources.files("dashgen.grafana.schemas")):
         schema = json.loads(entry.read_text())
         prop = schema.get("definitions", {}).get("Dashboard", {}).get("properties", {}).get("schemaVersion")
         if prop and "default" in prop:

@@ -19,9 +19,9 @@ import pytest
 from cost_scenario import LINUX_AMI
 from dashgen.build import render_dashboards
 from dashgen.config import Config, Experiment, parse_config
-from dashgen.rightsize import recommendations
-from dashgen.sqlvars import ALL_VALUE, STORE_ALL, encode
-from dashgen.validate import all_panels
+from dashgen.grafana.validate import all_panels
+from dashgen.rightsizing.queries import recommendations
+from dashgen.store.sqlvars import ALL_VALUE, STORE_ALL, encode
 from grafana_sql import ALL, MacroError, Var, backend, expand, frontend, rfc3339nano, sqlstring
 
 HOSTILE = {  # character class -> a tag value / Name of that class
@@ -315,7 +315,7 @@ def test_every_panel_of_both_dashboards_runs_with_every_hostile_selection(hostil
 
 @pytest.mark.parametrize("label", list(HOSTILE))
 def test_the_cli_selects_the_same_instance_as_the_panel(hostile_store, label: str) -> None:
-    """`dashgen rightsize --tag team=VALUE` binds the same encoded value (dashgen.sqlvars.bind)."""
+    """`dashgen rightsize --tag team=VALUE` binds the same encoded value (dashgen.store.sqlvars.bind)."""
     dsn, ids = hostile_store
     value = HOSTILE[label]
     with psycopg.connect(dsn, autocommit=True) as conn:
@@ -326,7 +326,7 @@ def test_the_cli_selects_the_same_instance_as_the_panel(hostile_store, label: st
 
 def test_the_variable_queries_hold_nothing_grafana_rewrites() -> None:
     """The tag-key query embeds only hex literals; the store variables' texts come from the store."""
-    from dashgen.sqlvars import decode
+    from dashgen.store.sqlvars import decode
 
     built = render_dashboards(_config())
     for dashboard in (built["ec2-cost.json"], built["ec2-rightsizing.json"]):

@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from cloudwatch_model import CloudWatchModel
-from dashgen.utilisation import (
+from dashgen.sync.cloudwatch import (
     COLUMNS,
     CloudWatchMeter,
     HourlyRow,
@@ -44,7 +44,7 @@ def conns(pg_server):
     """Two migrated databases: one synced incrementally, one read once in full."""
     import uuid
 
-    from dashgen.store import migrate
+    from dashgen.store.db import migrate
 
     admin = pg_server.get_uri()
     names = [f"inc_{uuid.uuid4().hex[:10]}" for _ in range(2)]
@@ -208,7 +208,7 @@ def test_progress_is_read_from_the_latest_stored_point_and_upserted_as_before(fr
     from botocore.stub import ANY, Stubber
 
     from dashgen.config import Config, Experiment
-    from dashgen.store import migrate
+    from dashgen.store.db import migrate
     from dashgen.sync import Collected, SyncResult, collect, progress_since, write
 
     exp = Experiment("exp", "experiment", "exp", 10.0, T0 + 24 * H, "Training", "Progress", (("Experiment", "exp"),))
@@ -245,8 +245,8 @@ def test_a_read_that_fails_midway_keeps_the_calls_that_answered(conns) -> None:
     calls that answered, so the next sync goes on from there instead of starting again."""
     from botocore.exceptions import ClientError
 
-    from dashgen.aws import Budget
     from dashgen.errors import AwsError
+    from dashgen.sync.aws import Budget
 
     inc, _ = conns
     fleet = {f"i-{n:03d}": (T0 - 5 * H, None) for n in range(101)}  # 15 queries each: 33 instances a call
@@ -276,7 +276,7 @@ def _versions(conn) -> dict[tuple, str]:
 
 def _typed_reference_upsert(conn, rows: list[HourlyRow]) -> None:
     """The per-row upsert with the derived 5-minute columns and the instance type (the first known one stays)."""
-    from dashgen.utilisation import _stored_values
+    from dashgen.sync.cloudwatch import _stored_values
 
     cols = ", ".join(COLUMNS)
     sql = (f"INSERT INTO dashgen.instance_utilisation_hourly AS u (instance_id, hour, {cols}, instance_type) "
@@ -328,7 +328,7 @@ def test_new_hours_are_copied_straight_in_and_stored_hours_upserted_with_the_per
 def test_store_hourly_waits_for_the_sync_lock(conns) -> None:
     """Whether an instance's hours are new is decided under the sync lock: a write outside sync
     (`collect_utilisation`) cannot COPY an hour a concurrent sync is storing."""
-    from dashgen.store import SYNC_LOCK
+    from dashgen.store.db import SYNC_LOCK
 
     fast, other = conns[0], psycopg.connect(conns[0].info.dsn, autocommit=True)
     try:
@@ -378,7 +378,7 @@ def test_the_spool_round_trips_every_value_and_refuses_a_5_minute_value_a_real_c
 def test_migration_080_keeps_every_stored_hour_and_replaces_the_hour_index(fresh_db, monkeypatch) -> None:
     """A store migrated before 080 with utilisation stored: after `migrate`, the same rows, the btree on hour
     replaced by the BRIN index."""
-    from dashgen import store
+    from dashgen.store import db as store
 
     files = store.migration_files()
     monkeypatch.setattr(store, "migration_files", lambda: [f for f in files if f[0] < "080"])

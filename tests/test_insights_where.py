@@ -8,8 +8,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from dashgen.panels import insights_sql
-from dashgen.store import migrate
+from dashgen.definitions.panels import insights_sql
+from dashgen.store.db import migrate
 from grafana_cloudwatch import expression_max
 
 

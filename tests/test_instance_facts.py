@@ -1,4 +1,4 @@
-"""dashgen.instance_facts: DescribeInstanceTypes -> dashgen.instance_types, on real API shapes.
+"""dashgen.sync.instance_facts: DescribeInstanceTypes -> dashgen.instance_types, on real API shapes.
 
 moto's `DescribeInstanceTypes` (a dump of the real API, `moto/ec2/resources/instance_types.json.gz`) for the
 facts; botocore's Stubber (which validates every response against botocore's ec2 model) for the paginator's
@@ -20,7 +20,8 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from dashgen.instance_facts import (
+from dashgen.store.db import migrate
+from dashgen.sync.instance_facts import (
     API_SOURCE,
     CSV_KINDS,
     bundled_facts,
@@ -29,7 +30,6 @@ from dashgen.instance_facts import (
     facts_from_api,
     store_facts,
 )
-from dashgen.store import migrate
 
 NOW = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.UTC)
 

@@ -9,7 +9,7 @@ import pytest
 from moto import mock_aws
 
 from cost_scenario import LINUX_AMI, WINDOWS_AMI, MotoClock
-from dashgen.inventory import describe_region, ec2_client, from_describe, parse_transition_time
+from dashgen.sync.inventory import describe_region, ec2_client, from_describe, parse_transition_time
 
 UTC = dt.UTC
 

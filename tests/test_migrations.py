@@ -1,6 +1,6 @@
 """Migration integrity and upgrades (issue 10, points 2 and 3): every landed migration keeps its checksum, a store
 whose history differs from the shipped files is refused in one line, functions and views are re-applied from
-dashgen/store_definitions/, stores made by earlier commits (before checksums) are adopted, and a store made by the
+dashgen/store/functions/, stores made by earlier commits (before checksums) are adopted, and a store made by the
 oldest schema keeps its cost history through `db migrate`."""
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import DATA
-from dashgen import store
 from dashgen.cli import app
 from dashgen.errors import DatabaseError
+from dashgen.store import db as store
 
 # Every landed migration and its SHA-256. A landed migration is never edited or renamed (CONTRIBUTING.md): a
-# change is a new migration, or an edit of a file in dashgen/store_definitions/. Add a row for each new migration.
+# change is a new migration, or an edit of a file in dashgen/store/functions/. Add a row for each new migration.
 RELEASED = {
     "001_pricing_store": "633281a59c3c665eb4bb016c24473096fe0727151971bc495beefcfc567aac7f",
     "002_cost_functions": "7c933c121065f2d96691e11e38de01fa3c430f65e1f92ad64d0ca25bb888f3ba",
@@ -55,7 +55,7 @@ def test_every_landed_migration_keeps_its_released_checksum() -> None:
     assert changed == [], f"landed migrations edited (put the change in a new migration instead): {changed}"
 
 
-# Migrations that landed before store_definitions/ existed: they create functions and views themselves (the definition
+# Migrations that landed before store/functions/ existed: they create functions and views themselves (the definition
 # files re-applied after them hold the current versions). No other migration may.
 BEFORE_DEFINITIONS = {"001_pricing_store", "002_cost_functions", "003_cost_rollup", "004_instance_costs_by_rows",
                       "005_ebs_volumes", "006_adopt_pre_release_004", "010_utilisation", "020_budget_definitions",
@@ -65,7 +65,7 @@ BEFORE_DEFINITIONS = {"001_pricing_store", "002_cost_functions", "003_cost_rollu
 
 def test_new_migrations_leave_functions_and_views_to_the_definition_files() -> None:
     """A function or view created in a new migration would be overwritten, without a word, by the definition file
-    re-applied after it (or never re-applied when changed): it goes in src/dashgen/store_definitions/
+    re-applied after it (or never re-applied when changed): it goes in src/dashgen/store/functions/
     (CONTRIBUTING.md)."""
     import re
 
@@ -75,7 +75,7 @@ def test_new_migrations_leave_functions_and_views_to_the_definition_files() -> N
                            if m.group(3).removeprefix("dashgen.") not in MIGRATION_OWNED]
                  for version, sql in store.migration_files() if version not in BEFORE_DEFINITIONS}
     assert {v: names for v, names in offenders.items() if names} == {}, (
-        "define functions and views in src/dashgen/store_definitions/*.sql (CREATE OR REPLACE), not in a migration; "
+        "define functions and views in src/dashgen/store/functions/*.sql (CREATE OR REPLACE), not in a migration; "
         "a migration may DROP one whose signature changes (CONTRIBUTING.md)")
 
 

@@ -6,8 +6,8 @@ import pytest
 from dashgen.catalogue import GROUPS, METRICS
 from dashgen.config import Config
 from dashgen.dashboards import performance
-from dashgen.render import render
-from dashgen.validate import all_panels
+from dashgen.grafana.render import render
+from dashgen.grafana.validate import all_panels
 
 
 def built(config: Config | None = None) -> dict[str, Any]:
@@ -122,7 +122,7 @@ def test_last_week_sql_from_the_built_json_shifts_the_store_by_a_week(fresh_db: 
     import psycopg
 
     from dashboard_variables import Instance, load, resolve
-    from dashgen.store import migrate
+    from dashgen.store.db import migrate
     from grafana_cloudwatch import interpolate
 
     now = dt.datetime(2026, 11, 28, 12, tzinfo=dt.UTC)

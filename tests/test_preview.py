@@ -9,7 +9,15 @@ from pathlib import Path
 import pytest
 
 from browser import dump_dom, needs_chromium, screenshot
-from dashgen.preview import CELL_HEIGHT, CELL_MARGIN, COLUMN_WIDTH, load_pictures, picture, preview, render_preview
+from dashgen.grafana.preview import (
+    CELL_HEIGHT,
+    CELL_MARGIN,
+    COLUMN_WIDTH,
+    load_pictures,
+    picture,
+    preview,
+    render_preview,
+)
 
 
 def test_boxes_are_the_panels_grid_positions_and_collapsed_rows_open_below(dashboards_dir: Path) -> None:

@@ -13,7 +13,7 @@ import pytest
 from botocore.config import Config as BotoConfig
 from botocore.stub import Stubber
 
-from dashgen.pricing import (
+from dashgen.sync.pricing import (
     API_SOURCE,
     BUNDLED_SOURCE,
     PriceKey,

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 import yaml
 
-from dashgen import provision as P
 from dashgen.build import render_dashboards
 from dashgen.config import Config, load_config, parse_config
 from dashgen.errors import ValidationError
+from dashgen.grafana import provision as P
 
 CUSTOM = parse_config(
     {"datasources": {"cloudwatch_uid": "cw-prod", "pricing_uid": "pg-prod"},
@@ -181,7 +181,7 @@ def test_build_compares_the_provisioning_files_too(tmp_path: Path) -> None:
 
 
 def test_schema_name_matches_the_store() -> None:
-    store = pytest.importorskip("dashgen.store")
+    store = pytest.importorskip("dashgen.store.db")
     assert store.SCHEMA == P.SCHEMA
 
 
@@ -241,7 +241,7 @@ def test_init_script_refuses_to_run_without_the_passwords(fresh_db: str, tmp_pat
 def test_reader_reads_the_cost_tables_the_owner_creates_and_nothing_else(initialised_db: str) -> None:
     import psycopg
 
-    store = pytest.importorskip("dashgen.store")
+    store = pytest.importorskip("dashgen.store.db")
     with psycopg.connect(initialised_db, autocommit=True) as admin:
         rows = dict(admin.execute("SELECT rolname, rolpassword FROM pg_authid WHERE rolname IN (%s, %s)",
                                   (P.OWNER_ROLE, P.READER_ROLE)).fetchall())

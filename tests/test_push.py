@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from dashgen import push
 from dashgen.config import Config
-from dashgen.diff import RECORD_KEY, describe
 from dashgen.errors import ConfigError, GrafanaError
-from dashgen.grafana_client import Connection, GrafanaClient
-from dashgen.push import Action
+from dashgen.grafana import push
+from dashgen.grafana.client import Connection, GrafanaClient
+from dashgen.grafana.compare import RECORD_KEY, describe
+from dashgen.grafana.push import Action
 from grafana_server import ADMIN_TOKEN
 
 PERF = "dashgen-ec2-performance"
@@ -262,7 +262,7 @@ def test_partial_failure_reports_what_landed_and_rerun_finishes(client, grafana_
 def test_push_rides_through_429_503_and_dropped_reads(client, grafana_server, dashboards_dir, monkeypatch):
     import urllib3.util.retry
 
-    import dashgen.grafana_client as gc
+    import dashgen.grafana.client as gc
 
     monkeypatch.setattr(urllib3.util.retry.time, "sleep", lambda s: None)
     monkeypatch.setattr(gc.time, "sleep", lambda s: None)

@@ -22,12 +22,12 @@ import pytest
 import urllib3.util.retry
 from typer.testing import CliRunner
 
-import dashgen.grafana_client as gc
-from dashgen import push
+import dashgen.grafana.client as gc
 from dashgen.cli import app
 from dashgen.config import Config
 from dashgen.errors import GrafanaError
-from dashgen.grafana_client import Connection, GrafanaClient, plain_http_warning
+from dashgen.grafana import push
+from dashgen.grafana.client import Connection, GrafanaClient, plain_http_warning
 from grafana_server import ADMIN_TOKEN
 
 PERF = "dashgen-ec2-performance"

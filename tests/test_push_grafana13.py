@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from dashgen import push
 from dashgen.cli import app
 from dashgen.config import Config
-from dashgen.diff import RECORD_KEY
-from dashgen.grafana_client import Connection, GrafanaClient
-from dashgen.push import Action
+from dashgen.grafana import push
+from dashgen.grafana.client import Connection, GrafanaClient
+from dashgen.grafana.compare import RECORD_KEY
+from dashgen.grafana.push import Action
 from grafana_server import ADMIN_TOKEN, GrafanaServer
 
 PERF = "dashgen-ec2-performance"
@@ -184,7 +184,7 @@ def test_provisioned_dashboard_is_refused_through_apis_too(client, grafana, dash
 
 
 def test_a_create_whose_reply_was_lost_counts_as_landed_through_apis(client, grafana, dashboards_dir, monkeypatch):
-    import dashgen.grafana_client as gc
+    import dashgen.grafana.client as gc
 
     monkeypatch.setattr(gc.time, "sleep", lambda s: None)
     grafana.state.fault("POST", "/apis/dashboard.grafana.app/", "drop", after=True)
@@ -194,7 +194,7 @@ def test_a_create_whose_reply_was_lost_counts_as_landed_through_apis(client, gra
 
 
 def test_a_folder_create_whose_reply_was_lost_is_fine(client, grafana, dashboards_dir, monkeypatch):
-    import dashgen.grafana_client as gc
+    import dashgen.grafana.client as gc
 
     monkeypatch.setattr(gc.time, "sleep", lambda s: None)
     grafana.state.fault("POST", "/apis/folder.grafana.app/", "status", status=503, after=True)
@@ -252,7 +252,7 @@ def test_docs_name_the_grafana_versions_compose_pins():
 def test_server_13_mode_contract(client, grafana):
     """The in-test Grafana's own contract in 12.3/13 mode, as read in Grafana's source (module docstring)."""
     from dashgen.errors import GrafanaError
-    from dashgen.grafana_client import GrafanaStatusError
+    from dashgen.grafana.client import GrafanaStatusError
 
     state = grafana.state
     state.add_folder("f", "F")

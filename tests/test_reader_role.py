@@ -23,10 +23,10 @@ import pytest
 from moto import mock_aws
 
 from cost_scenario import LINUX_AMI
-from dashgen import provision as P
-from dashgen import store
 from dashgen.config import Config
 from dashgen.errors import DatabaseError
+from dashgen.grafana import provision as P
+from dashgen.store import db as store
 from dashgen.sync import sync
 
 ESCAPE = "COMMIT; BEGIN READ WRITE; "  # default_transaction_read_only alone is no guard: the grants must refuse

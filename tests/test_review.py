@@ -9,7 +9,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from dashgen.cli import app
-from dashgen.review import Review, dashboard_review, panel_changes, to_json, to_markdown
+from dashgen.grafana.review import Review, dashboard_review, panel_changes, to_json, to_markdown
 
 
 def _cost(dashboards_dir: Path) -> dict:

@@ -1,4 +1,4 @@
-"""dashgen.rightsize and its SQL: known verdicts from crafted utilisation, filters, the experiment comparison,
+"""dashgen.rightsizing.queries and its SQL: known verdicts from crafted utilisation, filters, the experiment comparison,
 and the dashboard's own SQL (taken from the built JSON, expanded as Grafana does) giving the CLI's rows."""
 
 from __future__ import annotations
@@ -12,17 +12,17 @@ import pytest
 from dashgen.build import render_dashboards
 from dashgen.config import Config
 from dashgen.errors import ConfigError, DashgenError
-from dashgen.pricing import PriceKey
-from dashgen.rightsize import (
+from dashgen.rightsizing.queries import (
     RULE,
     compare_experiment,
     recommendations,
     rightsizing_price_keys,
     run_sql,
 )
-from dashgen.sqlvars import ALL as NO_FILTER
-from dashgen.sqlvars import encode as hx
-from dashgen.sqlvars import load_sql
+from dashgen.store.sqlvars import ALL as NO_FILTER
+from dashgen.store.sqlvars import encode as hx
+from dashgen.store.sqlvars import load_sql
+from dashgen.sync.pricing import PriceKey
 from grafana_sql import ALL, expand
 from rightsizing_data import fill_store
 
@@ -134,7 +134,7 @@ def _panel_rows(conn, dashboard: dict, title: str, selections: dict | None = Non
 
 
 def _plain(rows: list[dict]) -> list[dict]:
-    from dashgen.rightsize import _plain as plain
+    from dashgen.rightsizing.queries import _plain as plain
 
     return [{k: plain(v) for k, v in r.items()} for r in rows]
 
@@ -211,7 +211,7 @@ def test_price_keys_cover_the_family_and_cheaper_classes() -> None:
 
 def test_live_ranking_from_cloudwatch_with_the_performance_thresholds() -> None:
     from dashgen.catalogue import METRICS_BY_NAME
-    from dashgen.panels import metric_steps
+    from dashgen.definitions.panels import metric_steps
 
     cfg = dataclasses.replace(Config(), thresholds={"CPUUtilization": 70.0})
     dash = render_dashboards(cfg)[DASHBOARD]

@@ -1,12 +1,12 @@
 """Issue 16 acceptance: one test per row of the issue's table, on real API shapes.
 
-Instance facts: moto's `DescribeInstanceTypes` (a dump of the real API) through `dashgen.instance_facts`
+Instance facts: moto's `DescribeInstanceTypes` (a dump of the real API) through `dashgen.sync.instance_facts`
 (`describe_instance_types` + `store_facts`, what sync runs). Utilisation: CloudWatch `GetMetricData` replies at
 5-minute resolution (and the hourly statistics) served by botocore's Stubber, which validates each reply against
-botocore's CloudWatch model, through `dashgen.utilisation.fetch_hourly`, `row_type` and `store_hourly` (what sync
-runs). Prices: the bundled us-east-1 snapshot. Then `dashgen.rightsize.recommendations` runs sql/rightsizing.sql
-(the dashboard's SQL, see the last test). None of the harmful recommendations of the issue remains; the safe one
-(t4g.2xlarge at 30 % -> t4g.xlarge) still does.
+botocore's CloudWatch model, through `dashgen.sync.cloudwatch.fetch_hourly`, `row_type` and `store_hourly` (what sync
+runs). Prices: the bundled us-east-1 snapshot. Then `dashgen.rightsizing.queries.recommendations` runs
+store/sql/rightsizing.sql (the dashboard's SQL, see the last test). None of the harmful recommendations of the issue
+remains; the safe one (t4g.2xlarge at 30 % -> t4g.xlarge) still does.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from moto import mock_aws
 
 from dashgen.build import render_dashboards
 from dashgen.config import Config
-from dashgen.instance_facts import describe_instance_types, store_facts
-from dashgen.rightsize import recommendations
-from dashgen.utilisation import Target, fetch_hourly, floor_hour, metric_queries, row_type, store_hourly
+from dashgen.rightsizing.queries import recommendations
+from dashgen.sync.cloudwatch import Target, fetch_hourly, floor_hour, metric_queries, row_type, store_hourly
+from dashgen.sync.instance_facts import describe_instance_types, store_facts
 
 FIVE = dt.timedelta(minutes=5)
 GBIT_5M = 1e9 / 8 * 300  # bytes in 5 minutes at 1 Gbit/s
@@ -113,8 +113,8 @@ def _measure(conn, target: Target, load: Load, start: dt.datetime, hours: int) -
 
 @pytest.fixture
 def store(fresh_db: str):
-    from dashgen.pricing import PriceKey, bundled_price
-    from dashgen.store import instance_type_rows, migrate
+    from dashgen.store.db import instance_type_rows, migrate
+    from dashgen.sync.pricing import PriceKey, bundled_price
 
     now = dt.datetime.now(dt.UTC)
     with psycopg.connect(fresh_db, autocommit=True) as conn:
@@ -358,7 +358,7 @@ def test_the_fast_percentile_is_postgresql_percentile_cont(store, percentile: fl
     all of them, with gaps (NULL) and ties."""
     import random
 
-    from dashgen.utilisation import HourlyRow
+    from dashgen.sync.cloudwatch import HourlyRow
 
     rnd = random.Random(int(percentile * 10))
     end = floor_hour(dt.datetime.now(dt.UTC))

@@ -15,11 +15,11 @@ import tomli_w
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dashgen import store
 from dashgen.config import load_config
 from dashgen.errors import ConfigError, DatabaseError, GrafanaError, first_line
-from dashgen.grafana_client import Connection, GrafanaClient, connection_from_env
+from dashgen.grafana.client import Connection, GrafanaClient, connection_from_env
 from dashgen.redact import dsn_passwords, redact
+from dashgen.store import db as store
 
 SECRET = "hun/ter2"  # a `/` too: libpq and urllib end a URI's authority there
 

@@ -1,4 +1,4 @@
-"""dashgen.sqlvars: the CLI side of a panel's SQL file: `${var:sqlstring}` bound as psycopg parameters."""
+"""dashgen.store.sqlvars: the CLI side of a panel's SQL file: `${var:sqlstring}` bound as psycopg parameters."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import psycopg
 import pytest
 
 from dashgen.errors import DashgenError
-from dashgen.sqlvars import bind, load_sql, variables
+from dashgen.store.sqlvars import bind, load_sql, variables
 
 
 def test_each_value_becomes_one_parameter() -> None:
@@ -44,7 +44,7 @@ def test_packaged_sql_files_load() -> None:
 def test_store_variables_are_bound_encoded_like_grafana_holds_them(fresh_db: str) -> None:
     """`tag_value`, `name`... carry hex in the dashboards (their variable queries' `__value`), so the CLI binds
     the hex of its text values and the All sentinel for ALL; a real value "__all__" is a value, not All."""
-    from dashgen.sqlvars import ALL, ENCODED, STORE_ALL, decode, encode
+    from dashgen.store.sqlvars import ALL, ENCODED, STORE_ALL, decode, encode
 
     assert {"tag_key", "tag_value", "name", "experiment"} <= ENCODED
     query, params = bind("SELECT ARRAY[${tag_value:sqlstring}], ${cpu:sqlstring}",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from dashgen import store
 from dashgen.errors import DatabaseError
+from dashgen.store import db as store
 
 CONTRACT = {
     "instance_types": ["instance_type", "family", "vcpu", "memory_mib", "arch", "burstable", "gpus", "bare_metal",

@@ -16,8 +16,8 @@ from cost_scenario import LINUX_AMI, MotoClock, moto_instance, synced_store
 from dashgen import sync as sync_mod
 from dashgen.config import Config, Experiment
 from dashgen.errors import DatabaseError
-from dashgen.pricing import PriceListError
 from dashgen.sync import parse_every, sync, sync_loop
+from dashgen.sync.pricing import PriceListError
 
 TABLES = ("instances", "instance_intervals", "instance_prices", "instance_types", "experiments",
           "experiment_progress")

@@ -11,11 +11,11 @@ import time
 import psycopg
 import pytest
 
-from dashgen import store
 from dashgen.config import Config
 from dashgen.errors import DatabaseError
-from dashgen.inventory import Instance
+from dashgen.store import db as store
 from dashgen.sync import Collected, write
+from dashgen.sync.inventory import Instance
 
 T1 = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.UTC)
 LAUNCH = T1 - dt.timedelta(hours=5)

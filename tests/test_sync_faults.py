@@ -18,12 +18,11 @@ from typer.testing import CliRunner
 
 from aws_faults import FaultServer, RoutedSession
 from cost_scenario import LINUX_AMI
-from dashgen import aws
 from dashgen import sync as sync_mod
 from dashgen.cli import app
 from dashgen.config import Config
 from dashgen.errors import DatabaseError
-from dashgen.sync import sync
+from dashgen.sync import aws, sync
 
 runner = CliRunner()
 T0 = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.UTC)
@@ -158,9 +157,9 @@ def test_an_aws_profile_that_does_not_exist_is_one_line(fresh_db, moto, monkeypa
 
 
 def test_clients_have_bounded_timeouts_and_retries(moto) -> None:
-    from dashgen.inventory import ec2_client
-    from dashgen.pricing import pricing_client
-    from dashgen.utilisation import cloudwatch_client
+    from dashgen.sync.cloudwatch import cloudwatch_client
+    from dashgen.sync.inventory import ec2_client
+    from dashgen.sync.pricing import pricing_client
 
     for made in (ec2_client(moto, "eu-west-1"), cloudwatch_client(moto, "eu-west-1"), pricing_client(moto)):
         cfg = made.meta.config

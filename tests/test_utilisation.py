@@ -1,4 +1,5 @@
-"""dashgen.utilisation: GetMetricData queries, batching and pagination, the hourly upsert, collection from the store.
+"""dashgen.sync.cloudwatch: GetMetricData queries, batching and pagination, the hourly upsert, collection from the
+store.
 
 CloudWatch: moto for Average/Maximum/Sum/Minimum (moto cannot serialise percentiles, so the p95 queries are
 removed before moto sees them), botocore's Stubber for p95, the 500-query batches and NextToken pages.
@@ -16,7 +17,7 @@ from botocore.stub import ANY, Stubber
 from moto import mock_aws
 
 from dashgen.errors import AwsError
-from dashgen.utilisation import (
+from dashgen.sync.cloudwatch import (
     MAX_QUERIES,
     HourlyRow,
     Progress,
@@ -161,7 +162,7 @@ def test_fetch_hourly_turns_client_errors_into_one_line() -> None:
 def store(fresh_db: str):
     import psycopg
 
-    from dashgen.store import migrate
+    from dashgen.store.db import migrate
 
     with psycopg.connect(fresh_db, autocommit=True) as conn:
         migrate(conn)
@@ -339,9 +340,9 @@ def test_candidate_prices_come_from_the_price_list_api_at_most_once_a_day(fresh_
     import psycopg
 
     from dashgen.config import Config
-    from dashgen.pricing import PriceKey
-    from dashgen.rightsize import rightsizing_price_keys
+    from dashgen.rightsizing.queries import rightsizing_price_keys
     from dashgen.sync import sync
+    from dashgen.sync.pricing import PriceKey
 
     session = _session()
     _launch(session, "t4g.2xlarge")
@@ -401,7 +402,7 @@ def test_five_minute_peaks_per_hour_with_moto() -> None:
 
 
 def test_hour_peaks_keep_gaps_as_gaps() -> None:
-    from dashgen.utilisation import hour_peaks
+    from dashgen.sync.cloudwatch import hour_peaks
 
     peaks = hour_peaks({"cpu_5m": {0: 5.0, 11: 9.0}, "ebs_read_ops_5m": {2: 3.0}, "ebs_write_ops_5m": {4: 4.0}})
     assert peaks == {"cpu_max_5m": [5.0] + [None] * 10 + [9.0], "ebs_ops_max_5m": 4.0}
@@ -411,7 +412,7 @@ def test_hour_peaks_keep_gaps_as_gaps() -> None:
 def test_each_hour_carries_the_type_it_ran_on(store) -> None:
     """A resize needs a stop and a start: hours from the current launch are the current type's, earlier ones the
     type the store knew; an instance new to the store has no known type before its launch."""
-    from dashgen.utilisation import read_utilisation
+    from dashgen.sync.cloudwatch import read_utilisation
 
     _instance(store, "i-resized", "t4g.xlarge", {}, NOW)
     client = _moto_client()
@@ -437,7 +438,7 @@ def test_each_hour_carries_the_type_it_ran_on(store) -> None:
 
 def test_rows_without_a_type_are_fetched_again(store) -> None:
     """Rows written before migration 050 have no type (nor 5-minute values): the next sync reads the window again."""
-    from dashgen.utilisation import fetch_spans
+    from dashgen.sync.cloudwatch import fetch_spans
 
     _instance(store, "i-a", "m7i.large", {}, NOW)
     window = floor_hour(NOW) - dt.timedelta(days=14)

@@ -9,8 +9,8 @@ from dashgen.build import render_dashboards
 from dashgen.config import GRAFANA_VERSIONS, Config
 from dashgen.dashboards import performance
 from dashgen.errors import ValidationError
-from dashgen.render import render
-from dashgen.validate import all_panels, check, schema_manifest, validate_dashboard
+from dashgen.grafana.render import render
+from dashgen.grafana.validate import all_panels, check, schema_manifest, validate_dashboard
 
 ROOT = Path(__file__).resolve().parent.parent
 GOOD = render(performance.build(Config()))
@@ -117,8 +117,7 @@ def test_table_options_footer_is_refused_since_grafana_12_3(version: str) -> Non
 
 
 def test_table_footer_in_field_config_is_the_current_shape() -> None:
-    from dashgen import panels as P
-
+    from dashgen.definitions import panels as P
     cfg = Config()
     layout = P.Layout().add(P.table("t", [P.sql_target("SELECT 1")], footer=["sum"]))
     d = render(P.dashboard(cfg, slug="t", title="t", description="", layout=layout,

@@ -34,7 +34,7 @@ from grafanalib.core import Dashboard
 
 from dashgen.catalogue import GROUPS, METRICS, METRICS_BY_NAME, Group, Metric, metrics_in
 from dashgen.config import Config
-from dashgen.panels import (
+from dashgen.definitions.panels import (
     CLOUDWATCH,
     CW_DS,
     INSIGHTS_LIMIT,
@@ -67,14 +67,14 @@ from dashgen.panels import (
     table,
     timeseries,
 )
-from dashgen.sqlvars import STORE_ALL, load_sql
+from dashgen.store.sqlvars import STORE_ALL, load_sql
 
 
 def build_file(path: Path | str, config: Config | None = None) -> dict[str, Any]:
     """Build one definition file (`<name>.dashboard.py`) into validated Grafana JSON data, as `dashgen build`
     does; raises `DefinitionError` / `ValidationError` (one line naming the file) when it cannot."""
     from dashgen.definitions import build_definition, load_definition_file
-    from dashgen.validate import check
+    from dashgen.grafana.validate import check
 
     config = config or Config()
     defn = load_definition_file(Path(path))

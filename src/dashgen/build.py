@@ -21,7 +21,7 @@ def render_dashboards(config: Config, root: Path | None = None) -> dict[str, dic
     `root`, default the current folder) as current Grafana JSON data, keyed by file name; each one validated,
     uids unique."""
     from dashgen.definitions import DefinitionError, build_definition, load_definitions
-    from dashgen.validate import check
+    from dashgen.grafana.validate import check
 
     out: dict[str, dict] = {}
     origins: dict[str, str] = {}
@@ -48,7 +48,7 @@ def build(
     outputs = build_outputs(config)
     result = check_outputs(outputs, out_dir) if check else write_outputs(outputs, out_dir)
     if provisioning_dir is not None:
-        from dashgen.provision import provision
+        from dashgen.grafana.provision import provision
 
         result.provisioning = provision(config, provisioning_dir, check=check)
     return result
@@ -57,13 +57,13 @@ def build(
 def review_build(config: Config, out_dir: Path = DEFAULT_OUT, provisioning_dir: Path | None = None):  # noqa: ANN201
     """`dashgen build --check --format markdown|json`: the check as a `review.Review`, each stale dashboard with
     the panels the build would change; stale provisioning files listed by name."""
-    from dashgen.review import DashboardReview, Review, check_review
+    from dashgen.grafana.review import DashboardReview, Review, check_review
 
     outputs = build_outputs(config)
     result = check_outputs(outputs, out_dir)
     review = check_review(outputs, out_dir, result.stale, result.missing, result.unexpected)
     if provisioning_dir is not None:
-        from dashgen.provision import provision
+        from dashgen.grafana.provision import provision
 
         prov = provision(config, provisioning_dir, check=True)
         extra = [DashboardReview("", f"{provisioning_dir / n}", action, str(provisioning_dir / n), why)

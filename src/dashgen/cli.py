@@ -53,8 +53,7 @@ class ReviewFormat(StrEnum):
 
 
 def _print_review(review, fmt: ReviewFormat, cfg) -> None:  # noqa: ANN001 - review.Review, config.Config
-    from dashgen import review as views
-
+    from dashgen.grafana import review as views
     if fmt is ReviewFormat.json:
         import json
 
@@ -143,7 +142,7 @@ def validate(
     config: ConfigOpt = None,
 ) -> None:
     """Check dashboards against Grafana's schemas and dashgen's rules."""
-    from dashgen.validate import validate_file
+    from dashgen.grafana.validate import validate_file
 
     cfg = _config(config)
     paths = files or sorted(Path("dashboards").glob("*.json"))
@@ -201,7 +200,7 @@ def preview(
     ] = None,
 ) -> None:
     """Draw every built dashboard (grid, rows, panels, units, thresholds) as HTML and SVG, without Grafana."""
-    from dashgen.preview import preview as run_preview
+    from dashgen.grafana.preview import preview as run_preview
 
     for path in run_preview(dashboards, out, templates):
         typer.echo(f"wrote {path}")
@@ -255,7 +254,7 @@ def provision(
     config: ConfigOpt = None,
 ) -> None:
     """Write the Grafana and PostgreSQL provisioning files (datasources, dashboard provider, init SQL)."""
-    from dashgen.provision import provision as run_provision
+    from dashgen.grafana.provision import provision as run_provision
 
     _report([(out, run_provision(_config(config), out, check=check))], check=check, fix="dashgen provision")
 
@@ -277,7 +276,7 @@ DeadlineOpt = Annotated[float, typer.Option("--deadline", min=1, help="Seconds t
 
 def _client(url: str | None, token_file: Path | None, ca_bundle: Path | None, insecure: bool,  # noqa: ANN202
             deadline: float = 900.0):
-    from dashgen.grafana_client import GrafanaClient, connection_from_env, plain_http_warning
+    from dashgen.grafana.client import GrafanaClient, connection_from_env, plain_http_warning
 
     conn = connection_from_env(url, token_file, ca_bundle, insecure)
     warning = plain_http_warning(conn)
@@ -325,8 +324,7 @@ def push(
     from rich.console import Console
     from rich.progress import Progress
 
-    from dashgen import push as lib
-
+    from dashgen.grafana import push as lib
     cfg = _config(config)
     with _client(url, token_file, ca_bundle, insecure, deadline) as client:
         plan = lib.prepare(client, dir, cfg, force=force, prune=prune, concurrency=concurrency)
@@ -362,8 +360,8 @@ def diff(
     ] = ReviewFormat.text,
 ) -> None:
     """Show how Grafana differs from the built dashboards: exit 0 same, 2 different, 1 error."""
-    from dashgen import push as lib
     from dashgen.errors import EXIT_CHANGES
+    from dashgen.grafana import push as lib
 
     try:
         cfg = _config(config)
@@ -375,7 +373,7 @@ def diff(
     if fmt is ReviewFormat.text:
         _show_plan(plan, details=True)
     else:
-        from dashgen.review import plan_review
+        from dashgen.grafana.review import plan_review
 
         _print_review(plan_review(plan), fmt, cfg)
     if not plan.is_empty():
@@ -402,7 +400,7 @@ def rightsize(
 ) -> None:
     """Recommend the right size (and a cheaper family) per instance, from the dashboard's own SQL."""
     from dashgen.errors import ConfigError
-    from dashgen.rightsize import (
+    from dashgen.rightsizing.queries import (
         EXPERIMENT_COLUMNS,
         RIGHTSIZING_COLUMNS,
         WRAPPED,
@@ -411,7 +409,7 @@ def rightsize(
         to_csv,
         to_json,
     )
-    from dashgen.rightsize import rightsize as run_rightsize
+    from dashgen.rightsizing.queries import rightsize as run_rightsize
 
     if fmt not in _RS_FORMATS:
         raise ConfigError(f"--format: expected one of {', '.join(_RS_FORMATS)}, got {fmt!r}")
@@ -521,8 +519,7 @@ def sync(
 @db_app.command("migrate")
 def db_migrate(dsn: DsnOpt = None, config: ConfigOpt = None) -> None:
     """Create or upgrade the dashgen schema (versioned migrations, each in one transaction)."""
-    from dashgen import store
-
+    from dashgen.store import db as store
     with store.connect(store.resolve_dsn(dsn, _config(config))) as conn:
         applied = store.migrate(conn)
     typer.echo(f"applied {', '.join(applied)}" if applied else "schema up to date")
@@ -536,8 +533,7 @@ def db_grant_reader(
 ) -> None:
     """Give ROLE read-only access (SELECT) to the dashgen schema, including tables created later; reset its
     settings; exit 1 naming what ROLE can still do beyond reading (see docs/reliability.md)."""
-    from dashgen import store
-
+    from dashgen.store import db as store
     with store.connect(store.resolve_dsn(dsn, _config(config))) as conn:
         done, left = store.grant_reader(conn, role)
     typer.echo(f"granted SELECT on schema {store.SCHEMA} to {role}")

@@ -21,7 +21,7 @@ from dashgen.errors import ConfigError
 from dashgen.redact import dsn_passwords
 
 DEFAULT_CONFIG_NAME = "dashgen.toml"
-# The Grafana versions dashgen ships schemas for (`src/dashgen/schemas/grafana-<version>/`); the first is the
+# The Grafana versions dashgen ships schemas for (`src/dashgen/grafana/schemas/grafana-<version>/`); the first is the
 # default, the one docker-compose.yml pins.
 GRAFANA_VERSIONS = ("12.3", "13")
 
@@ -96,7 +96,7 @@ class Config:
     headroom_pct: float = 20.0
     cpu_percentile: float = 99.5  # of the 5-minute CPU maxima (Compute Optimizer: P99.5, P95 or P90)
     experiments: tuple[Experiment, ...] = ()
-    build_sources: str = "dashboards/*.dashboard.py"  # the user's own definitions (see definitions.py)
+    build_sources: str = "dashboards/*.dashboard.py"  # the user's own definitions (see definitions/__init__.py)
     build_builtins: tuple[str, ...] = ("performance", "rightsizing", "cost")
     build_templates: str | None = None  # a folder of jinja2 templates overriding the shipped ones
 
@@ -189,7 +189,7 @@ class _Reader:
 
 def _instance_tags(reader: _Reader, default: tuple[str, ...]) -> tuple[str, ...]:
     """`dashboards.instance_tags`: the options of every dashboard's "Tag" custom variable."""
-    from dashgen.grafana_text import custom_option_problem
+    from dashgen.grafana.text import custom_option_problem
 
     keys = reader.get("instance_tags", list(default), "tagkeys")
     for key in keys:

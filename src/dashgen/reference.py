@@ -83,7 +83,7 @@ def example_preview_svg() -> str:
 
     from dashgen.config import Config
     from dashgen.definitions import build_definition, load_definition_file, new_definition
-    from dashgen.preview import picture, render_preview
+    from dashgen.grafana.preview import picture, render_preview
 
     with tempfile.TemporaryDirectory() as tmp:
         path = new_definition("gpu-training", start="performance", root=Path(tmp))[0]

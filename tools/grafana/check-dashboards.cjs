@@ -17,7 +17,7 @@
 //   - thresholds: the first step's value is null (the base), the others ascend strictly;
 //   - every colour resolves in Grafana's theme (createTheme().visualization.getColorByName);
 //   - option keys: panel options, field config `custom` and override property ids hold only keys Grafana's
-//     types for that panel declare (the schemas generated from the same @grafana/schema version, src/dashgen/schemas/grafana-<v>/).
+//     types for that panel declare (the schemas generated from the same @grafana/schema version, src/dashgen/grafana/schemas/grafana-<v>/).
 // Prints one line per problem ("<file>: grafana <v>: panel <id> '<title>': ...") and exits 1 if there is any,
 // 0 otherwise, 2 on bad usage.
 'use strict';
@@ -26,7 +26,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 
 const VERSIONS = new Map([['12.3', '@grafana/data'], ['13', 'grafana-data-13']]);
-const SCHEMAS = path.join(__dirname, '..', '..', 'src', 'dashgen', 'schemas');
+const SCHEMAS = path.join(__dirname, '..', '..', 'src', 'dashgen', 'grafana', 'schemas');
 const CUSTOM_UNIT = /^(prefix|suffix|si|count|currency|time|bool):/;
 const PANEL_SCHEMAS = { timeseries: 'timeseries', stat: 'stat', table: 'table' };
 

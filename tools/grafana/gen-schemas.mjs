@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Regenerates dashgen's shipped JSON Schemas (src/dashgen/schemas/grafana-<version>/) from Grafana's own
+// Regenerates dashgen's shipped JSON Schemas (src/dashgen/grafana/schemas/grafana-<version>/) from Grafana's own
 // published TypeScript types: the npm package @grafana/schema at the versions pinned in package.json
 // (package-lock.json holds the exact tarball and its integrity). Grafana generates those types from its CUE
 // kinds (grafana/grafana `kinds/dashboard/dashboard_kind.cue`, `public/app/plugins/panel/*/panelcfg.cue`,
@@ -23,7 +23,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 const repo = join(here, '..', '..');
 // `--out DIR` writes elsewhere (the tests regenerate into a temporary folder and compare bytes).
 const outArg = process.argv.indexOf('--out');
-const outRoot = outArg > 0 ? process.argv[outArg + 1] : join(repo, 'src', 'dashgen', 'schemas');
+const outRoot = outArg > 0 ? process.argv[outArg + 1] : join(repo, 'src', 'dashgen', 'grafana', 'schemas');
 
 // One entry per Grafana version dashgen can target (`[grafana] version` in dashgen.toml).
 // `dir` is the npm package folder under node_modules (an npm alias for the second version).

@@ -1,7 +1,7 @@
 """EC2 cost: what each instance costs now, by tag, over time, and each experiment against budget and deadline.
 
 Every panel runs SQL on the pricing store (`dashgen sync` fills it) through the `pricing` datasource variable;
-each panel's SQL is one file in `src/dashgen/sql/`, embedded verbatim (the tests run the same text). Template
+each panel's SQL is one file in `src/dashgen/store/sql/`, embedded verbatim (the tests run the same text). Template
 variables are quoted by Grafana (`${var:sqlstring}`); the All value is the sentinel `dashgen.chosen` reads.
 An unknown price is shown as "unknown", never $0.
 """

@@ -2,11 +2,11 @@
 
 AWS is read first, into plain data (`Collected`): inventory and EBS volumes per region, prices, experiment
 progress, and for rightsizing the candidate prices and the CloudWatch utilisation
-(`dashgen.rightsize.collect_rightsizing`). Then everything is written in ONE short transaction with no AWS call
-inside, so Grafana reads the old state or the new one, never half.
+(`dashgen.rightsizing.queries.collect_rightsizing`). Then everything is written in ONE short transaction with no AWS
+call inside, so Grafana reads the old state or the new one, never half.
 Writes only change rows that differ: a re-run with the same AWS state changes nothing (but `last_seen`).
 
-Under faults (`dashgen.aws`): any AWS or network failure (an HTML 500 from a proxy, a throttle past the retries,
+Under faults (`dashgen.sync.aws`): any AWS or network failure (an HTML 500 from a proxy, a throttle past the retries,
 a black-holed endpoint past the region's time budget) costs only what it was reading, one line each: a region's
 inventory (`failed_regions`), its volumes or utilisation, the Price List API (the last known prices are kept,
 marked stale), the progress metrics (`unsynced`). `SyncResult.exit_code` then says 3, "partly synced" (1 when
@@ -30,15 +30,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from dashgen.aws import Budget, aws_errors, describe
 from dashgen.config import Config
-from dashgen.credits import CreditKey, family_of, is_burstable, read_credit_modes, resolve_credit_prices
 from dashgen.errors import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, ConfigError, DashgenError, first_line
-from dashgen.inventory import Instance, describe_region, ec2_client
-from dashgen.pricing import API_SOURCE, PRICE_MAX_AGE, Price, PriceKey, pricing_client, resolve_prices
-from dashgen.spot import SpotPrice, read_spot_prices
-from dashgen.utilisation import RowSpool
-from dashgen.volumes import StorageKey, StoragePrice, Volume, describe_volumes, resolve_storage_prices
+from dashgen.sync.aws import Budget, aws_errors, describe
+from dashgen.sync.cloudwatch import RowSpool
+from dashgen.sync.credits import CreditKey, family_of, is_burstable, read_credit_modes, resolve_credit_prices
+from dashgen.sync.inventory import Instance, describe_region, ec2_client
+from dashgen.sync.pricing import API_SOURCE, PRICE_MAX_AGE, Price, PriceKey, pricing_client, resolve_prices
+from dashgen.sync.spot import SpotPrice, read_spot_prices
+from dashgen.sync.volumes import StorageKey, StoragePrice, Volume, describe_volumes, resolve_storage_prices
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -57,10 +57,10 @@ class SyncResult:
     unknown_prices: list[str] = field(default_factory=list)  # "region type os tenancy", "region EBS type"
     stale_prices: list[str] = field(default_factory=list)  # "region type os tenancy": last known API price kept
     progress_points: int = 0
-    utilisation_rows: int = 0  # hourly CloudWatch rows upserted for rightsizing (dashgen.rightsize)
-    instance_facts: int = 0  # instance types read from DescribeInstanceTypes (dashgen.instance_facts)
+    utilisation_rows: int = 0  # hourly CloudWatch rows upserted for rightsizing (dashgen.rightsizing.queries)
+    instance_facts: int = 0  # instance types read from DescribeInstanceTypes (dashgen.sync.instance_facts)
     # what this sync asked CloudWatch GetMetricData (utilisation and progress): calls, metrics requested (what
-    # CloudWatch bills, per 1,000), datapoints returned (dashgen.utilisation.CloudWatchMeter)
+    # CloudWatch bills, per 1,000), datapoints returned (dashgen.sync.cloudwatch.CloudWatchMeter)
     cloudwatch_calls: int = 0
     cloudwatch_metrics: int = 0
     cloudwatch_datapoints: int = 0
@@ -100,18 +100,18 @@ class Collected:
     regions: list[str]
     prices: list[Price]
     progress: dict[str, list[tuple[dt.datetime, Any]]]
-    extra_prices: list[Price] = field(default_factory=list)  # rightsizing candidates (dashgen.rightsize)
-    # dashgen.utilisation.HourlyRow of every region, spooled to disk (RowSpool) until the write
+    extra_prices: list[Price] = field(default_factory=list)  # rightsizing candidates (dashgen.rightsizing.queries)
+    # dashgen.sync.cloudwatch.HourlyRow of every region, spooled to disk (RowSpool) until the write
     utilisation: Any = field(default_factory=RowSpool)
     volumes: list[Volume] = field(default_factory=list)  # EBS volumes of volume_regions
     volume_regions: list[str] = field(default_factory=list)  # the regions whose volumes were read
     storage_prices: list[StoragePrice] = field(default_factory=list)  # EBS, the types attached to an instance
-    facts: list[dict[str, Any]] = field(default_factory=list)  # DescribeInstanceTypes (dashgen.instance_facts)
+    facts: list[dict[str, Any]] = field(default_factory=list)  # DescribeInstanceTypes (dashgen.sync.instance_facts)
     budgets: dict[str, Budget] = field(default_factory=dict)  # region (and "pricing") -> its time budget
     credit_modes: dict[str, str] = field(default_factory=dict)  # burstable instance id -> standard | unlimited
-    credit_prices: list[Any] = field(default_factory=list)  # dashgen.credits.CreditPrice of the families in use
-    spot_prices: list[Any] = field(default_factory=list)  # dashgen.spot.SpotPrice of the Spot instances' AZ/type
-    billed: list[Any] = field(default_factory=list)  # dashgen.cur.BilledSpan, with --cur
+    credit_prices: list[Any] = field(default_factory=list)  # dashgen.sync.credits.CreditPrice of the families in use
+    spot_prices: list[Any] = field(default_factory=list)  # dashgen.sync.spot.SpotPrice of the Spot instances' AZ/type
+    billed: list[Any] = field(default_factory=list)  # dashgen.sync.cur.BilledSpan, with --cur
 
 
 def duration_seconds(text: str, where: str) -> int:
@@ -208,8 +208,8 @@ def collect(config: Config, regions: list[str], prices_mode: str, session: Any, 
     progress: dict[str, list[tuple[dt.datetime, Any]]] = {}
     with_metric = [e for e in config.experiments if e.progress_metric]
     if with_metric:
-        from dashgen.progress import fetch_progress
-        from dashgen.utilisation import cloudwatch_client
+        from dashgen.sync.cloudwatch import cloudwatch_client
+        from dashgen.sync.experiments import fetch_progress
 
         budget = budgets.get(config.default_region) or budgets.setdefault(
             config.default_region, Budget(config.default_region, budgets["pricing"].seconds))
@@ -354,7 +354,7 @@ _PROGRESS_SINCE_SQL = """
 def progress_since(conn: Any, config: Config) -> dict[str, dt.datetime]:
     """Each experiment's latest stored progress point (the next sync reads its metric from there on); only for
     an experiment whose stored metric (namespace, name, dimensions) is the config's."""
-    from dashgen.store import db_errors
+    from dashgen.store.db import db_errors
 
     wanted = {e.name: (e.progress_namespace, e.progress_metric, dict(e.progress_dimensions))
               for e in config.experiments if e.progress_metric}
@@ -390,9 +390,9 @@ def write(conn: Any, config: Config, collected: Collected, now: dt.datetime) -> 
     `now` is when this sync started reading AWS. One sync writes at a time (advisory lock SYNC_LOCK; waiting
     longer than LOCK_TIMEOUT is one line naming who holds it), and a sync whose read started before the read of
     the last sync that committed writes nothing: the returned line says so (None when written)."""
-    from dashgen.instance_facts import store_facts
-    from dashgen.store import SYNC_LOCK, db_errors, lock_timeout
-    from dashgen.utilisation import store_hourly
+    from dashgen.store.db import SYNC_LOCK, db_errors, lock_timeout
+    from dashgen.sync.cloudwatch import store_hourly
+    from dashgen.sync.instance_facts import store_facts
 
     with db_errors("sync: write the pricing store"), lock_timeout(conn, "sync: write the pricing store"):
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (SYNC_LOCK,))
@@ -447,7 +447,7 @@ class Written:
 def written(conn: Any, collected: Collected) -> Written:
     """Read back (after `write`) the stale prices kept for `collected`'s fallback prices and the experiments no
     longer in the config."""
-    from dashgen.store import db_errors
+    from dashgen.store.db import db_errors
 
     fallback = [p for p in [*collected.prices, *collected.extra_prices] if p.fallback]
     with db_errors("sync: read back the pricing store"):
@@ -524,7 +524,7 @@ def _write_cost_truth(conn: Any, collected: Collected, now: dt.datetime) -> None
         cur.executemany(_SPOT_PRICE_SQL, [(p.availability_zone, p.instance_type, p.product_description, p.at,
                                            p.usd_per_hour, p.region) for p in collected.spot_prices])
     if collected.billed:
-        from dashgen.cur import store_billed
+        from dashgen.sync.cur import store_billed
 
         store_billed(conn, collected.billed, now)
 
@@ -535,17 +535,17 @@ def sync(config: Config, *, dsn: str | None = None, regions: list[str] | None = 
          region_timeout: float | None = None, cur: str | None = None, facts_client: Any = None) -> SyncResult:
     """One sync: migrate the store, read AWS, write everything in one transaction; returns what happened
     (`exit_code`: 0 all synced, 3 partly, 1 no region). `region_timeout` (seconds) overrides the config's.
-    `cur` (s3://bucket/prefix): also read the billed cost from AWS's CUR 2.0 Parquet files there (dashgen.cur);
+    `cur` (s3://bucket/prefix): also read the billed cost from AWS's CUR 2.0 Parquet files there (dashgen.sync.cur);
     a CUR that cannot be read stops the sync in one line before anything is written. `pricing`, `cloudwatch` and
     `facts_client` (EC2, for DescribeInstanceTypes) replace the session's clients."""
-    from dashgen.store import connect, migrate, resolve_dsn, secure_readers
+    from dashgen.store.db import connect, migrate, resolve_dsn, secure_readers
 
     now = now or dt.datetime.now(dt.UTC)
     mode = prices or config.prices
     if mode not in ("api", "bundled"):
         raise ConfigError(f"--prices: expected 'api' or 'bundled', got {mode!r}")
     if cur:  # a wrong URL is a usage error before anything is read
-        from dashgen.cur import parse_s3_url
+        from dashgen.sync.cur import parse_s3_url
 
         parse_s3_url(cur)
     wanted = list(regions or config.regions)
@@ -554,7 +554,7 @@ def sync(config: Config, *, dsn: str | None = None, regions: list[str] | None = 
     with connect(resolve_dsn(dsn, config)) as conn:
         result.migrations = migrate(conn)
         # A reader's own ALTER ROLE ... SET (and, when its password is known here, ... PASSWORD) lasts until here.
-        from dashgen.provision import READER_PASSWORD_ENV, READER_ROLE
+        from dashgen.grafana.provision import READER_PASSWORD_ENV, READER_ROLE
 
         password = os.environ.get(READER_PASSWORD_ENV)
         result.warnings += secure_readers(conn, {READER_ROLE: password} if password else None)
@@ -567,7 +567,7 @@ def sync(config: Config, *, dsn: str | None = None, regions: list[str] | None = 
                 pricing = pricing_client(session, budgets["pricing"])
         except aws_errors() as exc:  # e.g. AWS_PROFILE names no profile: the environment's configuration
             raise ConfigError(f"AWS: {describe(exc)}") from None
-        from dashgen.utilisation import CloudWatchMeter
+        from dashgen.sync.cloudwatch import CloudWatchMeter
 
         meter = CloudWatchMeter()  # counts every GetMetricData call of the clients made from here on
         meter.attach_session(session)
@@ -576,7 +576,7 @@ def sync(config: Config, *, dsn: str | None = None, regions: list[str] | None = 
         try:
             collected = collect(config, wanted, mode, session, now, result, retry_mode=retry_mode, pricing=pricing,
                                 cloudwatch=cloudwatch, budgets=budgets, progress_since=progress_since(conn, config))
-            from dashgen.rightsize import collect_rightsizing
+            from dashgen.rightsizing.queries import collect_rightsizing
 
             try:
                 collect_rightsizing(conn, config, collected, mode, session, now, result, pricing=pricing,
@@ -584,8 +584,8 @@ def sync(config: Config, *, dsn: str | None = None, regions: list[str] | None = 
                 result.cloudwatch_calls, result.cloudwatch_metrics = meter.calls, meter.metrics
                 result.cloudwatch_datapoints = meter.datapoints
                 if cur:
-                    from dashgen.aws import client as aws_client
-                    from dashgen.cur import read_cur
+                    from dashgen.sync.aws import client as aws_client
+                    from dashgen.sync.cur import read_cur
 
                     s3 = aws_client(session, "s3", config.default_region, retry_mode=retry_mode)
                     collected.billed, result.cur_files = read_cur(s3, cur)
@@ -642,7 +642,7 @@ def sync_loop(config: Config, every_seconds: float, *, runs: int | None = None,
     fails (the store or AWS unreachable, the database dropped mid-round, anything unexpected) is one line and
     the loop goes on, retrying after 30 s, 60 s, ... (never later than the interval). Only a configuration
     error (`ConfigError`, or no DSN at all) stops it."""
-    from dashgen.store import resolve_dsn
+    from dashgen.store.db import resolve_dsn
 
     resolve_dsn(options.get("dsn"), config)  # no database configured: stop now, not at every round
     failures = done = 0
@@ -680,7 +680,7 @@ class Forgotten:
 def forget_experiment(config: Config, name: str, *, dsn: str | None = None) -> Forgotten:
     """`dashgen db forget-experiment NAME`: the one way an experiment (and its stored progress) leaves the
     store. Refused while the config still has it (the next sync would add it back, without its progress)."""
-    from dashgen.store import connect, db_errors, migrate, resolve_dsn
+    from dashgen.store.db import connect, db_errors, migrate, resolve_dsn
 
     if name in {e.name for e in config.experiments}:
         raise DashgenError(f"forget-experiment: {name!r} is still in {config.source} ([[experiments]]): remove it "

@@ -103,8 +103,8 @@ def from_describe(raw: dict[str, Any], region: str) -> Instance:
 
 
 def ec2_client(session: Any, region: str, retry_mode: str = "standard", budget: Any = None) -> Any:
-    """An EC2 client with bounded timeouts and retries (`dashgen.aws.client`), watched by `budget`."""
-    from dashgen.aws import client
+    """An EC2 client with bounded timeouts and retries (`dashgen.sync.aws.client`), watched by `budget`."""
+    from dashgen.sync.aws import client
 
     return client(session, "ec2", region, retry_mode=retry_mode, budget=budget)
 

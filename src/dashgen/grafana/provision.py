@@ -130,7 +130,8 @@ COMMIT;
 
 @cache
 def _schema(name: str) -> dict[str, Any]:
-    return json.loads(resources.files("dashgen.schemas").joinpath(f"provisioning-{name}.schema.json").read_text())
+    schemas = resources.files("dashgen.grafana.schemas")
+    return json.loads(schemas.joinpath(f"provisioning-{name}.schema.json").read_text())
 
 
 def schema_problems(data: Any, kind: str) -> list[str]:
@@ -202,7 +203,7 @@ def dashboard_providers(config: Config) -> dict[str, Any]:
 
 def init_sql() -> str:
     """The PostgreSQL init script: the schema owner, Grafana's read-only role and their grants."""
-    from dashgen.store import READER_SETTINGS, WRITE_AND_LOCK_FUNCTIONS
+    from dashgen.store.db import READER_SETTINGS, WRITE_AND_LOCK_FUNCTIONS
 
     settings = "\n".join(f"ALTER ROLE {READER_ROLE} SET {key} = '{value}';" for key, value in READER_SETTINGS)
     return _INIT_SQL.format(owner=OWNER_ROLE, reader=READER_ROLE, schema=SCHEMA, owner_env=OWNER_PASSWORD_ENV,

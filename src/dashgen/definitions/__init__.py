@@ -123,7 +123,7 @@ def load_definitions(config: Config, root: Path | None = None) -> list[Definitio
 
 def build_definition(defn: Definition, config: Config) -> dict[str, Any]:
     """Run one definition and render it to current Grafana JSON, with its uid, title and the managed tag."""
-    from dashgen.render import render
+    from dashgen.grafana.render import render
 
     try:
         made = defn.build(config)

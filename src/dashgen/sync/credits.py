@@ -3,7 +3,7 @@
 - The mode: `ec2.describe_instance_credit_specifications` (paginated; at most 1,000 instance ids a call, and no
   MaxResults with ids), `CpuCredits` = 'standard' | 'unlimited'. Not readable (no permission, throttled out) ->
   the mode stays what the store had, or unknown (NULL) for an instance never read: a warning says so.
-- The charge: CloudWatch `CPUSurplusCreditsCharged` (Sum per hour), stored by `dashgen.utilisation`; one credit is
+- The charge: CloudWatch `CPUSurplusCreditsCharged` (Sum per hour), stored by `dashgen.sync.cloudwatch`; one credit is
   one vCPU-minute, so credits / 60 vCPU-hours are billed at the family's credit price.
 - The price: the AWS Price List API, `GetProducts` on AmazonEC2 with productFamily "CPU Credits", the region and the
   operating system; the product's `usagetype` is `CPUCredits:<family>` (prefixed by the region's billing code
@@ -24,8 +24,8 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from dashgen.aws import aws_errors, describe
-from dashgen.pricing import API_SOURCE, BUNDLED_REGION, parse_item
+from dashgen.sync.aws import aws_errors, describe
+from dashgen.sync.pricing import API_SOURCE, BUNDLED_REGION, parse_item
 
 FALLBACK_SOURCE = "bundled-fallback"
 BURSTABLE_FAMILIES = frozenset({"t2", "t3", "t3a", "t4g"})

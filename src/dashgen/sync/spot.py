@@ -17,7 +17,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from dashgen.errors import AwsError
-from dashgen.inventory import Instance, as_utc
+from dashgen.sync.inventory import Instance, as_utc
 
 HISTORY_DAYS = 90
 

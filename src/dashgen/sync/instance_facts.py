@@ -9,11 +9,11 @@ instance-store size, and for burstable types the baseline and credits from the T
 (`data/t_instance_cpu_credits.csv`, AWS's documented table: the API does not return it).
 
 `dashgen sync` calls `collect_facts` BEFORE its write transaction: the types in use and every candidate the
-rule may recommend (`dashgen.rightsize.rightsizing_price_keys`, the same set whose prices sync reads), by name
+rule may recommend (`dashgen.rightsizing.queries.rightsizing_price_keys`, the same set whose prices sync reads), by name
 through the paginator, each at most once a day. `store_facts` writes them inside the transaction (source
 'aws-describe-instance-types'). The bundled CSV
 (`data/ec2_ondemand_linux_us-east-1.csv`, the same columns, made by `facts_from_api` from moto 5.2.5's dump)
-is the offline fallback that `dashgen.store.migrate` loads; it never overwrites facts read from AWS.
+is the offline fallback that `dashgen.store.db.migrate` loads; it never overwrites facts read from AWS.
 """
 
 from __future__ import annotations
@@ -159,7 +159,7 @@ def describe_instance_types(client: Any, types: Iterable[str] | None = None) -> 
 
 def stored_api_facts(conn: Any) -> dict[str, dt.datetime | None]:
     """The types with AWS facts in the store -> when they were read (the caller turns a database error into one
-    line: `dashgen.store.db_errors`, which imports this module)."""
+    line: `dashgen.store.db.db_errors`, which imports this module)."""
     rows = conn.execute("SELECT instance_type, fetched_at FROM dashgen.instance_types WHERE source = %s",
                         (API_SOURCE,)).fetchall()
     return dict(rows)
@@ -174,7 +174,7 @@ def collect_facts(conn: Any, client: Any, wanted: Iterable[str], now: dt.datetim
     """What sync reads (the store is only read): the facts of the `wanted` types (those in use and every
     candidate) that the store has not read from AWS within `max_age`, by name, `FILTER_VALUES` a call (a name
     AWS does not know is skipped; it is asked again at the next sync). `run` runs the AWS read (sync: within a
-    time budget, `dashgen.aws.Budget.run`)."""
+    time budget, `dashgen.sync.aws.Budget.run`)."""
     stored = stored_api_facts(conn)
     due = sorted(t for t in set(wanted) if (at := stored.get(t)) is None or now - at >= max_age)
     if not due:

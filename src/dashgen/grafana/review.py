@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dashgen.diff import _leaves, _panels, normalize
+from dashgen.grafana.compare import _leaves, _panels, normalize
 
 # What changed in a panel, by the first key of the changed path (in this order in the output).
 _ASPECTS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -136,7 +136,7 @@ def to_json(review: Review) -> dict[str, Any]:
 
 def to_markdown(review: Review, templates: Path | None = None) -> str:
     """The review as a pull-request comment (GitHub-flavoured Markdown, long lists in <details>)."""
-    from dashgen.preview import _environment
+    from dashgen.grafana.preview import _environment
 
     env = _environment(templates)
     return env.get_template("review.md.j2").render(review=review)

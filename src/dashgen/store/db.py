@@ -2,7 +2,7 @@
 
 Migrations are the SQL files `dashgen/migrations/NNN_*.sql` (schema and data changes, never edited once landed),
 applied in file-name order and recorded with their checksum in `dashgen.schema_migrations`; functions and views
-live in `dashgen/store_definitions/NN_*.sql` (CREATE OR REPLACE), re-applied after them whenever anything changed.
+live in `dashgen/store/functions/NN_*.sql` (CREATE OR REPLACE), re-applied after them whenever anything changed.
 One `migrate` is one transaction: a store is upgraded entirely or not at all (CONTRIBUTING.md).
 Every psycopg error leaves this module as one
 `DatabaseError` line that never contains a password.
@@ -85,12 +85,12 @@ def _sql_files(package: str, pattern: str) -> list[tuple[str, str]]:
 
 def migration_files() -> list[tuple[str, str]]:
     """(version, SQL) of every bundled migration, in order; the version is the file name without `.sql`."""
-    return _sql_files("dashgen.migrations", r"^[0-9]{3}_.*\.sql$")
+    return _sql_files("dashgen.store.migrations", r"^[0-9]{3}_.*\.sql$")
 
 
 def definition_files() -> list[tuple[str, str]]:
     """(name, SQL) of every bundled definition file (functions and views, CREATE OR REPLACE), in order."""
-    return _sql_files("dashgen.store_definitions", r"^[0-9]{2}_.*\.sql$")
+    return _sql_files("dashgen.store.functions", r"^[0-9]{2}_.*\.sql$")
 
 
 @contextmanager
@@ -219,7 +219,7 @@ def migrate(conn: psycopg.Connection[Any]) -> list[str]:
                     import psycopg
 
                     if isinstance(exc, psycopg.Error) and not isinstance(exc, psycopg.errors.LockNotAvailable):
-                        raise DatabaseError(f"migrate: store_definitions/{name}.sql: {_one_line(exc)} (nothing applied)"
+                        raise DatabaseError(f"migrate: store/functions/{name}.sql: {_one_line(exc)} (nothing applied)"
                                             ) from None
                     raise
             conn.execute(f"DELETE FROM {SCHEMA}.schema_definitions")
@@ -237,8 +237,8 @@ def applied_migrations(conn: psycopg.Connection[Any]) -> list[str]:
 
 def instance_type_rows() -> list[tuple[Any, ...]]:
     """The specs of every instance type in the bundled CSV (NULL where unknown): type, family, vCPU, memory MiB,
-    architecture, burstable, GPUs, bare metal, hypervisor (the full facts: `dashgen.instance_facts`)."""
-    from dashgen.instance_facts import COLUMNS, bundled_facts
+    architecture, burstable, GPUs, bare metal, hypervisor (the full facts: `dashgen.sync.instance_facts`)."""
+    from dashgen.sync.instance_facts import COLUMNS, bundled_facts
 
     return [tuple(f[c] for c in COLUMNS[:9]) for f in bundled_facts().values()]
 
@@ -247,7 +247,7 @@ def load_instance_types(conn: psycopg.Connection[Any]) -> None:
     """Idempotent upsert of the bundled facts into `dashgen.instance_types` (the offline fallback): rows only
     change when they differ, and a type whose facts came from DescribeInstanceTypes is never overwritten. Only
     the columns the table has are loaded (a store migrated up to an older version gets the specs it has room for)."""
-    from dashgen.instance_facts import COLUMNS, bundled_facts
+    from dashgen.sync.instance_facts import COLUMNS, bundled_facts
 
     have = {r[0] for r in conn.execute("SELECT column_name FROM information_schema.columns "
                                        "WHERE table_schema = %s AND table_name = 'instance_types'", (SCHEMA,))}

@@ -2,7 +2,7 @@
 
 Dashboards are written with these helpers only: time series, stat, table and row panels, CloudWatch and SQL
 targets, template variables, threshold steps and a grid layout. Everything is built from the catalogue and
-the config so that the same facts never appear twice. `render.py` turns the result into current Grafana JSON.
+the config so that the same facts never appear twice. `grafana/render.py` turns the result into current Grafana JSON.
 """
 
 from __future__ import annotations
@@ -334,7 +334,7 @@ def datasource_variable(name: str, plugin: str, uid: str, label: str) -> dict[st
 
 def custom_variable(name: str, label: str, values: Sequence[str], default: str) -> dict[str, Any]:
     """A custom variable listing `values`; its `query` escapes commas as Grafana parses it (`grafana_text`)."""
-    from dashgen.grafana_text import custom_query
+    from dashgen.grafana.text import custom_query
 
     return {
         "current": {"text": default, "value": default},
@@ -392,7 +392,7 @@ def sql_query_variable(name: str, label: str, sql: str, *, multi: bool = True,
     """A query variable on the pricing datasource (tag values, Names, experiments...).
 
     Only its options can be chosen (`allowCustomValue`, Grafana's VariableModel; default true): a typed value
-    would reach the SQL without the encoding its options have (`dashgen.sqlvars`).
+    would reach the SQL without the encoding its options have (`dashgen.store.sqlvars`).
     """
     return {
         "allowCustomValue": False,
@@ -416,10 +416,10 @@ def sql_query_variable(name: str, label: str, sql: str, *, multi: bool = True,
 def store_filter_variable(name: str, label: str) -> dict[str, Any]:
     """A multi-value filter on the pricing store (`sql/var_<name>.sql`: tag values, Names, experiments).
 
-    Its options are the real values as text and their hex as value (`dashgen.sqlvars`: nothing Grafana rewrites);
+    Its options are the real values as text and their hex as value (`dashgen.store.sqlvars`: nothing Grafana rewrites);
     Grafana inserts a custom All value unformatted, so it is a fixed, quoted literal: never a template value.
     """
-    from dashgen.sqlvars import ALL_VALUE, ENCODED, load_sql
+    from dashgen.store.sqlvars import ALL_VALUE, ENCODED, load_sql
 
     assert name in ENCODED, name  # the CLI binds it encoded too
     var = sql_query_variable(name, label, load_sql(f"var_{name}"))
@@ -429,10 +429,10 @@ def store_filter_variable(name: str, label: str) -> dict[str, Any]:
 
 def store_tag_key_variable(tag_keys: Sequence[str]) -> dict[str, Any]:
     """The Tag variable of the store dashboards: the configured tag keys, in their order, each with its hex as
-    value like every store variable (`dashgen.sqlvars`). The query holds only hex literals, so a key with `"`,
+    value like every store variable (`dashgen.store.sqlvars`). The query holds only hex literals, so a key with `"`,
     `$` or `,` in it reaches PostgreSQL intact (a custom variable's query is parsed and interpolated by Grafana).
     """
-    from dashgen.sqlvars import encode
+    from dashgen.store.sqlvars import encode
 
     keys = ", ".join(f"'{encode(k)}'" for k in tag_keys)
     sql = (f"SELECT dashgen.unhex(k) AS __text, k AS __value FROM unnest(ARRAY[{keys}]::text[]) "
@@ -463,7 +463,7 @@ def insights_sql(metric: str, statistic: str, *, worst: str = "DESC", limit: int
 
 def insights_where_variable(with_instance: bool) -> dict[str, Any]:
     """The hidden `insights_where` variable: the Tag / Name (/ Instance) choices as a Metrics Insights clause."""
-    from dashgen.sqlvars import load_sql
+    from dashgen.store.sqlvars import load_sql
 
     var = sql_query_variable("insights_where", "Metrics Insights filter",
                              load_sql("var_insights_where" if with_instance else "var_insights_where_tags"),
@@ -483,7 +483,7 @@ def selection_variables(config: Config, *, cloudwatch: bool = True, instance: bo
     unnamed ones included), a choice means the same instances on each; `dashgen sync` keeps the inventory
     (the "Inventory synced" stat says when it last did).
     """
-    from dashgen.sqlvars import STORE_ALL, load_sql
+    from dashgen.store.sqlvars import STORE_ALL, load_sql
 
     tag_keys = list(config.instance_tags)
     out: list[dict[str, Any]] = []
@@ -505,7 +505,7 @@ def selection_variables(config: Config, *, cloudwatch: bool = True, instance: bo
 
 def inventory_stat(width: int = 6, height: int = 4) -> G.Stat:
     """When `dashgen sync` last saw the inventory the Tag, Name and Instance choices come from."""
-    from dashgen.sqlvars import load_sql
+    from dashgen.store.sqlvars import load_sql
 
     return stat(
         "Inventory synced",

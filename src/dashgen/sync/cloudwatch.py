@@ -6,7 +6,7 @@ ever runs while that transaction is open): it picks the instances sync saw in th
 `GetMetricData` (through the boto3 paginator, up to 500 queries a call, hourly periods) for CPU average, maximum
 and p95, NetworkIn and NetworkOut (sums), the minimum CPUCreditBalance of burstable types and, for instances of
 an experiment with a progress metric, that metric's maximum, and the surplus credits charged (CPUSurplusCreditsCharged,
-Sum) of burstable types, which the cost functions price (dashgen.credits); and, at 5-minute
+Sum) of burstable types, which the cost functions price (dashgen.sync.credits); and, at 5-minute
 resolution as Compute Optimizer (`FIVE_MINUTE_SERIES`), what rightsizing sizes on: the twelve 5-minute CPU maxima
 of each hour, the busiest 5 minutes of network bytes (in, out) and packets, of EBS operations and bytes, and the
 CloudWatch agent's `mem_used_percent` (namespace CWAgent, dimension InstanceId) when it is published.
@@ -58,7 +58,7 @@ EC2_SERIES = {
     "network_in_bytes": ("NetworkIn", "Sum"),
     "network_out_bytes": ("NetworkOut", "Sum"),
     "cpu_credit_balance_min": ("CPUCreditBalance", "Minimum"),
-    # surplus credits AWS charged (unlimited mode), summed over the hour: priced by dashgen.credits (issue 12)
+    # surplus credits AWS charged (unlimited mode), summed over the hour: priced by dashgen.sync.credits (issue 12)
     "cpu_surplus_credits_charged": ("CPUSurplusCreditsCharged", "Sum"),
 }
 BURSTABLE_ONLY = {"cpu_credit_balance_min", "cpu_surplus_credits_charged"}
@@ -444,8 +444,8 @@ def floor_hour(t: dt.datetime) -> dt.datetime:
 
 def cloudwatch_client(session: Any, region: str, budget: Any = None) -> Any:
     """A CloudWatch client with bounded timeouts and botocore's standard retry mode (throttling is retried with
-    backoff, a limited number of times: `dashgen.aws.client`), watched by `budget`."""
-    from dashgen.aws import client
+    backoff, a limited number of times: `dashgen.sync.aws.client`), watched by `budget`."""
+    from dashgen.sync.aws import client
 
     return client(session, "cloudwatch", region, budget=budget)
 
@@ -504,7 +504,7 @@ def iter_hourly(client: Any, targets: Sequence[Target], start: dt.datetime, end:
                 *, region: str = "") -> Iterator[list[HourlyRow]]:
     """Hourly rows for `targets` between `start` and `end` (whole hours): one list per GetMetricData request
     (up to 500 queries, its pages followed), holding every row of the instances it asked about."""
-    from dashgen.aws import aws_errors, describe
+    from dashgen.sync.aws import aws_errors, describe
 
     queries = metric_queries(targets)
     paginator = client.get_paginator("get_metric_data")
@@ -608,7 +608,7 @@ def store_hourly(conn: Any, rows: Iterable[HourlyRow]) -> int:
     first sync's; the new hours of a steady-state sync) are COPYed straight into the table; the others (the hour
     stored while in progress, read again) stream through COPY into a temporary table and land with one
     INSERT ... ON CONFLICT that rewrites only the rows that change. Binary COPY, never a statement per row."""
-    from dashgen.store import SYNC_LOCK
+    from dashgen.store.db import SYNC_LOCK
 
     spool = rows if isinstance(rows, RowSpool) else RowSpool(rows)
     try:
@@ -712,10 +712,10 @@ def read_utilisation_into(conn: Any, client: Any, region: str, into: RowSpool | 
                           seen: Sequence[Target] = (), budget: Any = None) -> CollectResult:
     """Read the hourly utilisation of `region`'s instances (those in the store seen in the window, and `seen`,
     the ones this sync saw) from CloudWatch into `into`, one GetMetricData request's rows at a time (within
-    `budget`, a `dashgen.aws.Budget`: into a spool of the region's own, added to `into` only when every read
+    `budget`, a `dashgen.sync.aws.Budget`: into a spool of the region's own, added to `into` only when every read
     answered); the store is only read (a store that fails here is one `DatabaseError` line). Instances with the
     same span (`fetch_spans`) share requests."""
-    from dashgen.store import db_errors
+    from dashgen.store.db import db_errors
 
     end = floor_hour(now or dt.datetime.now(dt.UTC)) + dt.timedelta(hours=1)  # the current hour, partial
     window_start = end - dt.timedelta(days=lookback_days, hours=1)

@@ -54,7 +54,7 @@ _DEFINITIONS = {
 def _schema_dir(version: str) -> Any:
     if version not in GRAFANA_VERSIONS:
         raise ValidationError(f"grafana version {version!r}: no schemas shipped (one of {', '.join(GRAFANA_VERSIONS)})")
-    return resources.files("dashgen.schemas").joinpath(f"grafana-{version}")
+    return resources.files("dashgen.grafana.schemas").joinpath(f"grafana-{version}")
 
 
 @cache

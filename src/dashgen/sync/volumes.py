@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from dashgen.inventory import as_utc
-from dashgen.pricing import API_SOURCE, fallback_warning, parse_item
+from dashgen.sync.inventory import as_utc
+from dashgen.sync.pricing import API_SOURCE, fallback_warning, parse_item
 
 if TYPE_CHECKING:
-    from dashgen.aws import Budget
+    from dashgen.sync.aws import Budget
 
 STORAGE_UNIT = "GB-Mo"
 
@@ -83,7 +83,7 @@ def resolve_storage_prices(keys: set[StorageKey], mode: str, client: Any,
     """Prices for `keys` (sorted) and warnings. Only mode 'api' reads prices (within `budget`); otherwise, or when
     the API fails (or already failed in this sync: `budget.failure`), none is returned: what the store holds
     stays (a price not stored is unknown)."""
-    from dashgen.aws import aws_errors, describe
+    from dashgen.sync.aws import aws_errors, describe
 
     if mode != "api" or not keys:
         return [], []

@@ -28,11 +28,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dashgen.config import Config
-from dashgen.diff import RECORD_KEY, canonical, content_hash, describe, normalize, sha256, whole_float
 from dashgen.errors import ConfigError, DashgenError, GrafanaError, first_line
+from dashgen.grafana.compare import RECORD_KEY, canonical, content_hash, describe, normalize, sha256, whole_float
 
 if TYPE_CHECKING:
-    from dashgen.grafana_client import GrafanaClient, GrafanaStatusError
+    from dashgen.grafana.client import GrafanaClient, GrafanaStatusError
 
 DEFAULT_CONCURRENCY = 4
 
@@ -417,7 +417,7 @@ def _already_there(client: GrafanaClient, uid: str, digest: str, folder_uid: str
 
 
 def _apply_one(change: Change, client: GrafanaClient, folder_uid: str, message: str) -> str:
-    from dashgen.grafana_client import GrafanaStatusError
+    from dashgen.grafana.client import GrafanaStatusError
 
     if change.action is Action.DELETE:
         client.delete_dashboard(change.uid, resource_version=change.resource_version)
@@ -446,7 +446,7 @@ def apply(plan: Plan, client: GrafanaClient, *, message: str, concurrency: int =
           on_done: Callable[[Change, str], None] | None = None) -> ApplyResult:
     """Perform the plan's writes (folder first), at most `concurrency` at a time; never raises for one
     dashboard: each lands, conflicts (Grafana's 412/409) or fails, and the result says which."""
-    from dashgen.grafana_client import GrafanaStatusError
+    from dashgen.grafana.client import GrafanaStatusError
 
     result = ApplyResult()
     result.conflicts = [(c, c.reason) for c in plan.conflicts]

@@ -1,6 +1,6 @@
 """SQL files shared by a dashboard panel and the CLI: loading them and binding their Grafana variables.
 
-A panel's SQL lives once, in `src/dashgen/sql/<name>.sql`, written with Grafana's quoting `${var:sqlstring}`.
+A panel's SQL lives once, in `src/dashgen/store/sql/<name>.sql`, written with Grafana's quoting `${var:sqlstring}`.
 The dashboard embeds the file verbatim; the CLI runs the same text with every `${var:sqlstring}` turned into
 psycopg placeholders (one per value), so the two views cannot drift and neither can be injected.
 Any other `$var` or `$__macro` is refused, so the file stays runnable outside Grafana.
@@ -64,7 +64,7 @@ def decode(value: str) -> str | None:
 
 def load_sql(name: str) -> str:
     """The text of the packaged `sql/<name>.sql`."""
-    return resources.files("dashgen").joinpath("sql", f"{name}.sql").read_text(encoding="utf-8")
+    return resources.files("dashgen.store").joinpath("sql", f"{name}.sql").read_text(encoding="utf-8")
 
 
 def variables(sql: str) -> list[str]:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from dashgen.errors import AwsError
 
 if TYPE_CHECKING:
-    from dashgen.aws import Budget
+    from dashgen.sync.aws import Budget
 
 API_SOURCE = "aws-price-list-api"
 BUNDLED_SOURCE = "bundled-snapshot"
@@ -182,7 +182,7 @@ def fetch_api_price(client: Any, key: PriceKey) -> Price:
 
 
 def pricing_client(session: Any, budget: Budget | None = None) -> Any:
-    from dashgen.aws import client
+    from dashgen.sync.aws import client
 
     return client(session, "pricing", PRICING_ENDPOINT_REGION, budget=budget)
 
@@ -192,7 +192,7 @@ def resolve_prices(keys: set[PriceKey], mode: str, session: Any = None, client: 
     """Prices for `keys` (sorted) and warnings. Mode 'api' reads each key from the Price List API (within
     `budget`); once the API fails, the keys not read yet come back as `fallback` prices (the snapshot's, or
     unknown) with one warning, and the API is not asked again in this sync (`budget.failure`)."""
-    from dashgen.aws import aws_errors, describe
+    from dashgen.sync.aws import aws_errors, describe
 
     ordered = sorted(keys)
     if mode == "bundled":

@@ -2,7 +2,7 @@
 
 `sql/rightsizing.sql` and `sql/experiment_comparison.sql` are the one implementation; the dashboard panel
 runs them in Grafana with its template variables, `recommendations` / `compare_experiment` run the same text
-with the same variables bound as psycopg parameters (`dashgen.sqlvars`). `RULE` is the documented rule
+with the same variables bound as psycopg parameters (`dashgen.store.sqlvars`). `RULE` is the documented rule
 (panel description, README). `rightsizing_price_keys` names the prices the rule needs beside those in use;
 `collect_rightsizing` reads them and the utilisation for `dashgen sync` before it writes.
 """
@@ -20,7 +20,7 @@ from typing import Any
 
 from dashgen.config import Config
 from dashgen.errors import ConfigError, DashgenError
-from dashgen.sqlvars import (
+from dashgen.store.sqlvars import (
     ALL,  # the CLI's "no filter" (bound as the dashboard variables' All value)
     Value,
     bind,
@@ -151,7 +151,7 @@ def _plain(value: Any) -> Any:
 
 def run_sql(conn: Any, name: str, values: Mapping[str, Value]) -> list[dict[str, Any]]:
     """Rows of `sql/<name>.sql` with `values` bound, as dicts of plain JSON-able values."""
-    from dashgen.store import db_errors
+    from dashgen.store.db import db_errors
 
     query, params = bind(load_sql(name), values, source=f"sql/{name}.sql")
     with db_errors(f"rightsize: sql/{name}.sql"), conn.cursor() as cur:
@@ -169,7 +169,7 @@ def recommendations(conn: Any, config: Config, *, tag: str | Sequence[str] | Non
 
 def compare_experiment(conn: Any, name: str) -> list[dict[str, Any]]:
     """The instances of experiment `name` side by side, cheapest on-time run first."""
-    from dashgen.store import db_errors
+    from dashgen.store.db import db_errors
 
     with db_errors("rightsize: read experiments"):
         known = {r[0]: r[1] for r in conn.execute("SELECT name, removed_from_config_at IS NOT NULL "
@@ -184,7 +184,7 @@ def compare_experiment(conn: Any, name: str) -> list[dict[str, Any]]:
 def rightsize(config: Config, *, dsn: str | None = None, experiment: str | None = None,
               tag: str | Sequence[str] | None = None, names: Sequence[str] = ()) -> list[dict[str, Any]]:
     """`dashgen rightsize`: connect, and return the recommendations or one experiment's comparison."""
-    from dashgen.store import connect, resolve_dsn
+    from dashgen.store.db import connect, resolve_dsn
 
     with connect(resolve_dsn(dsn, config)) as conn:
         if experiment is not None:
@@ -307,8 +307,8 @@ def rightsizing_price_keys(keys: Iterable[Any]) -> set[Any]:
     their vCPUs (for a burstable type also the non-burstable m types of its architecture with half to twice its
     vCPUs: a way out of its credit baseline), so that the recommended and the cheaper type have a price (sync
     stores them too). sql/rightsizing.sql's `pool` draws its candidates from the same sets."""
-    from dashgen.pricing import PriceKey
-    from dashgen.store import instance_type_rows
+    from dashgen.store.db import instance_type_rows
+    from dashgen.sync.pricing import PriceKey
 
     specs = {row[0]: row for row in instance_type_rows()}  # type, family, vcpu, memory_mib, arch, ...
     out: set[Any] = set()
@@ -332,9 +332,9 @@ def rightsizing_price_keys(keys: Iterable[Any]) -> set[Any]:
 
 def fresh_price_keys(conn: Any, keys: set[Any], now: dt.datetime, max_age: dt.timedelta | None = None) -> set[Any]:
     """The `keys` whose stored price came from the Price List API less than `max_age` (default
-    `dashgen.pricing.PRICE_MAX_AGE`, 24 h) before `now` and is not stale."""
-    from dashgen.pricing import API_SOURCE, PRICE_MAX_AGE, PriceKey
-    from dashgen.store import db_errors
+    `dashgen.sync.pricing.PRICE_MAX_AGE`, 24 h) before `now` and is not stale."""
+    from dashgen.store.db import db_errors
+    from dashgen.sync.pricing import API_SOURCE, PRICE_MAX_AGE, PriceKey
 
     with db_errors("sync: read stored prices"):
         rows = conn.execute("SELECT region, instance_type, operating_system, tenancy FROM dashgen.instance_prices "
@@ -346,8 +346,8 @@ def fresh_price_keys(conn: Any, keys: set[Any], now: dt.datetime, max_age: dt.ti
 def utilisation_targets(config: Config, instances: Iterable[Any], region: str) -> list[Any]:
     """What CloudWatch is asked about for the instances sync saw in `region`: burstable (the bundled specs) and
     the progress metric of the first experiment (by name) whose tag they carry."""
-    from dashgen.store import instance_type_rows
-    from dashgen.utilisation import Progress, Target
+    from dashgen.store.db import instance_type_rows
+    from dashgen.sync.cloudwatch import Progress, Target
 
     burstable = {row[0]: bool(row[5]) for row in instance_type_rows()}
     experiments = sorted((e for e in config.experiments if e.progress_namespace and e.progress_metric),
@@ -372,21 +372,21 @@ def utilisation_targets(config: Config, instances: Iterable[Any], region: str) -
 def collect_rightsizing(conn: Any, config: Config, collected: Any, prices_mode: str, session: Any, now: dt.datetime,
                         result: Any, *, pricing: Any = None, cloudwatch: Any = None, facts_client: Any = None) -> None:
     """Called by `dashgen.sync.sync` BEFORE its write transaction (the store is only read): into `collected`,
-    the instance facts of the types in use and the candidates (`dashgen.instance_facts`: each at most once a
+    the instance facts of the types in use and the candidates (`dashgen.sync.instance_facts`: each at most once a
     day, within a time budget of its own; a failure is one line, the stored facts, else the bundled snapshot,
     stay), the prices of the types the rule may recommend beside those in use (from the Price List API only when
-    missing or older than 24 h), and per region the hourly utilisation (`dashgen.utilisation`), within the
+    missing or older than 24 h), and per region the hourly utilisation (`dashgen.sync.cloudwatch`), within the
     region's time budget (`collected.budgets`). A CloudWatch failure (or the budget running out) is one line and the
     sync is partial; the rows of the calls that answered before it are kept (true data: the next sync goes on
     from there, each instance from its own last stored hour), the rest still lands. A store that fails here
     stops the sync."""
-    from dashgen.aws import Budget, aws_errors, describe
-    from dashgen.aws import client as aws_client
     from dashgen.errors import AwsError
-    from dashgen.instance_facts import collect_facts
-    from dashgen.pricing import PriceKey, resolve_prices
-    from dashgen.store import db_errors
-    from dashgen.utilisation import cloudwatch_client, read_utilisation_into
+    from dashgen.store.db import db_errors
+    from dashgen.sync.aws import Budget, aws_errors, describe
+    from dashgen.sync.aws import client as aws_client
+    from dashgen.sync.cloudwatch import cloudwatch_client, read_utilisation_into
+    from dashgen.sync.instance_facts import collect_facts
+    from dashgen.sync.pricing import PriceKey, resolve_prices
 
     in_use = {PriceKey(i.region, i.instance_type, i.operating_system, i.tenancy) for i in collected.instances}
     extra = rightsizing_price_keys(in_use) - in_use

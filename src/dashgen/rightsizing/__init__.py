@@ -1,0 +1,1 @@
+"""The rightsizing rule, its store queries and what sync collects for it."""
