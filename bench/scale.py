@@ -10,8 +10,9 @@ Builds a pricing store with the project's own code paths, then measures what iss
    API reference says). N instances launched 15 days ago (one in ten stopped a day ago), in 20 experiments
    with a progress metric, one EBS volume each: sync's real write with 14 days of hourly utilisation,
    candidate prices, volumes and experiment progress. Timed (whole sync and its write transaction) in a child
-   process, whose peak RSS is the sync's peak memory; CloudWatch calls, metrics requested and datapoints
-   returned are what the sync reports (`SyncResult.cloudwatch_*`).
+   process, whose peak RSS is the sync's peak memory (and the write's CPU time, this process's and the server
+   backend's, with the load average: on a shared machine wall time moves with the load); CloudWatch calls,
+   metrics requested and datapoints returned are what the sync reports (`SyncResult.cloudwatch_*`).
 2. Steady-state sync two hours later (same fleet): the same figures.
 3. History: 15 earlier daily runs of each instance over the 30 days before (bulk SQL load, billing rollups
    rebuilt with the statements the sync's triggers use, as bench/sync.py).
