@@ -394,3 +394,47 @@ def test_migration_080_keeps_every_stored_hour_and_replaces_the_hour_index(fresh
                                     "tablename = 'instance_utilisation_hourly'").fetchall())
         assert "instance_utilisation_hourly_hour" not in indexes
         assert "USING brin (hour)" in indexes["instance_utilisation_hourly_hour_brin"]
+
+
+def test_the_binary_spool_gives_back_every_row_it_was_given() -> None:
+    """Property: any rows (any instance id text, any double, 5-minute maxima in a real's range) come back from the
+    spool as given, the derived peak and count added and the 5-minute values rounded to a real (4 bytes), as the
+    table stores them."""
+    import struct
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from dashgen.sync.cloudwatch import _stored_values
+
+    real = st.floats(width=32, allow_nan=False)
+    doubles = st.floats(allow_nan=False)
+    plain = [c for c in COLUMNS if c not in ("cpu_max_5m", "cpu_peak_5m", "cpu_count_5m")]
+    row = st.builds(
+        HourlyRow, st.text(min_size=1, max_size=30).filter(lambda s: "\x00" not in s),
+        st.integers(0, 10**6).map(lambda k: T0 + k * H),
+        st.fixed_dictionaries({}, optional={**{c: doubles for c in plain},
+                                            "cpu_max_5m": st.lists(st.none() | real, max_size=12)}),
+        st.none() | st.sampled_from(["m5.large", "t4g.micro"]))
+
+    def as_real(v: float | None) -> float | None:
+        return None if v is None else struct.unpack("!f", struct.pack("!f", v))[0]
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.lists(row, max_size=20))
+    def check(rows: list[HourlyRow]) -> None:
+        spool = RowSpool(rows)
+        try:
+            back = list(spool)
+        finally:
+            spool.close()
+        assert len(back) == len(spool) == len(rows)
+        for given_row, got in zip(rows, back, strict=True):
+            want = _stored_values(given_row)
+            if "cpu_max_5m" in want:
+                want["cpu_max_5m"] = [as_real(v) for v in want["cpu_max_5m"]]
+                want["cpu_peak_5m"] = as_real(want["cpu_peak_5m"])
+            assert (got.instance_id, got.hour, got.instance_type, got.values) == (
+                given_row.instance_id, given_row.hour, given_row.instance_type, want)
+
+    check()
