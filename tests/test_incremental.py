@@ -370,6 +370,9 @@ def test_the_spool_round_trips_every_value_and_refuses_a_5_minute_value_a_real_c
     assert (rows_in(new), rows_in(old)) == ([(odd, T0), ("i-a", T0 + 2 * H)], [("i-a", T0 + H)])
     new, old = spool.split({"i-a": T0 + 2 * H, odd: T0 - H})
     assert (rows_in(new), rows_in(old)) == ([(odd, T0)], [("i-a", T0 + H), ("i-a", T0 + 2 * H)])
+    backwards = RowSpool([HourlyRow("i-b", T0 + 2 * H), HourlyRow("i-b", T0 + H)])  # (not in hour order)
+    assert backwards.split({"i-b": T0 + H})[0] == []  # its first row is new, the next one stored: all upserted
+    backwards.close()
     with pytest.raises(AwsError, match=r"cpu_max_5m of i-a = 1e\+300 is out of range"):
         RowSpool([HourlyRow("i-a", T0, {"cpu_max_5m": [1e300]})])
     spool.close()

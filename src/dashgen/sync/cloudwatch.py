@@ -375,9 +375,10 @@ class RowSpool:
         for iid, segments in self._segments.items():
             stored = last.get(iid)
             for offset, length, first, first_length, rest in segments:
-                if stored is None or first > stored:
+                rest_new = stored is None or rest is None or rest > stored
+                if rest_new and (stored is None or first > stored):
                     new.append((offset, length))
-                elif rest is None or rest > stored:
+                elif rest_new:
                     old.append((offset, first_length))
                     if length > first_length:
                         new.append((offset + first_length, length - first_length))
