@@ -16,7 +16,8 @@ from typer.testing import CliRunner
 
 from dashgen.cli import app
 from dashgen.config import Config
-from dashgen.rightsizing.queries import RIGHTSIZING_COLUMNS, compare_experiment, recommendations
+from dashgen.rightsizing.queries import compare_experiment, recommendations
+from dashgen.rightsizing.rule import RIGHTSIZING_COLUMNS
 from rightsizing_data import fill_store
 
 runner = CliRunner()

@@ -64,3 +64,44 @@ def test_docs_site_builds_in_strict_mode(tmp_path) -> None:
 def test_readme_links_resolve_to_docs_pages() -> None:
     for target in re.findall(r"\]\((docs/[^)#]+)", README):
         assert (REPO / target).is_file(), target
+
+
+def test_the_config_reference_lists_every_key_the_reader_accepts_with_its_default(monkeypatch) -> None:
+    """docs/config-reference.md is generated from `dashgen init`'s sample; the sample, uncommented, holds every
+    key `parse_config` reads (and only those), and its values are `Config`'s defaults."""
+    import dataclasses
+    import tomllib
+
+    from dashgen import config as C
+    from dashgen.reference import sample_keys
+
+    read: set[tuple[str, str]] = set()
+    original = C._Reader.done
+
+    def recording(self) -> None:  # every table's reader ends with done(): the keys it knows are in `seen`
+        read.update((re.sub(r"\[\d+\]", "", self.table), key) for key in self.seen if self.table)
+        original(self)
+
+    monkeypatch.setattr(C._Reader, "done", recording)
+    uncommented = re.sub(r"^# ?(\[|\"?[A-Za-z_]+[A-Za-z0-9_%]*\"? = )", r"\1", C.SAMPLE_CONFIG, flags=re.M)
+    full = C.parse_config(tomllib.loads(uncommented), "sample")
+    documented = {(table.strip("[]"), key.strip('"')) for table, key, _, _ in sample_keys()}
+    documented |= {tuple(table.rsplit(".", 1)) for table, _ in documented if "." in table}  # a sub-table's key
+    metrics = {("thresholds", k) for k in full.thresholds}
+    assert documented - metrics == read - metrics, "a key the config reader accepts is missing from SAMPLE_CONFIG"
+    defaults = C.parse_config(tomllib.loads(C.SAMPLE_CONFIG), "sample")
+    assert dataclasses.replace(defaults, source=C.Config().source, thresholds={}) == C.Config()
+
+
+def test_the_store_schema_reference_is_generated_from_a_migrated_store(fresh_db) -> None:
+    """docs/store-schema.md is what a store migrated to the shipped schema holds (PostgreSQL's catalog)."""
+    import psycopg
+
+    from dashgen.reference import STORE_PAGE, store_markdown
+    from dashgen.store.db import migrate
+
+    with psycopg.connect(fresh_db) as conn:
+        migrate(conn)
+        page = store_markdown(conn)
+    assert (REPO / "docs" / STORE_PAGE).read_text() == page, "stale: run python -m dashgen.reference"
+    assert "### `dashgen.instances`" in page and "| `dashgen.chosen(value text, choices text[])` |" in page

@@ -37,7 +37,7 @@ def _filters(volume_type: str) -> list[dict[str, str]]:
 
 def test_the_real_io1_item_is_read_as_usd_per_gb_month() -> None:
     item = parse_item(IO1_ITEM)
-    assert (item.usd_per_hour, item.units, item.effective) == (Decimal("0.138"), ("GB-Mo",), dt.date(2018, 8, 1))
+    assert (item.usd_per_unit, item.units, item.effective) == (Decimal("0.138"), ("GB-Mo",), dt.date(2018, 8, 1))
     client = boto3.client("pricing", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
     with Stubber(client) as stub:
         stub.add_response("get_products", {"PriceList": [IO1_ITEM], "FormatVersion": "aws_v1"},

@@ -209,7 +209,7 @@ def test_progress_is_read_from_the_latest_stored_point_and_upserted_as_before(fr
 
     from dashgen.config import Config, Experiment
     from dashgen.store.db import migrate
-    from dashgen.sync import Collected, SyncResult, collect, progress_since, write
+    from dashgen.sync import Collected, collect, progress_since, write
 
     exp = Experiment("exp", "experiment", "exp", 10.0, T0 + 24 * H, "Training", "Progress", (("Experiment", "exp"),))
     config = Config(experiments=(exp,))
@@ -231,9 +231,9 @@ def test_progress_is_read_from_the_latest_stored_point_and_upserted_as_before(fr
                 {"MetricDataQueries": ANY, "StartTime": T0 + H, "EndTime": T0 + 2 * H,
                  "ScanBy": "TimestampAscending"})
             got = collect(config, [], "bundled", boto3.Session(region_name="us-east-1"), T0 + 2 * H,
-                          SyncResult(synced_at=T0 + 2 * H), cloudwatch=client,
-                          progress_since=progress_since(conn, config))
+                          cloudwatch=client, progress_since=progress_since(conn, config))
             stub.assert_no_pending_responses()
+        assert got.unsynced == [] and got.failed_regions == {}
         write(conn, config, got, T0 + 2 * H)
         stored = conn.execute("SELECT at, percent FROM dashgen.experiment_progress ORDER BY at").fetchall()
     # as the former one-statement-a-point upsert: the point read again takes its new value, the others stay

@@ -46,10 +46,10 @@ def expected_params(key: PriceKey, token: str | None = None) -> dict:
 
 def test_a_real_price_list_item_parses_to_its_on_demand_hourly_price() -> None:
     item = parse_item(M5_ITEM)
-    assert (item.sku, item.instance_type, item.usd_per_hour) == ("6C86BEPQVG73ZGGR", "m5.large", Decimal("0.096"))
+    assert (item.sku, item.instance_type, item.usd_per_unit) == ("6C86BEPQVG73ZGGR", "m5.large", Decimal("0.096"))
     assert (item.effective, item.vcpu, item.memory_mib) == (dt.date(2021, 2, 1), 2, 8192)
     storage = parse_item(CLI_RESPONSE["PriceList"][0], 0)  # the JSON-string form of the aws-cli example
-    assert (storage.sku, storage.usd_per_hour) == ("3MKHN58N7RDDVGKJ", Decimal("0.138"))
+    assert (storage.sku, storage.usd_per_unit) == ("3MKHN58N7RDDVGKJ", Decimal("0.138"))
 
 
 def test_prices_come_from_get_products_with_the_documented_filters_across_pages() -> None:

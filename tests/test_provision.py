@@ -180,9 +180,10 @@ def test_build_compares_the_provisioning_files_too(tmp_path: Path) -> None:
     assert not build(CUSTOM, dashboards, check=True, provisioning_dir=prov).provisioning.clean
 
 
-def test_schema_name_matches_the_store() -> None:
+def test_the_init_script_creates_the_stores_schema() -> None:
+    """One home for the schema name (dashgen.store.db.SCHEMA): the init script creates that schema."""
     store = pytest.importorskip("dashgen.store.db")
-    assert store.SCHEMA == P.SCHEMA
+    assert f"CREATE SCHEMA {store.SCHEMA} AUTHORIZATION {P.OWNER_ROLE};" in P.init_sql()
 
 
 # ---------------------------------------------------------------- the init script on PostgreSQL 16

@@ -12,13 +12,9 @@ import pytest
 from dashgen.build import render_dashboards
 from dashgen.config import Config
 from dashgen.errors import ConfigError, DashgenError
-from dashgen.rightsizing.queries import (
-    RULE,
-    compare_experiment,
-    recommendations,
-    rightsizing_price_keys,
-    run_sql,
-)
+from dashgen.rightsizing.collect import rightsizing_price_keys
+from dashgen.rightsizing.queries import compare_experiment, recommendations, run_sql
+from dashgen.rightsizing.rule import RULE
 from dashgen.store.sqlvars import ALL as NO_FILTER
 from dashgen.store.sqlvars import encode as hx
 from dashgen.store.sqlvars import load_sql

@@ -20,7 +20,6 @@ from dashgen.errors import AwsError
 from dashgen.sync.cloudwatch import (
     MAX_QUERIES,
     HourlyRow,
-    Progress,
     Target,
     _batches,
     collect_utilisation,
@@ -29,6 +28,7 @@ from dashgen.sync.cloudwatch import (
     metric_queries,
     store_hourly,
 )
+from dashgen.sync.experiments import ProgressMetric
 
 NOW = floor_hour(dt.datetime.now(dt.UTC)) + dt.timedelta(minutes=30)
 H0 = floor_hour(NOW) - dt.timedelta(hours=3)
@@ -58,7 +58,7 @@ def _put(client: object, instance: str, metric: str, at: dt.datetime, value: flo
 
 
 def test_queries_cover_every_series_with_valid_unique_ids() -> None:
-    progress = Progress("Training", "Progress", (("Experiment", "t4g-sizing"),))
+    progress = ProgressMetric("Training", "Progress", (("Experiment", "t4g-sizing"),))
     queries = metric_queries([Target("i-a", burstable=True), Target("i-b"), Target("i-c", progress=progress)])
     by_instance: dict[str, list[tuple[str, str, str]]] = {}
     fine: dict[str, list[tuple[str, str, str, str]]] = {}
@@ -340,7 +340,7 @@ def test_candidate_prices_come_from_the_price_list_api_at_most_once_a_day(fresh_
     import psycopg
 
     from dashgen.config import Config
-    from dashgen.rightsizing.queries import rightsizing_price_keys
+    from dashgen.rightsizing.collect import rightsizing_price_keys
     from dashgen.sync import sync
     from dashgen.sync.pricing import PriceKey
 
@@ -499,3 +499,21 @@ def test_sync_lands_with_the_bundled_facts_when_describe_instance_types_is_denie
         assert conn.execute("SELECT instance_id FROM dashgen.instances").fetchall() == [(iid,)]
         assert conn.execute("SELECT source, burst_baseline_pct FROM dashgen.instance_types "
                             "WHERE instance_type = 't4g.large'").fetchone() == ("bundled-snapshot", 30)
+
+
+def test_the_progress_metric_is_defined_once_for_both_of_its_reads() -> None:
+    """The experiment-wide read (sync/experiments.fetch_progress) and the per-instance read (metric_queries) ask
+    for the same metric: the configured dimensions, per instance plus InstanceId; from the config's pairs or the
+    store's JSON object alike."""
+    from_config = ProgressMetric.of("Training", "Progress", (("Run", "r1"), ("Experiment", "t4g-sizing")))
+    from_store = ProgressMetric.of("Training", "Progress", {"Experiment": "t4g-sizing", "Run": "r1"})
+    assert from_config == from_store
+    assert ProgressMetric.of("Training", None, ()) is None
+    wide = from_config.cloudwatch()
+    assert wide == {"Namespace": "Training", "MetricName": "Progress", "Dimensions": [
+        {"Name": "Experiment", "Value": "t4g-sizing"}, {"Name": "Run", "Value": "r1"}]}
+    [(query, iid, column)] = [q for q in metric_queries([Target("i-a", progress=from_config)])
+                              if q[2] == "progress_pct"]
+    assert (iid, column) == ("i-a", "progress_pct")
+    assert query["MetricStat"]["Metric"] == {**wide, "Dimensions": [*wide["Dimensions"],
+                                                                      {"Name": "InstanceId", "Value": "i-a"}]}

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from dashgen.config import Config
 from dashgen.fsutil import dumps_json
-from dashgen.outputs import BuildResult, check_outputs, write_outputs
+from dashgen.outputs import OutputsResult, check_outputs, write_outputs
 
 DEFAULT_OUT = Path("dashboards")
 
@@ -42,7 +42,7 @@ def build_outputs(config: Config, root: Path | None = None) -> dict[str, str]:
 
 def build(
     config: Config, out_dir: Path = DEFAULT_OUT, *, check: bool = False, provisioning_dir: Path | None = None
-) -> BuildResult:
+) -> OutputsResult:
     """`dashgen build`: render, validate and write (or, with `check`, only compare) every dashboard;
     with `provisioning_dir`, the provisioning files too (`dashgen provision`), reported in `.provisioning`."""
     outputs = build_outputs(config)

@@ -1,9 +1,9 @@
 """The AWS/EC2 metric catalogue: each CloudWatch metric once, with everything a panel needs to know.
 
-Sources: the AWS EC2 User Guide table "CloudWatch metrics that are available for your instances"
-(`shared/reference/aws/aws_ec2_cloudwatch_metrics.csv`) and the metric list of Grafana's CloudWatch data
-source (grafana-aws-sdk `NamespaceMetricsMap`). Thresholds here are defaults; `dashgen.toml [thresholds]`
-overrides them per metric.
+Sources: the AWS EC2 User Guide table "CloudWatch metrics that are available for your instances" (a copy:
+`tests/data/aws_ec2_cloudwatch_metrics.csv`, which tests/test_catalogue.py checks this catalogue against) and
+the metric list of Grafana's CloudWatch data source (grafana-aws-sdk `NamespaceMetricsMap`). Thresholds here are
+defaults; `dashgen.toml [thresholds]` overrides them per metric.
 """
 
 from __future__ import annotations
@@ -47,11 +47,6 @@ class Metric:
     threshold: float | None = None
     direction: Direction = "above"  # "above": red above the threshold; "below": red under it
     severity: Literal["red", "orange"] = "red"
-    per_second: bool = False  # a Sum over the period that reads best as a rate
-
-    @property
-    def panel_unit(self) -> str:
-        return self.unit
 
 
 _ALL = "All instances."

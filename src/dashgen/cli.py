@@ -112,8 +112,8 @@ def build(
     ] = ReviewFormat.text,
 ) -> None:
     """Build every dashboard into OUT as stable, validated JSON (and the provisioning files)."""
-    from dashgen.build import BuildResult
     from dashgen.build import build as run_build
+    from dashgen.outputs import OutputsResult
 
     prov = provisioning or out.parent / "provisioning"
     if fmt is not ReviewFormat.text:
@@ -131,7 +131,7 @@ def build(
     if not check:
         for name in result.unexpected:
             _err(f"warning: {out / name} is not built by dashgen (remove it, or `push` will not see it as managed)")
-    _report([(out, result), (prov, result.provisioning or BuildResult())], check=check, fix="dashgen build")
+    _report([(out, result), (prov, result.provisioning or OutputsResult())], check=check, fix="dashgen build")
 
 
 @app.command()
@@ -400,16 +400,9 @@ def rightsize(
 ) -> None:
     """Recommend the right size (and a cheaper family) per instance, from the dashboard's own SQL."""
     from dashgen.errors import ConfigError
-    from dashgen.rightsizing.queries import (
-        EXPERIMENT_COLUMNS,
-        RIGHTSIZING_COLUMNS,
-        WRAPPED,
-        terminal_notes,
-        terminal_table,
-        to_csv,
-        to_json,
-    )
+    from dashgen.rightsizing.queries import WRAPPED, terminal_notes, terminal_table, to_csv, to_json
     from dashgen.rightsizing.queries import rightsize as run_rightsize
+    from dashgen.rightsizing.rule import EXPERIMENT_COLUMNS, RIGHTSIZING_COLUMNS
 
     if fmt not in _RS_FORMATS:
         raise ConfigError(f"--format: expected one of {', '.join(_RS_FORMATS)}, got {fmt!r}")

@@ -390,6 +390,8 @@ cloudwatch_uid = "dashgen-cloudwatch"
 pricing_uid = "dashgen-pricing"
 
 [aws]
+# The dashboards' default Region, where the experiments' progress metrics and the CUR files are read; `regions`
+# defaults to it.
 default_region = "us-east-1"
 # Regions `dashgen sync` reads the EC2 inventory and prices from.
 regions = ["us-east-1"]
@@ -398,8 +400,8 @@ regions = ["us-east-1"]
 region_timeout = "5m"
 
 [dashboards]
-refresh = "5m"
-time_from = "now-24h"
+refresh = "5m"  # how often Grafana refreshes the dashboards
+time_from = "now-24h"  # the default time range: from this to now
 # Tag keys offered by the "tag" filter of every dashboard (instances are also filterable by Name).
 instance_tags = ["experiment", "team", "project"]
 
@@ -435,15 +437,15 @@ builtins = ["performance", "rightsizing", "cost"]
 
 # One block per experiment: the instances tagged tag_key=tag_value, their budget and deadline.
 # [[experiments]]
-# name = "t4g-sizing"
-# tag_key = "experiment"
-# tag_value = "t4g-sizing"
-# budget_usd = 50
-# deadline = 2026-12-31T18:00:00Z
+# name = "t4g-sizing"  # required, unique
+# tag_key = "experiment"  # default "experiment"
+# tag_value = "t4g-sizing"  # default: the name
+# budget_usd = 50  # required: USD
+# deadline = 2026-12-31T18:00:00Z  # required: a TOML date-time or date
 # [experiments.progress]          # optional: a CloudWatch metric reporting 0-100 % progress
-# namespace = "Training"
-# metric_name = "Progress"
-# dimensions = { Experiment = "t4g-sizing" }
+# namespace = "Training"  # its CloudWatch namespace
+# metric_name = "Progress"  # its metric name
+# dimensions = { Experiment = "t4g-sizing" }  # its dimensions (per instance, sync adds InstanceId)
 """
 
 

@@ -12,15 +12,16 @@ from dashgen.fsutil import atomic_write_text
 
 
 @dataclass
-class BuildResult:
-    """What a build (or a check) found, per file path relative to the output folder."""
+class OutputsResult:
+    """What writing (or checking) a set of generated files found: `build`'s dashboards, `provision`'s files; each
+    name relative to the output folder."""
 
     written: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     stale: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
-    provisioning: BuildResult | None = None  # the provisioning files, relative to their own folder
+    provisioning: OutputsResult | None = None  # the provisioning files, relative to their own folder
 
     @property
     def clean(self) -> bool:
@@ -28,9 +29,9 @@ class BuildResult:
         return own and (self.provisioning is None or self.provisioning.clean)
 
 
-def check_outputs(outputs: dict[str, str], out_dir: Path) -> BuildResult:
+def check_outputs(outputs: dict[str, str], out_dir: Path) -> OutputsResult:
     """Compare `outputs` with the files in `out_dir`, writing nothing."""
-    result = BuildResult()
+    result = OutputsResult()
     for name, text in outputs.items():
         path = out_dir / name
         if not path.exists():
@@ -45,7 +46,7 @@ def check_outputs(outputs: dict[str, str], out_dir: Path) -> BuildResult:
     return result
 
 
-def write_outputs(outputs: dict[str, str], out_dir: Path) -> BuildResult:
+def write_outputs(outputs: dict[str, str], out_dir: Path) -> OutputsResult:
     """Write what changed (atomically); leave identical files untouched."""
     result = check_outputs(outputs, out_dir)
     for name in (*result.missing, *result.stale):

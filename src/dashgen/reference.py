@@ -6,8 +6,10 @@
 from __future__ import annotations
 
 import inspect
+import re
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 REPO_DOCS = Path(__file__).resolve().parents[2] / "docs"
 
@@ -136,13 +138,155 @@ def cli_markdown() -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-PAGES = {"api.md": api_markdown, "cli.md": cli_markdown, "img/gpu-training-preview.svg": example_preview_svg}
+_SAMPLE_KEY = re.compile(r'^(?:# ?)?("[^"]+"|[A-Za-z_][A-Za-z0-9_]*) = (.+)$')
+_SAMPLE_TABLE = re.compile(r"^(?:# ?)?(\[\[?[a-z.]+\]\]?)")
+
+
+def sample_keys() -> list[tuple[str, str, str, str]]:
+    """(table, key, value shown, its comment) of every key `dashgen init` writes (`config.SAMPLE_CONFIG`, the one
+    commented list of the keys): a commented-out key has no default value, only an example."""
+    from dashgen.config import SAMPLE_CONFIG
+
+    out: list[tuple[str, str, str, str]] = []
+    table, notes, after_key = "", [], False
+    for line in SAMPLE_CONFIG.splitlines():
+        header, key = _SAMPLE_TABLE.match(line), _SAMPLE_KEY.match(line)
+        if header:
+            table, notes, after_key = header.group(1), [], False
+        elif key:  # a comment block describes the keys under it; an inline comment, its own key
+            value, _, inline = key.group(2).partition("  #")
+            shown = f"example: `{value.strip()}`" if line.startswith("#") else f"`{value.strip()}`"
+            out.append((table, key.group(1), shown, inline.strip().lstrip("# ") or " ".join(notes)))
+            after_key = True
+        elif line.startswith("#"):
+            notes = [] if after_key else notes
+            notes.append(line.lstrip("# ").strip())
+            after_key = False
+        else:
+            notes, after_key = [], False
+    return out
+
+
+def config_markdown() -> str:
+    """docs/config-reference.md: every key of dashgen.toml, its default and meaning, from `dashgen init`'s
+    sample (tests/test_docs.py checks that the sample holds every key the config reader accepts, with the
+    defaults of `Config`)."""
+    lines = ["# Configuration reference", "",
+             "<!-- generated from src/dashgen/config.py (SAMPLE_CONFIG) by `python -m dashgen.reference`; checked "
+             "by tests/test_docs.py -->", "",
+             "Every key of `dashgen.toml` (all optional; `dashgen init` writes this list, commented). What each one "
+             "does and the checks on its value: [Configuration](configuration.md).", ""]
+    table = None
+    for name, key, shown, notes in sample_keys():
+        if name != table:
+            table = name
+            lines += ["", f"## `{name}`", "", "| key | default (or example) | meaning |", "| --- | --- | --- |"]
+        lines.append(f"| `{key}` | {shown} | {notes.replace('|', '/')} |")
+    return "\n".join(lines[:6] + lines[7:]).rstrip() + "\n"
+
+
+STORE_PAGE = "store-schema.md"
+_TABLES = """
+SELECT c.relname, c.relkind, coalesce(obj_description(c.oid, 'pg_class'), '')
+FROM pg_class c WHERE c.relnamespace = 'dashgen'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm')
+ORDER BY c.relkind IN ('v', 'm'), c.relname"""
+_COLUMNS = """
+SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, a.attgenerated <> ''
+FROM pg_attribute a WHERE a.attrelid = ('dashgen.' || quote_ident(%s))::regclass AND a.attnum > 0
+  AND NOT a.attisdropped ORDER BY a.attnum"""
+_KEYS = """
+SELECT pg_get_constraintdef(k.oid) FROM pg_constraint k
+WHERE k.conrelid = ('dashgen.' || quote_ident(%s))::regclass AND k.contype IN ('p', 'u') ORDER BY k.contype, 1"""
+_FUNCTIONS = """
+SELECT p.proname, pg_get_function_identity_arguments(p.oid), pg_get_function_result(p.oid)
+FROM pg_proc p WHERE p.pronamespace = 'dashgen'::regnamespace AND p.prokind = 'f' ORDER BY 1, 2"""
+
+
+_BOOKKEEPING = "`migrate` itself (`store/db.py`: which migrations and definitions a store holds)"
+
+
+def _defined_in(name: str, kinds: str) -> str:
+    """The shipped SQL file that (last) creates `dashgen.<name>`: a re-applied definition file before the
+    migrations, else the latest migration."""
+    from dashgen.store.db import definition_files, migration_files
+
+    pattern = re.compile(rf"CREATE\s+(?:OR\s+REPLACE\s+)?(?:{kinds})\s+(?:IF\s+NOT\s+EXISTS\s+)?"
+                         rf"dashgen\.{re.escape(name)}\b", re.IGNORECASE)
+    for folder, files in (("functions", definition_files()), ("migrations", migration_files()[::-1])):
+        for file, text in files:
+            if pattern.search(text):
+                return f"`{folder}/{file}.sql`"
+    return ""
+
+
+def store_markdown(conn: Any) -> str:
+    """docs/store-schema.md: the tables, views and functions of a store migrated to the shipped schema (read
+    from PostgreSQL's catalog, with the shipped file that creates each); tests/test_docs.py regenerates it from a
+    freshly migrated store and compares."""
+    from dashgen.store.db import migration_files
+
+    lines = ["# Store schema reference", "",
+             "<!-- generated from a store migrated by `dashgen db migrate` (src/dashgen/store/migrations and "
+             "functions) by `python -m dashgen.reference`; checked by tests/test_docs.py -->", "",
+             "The PostgreSQL schema `dashgen` after every migration up to "
+             f"`{migration_files()[-1][0]}`. Where each kind of SQL lives and how it changes: CONTRIBUTING.md. "
+             "What the cost and rightsizing panels compute from it: [Cost and budget](cost.md), "
+             "[Rightsizing](rightsizing.md).", "", "## Tables and views", ""]
+    for name, kind, comment in conn.execute(_TABLES).fetchall():
+        view = kind in ("v", "m")
+        lines += [f"### `dashgen.{name}`" + (" (view)" if view else ""), "",
+                  f"Created by {_defined_in(name, 'MATERIALIZED VIEW|VIEW' if view else 'TABLE') or _BOOKKEEPING}."
+                  + (f" {comment}" if comment else "")]
+        keys = [row[0] for row in conn.execute(_KEYS, (name,)).fetchall()]
+        lines += ([f"Keys: {'; '.join(f'`{k}`' for k in keys)}."] if keys else []) + [""]
+        lines += ["| column | type | null |", "| --- | --- | --- |"]
+        for column, type_, notnull, generated in conn.execute(_COLUMNS, (name,)).fetchall():
+            lines.append(f"| `{column}` | {type_}{' (generated)' if generated else ''} | "
+                         f"{'' if notnull else 'yes'} |")
+        lines.append("")
+    lines += ["## Functions", "", "| function | returns | defined in |", "| --- | --- | --- |"]
+    for name, args, result in conn.execute(_FUNCTIONS).fetchall():
+        lines.append(f"| `dashgen.{name}({args})` | `{result}` | {_defined_in(name, 'FUNCTION')} |"
+                     .replace("|", "\\|").replace("\\| ", "| ").replace(" \\|", " |"))
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _store_page() -> str | None:
+    """The store page from a throw-away PostgreSQL (pgserver, a test dependency); None without it."""
+    import tempfile
+
+    try:
+        import pgserver
+        import psycopg
+    except ImportError:
+        return None
+    from dashgen.store.db import migrate
+
+    with tempfile.TemporaryDirectory(prefix="dashgen-ref-") as tmp:
+        server = pgserver.get_server(tmp, cleanup_mode="stop")
+        try:
+            with psycopg.connect(server.get_uri()) as conn:
+                migrate(conn)
+                conn.commit()
+                return store_markdown(conn)
+        finally:
+            server.cleanup()
+
+
+PAGES = {"api.md": api_markdown, "cli.md": cli_markdown, "config-reference.md": config_markdown,
+         "img/gpu-training-preview.svg": example_preview_svg}
 
 
 def main() -> None:
     for name, make in PAGES.items():
         (REPO_DOCS / name).write_text(make(), encoding="utf-8")
         print(f"wrote docs/{name}")
+    store = _store_page()
+    if store is None:
+        print(f"docs/{STORE_PAGE} not regenerated: it needs pgserver (pip install -e '.[test]')")
+    else:
+        (REPO_DOCS / STORE_PAGE).write_text(store, encoding="utf-8")
+        print(f"wrote docs/{STORE_PAGE}")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 Top: a live ranking straight from CloudWatch (Metrics Insights, one row per instance) by CPU and network,
 coloured by the performance dashboard's thresholds. Then, from the pricing store, the rightsizing table and
 the experiment comparison: their SQL is `sql/rightsizing.sql` and `sql/experiment_comparison.sql`, embedded
-verbatim, the same text `dashgen rightsize` runs (the rule is `dashgen.rightsizing.queries.RULE`).
+verbatim, the same text `dashgen rightsize` runs (the rule is `dashgen.rightsizing.rule.RULE`).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from dashgen.api import (
     sql_target,
     table,
 )
-from dashgen.rightsizing.queries import EXPERIMENT_COLUMNS, RIGHTSIZING_COLUMNS, RISK_NAMES, RULE, dashboard_values
+from dashgen.rightsizing.rule import EXPERIMENT_COLUMNS, RIGHTSIZING_COLUMNS, RISK_NAMES, RULE, dashboard_values
 
 SLUG = "ec2-rightsizing"
 TITLE = "EC2 rightsizing"

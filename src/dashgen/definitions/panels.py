@@ -15,8 +15,8 @@ import grafanalib.core as G
 
 from dashgen.catalogue import NAMESPACE, Metric
 from dashgen.config import Config
+from dashgen.grafana.render import GRID_WIDTH
 
-GRID_WIDTH = 24
 CLOUDWATCH = "cloudwatch"
 POSTGRES = "grafana-postgresql-datasource"
 CW_DS = {"type": CLOUDWATCH, "uid": "${datasource}"}
@@ -373,18 +373,6 @@ def cw_query_variable(name: str, label: str, query: str, *, multi: bool = False,
     if all_value is not None:
         var["allValue"] = all_value
     return var
-
-
-def textbox_variable(name: str, label: str, default: str = "") -> dict[str, Any]:
-    return {
-        "current": {"text": default, "value": default},
-        "hide": 0,
-        "label": label,
-        "name": name,
-        "options": [],
-        "query": default,
-        "type": "textbox",
-    }
 
 
 def sql_query_variable(name: str, label: str, sql: str, *, multi: bool = True,

@@ -21,7 +21,7 @@ import yaml
 
 from dashgen.config import Config
 from dashgen.errors import ValidationError
-from dashgen.outputs import BuildResult, check_outputs, write_outputs
+from dashgen.outputs import OutputsResult, check_outputs, write_outputs
 
 DEFAULT_DIR = Path("provisioning")
 DATASOURCES_FILE = "datasources/dashgen.yaml"
@@ -36,7 +36,6 @@ POSTGRES_MAJOR = 16  # the image docker-compose.yml pins (postgres:16)
 # (grafana/grafana public/app/plugins/datasource/grafana-postgresql-datasource/postgresMetaQuery.ts getVersion,
 # read by configuration/useAutoDetectFeatures.ts): 9.6 -> 906, 10 and later -> major x 100, so 16 -> 1600.
 POSTGRES_VERSION = POSTGRES_MAJOR * 100
-SCHEMA = "dashgen"
 OWNER_ROLE = "dashgen"
 READER_ROLE = "grafana_reader"
 OWNER_PASSWORD_ENV = "DASHGEN_OWNER_PASSWORD"
@@ -203,7 +202,7 @@ def dashboard_providers(config: Config) -> dict[str, Any]:
 
 def init_sql() -> str:
     """The PostgreSQL init script: the schema owner, Grafana's read-only role and their grants."""
-    from dashgen.store.db import READER_SETTINGS, WRITE_AND_LOCK_FUNCTIONS
+    from dashgen.store.db import READER_SETTINGS, SCHEMA, WRITE_AND_LOCK_FUNCTIONS
 
     settings = "\n".join(f"ALTER ROLE {READER_ROLE} SET {key} = '{value}';" for key, value in READER_SETTINGS)
     return _INIT_SQL.format(owner=OWNER_ROLE, reader=READER_ROLE, schema=SCHEMA, owner_env=OWNER_PASSWORD_ENV,
@@ -227,7 +226,7 @@ def provision_outputs(config: Config) -> dict[str, str]:
     }
 
 
-def provision(config: Config, out_dir: Path = DEFAULT_DIR, *, check: bool = False) -> BuildResult:
+def provision(config: Config, out_dir: Path = DEFAULT_DIR, *, check: bool = False) -> OutputsResult:
     """`dashgen provision`: write (or, with `check`, only compare) the provisioning files under `out_dir`."""
     outputs = provision_outputs(config)
     return check_outputs(outputs, out_dir) if check else write_outputs(outputs, out_dir)

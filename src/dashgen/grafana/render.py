@@ -19,6 +19,9 @@ from typing import Any
 # no-op here (no dashboard uses formatTime). Raise this only with the schemas the `validate` command reads:
 # they are generated from @grafana/schema for the Grafana versions we support (tests/test_grafana_details.py).
 SCHEMA_VERSION = 42
+# a dashboard is 24 grid columns wide: gridPos.x + w <= 24
+# (grafana/grafana public/app/core/constants.ts GRID_COLUMN_COUNT)
+GRID_WIDTH = 24
 
 # Keys grafanalib writes that Grafana 12 does not read, or that are legacy.
 _DASHBOARD_DROP = {"rows", "style", "hideControls", "sharedCrosshair", "gnetId", "__inputs", "version", "id"}

@@ -21,9 +21,9 @@ from typing import Any
 
 from dashgen.config import GRAFANA_VERSIONS, Config
 from dashgen.errors import ValidationError
+from dashgen.grafana.render import GRID_WIDTH
 
 MIN_SCHEMA_VERSION = 39
-GRID_WIDTH = 24
 BUILTIN_DATASOURCE_UIDS = {"-- Grafana --", "-- Dashboard --", "-- Mixed --", "grafana"}
 PANEL_SCHEMAS = {"timeseries": "timeseries", "stat": "stat", "table": "table"}
 LEGACY_DASHBOARD_KEYS = ("rows", "style")

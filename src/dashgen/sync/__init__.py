@@ -2,7 +2,7 @@
 
 AWS is read first, into plain data (`Collected`): inventory and EBS volumes per region, prices, experiment
 progress, and for rightsizing the candidate prices and the CloudWatch utilisation
-(`dashgen.rightsizing.queries.collect_rightsizing`). Then everything is written in ONE short transaction with no AWS
+(`dashgen.rightsizing.collect.collect_rightsizing`). Then everything is written in ONE short transaction with no AWS
 call inside, so Grafana reads the old state or the new one, never half.
 Writes only change rows that differ: a re-run with the same AWS state changes nothing (but `last_seen`).
 
@@ -57,7 +57,7 @@ class SyncResult:
     unknown_prices: list[str] = field(default_factory=list)  # "region type os tenancy", "region EBS type"
     stale_prices: list[str] = field(default_factory=list)  # "region type os tenancy": last known API price kept
     progress_points: int = 0
-    utilisation_rows: int = 0  # hourly CloudWatch rows upserted for rightsizing (dashgen.rightsizing.queries)
+    utilisation_rows: int = 0  # hourly CloudWatch rows upserted for rightsizing (dashgen.rightsizing.collect)
     instance_facts: int = 0  # instance types read from DescribeInstanceTypes (dashgen.sync.instance_facts)
     # what this sync asked CloudWatch GetMetricData (utilisation and progress): calls, metrics requested (what
     # CloudWatch bills, per 1,000), datapoints returned (dashgen.sync.cloudwatch.CloudWatchMeter)
@@ -100,7 +100,7 @@ class Collected:
     regions: list[str]
     prices: list[Price]
     progress: dict[str, list[tuple[dt.datetime, Any]]]
-    extra_prices: list[Price] = field(default_factory=list)  # rightsizing candidates (dashgen.rightsizing.queries)
+    extra_prices: list[Price] = field(default_factory=list)  # rightsizing candidates (dashgen.rightsizing.collect)
     # dashgen.sync.cloudwatch.HourlyRow of every region, spooled to disk (RowSpool) until the write
     utilisation: Any = field(default_factory=RowSpool)
     volumes: list[Volume] = field(default_factory=list)  # EBS volumes of volume_regions
@@ -112,6 +112,8 @@ class Collected:
     credit_prices: list[Any] = field(default_factory=list)  # dashgen.sync.credits.CreditPrice of the families in use
     spot_prices: list[Any] = field(default_factory=list)  # dashgen.sync.spot.SpotPrice of the Spot instances' AZ/type
     billed: list[Any] = field(default_factory=list)  # dashgen.sync.cur.BilledSpan, with --cur
+    failed_regions: dict[str, str] = field(default_factory=dict)  # region -> the one line saying why
+    unsynced: list[tuple[str, str]] = field(default_factory=list)  # (what was not read, the one line saying why)
 
 
 def duration_seconds(text: str, where: str) -> int:
@@ -135,14 +137,16 @@ def region_budgets(config: Config, regions: list[str], seconds: float | None = N
     return budgets
 
 
-def collect(config: Config, regions: list[str], prices_mode: str, session: Any, now: dt.datetime,
-            result: SyncResult, *, retry_mode: str = "standard", pricing: Any = None,
-            cloudwatch: Any = None, budgets: dict[str, Budget] | None = None,
+def collect(config: Config, regions: list[str], prices_mode: str, session: Any, now: dt.datetime, *,
+            retry_mode: str = "standard", pricing: Any = None, cloudwatch: Any = None,
+            budgets: dict[str, Budget] | None = None,
             progress_since: dict[str, dt.datetime] | None = None) -> Collected:
     """Read AWS: inventory and EBS volumes per region, prices of the instance types and volume types in use,
     progress points (of each experiment from `progress_since`, its latest stored point: the points before it are
-    stored already). Each region's reads run within its time budget; any failure is one line in `result` and
-    costs only what it was reading."""
+    stored already). Each region's reads run within its time budget; any failure is one line (in the returned
+    `failed_regions` or `unsynced`) and costs only what it was reading."""
+    failed_regions: dict[str, str] = {}
+    unsynced: list[tuple[str, str]] = []
     budgets = budgets if budgets is not None else region_budgets(config, regions)
     for region in regions:
         budgets.setdefault(region, Budget(region, budgets["pricing"].seconds))
@@ -159,41 +163,42 @@ def collect(config: Config, regions: list[str], prices_mode: str, session: Any, 
             instances += budget.run(lambda c=client, r=region: describe_region(c, r))
             landed.append(region)
         except Exception as exc:  # AWS, the network, an unreadable reply: this region only (one line)
-            result.failed_regions[region] = describe(exc)
+            failed_regions[region] = describe(exc)
             continue
         try:
             volumes += budget.run(lambda c=client, r=region: describe_volumes(c, r))
             volume_regions.append(region)
         except Exception as exc:  # e.g. no ec2:DescribeVolumes permission: instances still land
-            result.not_synced(f"EBS volumes of {region}",
-                              f"WARNING: EBS volumes of {region} not read: {describe(exc)}")
+            unsynced.append((f"EBS volumes of {region}",
+                             f"WARNING: EBS volumes of {region} not read: {describe(exc)}"))
         burstable = [i.instance_id for i in instances if i.region == region and is_burstable(i.instance_type)]
         if burstable:
             try:
                 credit_modes.update(budget.run(lambda c=client, ids=burstable: read_credit_modes(c, ids)))
             except Exception as exc:  # the store keeps what it knew; never read: unknown
-                result.not_synced(f"credit specifications of {region}",
-                                  f"WARNING: credit specifications (standard/unlimited) of {region} not read: "
-                                  f"{describe(exc)}; their mode stays as stored, else unknown")
+                unsynced.append((f"credit specifications of {region}",
+                                 f"WARNING: credit specifications (standard/unlimited) of {region} not read: "
+                                 f"{describe(exc)}; their mode stays as stored, else unknown"))
         spot = [i for i in instances if i.region == region and i.lifecycle == "spot"]
         if spot:
             try:
                 spot_prices += budget.run(lambda c=client, s=spot: read_spot_prices(c, s, now))
             except Exception as exc:
-                result.not_synced(f"Spot price history of {region}",
-                                  f"WARNING: Spot price history of {region} not read: {describe(exc)}; Spot "
-                                  "instances keep the prices stored, else their cost is unknown")
+                unsynced.append((f"Spot price history of {region}",
+                                 f"WARNING: Spot price history of {region} not read: {describe(exc)}; Spot "
+                                 "instances keep the prices stored, else their cost is unknown"))
     keys = {PriceKey(i.region, i.instance_type, i.operating_system, i.tenancy) for i in instances}
     prices, warnings = resolve_prices(keys, prices_mode, session, client=pricing, budget=budgets["pricing"])
     for line in warnings:
-        result.not_synced("instance prices", line)
+        unsynced.append(("instance prices", line))
     storage_keys = {StorageKey(v.region, v.volume_type) for v in volumes if v.instance_id}
     storage_prices, warnings = resolve_storage_prices(storage_keys, prices_mode, pricing, budgets["pricing"])
     for line in warnings:
-        result.not_synced("EBS storage prices", line)
+        unsynced.append(("EBS storage prices", line))
     credit_keys = {CreditKey(i.region, family_of(i.instance_type), i.operating_system) for i in instances
                    if is_burstable(i.instance_type)}
-    if prices_mode == "bundled" or "instance prices" in result.unsynced:  # (that failure's line says it all)
+    # (when the instance prices failed, that failure's line says it all)
+    if prices_mode == "bundled" or any(what == "instance prices" for what, _ in unsynced):
         credit_prices, _ = resolve_credit_prices(credit_keys, "bundled", None)
     else:
         try:
@@ -204,7 +209,7 @@ def collect(config: Config, regions: list[str], prices_mode: str, session: Any, 
             warnings = [f"WARNING: CPU credit prices not read from the Price List API ({describe(exc)}); using the "
                         "bundled fallback rates (us-east-1 Linux; others unknown)"]
         for line in warnings:
-            result.not_synced("CPU credit prices", line)
+            unsynced.append(("CPU credit prices", line))
     progress: dict[str, list[tuple[dt.datetime, Any]]] = {}
     with_metric = [e for e in config.experiments if e.progress_metric]
     if with_metric:
@@ -220,12 +225,13 @@ def collect(config: Config, regions: list[str], prices_mode: str, session: Any, 
                 since = max(start, (progress_since or {}).get(exp.name, start))
                 progress[exp.name] = budget.run(lambda c=client, e=exp, s=since: fetch_progress(c, e, s, now))
         except Exception as exc:  # AWS, the network, an unreadable reply: the progress only (one line)
-            result.not_synced("experiment progress",
-                              f"WARNING: experiment progress not read from CloudWatch: {describe(exc)}")
+            unsynced.append(("experiment progress",
+                             f"WARNING: experiment progress not read from CloudWatch: {describe(exc)}"))
             progress = {}
     return Collected(instances, landed, prices, progress, volumes=volumes, volume_regions=volume_regions,
                      storage_prices=storage_prices, budgets=budgets, credit_modes=credit_modes,
-                     credit_prices=credit_prices, spot_prices=spot_prices)
+                     credit_prices=credit_prices, spot_prices=spot_prices, failed_regions=failed_regions,
+                     unsynced=unsynced)
 
 
 _SEEN_COLS = ("instance_id", "region", "instance_type", "name", "tags", "state", "launch_time", "platform",
@@ -574,13 +580,20 @@ def sync(config: Config, *, dsn: str | None = None, regions: list[str] | None = 
         if cloudwatch is not None:
             meter.attach_client(cloudwatch)
         try:
-            collected = collect(config, wanted, mode, session, now, result, retry_mode=retry_mode, pricing=pricing,
+            collected = collect(config, wanted, mode, session, now, retry_mode=retry_mode, pricing=pricing,
                                 cloudwatch=cloudwatch, budgets=budgets, progress_since=progress_since(conn, config))
-            from dashgen.rightsizing.queries import collect_rightsizing
+            result.failed_regions.update(collected.failed_regions)
+            for what, line in collected.unsynced:
+                result.not_synced(what, line)
+            from dashgen.rightsizing.collect import collect_rightsizing
 
             try:
-                collect_rightsizing(conn, config, collected, mode, session, now, result, pricing=pricing,
-                                    cloudwatch=cloudwatch, facts_client=facts_client)
+                reads = collect_rightsizing(conn, config, collected, mode, session, now, pricing=pricing,
+                                            cloudwatch=cloudwatch, facts_client=facts_client)
+                collected.extra_prices, collected.facts = reads.extra_prices, reads.facts
+                result.utilisation_rows += reads.utilisation_rows
+                for what, line in reads.unsynced:
+                    result.not_synced(what, line)
                 result.cloudwatch_calls, result.cloudwatch_metrics = meter.calls, meter.metrics
                 result.cloudwatch_datapoints = meter.datapoints
                 if cur:

@@ -36,14 +36,15 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import IO, Any
 
+from dashgen.catalogue import NAMESPACE
 from dashgen.errors import AwsError
+from dashgen.sync.experiments import ProgressMetric
 
 HOUR = 3600
 MAX_QUERIES = 500  # GetMetricData's limit per call
 # An hour stored by a sync that ran at least this long after the hour's end is complete: never fetched again
 # (EC2 basic monitoring publishes 5-minute data within minutes; the margin covers the delay).
 SETTLED = dt.timedelta(minutes=15)
-NAMESPACE = "AWS/EC2"
 COLUMNS = ("cpu_avg", "cpu_max", "cpu_p95", "network_in_bytes", "network_out_bytes", "cpu_credit_balance_min",
            "progress_pct", "cpu_surplus_credits_charged", "cpu_max_5m", "cpu_peak_5m", "cpu_count_5m",
            "mem_used_max", "network_in_max_5m", "network_out_max_5m", "packets_max_5m", "ebs_ops_max_5m",
@@ -87,21 +88,12 @@ BUSIEST_5M = {
 
 
 @dataclass(frozen=True)
-class Progress:
-    """An experiment's progress metric (0-100); read per instance with the extra dimension InstanceId."""
-
-    namespace: str
-    metric: str
-    dimensions: tuple[tuple[str, str], ...] = ()
-
-
-@dataclass(frozen=True)
 class Target:
     """One instance to measure."""
 
     instance_id: str
     burstable: bool = False
-    progress: Progress | None = None
+    progress: ProgressMetric | None = None  # of the experiment it belongs to, read per instance
     instance_type: str | None = None  # the type it runs on now
     launch_time: dt.datetime | None = None  # its current LaunchTime: the type is certain from then on
     stored_type: str | None = None  # the type the store knew before this sync (None: new to the store)
@@ -461,9 +453,9 @@ def metric_queries(targets: Iterable[Target]) -> list[tuple[dict[str, Any], str,
             if column not in BURSTABLE_ONLY or target.burstable:
                 series.append((column, NAMESPACE, metric, stat, instance_dim, HOUR))
         if target.progress is not None:
-            dims = [{"Name": k, "Value": v} for k, v in target.progress.dimensions if k != "InstanceId"]
-            series.append(("progress_pct", target.progress.namespace, target.progress.metric, "Maximum",
-                           dims + instance_dim, HOUR))
+            metric = target.progress.cloudwatch(target.instance_id)
+            series.append(("progress_pct", metric["Namespace"], metric["MetricName"], "Maximum",
+                           metric["Dimensions"], HOUR))
         for name, (namespace, metric, stat) in FIVE_MINUTE_SERIES.items():
             series.append((name, namespace, metric, stat, instance_dim, FIVE_MINUTES))
         for column, namespace, metric, stat, dims, period in series:
@@ -656,9 +648,7 @@ def targets_in_store(conn: Any, region: str, since: dt.datetime) -> list[Target]
     """The instances of `region` sync saw since `since`, with their burstability and progress metric."""
     out = []
     for iid, burstable, namespace, metric, dims, itype, launch in conn.execute(_TARGETS, (region, since)):
-        progress = None
-        if namespace and metric:
-            progress = Progress(namespace, metric, tuple(sorted((str(k), str(v)) for k, v in (dims or {}).items())))
+        progress = ProgressMetric.of(namespace, metric, dims)
         out.append(Target(iid, bool(burstable), progress, itype, launch, itype))
     return out
 

@@ -97,8 +97,8 @@ def fetch_credit_price(client: Any, key: CreditKey) -> CreditPrice:
             item = parse_item(raw, i)
             decoded = json.loads(raw) if isinstance(raw, str) else raw
             usage = str(((decoded.get("product") or {}).get("attributes") or {}).get("usagetype") or "")
-            if usage.split("-")[-1] == f"CPUCredits:{key.family}" and item.usd_per_hour > 0:
-                found.append((item.usd_per_hour, item.sku, item.effective))
+            if usage.split("-")[-1] == f"CPUCredits:{key.family}" and item.usd_per_unit > 0:
+                found.append((item.usd_per_unit, item.sku, item.effective))
     if not found:
         return CreditPrice(key, None, API_SOURCE, None)
     usd, _, effective = max(found)

@@ -9,7 +9,7 @@ instance-store size, and for burstable types the baseline and credits from the T
 (`data/t_instance_cpu_credits.csv`, AWS's documented table: the API does not return it).
 
 `dashgen sync` calls `collect_facts` BEFORE its write transaction: the types in use and every candidate the
-rule may recommend (`dashgen.rightsizing.queries.rightsizing_price_keys`, the same set whose prices sync reads), by name
+rule may recommend (`dashgen.rightsizing.collect.rightsizing_price_keys`, the same set whose prices sync reads), by name
 through the paginator, each at most once a day. `store_facts` writes them inside the transaction (source
 'aws-describe-instance-types'). The bundled CSV
 (`data/ec2_ondemand_linux_us-east-1.csv`, the same columns, made by `facts_from_api` from moto 5.2.5's dump)
@@ -128,9 +128,10 @@ def _nullable(value: str, kind: type) -> Any:
 @cache
 def bundled_facts() -> dict[str, dict[str, Any]]:
     """The bundled snapshot's facts (the offline fallback), by type; NULL where the snapshot has none."""
-    text = resources.files("dashgen.data").joinpath("ec2_ondemand_linux_us-east-1.csv").read_text("utf-8")
+    from dashgen.sync.pricing import bundled_snapshot
+
     out = {}
-    for row in csv.DictReader(text.splitlines()):
+    for row in bundled_snapshot():
         facts = {c: _nullable(row.get(c) or "", k) for c, k in CSV_KINDS.items()}
         burst = burst_table().get(facts["instance_type"]) if facts["burstable"] else None
         facts["burst_baseline_pct"] = burst[0] if burst else None

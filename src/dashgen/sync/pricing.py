@@ -63,7 +63,7 @@ class PriceItem:
 
     sku: str
     instance_type: str | None
-    usd_per_hour: Decimal
+    usd_per_unit: Decimal  # USD per one of `units`: an hour of an instance, a vCPU-hour of credits, a GB-month of EBS
     effective: dt.date | None
     vcpu: int | None
     memory_mib: int | None
@@ -129,7 +129,7 @@ def parse_item(raw: str | dict[str, Any], index: int = 0) -> PriceItem:
     return PriceItem(
         sku=sku,
         instance_type=attrs.get("instanceType"),
-        usd_per_hour=max(prices),
+        usd_per_unit=max(prices),
         effective=effective,
         vcpu=_int(attrs.get("vcpu")),
         memory_mib=_memory_mib(attrs.get("memory")),
@@ -138,10 +138,17 @@ def parse_item(raw: str | dict[str, Any], index: int = 0) -> PriceItem:
 
 
 @cache
-def _bundled() -> dict[str, tuple[Decimal, int | None, int | None]]:
+def bundled_snapshot() -> tuple[dict[str, str], ...]:
+    """The rows of the bundled snapshot (`data/ec2_ondemand_linux_us-east-1.csv`), read and parsed once: its
+    prices (`bundled_price`) and its instance facts (`instance_facts.bundled_facts`) both come from here."""
     text = resources.files("dashgen.data").joinpath("ec2_ondemand_linux_us-east-1.csv").read_text("utf-8")
+    return tuple(csv.DictReader(text.splitlines()))
+
+
+@cache
+def _bundled() -> dict[str, tuple[Decimal, int | None, int | None]]:
     out = {}
-    for row in csv.DictReader(text.splitlines()):
+    for row in bundled_snapshot():
         out[row["instance_type"]] = (
             Decimal(row["ondemand_linux_usd_per_hour_us_east_1"]), _int(row["vcpu"]), _int(row["memory_mib"])
         )
@@ -172,12 +179,12 @@ def fetch_api_price(client: Any, key: PriceKey) -> Price:
     for page in pages:
         for i, raw in enumerate(page.get("PriceList", [])):
             items.append(parse_item(raw, i))
-    items = [it for it in items if it.instance_type in (None, key.instance_type) and it.usd_per_hour > 0]
+    items = [it for it in items if it.instance_type in (None, key.instance_type) and it.usd_per_unit > 0]
     fallback = bundled_price(key)
     if not items:
         return Price(key, None, fallback.vcpu, fallback.memory_mib, API_SOURCE, None)
-    best = max(items, key=lambda it: (it.usd_per_hour, it.sku))
-    return Price(key, best.usd_per_hour, best.vcpu or fallback.vcpu, best.memory_mib or fallback.memory_mib,
+    best = max(items, key=lambda it: (it.usd_per_unit, it.sku))
+    return Price(key, best.usd_per_unit, best.vcpu or fallback.vcpu, best.memory_mib or fallback.memory_mib,
                  API_SOURCE, best.effective)
 
 

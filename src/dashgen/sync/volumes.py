@@ -71,11 +71,11 @@ def fetch_storage_price(client: Any, key: StorageKey) -> StoragePrice:
         FormatVersion="aws_v1",
     )
     items = [parse_item(raw, i) for page in pages for i, raw in enumerate(page.get("PriceList", []))]
-    items = [it for it in items if it.units == (STORAGE_UNIT,) and it.usd_per_hour > 0]
+    items = [it for it in items if it.units == (STORAGE_UNIT,) and it.usd_per_unit > 0]
     if not items:
         return StoragePrice(key, None, API_SOURCE, None)
-    best = max(items, key=lambda it: (it.usd_per_hour, it.sku))
-    return StoragePrice(key, best.usd_per_hour, API_SOURCE, best.effective)
+    best = max(items, key=lambda it: (it.usd_per_unit, it.sku))
+    return StoragePrice(key, best.usd_per_unit, API_SOURCE, best.effective)
 
 
 def resolve_storage_prices(keys: set[StorageKey], mode: str, client: Any,
