@@ -296,7 +296,7 @@ def load_history(dsn: str) -> int:
         conn.execute("TRUNCATE dashgen.cost_events_hourly, dashgen.cost_events_daily")
         conn.execute(conn.execute("""SELECT dashgen.cost_events_sql(
             'SELECT iv.started_at, iv.ended_at, 1 AS weight, i.region, i.instance_type, i.operating_system,
-                    i.tenancy, i.tags - ''Name'' AS tags
+                    i.tenancy, i.tags - ''Name'' AS tags, coalesce(i.account_id, '''') AS account_id
              FROM dashgen.instance_intervals iv JOIN dashgen.instances i USING (instance_id)')""").fetchone()[0])
         rows = conn.execute("SELECT count(*) FROM dashgen.instance_intervals").fetchone()[0]
     with connect(dsn) as conn:  # what autovacuum does after a load this size

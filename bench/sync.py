@@ -128,7 +128,7 @@ def fill_history(dsn: str, n: int, runs: int = 30) -> int:
         conn.execute("TRUNCATE dashgen.cost_events_hourly, dashgen.cost_events_daily")
         conn.execute(conn.execute("""SELECT dashgen.cost_events_sql(
             'SELECT iv.started_at, iv.ended_at, 1 AS weight, i.region, i.instance_type, i.operating_system,
-                    i.tenancy, i.tags - ''Name'' AS tags
+                    i.tenancy, i.tags - ''Name'' AS tags, coalesce(i.account_id, '''') AS account_id
              FROM dashgen.instance_intervals iv JOIN dashgen.instances i USING (instance_id)')""").fetchone()[0])
         prices, _ = resolve_prices({PriceKey("us-east-1", t, "Linux") for t in TYPES}, "bundled")
         conn.cursor().executemany(PRICE_UPSERT_SQL, [(p.key.region, p.key.instance_type, p.key.operating_system,

@@ -14,8 +14,13 @@ from pathlib import Path
 import pytest
 
 CHROMIUM = next((p for p in (shutil.which("chromium"), shutil.which("chromium-browser")) if p), None)
-needs_chromium = pytest.mark.skipif(CHROMIUM is None,
-                                    reason="no Chromium on this machine (apt-get install chromium; CI does)")
+_skip_without_chromium = pytest.mark.skipif(CHROMIUM is None,
+                                            reason="no Chromium on this machine (apt-get install chromium; CI does)")
+
+
+def needs_chromium(test):  # type: ignore[no-untyped-def]
+    """Marks a test `browser` (deselect with -m "not browser") and skips it, saying why, without Chromium."""
+    return pytest.mark.browser(_skip_without_chromium(test))
 
 
 def _run(args: list[str], size: str) -> subprocess.CompletedProcess[str]:

@@ -33,6 +33,7 @@ class Instance:
     instance_id: str
     region: str = REGION
     tags: Mapping[str, str] = field(default_factory=dict)
+    account: str | None = None  # the AWS account (dashgen.instances.account_id; None: not known)
 
     @property
     def name(self) -> str | None:
@@ -47,10 +48,10 @@ def fleet_of(n: int, *, values: Sequence[str] = ("ml",)) -> list[Instance]:
 def load(conn: psycopg.Connection[Any], fleet: Sequence[Instance]) -> None:
     conn.execute("DELETE FROM dashgen.instances")
     with conn.cursor().copy("COPY dashgen.instances (instance_id, region, instance_type, name, tags, state, "
-                            "first_seen, last_seen) FROM STDIN") as copy:
+                            "first_seen, last_seen, account_id) FROM STDIN") as copy:
         for i in fleet:
             copy.write_row((i.instance_id, i.region, "m7g.large", i.name, json.dumps(dict(i.tags)), "running",
-                            END - dt.timedelta(days=30), END - dt.timedelta(minutes=5)))
+                            END - dt.timedelta(days=30), END - dt.timedelta(minutes=5), i.account))
     conn.commit()
 
 

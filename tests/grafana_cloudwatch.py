@@ -24,7 +24,10 @@ Backend, the same datasource commit:
   or `*`), else a MetricStat; code + search is a math expression; Insights is a SQL expression.
 - `pkg/cloudwatch/metric_data_query_builder.go` `buildMetricDataQuery` / `buildSearchExpression`: the SEARCH
   text, value quoting (`escapeQuotes`), the `(a OR b)` list, `REMOVE_EMPTY(SEARCH(...))`; a MetricStat takes
-  the first value of each dimension.
+  the first value of each dimension. Cross-account observability (a monitoring account, the
+  `cloudWatchCrossAccountQuerying` feature): the query's `accountId` becomes the MetricStat's `AccountId` or the
+  search term `:aws.AccountId="<id>"`; a Metrics Insights query has no such field: its WHERE names the account
+  (`AWS.AccountId = '<id>'`, as `src/language/cloudwatch-sql/SQLGenerator.ts` `appendAccountId` writes it).
 - `pkg/cloudwatch/time_series_query.go`: one `GetMetricData` call per region and time range, holding every
   query of the panel; `pkg/cloudwatch/metric_data_input_builder.go` sets StartTime, EndTime, ScanBy.
 
@@ -135,6 +138,8 @@ def frontend_query(target: Mapping[str, Any], variables: Mapping[str, Variable])
     q["id"] = interpolate(q.get("id") or "", variables)
     q["expression"] = interpolate(q.get("expression") or "", variables)
     q["sqlExpression"] = interpolate(q.get("sqlExpression") or "", variables, "raw")
+    if q.get("accountId"):  # CloudWatchMetricsQueryRunner.ts replaceMetricQueryVars: `if (query.accountId)`
+        q["accountId"] = interpolate(q["accountId"], variables)
     kind, mode = q.get("metricQueryType", 0), q.get("metricEditorMode", 0)
     if not q["region"]:
         return None
@@ -179,8 +184,10 @@ def _escape(values: Sequence[str]) -> list[str]:
     return [v.replace('"', '\\"').replace("'", "\\'") for v in values]
 
 
-def _search_expression(q: Mapping[str, Any], dims: Mapping[str, list[str]], period: int) -> str:
-    """metric_data_query_builder.go buildSearchExpression (no account id)."""
+def _search_expression(q: Mapping[str, Any], dims: Mapping[str, list[str]], period: int,
+                       account: str | None = None) -> str:
+    """metric_data_query_builder.go buildSearchExpression; an account other than "all" is the search term
+    `:aws.AccountId="<id>"` (Go's %q quoting)."""
     known = {k: v for k, v in dims.items() if "*" not in v}
     wild = sorted(k for k, v in dims.items() if "*" in v)
     term = f'MetricName="{q["metricName"]}"'
@@ -190,19 +197,26 @@ def _search_expression(q: Mapping[str, Any], dims: Mapping[str, list[str]], peri
             values = f"({values})"
         term += f' "{key}"={values}'
     stat = q["statistic"]
+    suffix = f" :aws.AccountId={json.dumps(account)}" if account is not None and account != "all" else ""
     if q.get("matchExact", True):
         schema = json.dumps(q["namespace"])
         if dims:
             schema += "," + ",".join(f'"{k}"' for k in sorted(dims))
-        return f"REMOVE_EMPTY(SEARCH('{{{schema}}} {term}', '{stat}', {period}))"
+        return f"REMOVE_EMPTY(SEARCH('{{{schema}}} {term}{suffix}', '{stat}', {period}))"
     if wild:
         term += " " + " ".join(f'"{k}"' for k in wild)
-    return f"REMOVE_EMPTY(SEARCH('Namespace={json.dumps(q['namespace'])} {term}', '{stat}', {period}))"
+    return f"REMOVE_EMPTY(SEARCH('Namespace={json.dumps(q['namespace'])} {term}{suffix}', '{stat}', {period}))"
 
 
 def metric_data_query(q: Mapping[str, Any], ref_id: str, start: dt.datetime, end: dt.datetime,
-                      now: dt.datetime) -> dict[str, Any]:
-    """ParseMetricDataQueries + buildMetricDataQuery for one posted query."""
+                      now: dt.datetime, *, cross_account: bool = False) -> dict[str, Any]:
+    """ParseMetricDataQueries + buildMetricDataQuery for one posted query. The query's `accountId` is read only
+    with cross-account querying on (`validateAndSetDefaults`: `if crossAccountQueryingEnabled { q.AccountId =
+    metricsDataQuery.AccountId }`, the `cloudWatchCrossAccountQuerying` feature of a monitoring account); then a
+    MetricStat carries it as `AccountId`, a builder search gets the term `:aws.AccountId="..."` ("all": every
+    account, always a search: `IsInferredSearchExpression`), and a Metrics Insights (SQL) query is sent as written:
+    its account is whatever its WHERE says (`AWS.AccountId = '...'`, as the frontend's SQL builder writes it:
+    src/language/cloudwatch-sql/SQLGenerator.ts `appendAccountId`)."""
     if not q.get("statistic"):
         raise GrafanaQueryError("query must have either statistic or statistics field")
     period = _period(q.get("period") or "", start, end, now)
@@ -213,6 +227,7 @@ def metric_data_query(q: Mapping[str, Any], ref_id: str, start: dt.datetime, end
         dims[key] = list(values)
     qid = q.get("id") or ("query" + (ref_id if _VALID_ID.match(ref_id) else uuid.uuid4().hex))
     match_exact = q.get("matchExact", True)
+    account = q.get("accountId") or None if cross_account else None
     mdq: dict[str, Any] = {"Id": qid, "ReturnData": not q.get("hide", False)}
     if q.get("label"):
         mdq["Label"] = q["label"]
@@ -221,14 +236,18 @@ def metric_data_query(q: Mapping[str, Any], ref_id: str, start: dt.datetime, end
         inferred = (not match_exact) or any(len(v) > 1 or "*" in v for v in dims.values())
         if not dims:
             inferred = not match_exact
+        if account == "all":
+            inferred = True
         if inferred:
-            mdq["Expression"] = _search_expression(q, dims, period)
+            mdq["Expression"] = _search_expression(q, dims, period, account)
         else:
             mdq["MetricStat"] = {
                 "Metric": {"Namespace": q["namespace"], "MetricName": q["metricName"],
                            "Dimensions": [{"Name": k, "Value": v[0]} for k, v in dims.items()]},
                 "Period": period, "Stat": q["statistic"],
             }
+            if account is not None:
+                mdq["AccountId"] = account
     elif kind == 0 and mode == 1:
         mdq["Expression"], mdq["Period"] = q["expression"], period
     else:

@@ -117,7 +117,8 @@ SQL_IN_PYTHON = {
     "dashgen.sync.cloudwatch": "the utilisation write and what to read next (each instance's last stored hour)",
     "dashgen.sync.instance_facts": "the instance facts write and their age",
     "dashgen.sync.cur": "the billed-cost write",
-    "dashgen.rightsizing.collect": "which candidate prices are fresh (sync reads only the others)",
+    "dashgen.rightsizing.collect": "which candidate prices are fresh (sync reads only the others); the upsert of "
+                                   "the per-instance aggregates in sync's write (refresh_usage)",
     "dashgen.rightsizing.queries": "whether an experiment exists (its error line); its rows come from store/sql/",
     "dashgen.grafana.provision": "the PostgreSQL init script, a generated file",
     "dashgen.definitions.panels": "a variable's query assembled from config values (hex literals)",

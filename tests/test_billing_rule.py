@@ -23,7 +23,7 @@ H = dt.timedelta(hours=1)
 S = dt.timedelta(seconds=1)
 T0 = dt.datetime(2026, 11, 2, 0, 0, tzinfo=dt.UTC)
 RATE = {"t4g.large": 0.0672, "m5.large": 0.096}
-ALL_VALUES = {"tag_value": "'__all__'", "name": "'__all__'"}
+ALL_VALUES = {"account": "'__all__'", "tag_value": "'__all__'", "name": "'__all__'"}
 
 
 def billed_seconds(runs, frm: dt.datetime, to: dt.datetime, now: dt.datetime) -> float:
@@ -79,7 +79,8 @@ def test_cumulative_cost_by_name_equals_the_cost_by_tag_table(module_db) -> None
     }
     load(module_db, instances)
     for values, series in ((ALL, {"web-1", "web-2", "(no tag)"}), ([encode("web-1")], {"web-1"})):
-        variables = {"tag_key": encode("Name"), "tag_value": values, "name": ALL}  # as the variables hold them
+        # as the variables hold them
+        variables = {"tag_key": encode("Name"), "tag_value": values, "name": ALL, "account": ALL}
         now, table = panel_rows(module_db, "Cost by tag value", frm, to, variables)
         by_tag = {r["Tag value"]: r["Cost in range"] for r in table}
         _, points = panel_rows(module_db, "Cumulative cost in the time range", frm, to, variables)
@@ -109,7 +110,7 @@ def test_a_restart_within_60_s_bills_both_minimums_by_rows_by_runs_and_in_the_cu
                                (frm, to, by_runs)).fetchone()[0]
             assert got == pytest.approx(expected, abs=1e-6), by_runs
     _, points = panel_rows(module_db, "Cumulative cost in the time range", frm, to,
-                           {"tag_key": encode("Name"), "tag_value": ALL, "name": ALL})
+                           {"tag_key": encode("Name"), "tag_value": ALL, "name": ALL, "account": ALL})
     assert [r["value"] for r in points if r["time"] == to and r["metric"] == "r"] == \
         [pytest.approx(RATE["t4g.large"] * expected / 3600, abs=1e-12)]
 
@@ -152,7 +153,8 @@ def test_every_way_of_billing_a_range_agrees_with_the_rule(module_db, history, d
                 assert got[iid] == pytest.approx(billed_seconds(runs, frm, to, now), abs=1e-6), (iid, by_runs)
     if to > frm:
         _, points = panel_rows(module_db, "Cumulative cost in the time range", frm, to,
-                               {"tag_key": encode("Name"), "tag_value": ALL, "name": ALL}, interval_ms=600_000)
+                               {"tag_key": encode("Name"), "tag_value": ALL, "name": ALL, "account": ALL},
+                               interval_ms=600_000)
         last = {r["metric"]: r["value"] for r in points if r["time"] == to}
         for itype, tags, runs in history.values():
             cost = RATE[itype] * billed_seconds(runs, frm, to, now) / 3600
@@ -164,7 +166,7 @@ def test_an_unknown_price_is_unknown_only_where_the_instance_ran(module_db) -> N
     cost $0 there (0 s x any price), and its cost is unknown (NULL) where it ran."""
     load(module_db, {"i-priced": ("t4g.large", {"Name": "p", "experiment": "x"}, [(T0, T0 + H)]),
                      "i-unpriced": ("x9.noprice", {"Name": "u", "experiment": "x"}, [(T0, T0 + H)])})
-    variables = {"tag_key": encode("experiment"), "tag_value": ALL, "name": ALL}
+    variables = {"tag_key": encode("experiment"), "tag_value": ALL, "name": ALL, "account": ALL}
     for frm, to, ran in ((T0 - H, T0 + 2 * H, True), (T0 + 2 * H, T0 + 3 * H, False)):
         _, rows = panel_rows(module_db, "Cost per instance", frm, to, variables)
         unpriced = next(r for r in rows if r["Instance"] == "i-unpriced")

@@ -29,7 +29,7 @@ PRICES: dict[str, Decimal | None] = {"t4g.large": Decimal("0.0672"), "t4g.xlarge
                                      "t4g.2xlarge": Decimal("0.2688"), "m5.large": Decimal("0.096"),
                                      "x9.nullprice": None, "x9.noprice": None}
 TYPE_OF = {v: k for k, v in PRICES.items() if v is not None}
-ALL_VALUES = {"experiment": "'__all__'"}
+ALL_VALUES = {"experiment": "'__all__'", "account": "'__all__'"}
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +94,7 @@ def panel(title: str) -> dict:
 def run_panel(dsn: str, title: str) -> list[dict]:
     """A panel's query as Grafana sends it (all experiments selected)."""
     sql = expand(panel(title)["targets"][0]["rawSql"], time_from=dt.datetime.now(dt.UTC) - H,
-                 time_to=dt.datetime.now(dt.UTC), variables={"experiment": ALL}, all_values=ALL_VALUES)
+                 time_to=dt.datetime.now(dt.UTC), variables={"experiment": ALL, "account": ALL}, all_values=ALL_VALUES)
     with psycopg.connect(dsn) as conn, conn.transaction():
         cur = conn.execute(sql.encode())
         names = [d.name for d in cur.description]

@@ -76,12 +76,32 @@ def test_build_outputs_is_pure() -> None:
     assert build_outputs(Config()) == build_outputs(Config())
 
 
-def test_committed_dashboards_and_provisioning_are_up_to_date() -> None:
-    """What a pull request shows is what the code builds: `dashgen build --check` on the repository."""
+# The committed generated files: one test per artefact (docs/cli.md and docs/api.md: tests/test_docs.py).
+
+def _repository_config() -> Config:
+    """What `dashgen build` run in the repository uses: its dashgen.toml if it has one, else the defaults."""
+    from conftest import REPO
+    from dashgen.config import load_config
+
+    return load_config(REPO / "dashgen.toml") if (REPO / "dashgen.toml").exists() else Config()
+
+
+def test_committed_dashboards_are_what_dashgen_build_writes() -> None:
+    """What a pull request shows is what the code builds: dashboards/*.json, byte for byte."""
     from conftest import REPO
 
-    result = build(Config(), REPO / "dashboards", check=True, provisioning_dir=REPO / "provisioning")
-    assert result.clean, (result.stale, result.missing, result.unexpected, result.provisioning)
+    result = build(_repository_config(), REPO / "dashboards", check=True)
+    assert result.clean, f"run `dashgen build`: stale {result.stale}, missing {result.missing}, " \
+                         f"unexpected {result.unexpected}"
+
+
+def test_committed_provisioning_is_what_dashgen_build_writes() -> None:
+    """provisioning/ (what docker-compose's Grafana loads) is what `dashgen build` writes beside dashboards/."""
+    from conftest import REPO
+    from dashgen.grafana.provision import provision
+
+    result = provision(_repository_config(), REPO / "provisioning", check=True)
+    assert result.clean, f"run `dashgen build`: stale {result.stale}, missing {result.missing}"
 
 
 def test_unwritable_output_is_one_line_error(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from dashgen.cli import app
 from dashgen.config import Config
+from dashgen.errors import EXIT_DIFFERS
 from dashgen.grafana import provision as P
 
 runner = CliRunner()
@@ -46,7 +47,7 @@ def test_provision_uses_the_config_uids_and_folder(tmp_path: Path) -> None:
     assert (provider["folder"], provider["folderUid"]) == ("Costs", "costs")
     # the default config's files are now stale for this config
     code, _, err = run("provision", "--out", str(tmp_path / "p"), "--check")
-    assert code == 1 and f"stale: {tmp_path / 'p' / P.DATASOURCES_FILE}" in err
+    assert code == EXIT_DIFFERS and f"stale: {tmp_path / 'p' / P.DATASOURCES_FILE}" in err
 
 
 def test_build_writes_provisioning_and_check_reports_a_stale_one(tmp_path: Path,
@@ -61,7 +62,7 @@ def test_build_writes_provisioning_and_check_reports_a_stale_one(tmp_path: Path,
     path = tmp_path / "provisioning" / P.DATASOURCES_FILE
     path.write_text(path.read_text().replace("sslmode: disable", "sslmode: require"))
     code, _, err = run("build", "--check")
-    assert code == 1
+    assert code == EXIT_DIFFERS
     assert f"stale: provisioning/{P.DATASOURCES_FILE}" in err and "run `dashgen build`" in err
     assert "stale: dashboards/" not in err
     assert "sslmode: require" in path.read_text()  # --check wrote nothing
@@ -78,7 +79,7 @@ def test_build_check_reports_missing_provisioning_files(tmp_path: Path) -> None:
     assert not (tmp_path / "site" / "provisioning").exists()
     (prov / P.DASHBOARDS_FILE).unlink()
     code, _, err = run("build", "--check", "--out", str(out), "--provisioning", str(prov))
-    assert code == 1 and f"missing: {prov / P.DASHBOARDS_FILE}" in err
+    assert code == EXIT_DIFFERS and f"missing: {prov / P.DASHBOARDS_FILE}" in err
     code, _, err = run("build", "--check", "--out", str(out))  # default: provisioning beside OUT
-    assert code == 1 and all(f"missing: {tmp_path / 'site' / 'provisioning' / n}" in err for n in FILES)
+    assert code == EXIT_DIFFERS and all(f"missing: {tmp_path / 'site' / 'provisioning' / n}" in err for n in FILES)
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from dashgen.cli import app
+from dashgen.errors import EXIT_DIFFERS, EXIT_ERROR, EXIT_USAGE
 from grafana_server import ADMIN_TOKEN, BASIC, VIEWER_TOKEN
 
 PERF = "dashgen-ec2-performance"
@@ -58,9 +59,9 @@ def test_conflict_exits_1_naming_the_dashboard_and_difference_unless_force(grafa
     assert code == 0 and f"~ {PERF}: version 3" in out
 
 
-def test_diff_exit_codes_0_2_1(grafana_server, dashboards_dir, monkeypatch):
+def test_diff_exit_codes_0_2_1_4(grafana_server, dashboards_dir, monkeypatch):
     code, out, _ = run("diff", "--dir", dashboards_dir)
-    assert code == 2 and PERF in out  # nothing pushed yet
+    assert code == EXIT_DIFFERS and PERF in out  # nothing pushed yet
     run("push", "--dir", dashboards_dir)
     code, out, _ = run("diff", "--dir", dashboards_dir)
     assert code == 0 and "0 conflicts" in out
@@ -69,18 +70,20 @@ def test_diff_exit_codes_0_2_1(grafana_server, dashboards_dir, monkeypatch):
     data["panels"][0]["title"] = "Renamed"
     path.write_text(json.dumps(data))
     code, out, _ = run("diff", "--dir", dashboards_dir)
-    assert code == 2 and "+ panel 'Renamed'" in out and "- panel 'Instances over 80% CPU'" in out
+    assert code == EXIT_DIFFERS and "+ panel 'Renamed'" in out and "- panel 'Instances over 80% CPU'" in out
     monkeypatch.setenv("GRAFANA_TOKEN", "glsa_not_valid")
     code, out, err = run("diff", "--dir", dashboards_dir)
-    assert code == 1 and "401" in err and "glsa_not_valid" not in out + err
+    assert code == EXIT_ERROR and "401" in err and "glsa_not_valid" not in out + err
+    code, _, err = run("diff", "--dir", dashboards_dir, "--format", "yaml")
+    assert code == EXIT_USAGE and "'yaml' is not one of" in err
 
 
-def test_diff_bad_input_is_exit_1_not_2(grafana_server, tmp_path):
+def test_diff_bad_input_is_exit_4_not_2(grafana_server, tmp_path):
     code, _, err = run("diff", "--dir", tmp_path / "nowhere")
-    assert code == 1 and "no such folder" in err
+    assert code == EXIT_USAGE and "no such folder" in err
     (tmp_path / "dashgen.toml").write_text("[grafana]\nfolder_uid = 'bad uid!'\n")
     code, _, err = run("diff", "--dir", tmp_path, "--config", tmp_path / "dashgen.toml")
-    assert code == 1 and "folder_uid" in err
+    assert code == EXIT_USAGE and "folder_uid" in err
 
 
 def test_401_and_403_are_one_line_without_the_token(grafana_server, dashboards_dir, monkeypatch):

@@ -16,20 +16,28 @@ from typer.testing import CliRunner
 
 from dashgen.cli import app
 from dashgen.config import Config
+from dashgen.errors import EXIT_USAGE
 from dashgen.rightsizing.queries import compare_experiment, recommendations
 from dashgen.rightsizing.rule import RIGHTSIZING_COLUMNS
 from rightsizing_data import fill_store
+from shapes import check_shape
 
 runner = CliRunner()
 
 
+@pytest.fixture(scope="module")
+def filled_store(module_db: str) -> str:
+    """The store filled once for the module (`rightsize` only reads it)."""
+    with psycopg.connect(module_db, autocommit=True) as conn:
+        fill_store(conn)
+    return module_db
+
+
 @pytest.fixture
-def filled_dsn(fresh_db: str, monkeypatch: pytest.MonkeyPatch, tmp_path) -> str:
+def filled_dsn(filled_store: str, monkeypatch: pytest.MonkeyPatch, tmp_path) -> str:
     monkeypatch.delenv("DASHGEN_DSN", raising=False)
     monkeypatch.chdir(tmp_path)  # no ./dashgen.toml
-    with psycopg.connect(fresh_db, autocommit=True) as conn:
-        fill_store(conn)
-    return fresh_db
+    return filled_store
 
 
 def _run(*args: str):
@@ -63,8 +71,9 @@ def test_json_is_the_library_result(filled_dsn: str) -> None:
     assert result.exit_code == 0, result.output
     with psycopg.connect(filled_dsn) as conn:
         expected = recommendations(conn, Config(), tag="experiment=t4g-sizing")
-    assert json.loads(result.output) == expected
+    assert check_shape("rightsize", json.loads(result.output)) == expected
     assert [r["name"] for r in expected] == ["train-8", "train-4", "train-2"]
+    assert _run("--dsn", filled_dsn, "--json", "--tag", "experiment=t4g-sizing").output == result.output
     eight = expected[0]
     assert (eight["risk"], eight["limited_by"], eight["current_risk"]) == (1, "CPU", 0)
     assert eight["facts_source"] == "bundled-snapshot"  # the store was filled without a sync: the offline facts
@@ -85,7 +94,7 @@ def test_experiment_comparison(filled_dsn: str, tmp_path) -> None:
     (tmp_path / "dashgen.toml").write_text(f'[pricing]\ndsn = "{filled_dsn}"\n')  # DSN from the config
     result = _run("--experiment", "t4g-sizing", "--format", "json")
     assert result.exit_code == 0, result.output
-    rows = json.loads(result.output)
+    rows = check_shape("rightsize --experiment", json.loads(result.output))
     with psycopg.connect(filled_dsn) as conn:
         expected = compare_experiment(conn, "t4g-sizing")
     assert [(r["name"], r["outcome"]) for r in rows] == [(r["name"], r["outcome"]) for r in expected] == [
@@ -96,8 +105,9 @@ def test_experiment_comparison(filled_dsn: str, tmp_path) -> None:
 
 @pytest.mark.parametrize("args, code, message", [
     (["--experiment", "nope"], 1, "error: --experiment: no experiment 'nope' in the store (known: t4g-sizing)"),
-    (["--format", "yaml"], 2, "error: --format: expected one of table, json, csv, got 'yaml'"),
-    (["--tag", "team"], 2, "error: --tag: expected KEY=VALUE, got 'team'"),
+    (["--format", "yaml"], 4, "error: Invalid value for '--format' / '-f': 'yaml' is not one of 'table', 'json', "
+                              "'csv'. (see `dashgen rightsize --help`)"),
+    (["--tag", "team"], 4, "error: --tag: expected KEY=VALUE, got 'team'"),
     (["--no-dsn"], 1, "error: no database: pass --dsn, set DASHGEN_DSN or pricing.dsn in dashgen.toml"),
 ])
 def test_bad_input_is_one_line_without_traceback(filled_dsn: str, args: list[str], code: int,
@@ -123,7 +133,7 @@ def test_tag_is_repeatable_values_of_one_key(filled_dsn: str) -> None:
 
 def test_tag_with_two_keys_is_one_line(filled_dsn: str) -> None:
     result = _run("--dsn", filled_dsn, "--tag", "team=web", "--tag", "experiment=t4g-sizing")
-    assert result.exit_code == 2 and result.stdout == ""
+    assert result.exit_code == EXIT_USAGE and result.stdout == ""
     assert result.stderr == ("error: --tag: expected one tag key (its values are alternatives, as in the "
                              "dashboard's Tag filter), got 'team' and 'experiment'\n")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
 import boto3
@@ -12,6 +13,8 @@ from typer.testing import CliRunner
 
 from cost_scenario import LINUX_AMI
 from dashgen.cli import app
+from dashgen.errors import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
+from shapes import check_shape
 
 runner = CliRunner()
 
@@ -72,12 +75,30 @@ def test_sync_bundled_lands_the_inventory_and_reports_it(fresh_db: str, moto_ec2
             2, Decimal("0.0672"))
 
 
-def test_sync_with_the_api_unreachable_warns_on_stderr_and_still_lands(fresh_db: str, moto_ec2) -> None:
+def test_sync_with_the_api_unreachable_warns_on_stderr_and_still_lands(migrated_db: str, moto_ec2) -> None:
     moto_ec2.run_instances(ImageId=LINUX_AMI, MinCount=1, MaxCount=1, InstanceType="m5.large")
-    result = runner.invoke(app, ["sync", "--dsn", fresh_db, "--prices", "api"])
+    result = runner.invoke(app, ["sync", "--dsn", migrated_db, "--prices", "api"])
     assert result.exit_code == 3, result.output  # partly synced: the prices asked for were not read
     assert "WARNING: the AWS Price List API cannot be reached" in result.stderr
     assert result.stdout.startswith("synced 1 instances (1 running)")
+
+
+def test_sync_json_is_the_result_with_its_exit_code(fresh_db: str, moto_ec2) -> None:
+    """`sync --json`: the shape views.shapes()["sync"] pins, with this run's real figures; warnings still on
+    stderr; the exit code inside the JSON is the process's."""
+    moto_ec2.run_instances(ImageId=LINUX_AMI, MinCount=2, MaxCount=2, InstanceType="t4g.large")
+    full = runner.invoke(app, ["sync", "--dsn", fresh_db, "--prices", "bundled", "--region", "us-east-1", "--json"])
+    assert full.exit_code == EXIT_OK, full.output
+    data = check_shape("sync", json.loads(full.stdout))
+    assert (data["instances"], data["running"], data["regions"], data["ok"], data["exit_code"]) == (
+        2, 2, ["us-east-1"], True, EXIT_OK)
+    assert data["prices"] == {"bundled-snapshot": 1} and data["cloudwatch_calls"] == 1
+    assert data["synced_at"].endswith("+00:00") and "migrations" in data
+    partial = runner.invoke(app, ["sync", "--dsn", fresh_db, "--prices", "api", "--format", "json"])
+    assert partial.exit_code == EXIT_PARTIAL, partial.output
+    data = check_shape("sync", json.loads(partial.stdout))
+    assert (data["ok"], data["exit_code"]) == (False, EXIT_PARTIAL) and data["unsynced"]
+    assert data["warnings"] and data["warnings"][0] in partial.stderr  # a person watching stderr sees it too
 
 
 def test_a_bad_dsn_is_one_line_without_the_password(moto_ec2) -> None:
@@ -87,17 +108,18 @@ def test_a_bad_dsn_is_one_line_without_the_password(moto_ec2) -> None:
     assert "s3cret" not in result.output and "Traceback" not in result.output
 
 
-def test_bad_options_are_one_line_errors(fresh_db: str, moto_ec2) -> None:
-    result = runner.invoke(app, ["sync", "--dsn", fresh_db, "--prices", "cheap"])
-    assert (result.exit_code, result.stderr) == (2, "error: --prices: expected 'api' or 'bundled', got 'cheap'\n")
-    result = runner.invoke(app, ["sync", "--dsn", fresh_db, "--every", "15x"])
-    assert (result.exit_code, result.stderr) == (2, "error: --every: expected a duration like '15m' or '1h', "
+def test_bad_options_are_one_line_errors(migrated_db: str, moto_ec2) -> None:
+    result = runner.invoke(app, ["sync", "--dsn", migrated_db, "--prices", "cheap"])
+    assert (result.exit_code, result.stderr) == (EXIT_USAGE, "error: Invalid value for '--prices': 'cheap' is not one "
+                                                             "of 'api', 'bundled'. (see `dashgen sync --help`)\n")
+    result = runner.invoke(app, ["sync", "--dsn", migrated_db, "--every", "15x"])
+    assert (result.exit_code, result.stderr) == (EXIT_USAGE, "error: --every: expected a duration like '15m' or '1h', "
                                                     "got '15x'\n")
     result = runner.invoke(app, ["db", "migrate"])
-    assert result.exit_code == 1 and result.stderr.startswith("error: no database: pass --dsn")
+    assert result.exit_code == EXIT_ERROR and result.stderr.startswith("error: no database: pass --dsn")
 
 
-def test_sync_every_keeps_going_after_a_failed_run(fresh_db: str, moto_ec2, monkeypatch) -> None:
+def test_sync_every_keeps_going_after_a_failed_run(migrated_db: str, moto_ec2, monkeypatch) -> None:
     from dashgen import sync as lib
 
     calls, slept = [], []
@@ -108,7 +130,7 @@ def test_sync_every_keeps_going_after_a_failed_run(fresh_db: str, moto_ec2, monk
         return real_loop(config, seconds, runs=2, sleep=slept.append, **kw)
 
     monkeypatch.setattr(lib, "sync_loop", twice)
-    dsns = iter(["postgresql://u@127.0.0.1:1/x?connect_timeout=2", fresh_db])
+    dsns = iter(["postgresql://u@127.0.0.1:1/x?connect_timeout=2", migrated_db])
     real_sync = lib.sync
     monkeypatch.setattr(lib, "sync", lambda cfg, **kw: real_sync(cfg, **{**kw, "dsn": next(dsns)}))
     result = runner.invoke(app, ["sync", "--every", "15m", "--prices", "bundled", "--dsn", "postgresql://u@h/x"])
@@ -117,3 +139,18 @@ def test_sync_every_keeps_going_after_a_failed_run(fresh_db: str, moto_ec2, monk
     assert result.stderr.startswith("error: cannot connect to the pricing store")
     assert result.stderr.rstrip().endswith("(next try in 30 s)") and result.stderr.count("\n") == 1
     assert result.stdout.startswith("synced 0 instances")
+
+
+def test_sync_loop_json_is_one_line_per_round(fresh_db: str, moto_ec2, monkeypatch) -> None:
+    """`sync --loop --json`: JSON Lines, one document per round that synced (a failed round is a line on stderr)."""
+    from dashgen import sync as lib
+
+    real_loop = lib.sync_loop
+    monkeypatch.setattr(lib, "sync_loop", lambda config, seconds, **kw: real_loop(config, seconds, runs=2,
+                                                                                  sleep=lambda _s: None, **kw))
+    moto_ec2.run_instances(ImageId=LINUX_AMI, MinCount=1, MaxCount=1, InstanceType="t4g.large")
+    result = runner.invoke(app, ["sync", "--loop", "--json", "--prices", "bundled", "--region", "us-east-1",
+                                 "--dsn", fresh_db])
+    assert result.exit_code == EXIT_OK, result.output
+    rounds = [check_shape("sync", json.loads(line)) for line in result.stdout.splitlines()]
+    assert [(r["instances"], r["exit_code"]) for r in rounds] == [(1, EXIT_OK), (1, EXIT_OK)]

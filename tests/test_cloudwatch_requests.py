@@ -38,8 +38,8 @@ from grafana_cloudwatch import (
 
 
 @pytest.fixture
-def store(fresh_db: str) -> Iterator[psycopg.Connection[Any]]:
-    with psycopg.connect(fresh_db) as conn:
+def store(migrated_db: str) -> Iterator[psycopg.Connection[Any]]:
+    with psycopg.connect(migrated_db) as conn:
         migrate(conn)
         yield conn
 
@@ -61,15 +61,17 @@ def _insights_tokens(sql: str) -> tuple[str, ...]:
     m = re.search(r"\bWHERE\b(.*?)\bGROUP BY\b", sql)
     if not m:
         return ()
-    tokens = re.findall(r"'[^']*'|\(|\)|!=|=|\bAND\b|\bOR\b|tag\.\"[^\"]+\"|tag\.\w+|InstanceId", m.group(1))
+    tokens = re.findall(r"'[^']*'|\(|\)|!=|=|\bAND\b|\bOR\b|tag\.\"[^\"]+\"|tag\.\w+|InstanceId|AWS\.AccountId",
+                        m.group(1))
     assert "".join(tokens).replace(" ", "") == re.sub(r"\s", "", m.group(1)), f"unexpected clause: {m.group(1)}"
     return tuple(tokens)
 
 
 def _insights_matches(sql: str, inst: Instance) -> bool:
     """Evaluate the WHERE clause of a Metrics Insights query (the grammar dashgen writes: label = / != 'literal',
-    AND, OR, parentheses; labels tag.<key>, tag."<key>", InstanceId) for one instance, as CloudWatch would with
-    the instance's current tags (resource tags for telemetry on)."""
+    AND, OR, parentheses; labels tag.<key>, tag."<key>", InstanceId, AWS.AccountId) for one instance, as CloudWatch
+    would with the instance's current tags (resource tags for telemetry on) in a monitoring account that sees the
+    instance's account (cross-account observability: AWS.AccountId is the account the metric comes from)."""
     tokens = _insights_tokens(sql)
     if not tokens:
         return True
@@ -78,6 +80,8 @@ def _insights_matches(sql: str, inst: Instance) -> bool:
     def label_value(label: str) -> str | None:
         if label == "InstanceId":
             return inst.instance_id
+        if label == "AWS.AccountId":
+            return inst.account
         return inst.tags.get(label[4:].strip('"'))
 
     def factor() -> bool:
@@ -334,3 +338,68 @@ def test_the_model_sends_one_value_as_a_metric_stat_and_an_empty_one_as_aws_refu
         mdq = metric_data_query(posted, "A", END - dt.timedelta(hours=1), END, END)
         assert mdq["Id"].startswith("query") and "Expression" not in mdq
         assert mdq["MetricStat"]["Metric"]["Dimensions"] == [{"Name": "InstanceId", "Value": dim}]
+
+
+# ---------------------------------------------------------------- accounts (issue 13)
+
+A, B = "111111111111", "222222222222"
+
+
+@pytest.mark.parametrize("size", [40, 2_000])
+def test_the_account_filter_reaches_cloudwatch_as_the_accounts_metrics(store: psycopg.Connection[Any],
+                                                                       size: int) -> None:
+    """A fleet of two accounts (the half in each), the dashboards' Account variable on A: every CloudWatch request
+    is one AWS accepts and asks for A's instances only, and B's are asked for under All. Few enough to send as ids
+    (40: 20 of A), the ids say it; a larger selection goes as tag conditions and the clause names the account as
+    Grafana's own SQL builder does (`AWS.AccountId = '<id>'`: grafana/grafana-cloudwatch-datasource
+    src/language/cloudwatch-sql/SQLGenerator.ts `appendAccountId`), which CloudWatch evaluates in a monitoring
+    account (the model in grafana_cloudwatch: a Metrics Insights query carries no `accountId` field)."""
+    fleet = [Instance(f"i-{i:017x}", tags={KEY: "ml", "Name": f"node-{i:05d}"}, account=(A, B)[i % 2])
+             for i in range(size)]
+    load(store, fleet)
+    for slug, module in DASHBOARDS.items():
+        d = render(module.build(Config()))
+        for picks, want in (({"account": [A]}, {i.instance_id for i in fleet if i.account == A}),
+                            ({}, {i.instance_id for i in fleet})):
+            variables = resolve(d, store, fleet, picks)
+            if not picks:
+                assert set(variables["account"].options) == {"313131313131313131313131",
+                                                            "323232323232323232323232"}  # the hex of A and B
+            p = cloudwatch_panels(d)[0]
+            (request,) = requests_of(p, variables)
+            assert aws_errors(request) == [], (slug, p["title"], picks)
+            assert returned(request, fleet) == want, (slug, p["title"], picks)
+            expressions = [q["Expression"] for q in request["MetricDataQueries"]]
+            assert all(("AWS.AccountId = '111111111111'" in e) == (bool(picks) and size > 40)
+                       for e in expressions), expressions
+            assert all("AccountId" not in q for q in request["MetricDataQueries"])  # no MetricStat field either
+
+
+def test_the_model_sends_an_account_id_only_with_cross_account_querying() -> None:
+    """grafana_cloudwatch models `accountId` as the datasource's backend reads it (metric_data_query_builder.go,
+    cloudwatch_query.go): a MetricStat's AccountId, a search's `:aws.AccountId=` term ("all": a search of every
+    account), nothing without the cross-account feature, and never for Metrics Insights."""
+    from grafana_cloudwatch import frontend_query, metric_data_query
+
+    now = END
+    builder = {"refId": "A", "region": "us-east-1", "namespace": "AWS/EC2", "metricName": "CPUUtilization",
+               "statistic": "Average", "period": "300", "dimensions": {"InstanceId": "i-1"},
+               "metricQueryType": 0, "metricEditorMode": 0, "accountId": "$account"}
+    variables = {"account": Variable("account", "custom", A)}
+    posted = frontend_query(builder, variables)
+    assert posted is not None and posted["accountId"] == A
+    assert "AccountId" not in metric_data_query(posted, "A", now - dt.timedelta(hours=1), now, now)
+    stat = metric_data_query(posted, "A", now - dt.timedelta(hours=1), now, now, cross_account=True)
+    assert stat["AccountId"] == A and stat["MetricStat"]["Metric"]["Dimensions"] == [
+        {"Name": "InstanceId", "Value": "i-1"}]
+    search = metric_data_query({**posted, "accountId": "all"}, "A", now - dt.timedelta(hours=1), now, now,
+                               cross_account=True)
+    assert search["Expression"] == ("REMOVE_EMPTY(SEARCH('{\"AWS/EC2\",\"InstanceId\"} MetricName=\"CPUUtilization\" "
+                                    "\"InstanceId\"=\"i-1\"', 'Average', 300))")
+    many = metric_data_query({**posted, "dimensions": {"InstanceId": ["i-1", "i-2"]}}, "A",
+                             now - dt.timedelta(hours=1), now, now, cross_account=True)
+    assert many["Expression"].endswith(f':aws.AccountId="{A}"\', \'Average\', 300))')
+    insights = metric_data_query({**posted, "metricQueryType": 1, "metricEditorMode": 1,
+                                  "sqlExpression": 'SELECT AVG(CPUUtilization) FROM "AWS/EC2"'}, "A",
+                                 now - dt.timedelta(hours=1), now, now, cross_account=True)
+    assert insights["Expression"] == 'SELECT AVG(CPUUtilization) FROM "AWS/EC2"' and "AccountId" not in insights

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from dashgen.config import SAMPLE_CONFIG, Config, load_config, parse_config, write_sample_config
-from dashgen.errors import ConfigError
+from dashgen.errors import EXIT_USAGE, ConfigError
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -87,7 +87,7 @@ def test_bad_config_names_file_key_and_expectation(tmp_path: Path, text: str, ex
     assert message.startswith(f"{path}: ")
     assert expected in message
     assert "\n" not in message
-    assert info.value.exit_code == 2
+    assert info.value.exit_code == EXIT_USAGE
 
 
 def test_secret_is_never_echoed(tmp_path: Path) -> None:

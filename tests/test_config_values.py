@@ -21,7 +21,7 @@ from dashgen.build import build_outputs
 from dashgen.catalogue import METRICS
 from dashgen.cli import app
 from dashgen.config import Config, load_config
-from dashgen.errors import ConfigError
+from dashgen.errors import EXIT_USAGE, ConfigError
 from dashgen.grafana.text import custom_option_problem, custom_query
 from dashgen.grafana.validate import validate_dashboard
 from dashgen.store.sqlvars import decode
@@ -39,7 +39,7 @@ def config_error(path: Path) -> str:
     with pytest.raises(ConfigError) as info:
         load_config(path)
     message = str(info.value)
-    assert message.startswith(f"{path}: ") and "\n" not in message and info.value.exit_code == 2
+    assert message.startswith(f"{path}: ") and "\n" not in message and info.value.exit_code == EXIT_USAGE
     return message[len(f"{path}: "):]
 
 
@@ -143,6 +143,7 @@ def test_custom_query_round_trips_through_grafanas_parsing(values: list[str]) ->
         assert grafana_custom_options(custom_query(values)) == [(v, v) for v in values]
 
 
+@pytest.mark.node
 @pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
 def test_the_python_model_of_grafanas_parsing_agrees_with_javascript() -> None:
     """The same function body as grafana/scenes' transformCsvStringToOptions, run by node, on awkward values."""
@@ -181,7 +182,7 @@ def test_instance_tags_empty_is_one_line_not_a_traceback(tmp_path: Path) -> None
     write(tmp_path, "[dashboards]\ninstance_tags = []\n")
     result = runner.invoke(app, ["build", "--config", str(tmp_path / "dashgen.toml"), "--out",
                                  str(tmp_path / "out")])
-    assert result.exit_code == 2 and result.exception is None or isinstance(result.exception, SystemExit)
+    assert result.exit_code == EXIT_USAGE and result.exception is None or isinstance(result.exception, SystemExit)
     assert result.stderr.startswith(f"error: {tmp_path / 'dashgen.toml'}: dashboards.instance_tags: expected")
     assert result.stderr.count("\n") == 1
 

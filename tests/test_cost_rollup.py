@@ -31,8 +31,8 @@ STORED = ("SELECT bucket, region, instance_type, operating_system, tenancy, tags
 
 
 @pytest.fixture
-def conn(fresh_db: str):
-    with psycopg.connect(fresh_db, autocommit=True) as c:
+def conn(migrated_db: str):
+    with psycopg.connect(migrated_db, autocommit=True) as c:
         migrate(c)
         yield c
 

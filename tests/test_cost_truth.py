@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
+import os
 from decimal import Decimal
 from pathlib import Path
 
@@ -93,7 +94,8 @@ def put_credits(session, instance_id: str, hours: list[dt.datetime], credits_eac
 def cost_rows(dsn: str, frm: dt.datetime, to: dt.datetime, title: str = "Cost per instance",
               tag_key: str = "experiment") -> dict[str, dict]:
     sql = expand(panel_sql(cost_dashboard(), title), time_from=frm, time_to=to,
-                 variables={"tag_key": hx(tag_key), "tag_value": ALL, "name": ALL}, all_values=ALL_VALUES)
+                 variables={"tag_key": hx(tag_key), "tag_value": ALL, "name": ALL, "account": ALL},
+                 all_values=ALL_VALUES)
     _, rows = run(dsn, sql)
     key = "Instance" if title == "Cost per instance" else "Tag value"
     return {r[key]: r for r in rows}
@@ -118,14 +120,14 @@ def ten_hours_at_full_cpu(session, monkeypatch, *, mode: str | None, credits: fl
 
 
 def test_a_t4g_large_at_100_percent_for_10_hours_costs_on_demand_plus_14_vcpu_hours_of_credits(
-        fresh_db, aws, monkeypatch) -> None:
+        migrated_db, aws, monkeypatch) -> None:
     """t4g.large: 2 vCPUs, earns 36 credits an hour (baseline 30 %, data/t_instance_cpu_credits.csv); at 100 % it
     spends 120 an hour: 10 h from an empty balance -> 1,200 - 360 = 840 surplus credits charged = 14 vCPU-hours.
     Cost = 10 h x $0.0672 (On-Demand, bundled us-east-1) + 14 x $0.04 (T4g Linux credit rate) = $1.232."""
     iid, start, end = ten_hours_at_full_cpu(aws, monkeypatch, mode="unlimited")
-    result = sync(Config(), dsn=fresh_db, prices="bundled", session=aws, now=end + dt.timedelta(minutes=5))
+    result = sync(Config(), dsn=migrated_db, prices="bundled", session=aws, now=end + dt.timedelta(minutes=5))
     assert result.ok and not [w for w in result.warnings if "credit" in w]
-    with psycopg.connect(fresh_db) as conn:
+    with psycopg.connect(migrated_db) as conn:
         assert conn.execute("SELECT credit_mode FROM dashgen.instances").fetchone() == ("unlimited",)
         assert conn.execute("SELECT sum(cpu_surplus_credits_charged) FROM dashgen.instance_utilisation_hourly"
                             ).fetchone() == (840.0,)
@@ -134,32 +136,33 @@ def test_a_t4g_large_at_100_percent_for_10_hours_costs_on_demand_plus_14_vcpu_ho
     on_demand = 10 * csv_price("t4g.large")
     expected = (on_demand + 14 * Decimal("0.04")).quantize(CENT)
     assert expected == Decimal("1.23")
-    row = cost_rows(fresh_db, start - dt.timedelta(hours=1), end + dt.timedelta(hours=1))[iid]
+    row = cost_rows(migrated_db, start - dt.timedelta(hours=1), end + dt.timedelta(hours=1))[iid]
     assert q(row["Cost in range"]) == expected and q(row["Cost to date"]) == expected
     assert row["Credits in range"] == pytest.approx(0.56, abs=1e-9)
     assert row["Credit mode"] == "unlimited" and row["Purchase"] == "on-demand"
     # half the run: 5 of the 10 charged hours
-    half = cost_rows(fresh_db, start, start + dt.timedelta(hours=5))[iid]
+    half = cost_rows(migrated_db, start, start + dt.timedelta(hours=5))[iid]
     assert q(half["Cost in range"]) == ((5 * csv_price("t4g.large")) + 7 * Decimal("0.04")).quantize(CENT)
-    tag = cost_rows(fresh_db, start, end, "Cost by tag value")["sizing"]
+    tag = cost_rows(migrated_db, start, end, "Cost by tag value")["sizing"]
     assert q(tag["Cost in range"]) == expected and tag["Credits in range"] == pytest.approx(0.56, abs=1e-9)
     # the cumulative curve ends at the same figure
     sql = expand(panel_sql(cost_dashboard(), "Cumulative cost in the time range"), time_from=start, time_to=end,
-                 variables={"tag_key": hx("experiment"), "tag_value": ALL, "name": ALL}, all_values=ALL_VALUES,
+                 variables={"tag_key": hx("experiment"), "tag_value": ALL, "name": ALL, "account": ALL},
+                 all_values=ALL_VALUES,
                  interval_ms=300_000)
-    _, points = run(fresh_db, sql)
+    _, points = run(migrated_db, sql)
     last = max((p for p in points if p["metric"] == "(all selected)"), key=lambda p: p["time"])
     assert last["time"] == end and q(last["value"]) == expected
 
 
-def test_a_standard_mode_instance_never_pays_credits_and_an_unknown_mode_says_so(fresh_db, aws, monkeypatch) -> None:
+def test_a_standard_mode_instance_never_pays_credits_and_an_unknown_mode_says_so(migrated_db, aws, monkeypatch) -> None:
     iid, start, end = ten_hours_at_full_cpu(aws, monkeypatch, mode=None)  # moto: 'standard'
-    sync(Config(), dsn=fresh_db, prices="bundled", session=aws, now=end + dt.timedelta(minutes=5))
-    row = cost_rows(fresh_db, start, end)[iid]
+    sync(Config(), dsn=migrated_db, prices="bundled", session=aws, now=end + dt.timedelta(minutes=5))
+    row = cost_rows(migrated_db, start, end)[iid]
     assert row["Credit mode"] == "standard" and row["Credits in range"] == 0
     assert q(row["Cost in range"]) == (10 * csv_price("t4g.large")).quantize(CENT)
     # the credit specifications cannot be read: the instance stays as stored; one never read is 'unknown'
-    with psycopg.connect(fresh_db) as conn:
+    with psycopg.connect(migrated_db) as conn:
         conn.execute("UPDATE dashgen.instances SET credit_mode = NULL")
     def fail(*args, **kwargs):
         from botocore.exceptions import ClientError
@@ -168,10 +171,10 @@ def test_a_standard_mode_instance_never_pays_credits_and_an_unknown_mode_says_so
                           "DescribeInstanceCreditSpecifications")
 
     monkeypatch.setattr("dashgen.sync.read_credit_modes", fail)
-    result = sync(Config(), dsn=fresh_db, prices="bundled", session=aws, now=end + dt.timedelta(minutes=10))
+    result = sync(Config(), dsn=migrated_db, prices="bundled", session=aws, now=end + dt.timedelta(minutes=10))
     assert any(w.startswith("WARNING: credit specifications (standard/unlimited) of us-east-1 not read")
                and "UnauthorizedOperation" in w and "\n" not in w for w in result.warnings), result.warnings
-    row = cost_rows(fresh_db, start, end)[iid]
+    row = cost_rows(migrated_db, start, end)[iid]
     assert row["Credit mode"] == "unknown"
     # CloudWatch says 840 credits were charged: AWS charges only unlimited instances, so they count
     assert q(row["Cost in range"]) == (10 * csv_price("t4g.large") + 14 * Decimal("0.04")).quantize(CENT)
@@ -202,7 +205,7 @@ def test_credit_price_from_the_price_list_api_matches_the_family_and_region_pref
         assert fetch_credit_price(client, CreditKey("us-east-1", "t4g", "Linux")).usd_per_vcpu_hour is None
 
 
-def test_credit_price_comes_from_the_api_in_a_sync(fresh_db, aws, monkeypatch) -> None:
+def test_credit_price_comes_from_the_api_in_a_sync(migrated_db, aws, monkeypatch) -> None:
     iid, start, end = ten_hours_at_full_cpu(aws, monkeypatch, mode="unlimited")
     pricing = boto3.client("pricing", region_name="us-east-1")
     with Stubber(pricing) as stub:
@@ -212,11 +215,11 @@ def test_credit_price_comes_from_the_api_in_a_sync(fresh_db, aws, monkeypatch) -
         stub.add_response("get_products", {"FormatVersion": "aws_v1", "PriceList": []})  # rightsizing candidates...
         for _ in range(40):
             stub.add_response("get_products", {"FormatVersion": "aws_v1", "PriceList": []})
-        sync(Config(), dsn=fresh_db, prices="api", session=aws, now=end + dt.timedelta(minutes=5), pricing=pricing)
-    with psycopg.connect(fresh_db) as conn:
+        sync(Config(), dsn=migrated_db, prices="api", session=aws, now=end + dt.timedelta(minutes=5), pricing=pricing)
+    with psycopg.connect(migrated_db) as conn:
         assert conn.execute("SELECT usd_per_vcpu_hour, source FROM dashgen.credit_prices").fetchone() == (
             Decimal("0.05"), "aws-price-list-api")
-    row = cost_rows(fresh_db, start, end)[iid]
+    row = cost_rows(migrated_db, start, end)[iid]
     assert row["Credits in range"] == pytest.approx(14 * 0.05, abs=1e-9)
 
 
@@ -227,7 +230,7 @@ def spot_history(az: str, prices: list[tuple[dt.datetime, str]], itype: str = "c
                                   "SpotPrice": usd, "Timestamp": at} for at, usd in reversed(prices)]}
 
 
-def test_a_spot_instance_whose_price_changed_mid_run_costs_the_sum_of_its_two_pieces(fresh_db, aws,
+def test_a_spot_instance_whose_price_changed_mid_run_costs_the_sum_of_its_two_pieces(migrated_db, aws,
                                                                                      monkeypatch) -> None:
     """A c6g.large Spot run of 3 h: 1 h at $0.0250, then (price change) 2 h at $0.0310 -> $0.0870;
     On-Demand it would be 3 x $0.068 = $0.204. The history also returns the price in effect at the start
@@ -258,25 +261,26 @@ def test_a_spot_instance_whose_price_changed_mid_run_costs_the_sum_of_its_two_pi
     assert [(p.at, p.usd_per_hour) for p in spot_prices] == [(start - dt.timedelta(hours=5), Decimal("0.025")),
                                                             (change, Decimal("0.031"))]
     monkeypatch.setattr("dashgen.sync.read_spot_prices", lambda client, instances, now: spot_prices)
-    sync(Config(), dsn=fresh_db, prices="bundled", session=aws, now=end + dt.timedelta(minutes=5))
-    row = cost_rows(fresh_db, start - dt.timedelta(hours=1), end + dt.timedelta(hours=1))[iid]
+    sync(Config(), dsn=migrated_db, prices="bundled", session=aws, now=end + dt.timedelta(minutes=5))
+    row = cost_rows(migrated_db, start - dt.timedelta(hours=1), end + dt.timedelta(hours=1))[iid]
     assert row["Purchase"] == "spot"
     assert row["Spot USD/hour"] == Decimal("0.031") and row["USD/hour"] == csv_price("c6g.large")
     assert row["Cost in range"] == pytest.approx(1 * 0.025 + 2 * 0.031, abs=1e-9)
     assert q(row["Cost to date"]) == Decimal("0.09")
     # a range that holds only the second piece's first hour
-    part = cost_rows(fresh_db, change, change + dt.timedelta(hours=1))[iid]
+    part = cost_rows(migrated_db, change, change + dt.timedelta(hours=1))[iid]
     assert part["Cost in range"] == pytest.approx(0.031, abs=1e-9)
-    tag = cost_rows(fresh_db, start, end, "Cost by tag value")["spot"]
+    tag = cost_rows(migrated_db, start, end, "Cost by tag value")["spot"]
     assert tag["Cost in range"] == pytest.approx(0.087, abs=1e-9)
     sql = expand(panel_sql(cost_dashboard(), "Cumulative cost in the time range"), time_from=start, time_to=end,
-                 variables={"tag_key": hx("experiment"), "tag_value": ALL, "name": ALL}, all_values=ALL_VALUES)
-    _, points = run(fresh_db, sql)
+                 variables={"tag_key": hx("experiment"), "tag_value": ALL, "name": ALL, "account": ALL},
+                 all_values=ALL_VALUES)
+    _, points = run(migrated_db, sql)
     last = max((p for p in points if p["metric"] == "spot"), key=lambda p: p["time"])
     assert last["value"] == pytest.approx(0.087, abs=1e-9)
 
 
-def test_a_spot_run_before_the_first_known_price_is_unknown_not_on_demand(fresh_db, aws, monkeypatch) -> None:
+def test_a_spot_run_before_the_first_known_price_is_unknown_not_on_demand(migrated_db, aws, monkeypatch) -> None:
     end = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
     start = end - dt.timedelta(hours=2)
     MotoClock(monkeypatch, start)
@@ -284,8 +288,8 @@ def test_a_spot_run_before_the_first_known_price_is_unknown_not_on_demand(fresh_
     iid = ec2.run_instances(ImageId=LINUX_AMI, MinCount=1, MaxCount=1, InstanceType="c6g.large",
                             InstanceMarketOptions={"MarketType": "spot"})["Instances"][0]["InstanceId"]
     monkeypatch.setattr("dashgen.sync.read_spot_prices", lambda client, instances, now: [])
-    sync(Config(), dsn=fresh_db, prices="bundled", session=aws, now=end)
-    row = cost_rows(fresh_db, start, end)[iid]
+    sync(Config(), dsn=migrated_db, prices="bundled", session=aws, now=end)
+    row = cost_rows(migrated_db, start, end)[iid]
     assert row["Purchase"] == "spot" and row["Cost in range"] is None and row["Spot USD/hour"] is None
 
 
@@ -295,12 +299,12 @@ def _described(session) -> list:
     return describe_region(session.client("ec2"), "us-east-1")
 
 
-def test_experiment_spend_and_burn_rate_count_credits(fresh_db, aws, monkeypatch) -> None:
+def test_experiment_spend_and_burn_rate_count_credits(migrated_db, aws, monkeypatch) -> None:
     iid, start, end = ten_hours_at_full_cpu(aws, monkeypatch, mode="unlimited")
     config = Config(experiments=[Experiment(name="sizing", tag_key="experiment", tag_value="sizing",
                                             budget_usd=Decimal("100"), deadline=end + dt.timedelta(days=1))])
-    sync(config, dsn=fresh_db, prices="bundled", session=aws, now=end + dt.timedelta(minutes=5))
-    with psycopg.connect(fresh_db) as conn:
+    sync(config, dsn=migrated_db, prices="bundled", session=aws, now=end + dt.timedelta(minutes=5))
+    with psycopg.connect(migrated_db) as conn:
         spent, = conn.execute("SELECT spent_usd FROM dashgen.experiment_status WHERE name = 'sizing'").fetchone()
     assert q(spent) == Decimal("1.23")
 
@@ -319,18 +323,39 @@ CREDIT_RATE = Decimal("0.04")  # T4g Linux, USD per vCPU-hour
 
 
 def comparison_table(rows: dict[str, dict]) -> str:
-    """The Markdown table docs/cost.md shows (same figures, same format)."""
-    lines = ["| type | vCPUs | hours | On-Demand | surplus credits (vCPU-h) | credits | total |",
+    """The Markdown table README.md and docs/cost.md show, every figure from `dashgen rightsize --experiment`'s rows
+    (sql/experiment_comparison.sql): On-Demand = running hours x $/hour, credits = the cost beyond it."""
+    lines = ["| type | vCPUs | On-Demand $/hour | hours | On-Demand | surplus credits | total |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for itype, (vcpu, hours, credits) in SIZES.items():
-        od = (hours * csv_price(itype)).quantize(CENT)
-        cred = (Decimal(credits) / 60 * CREDIT_RATE).quantize(CENT)
-        lines.append(f"| {itype} | {vcpu} | {hours} | ${od} | {Decimal(credits) / 60:.1f} | ${cred} | "
-                     f"${q(rows[itype]['cost_usd'])} |")
+    for itype in SIZES:
+        r = rows[itype]
+        od = Decimal(str(r["running_hours"])) * Decimal(str(r["usd_per_hour"]))
+        total = Decimal(str(r["cost_usd"]))
+        lines.append(f"| {itype} | {r['vcpu']} | ${r['usd_per_hour']:.4f} | {r['running_hours']:g} | "
+                     f"${od.quantize(CENT)} | ${(total - od).quantize(CENT)} | **${total.quantize(CENT)}** |")
     return "\n".join(lines)
 
 
-def test_the_t4g_experiment_comparison_counts_credits_and_matches_the_docs(fresh_db, aws, monkeypatch) -> None:
+GENERATED = "<!-- generated by tests/test_cost_truth.py (DASHGEN_UPDATE_DOCS=1 pytest -k t4g_experiment) -->"
+END = "<!-- end of generated -->"
+
+
+def generated_block(path: Path, text: str) -> None:
+    """`path` holds `text` between the GENERATED and END markers: written there with DASHGEN_UPDATE_DOCS=1,
+    else checked (a real run of the product's SQL makes the figures, never a hand)."""
+    doc = path.read_text()
+    head, _, rest = doc.partition(GENERATED)
+    _, _, tail = rest.partition(END)
+    assert rest and END in rest, f"{path.name}: no generated block"
+    want = f"{head}{GENERATED}\n{text}\n{END}{tail}"
+    if os.environ.get("DASHGEN_UPDATE_DOCS") == "1":
+        path.write_text(want)
+        return
+    assert doc == want, (f"{path.name}: the generated table differs (run DASHGEN_UPDATE_DOCS=1 pytest -k "
+                         f"t4g_experiment):\n{text}")
+
+
+def test_the_t4g_experiment_comparison_counts_credits_and_matches_the_docs(migrated_db, aws, monkeypatch) -> None:
     from dashgen.rightsizing.queries import compare_experiment
     from dashgen.store.db import connect
 
@@ -351,8 +376,8 @@ def test_the_t4g_experiment_comparison_counts_credits_and_matches_the_docs(fresh
     unlimited(monkeypatch, set(ids.values()))
     config = Config(experiments=[Experiment(name="t4g-sizing", tag_key="experiment", tag_value="t4g-sizing",
                                             budget_usd=5.0, deadline=end + dt.timedelta(days=1))])
-    sync(config, dsn=fresh_db, prices="bundled", session=aws, now=end + dt.timedelta(minutes=5))
-    with connect(fresh_db) as conn:
+    sync(config, dsn=migrated_db, prices="bundled", session=aws, now=end + dt.timedelta(minutes=5))
+    with connect(migrated_db) as conn:
         rows = {r["instance_type"]: r for r in compare_experiment(conn, "t4g-sizing")}
     for itype, (_, hours, credits) in SIZES.items():
         expected = hours * csv_price(itype) + Decimal(credits) / 60 * CREDIT_RATE
@@ -360,14 +385,16 @@ def test_the_t4g_experiment_comparison_counts_credits_and_matches_the_docs(fresh
     # On-Demand alone the three cost the same ($0.54); with credits the 2-vCPU size is the dearest
     assert q(rows["t4g.large"]["cost_usd"]) == Decimal("0.99")
     assert q(rows["t4g.xlarge"]["cost_usd"]) == q(rows["t4g.2xlarge"]["cost_usd"]) == Decimal("0.92")
-    doc = (Path(__file__).resolve().parents[1] / "docs" / "cost.md").read_text()
-    assert comparison_table(rows) in doc, comparison_table(rows)
-    with psycopg.connect(fresh_db) as conn:  # the experiment's spend counts the credits too
+    repo = Path(__file__).resolve().parents[1]
+    for path in (repo / "README.md", repo / "docs" / "cost.md"):
+        generated_block(path, comparison_table(rows))
+    with psycopg.connect(migrated_db) as conn:  # the experiment's spend counts the credits too
         spent, = conn.execute("SELECT spent_usd FROM dashgen.experiment_status").fetchone()
     assert q(spent) == Decimal("2.83")  # 0.9856 + 0.9216 + 0.9216
 
 
-def test_burn_rate_and_projection_use_the_spot_price_and_the_last_hour_of_credits(fresh_db, aws, monkeypatch) -> None:
+def test_burn_rate_and_projection_use_the_spot_price_and_the_last_hour_of_credits(migrated_db, aws,
+                                                                                   monkeypatch) -> None:
     """Running now: a Spot c6g.large (Spot price $0.03 in effect, On-Demand $0.068) and an unlimited t4g.large whose
     last stored hour charged 84 credits (1.4 vCPU-h x $0.04 = $0.056/h): burn = 0.03 + 0.0672 + 0.056 per hour."""
     now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
@@ -391,8 +418,8 @@ def test_burn_rate_and_projection_use_the_spot_price_and_the_last_hour_of_credit
     deadline = now + dt.timedelta(hours=10)
     config = Config(experiments=[Experiment(name="burn", tag_key="experiment", tag_value="burn", budget_usd=10.0,
                                             deadline=deadline)])
-    sync(config, dsn=fresh_db, prices="bundled", session=aws, now=now)
-    with psycopg.connect(fresh_db) as conn, conn.transaction():
+    sync(config, dsn=migrated_db, prices="bundled", session=aws, now=now)
+    with psycopg.connect(migrated_db) as conn, conn.transaction():
         burn, spent, projected, at = conn.execute(
             "SELECT burn_usd_per_hour, spent_usd, projected_at_deadline_usd, now() FROM dashgen.experiment_status"
         ).fetchone()

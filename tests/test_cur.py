@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 
 from cost_scenario import LINUX_AMI, MotoClock, csv_price
 from dashgen.config import Config
-from dashgen.errors import ConfigError
+from dashgen.errors import EXIT_USAGE, ConfigError
 from dashgen.store.sqlvars import encode as hx
 from dashgen.sync import sync
 from dashgen.sync.cur import CurError, parse_s3_url
@@ -120,11 +120,12 @@ def put(session, key: str, data: bytes) -> None:
 
 def reconciliation(dsn: str, frm: dt.datetime, to: dt.datetime, title: str = "Estimated vs billed (CUR)") -> list:
     sql = expand(panel_sql(cost_dashboard(), title), time_from=frm, time_to=to,
-                 variables={"tag_key": hx("experiment"), "tag_value": ALL, "name": ALL}, all_values=ALL_VALUES)
+                 variables={"tag_key": hx("experiment"), "tag_value": ALL, "name": ALL, "account": ALL},
+                 all_values=ALL_VALUES)
     return run(dsn, sql)[1]
 
 
-def test_the_cur_equal_to_the_estimate_shows_0_percent_and_recent_hours_stay_estimated(fresh_db, aws,
+def test_the_cur_equal_to_the_estimate_shows_0_percent_and_recent_hours_stay_estimated(migrated_db, aws,
                                                                                       monkeypatch) -> None:
     iid, start, now = a_run(aws, monkeypatch)
     od = float(csv_price("t4g.large"))  # 0.0672
@@ -136,9 +137,9 @@ def test_the_cur_equal_to_the_estimate_shows_0_percent_and_recent_hours_stay_est
     put(aws, "cur/data/BILLING_PERIOD=2026-12/cur-00001.snappy.parquet", parquet(first))
     put(aws, "cur/data/BILLING_PERIOD=2026-12/cur-00002.snappy.parquet", parquet(second))
     put(aws, "cur/metadata/manifest.json", b"{}")  # not Parquet: skipped
-    result = sync(Config(), dsn=fresh_db, prices="bundled", session=aws, now=now, cur="s3://billing/cur/")
+    result = sync(Config(), dsn=migrated_db, prices="bundled", session=aws, now=now, cur="s3://billing/cur/")
     assert (result.cur_files, result.billed_rows) == (2, 4)
-    rows = reconciliation(fresh_db, start - H, now + H)
+    rows = reconciliation(migrated_db, start - H, now + H)
     assert len(rows) == 1
     row = rows[0]
     assert row["Instance"] == iid and row["Billed through"] == start + 4 * H  # hours 5 and 6: estimated only
@@ -148,18 +149,19 @@ def test_the_cur_equal_to_the_estimate_shows_0_percent_and_recent_hours_stay_est
     assert row["Effective USD/hour"] == pytest.approx(od)
     # the cost-per-instance table keeps the estimate for the whole run
     sql = expand(panel_sql(cost_dashboard(), "Cost per instance"), time_from=start, time_to=now,
-                 variables={"tag_key": hx("experiment"), "tag_value": ALL, "name": ALL}, all_values=ALL_VALUES)
-    inst = {r["Instance"]: r for r in run(fresh_db, sql)[1]}[iid]
+                 variables={"tag_key": hx("experiment"), "tag_value": ALL, "name": ALL, "account": ALL},
+                 all_values=ALL_VALUES)
+    inst = {r["Instance"]: r for r in run(migrated_db, sql)[1]}[iid]
     assert inst["Cost in range"] == pytest.approx(6 * od)
     # a second sync of the same files changes nothing
-    with psycopg.connect(fresh_db) as conn:
+    with psycopg.connect(migrated_db) as conn:
         before = conn.execute("SELECT xmin::text, * FROM dashgen.billed_costs ORDER BY usage_start").fetchall()
-    sync(Config(), dsn=fresh_db, prices="bundled", session=aws, now=now, cur="s3://billing/cur/")
-    with psycopg.connect(fresh_db) as conn:
+    sync(Config(), dsn=migrated_db, prices="bundled", session=aws, now=now, cur="s3://billing/cur/")
+    with psycopg.connect(migrated_db) as conn:
         assert conn.execute("SELECT xmin::text, * FROM dashgen.billed_costs ORDER BY usage_start").fetchall() == before
 
 
-def test_a_savings_plan_discount_shows_the_right_percentage_and_effective_rate(fresh_db, aws, monkeypatch) -> None:
+def test_a_savings_plan_discount_shows_the_right_percentage_and_effective_rate(migrated_db, aws, monkeypatch) -> None:
     """Hours covered by a Compute Savings Plan: the usage line keeps the On-Demand cost as unblended cost, the
     effective cost is the plan's rate ($0.0484/h here, 28 % off), and a SavingsPlanNegation line cancels the
     unblended cost. Billed = 4 x 0.0484 = 0.1936 against 4 x 0.0672 = 0.2688 estimated: -27.976 %."""
@@ -170,27 +172,27 @@ def test_a_savings_plan_discount_shows_the_right_percentage_and_effective_rate(f
         rows.append(line(iid, start + h * H, "BoxUsage:t4g.large", od, kind="SavingsPlanCoveredUsage", sp_cost=sp))
         rows.append(line(iid, start + h * H, "BoxUsage:t4g.large", -od, kind="SavingsPlanNegation", sp_cost=None))
     put(aws, "cur/data/BILLING_PERIOD=2026-12/cur-00001.snappy.parquet", parquet(rows))
-    sync(Config(), dsn=fresh_db, prices="bundled", session=aws, now=now, cur="s3://billing/cur")
-    row = reconciliation(fresh_db, start, now)[0]
+    sync(Config(), dsn=migrated_db, prices="bundled", session=aws, now=now, cur="s3://billing/cur")
+    row = reconciliation(migrated_db, start, now)[0]
     assert row["Billed"] == pytest.approx(4 * sp) and row["Estimated"] == pytest.approx(4 * od)
     assert row["Difference"] == pytest.approx(100 * (sp - od) / od) == pytest.approx(-27.976190476)
     assert row["Billed before discounts"] == pytest.approx(4 * od)
     assert row["Effective USD/hour"] == pytest.approx(sp)
-    tag = reconciliation(fresh_db, start, now, "Estimated vs billed by tag value")[0]
+    tag = reconciliation(migrated_db, start, now, "Estimated vs billed by tag value")[0]
     assert tag["Tag value"] == "cur" and tag["Difference"] == pytest.approx(-27.976190476)
     # a range holding half of the first billed hour: half of that hour on both sides
-    half = reconciliation(fresh_db, start + H / 2, start + H)[0]
+    half = reconciliation(migrated_db, start + H / 2, start + H)[0]
     assert half["Billed"] == pytest.approx(sp / 2) and half["Estimated"] == pytest.approx(od / 2)
 
 
-def test_credit_lines_count_as_billed(fresh_db, aws, monkeypatch) -> None:
+def test_credit_lines_count_as_billed(migrated_db, aws, monkeypatch) -> None:
     iid, start, now = a_run(aws, monkeypatch)
     od = float(csv_price("t4g.large"))
     rows = [line(iid, start, "BoxUsage:t4g.large", od),
             line(iid, start, "CPUCredits:t4g", 0.04 * 1.4, amount=1.4, unit="vCPU-Hours")]
     put(aws, "cur/x.parquet", parquet(rows))
-    sync(Config(), dsn=fresh_db, prices="bundled", session=aws, now=now, cur="s3://billing/cur/")
-    row = reconciliation(fresh_db, start, start + H)[0]
+    sync(Config(), dsn=migrated_db, prices="bundled", session=aws, now=now, cur="s3://billing/cur/")
+    row = reconciliation(migrated_db, start, start + H)[0]
     assert row["Billed"] == pytest.approx(od + 0.056)  # the credits are billed; dashgen saw none: +83.3 %
     assert row["Difference"] == pytest.approx(100 * 0.056 / od)
 
@@ -199,7 +201,7 @@ def test_credit_lines_count_as_billed(fresh_db, aws, monkeypatch) -> None:
     ("line_item_resource_id", None, "no column line_item_resource_id"),
     (None, ("line_item_unblended_cost", pa.string()), "column line_item_unblended_cost is string, expected number"),
 ])
-def test_a_cur_file_without_the_columns_stops_the_sync_in_one_line(fresh_db, aws, monkeypatch, drop, retype,
+def test_a_cur_file_without_the_columns_stops_the_sync_in_one_line(migrated_db, aws, monkeypatch, drop, retype,
                                                                   message) -> None:
     iid, start, now = a_run(aws, monkeypatch)
     row = line(iid, start, "BoxUsage:t4g.large", 0.0672)
@@ -212,21 +214,21 @@ def test_a_cur_file_without_the_columns_stops_the_sync_in_one_line(fresh_db, aws
         row[retype[0]] = str(row[retype[0]])
     put(aws, "cur/bad.parquet", parquet([row], schema))
     with pytest.raises(CurError) as err:
-        sync(Config(), dsn=fresh_db, prices="bundled", session=aws, now=now, cur="s3://billing/cur/")
+        sync(Config(), dsn=migrated_db, prices="bundled", session=aws, now=now, cur="s3://billing/cur/")
     assert str(err.value) == f"CUR file s3://billing/cur/bad.parquet: {message}" or message in str(err.value)
     assert "\n" not in str(err.value) and "s3://billing/cur/bad.parquet" in str(err.value)
-    with psycopg.connect(fresh_db) as conn:  # nothing landed
+    with psycopg.connect(migrated_db) as conn:  # nothing landed
         assert conn.execute("SELECT count(*) FROM dashgen.instances").fetchone() == (0,)
 
 
-def test_the_cli_takes_cur_and_a_wrong_url_or_bucket_is_one_line(fresh_db, aws, monkeypatch) -> None:
+def test_the_cli_takes_cur_and_a_wrong_url_or_bucket_is_one_line(migrated_db, aws, monkeypatch) -> None:
     from dashgen.cli import app
 
     with pytest.raises(ConfigError):
         parse_s3_url("billing/cur")
-    monkeypatch.setenv("DASHGEN_DSN", fresh_db)
+    monkeypatch.setenv("DASHGEN_DSN", migrated_db)
     result = CliRunner().invoke(app, ["sync", "--prices", "bundled", "--region", "us-east-1", "--cur", "billing/cur"])
-    assert result.exit_code == 2 and "--cur: expected s3://bucket/prefix" in result.output
+    assert result.exit_code == EXIT_USAGE and "--cur: expected s3://bucket/prefix" in result.output
     result = CliRunner().invoke(app, ["sync", "--prices", "bundled", "--region", "us-east-1", "--cur",
                                       "s3://no-such-bucket/cur"])
     assert result.exit_code == 1 and "NoSuchBucket" in result.output and "Traceback" not in result.output
@@ -236,7 +238,7 @@ def test_the_cli_takes_cur_and_a_wrong_url_or_bucket_is_one_line(fresh_db, aws, 
                                       "s3://billing/cur/"])
     assert result.exit_code == 0, result.output
     assert "billed (CUR): 1 instance line-item spans from 1 files" in result.output
-    with psycopg.connect(fresh_db) as conn:
+    with psycopg.connect(migrated_db) as conn:
         assert conn.execute("SELECT billed_usd FROM dashgen.billed_costs").fetchone() == (Decimal("0.0672"),)
 
 

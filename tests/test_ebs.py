@@ -69,7 +69,8 @@ def _panel(dsn: str, frm: dt.datetime, to: dt.datetime) -> tuple[dt.datetime, di
     frames = []
     for ref_id in ("A", "B"):
         now, rows = run(dsn, expand(panel_sql(dash, "Cost per instance", ref_id), time_from=frm, time_to=to,
-                                    variables={"tag_key": hx("experiment"), "tag_value": ALL, "name": ALL},
+                                    variables={"tag_key": hx("experiment"), "tag_value": ALL, "name": ALL,
+                                               "account": ALL},
                                     all_values=ALL_VALUES))
         frames.append({r["Instance"]: r for r in rows})
     assert frames[0].keys() == frames[1].keys()  # the same instances: the inner join drops none
@@ -82,7 +83,7 @@ def _created(dsn: str, volume_id: str) -> dt.datetime:
 
 
 @mock_aws
-def test_attached_volumes_cost_their_gb_months_and_an_unknown_price_shows_unknown(fresh_db, monkeypatch) -> None:
+def test_attached_volumes_cost_their_gb_months_and_an_unknown_price_shows_unknown(migrated_db, monkeypatch) -> None:
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.setenv(key, "testing")
     session = boto3.Session(region_name=REGION)
@@ -97,12 +98,12 @@ def test_attached_volumes_cost_their_gb_months_and_an_unknown_price_shows_unknow
     ec2.create_volume(AvailabilityZone=f"{REGION}a", Size=500, VolumeType="io1", Iops=1000)  # attached to nothing
 
     # prices asked in order: the instance type (not listed here), then EBS gp2 (not listed) and io1 (the real item)
-    result = _sync(fresh_db, session, [[], [], [IO1_ITEM]])
+    result = _sync(migrated_db, session, [[], [], [IO1_ITEM]])
     assert result.volumes == 3
     assert f"{REGION} EBS gp2" in result.unknown_prices and f"{REGION} EBS io1" not in result.unknown_prices
-    created = _created(fresh_db, data)
+    created = _created(migrated_db, data)
     frm, to = created - dt.timedelta(hours=1), created + dt.timedelta(days=2)
-    now, rows = _panel(fresh_db, frm, to)
+    now, rows = _panel(migrated_db, frm, to)
     assert (rows[a]["EBS GiB"], rows[b]["EBS GiB"]) == (100, 8)
     assert rows[a]["Type"] == "t4g.large" and rows[a]["USD/hour"] is None  # (query A's columns, joined)
     assert rows[a]["EBS storage in range"] == pytest.approx(100 * 0.138 * (now - created).total_seconds() / MONTH_S)
@@ -110,17 +111,17 @@ def test_attached_volumes_cost_their_gb_months_and_an_unknown_price_shows_unknow
 
     ec2.detach_volume(VolumeId=data, InstanceId=a)
     ec2.delete_volume(VolumeId=data)
-    _sync(fresh_db, session, [[], []])  # the instance type, gp2 (io1 is attached to nothing now)
-    with psycopg.connect(fresh_db) as conn:
+    _sync(migrated_db, session, [[], []])  # the instance type, gp2 (io1 is attached to nothing now)
+    with psycopg.connect(migrated_db) as conn:
         gone = conn.execute("SELECT gone_at FROM dashgen.volumes WHERE volume_id = %s", (data,)).fetchone()[0]
     assert gone is not None
-    later, rows = _panel(fresh_db, frm, to)
+    later, rows = _panel(migrated_db, frm, to)
     assert rows[a]["EBS GiB"] == 0  # deleted: nothing attached now, but its storage until then is still billed
     assert rows[a]["EBS storage in range"] == pytest.approx(100 * 0.138 * (gone - created).total_seconds() / MONTH_S)
 
 
 @mock_aws
-def test_without_describe_volumes_permission_the_instances_still_land(fresh_db, monkeypatch) -> None:
+def test_without_describe_volumes_permission_the_instances_still_land(migrated_db, monkeypatch) -> None:
     from botocore.exceptions import ClientError
 
     import dashgen.sync as sync_module
@@ -134,9 +135,9 @@ def test_without_describe_volumes_permission_the_instances_still_land(fresh_db, 
         raise ClientError({"Error": {"Code": "UnauthorizedOperation", "Message": "not allowed"}}, "DescribeVolumes")
 
     monkeypatch.setattr(sync_module, "describe_volumes", denied)
-    result = sync(Config(regions=(REGION,)), dsn=fresh_db, prices="bundled", session=session)
+    result = sync(Config(regions=(REGION,)), dsn=migrated_db, prices="bundled", session=session)
     assert result.exit_code == 3 and result.unsynced == [f"EBS volumes of {REGION}"]  # partly synced
     assert result.instances == 1 and result.volumes == 0
     assert [w for w in result.warnings if "EBS volumes of ap-southeast-1 not read" in w and "not allowed" in w]
-    with psycopg.connect(fresh_db) as conn:
+    with psycopg.connect(migrated_db) as conn:
         assert conn.execute("SELECT count(*) FROM dashgen.instances").fetchone()[0] == 1

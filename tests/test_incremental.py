@@ -203,7 +203,7 @@ def test_an_instance_s_queries_are_never_split_across_two_calls() -> None:
         assert before[-1][1] != after[0][1]
 
 
-def test_progress_is_read_from_the_latest_stored_point_and_upserted_as_before(fresh_db: str) -> None:
+def test_progress_is_read_from_the_latest_stored_point_and_upserted_as_before(migrated_db: str) -> None:
     import boto3
     from botocore.stub import ANY, Stubber
 
@@ -213,7 +213,7 @@ def test_progress_is_read_from_the_latest_stored_point_and_upserted_as_before(fr
 
     exp = Experiment("exp", "experiment", "exp", 10.0, T0 + 24 * H, "Training", "Progress", (("Experiment", "exp"),))
     config = Config(experiments=(exp,))
-    with psycopg.connect(fresh_db, autocommit=True) as conn:
+    with psycopg.connect(migrated_db, autocommit=True) as conn:
         migrate(conn)
         assert progress_since(conn, config) == {}
         write(conn, config, Collected([], [], [], {"exp": [(T0, 10), (T0 + H, 20)]}), T0 + H)

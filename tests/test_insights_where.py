@@ -14,8 +14,8 @@ from grafana_cloudwatch import expression_max
 
 
 @pytest.fixture
-def conn(fresh_db: str) -> Iterator[psycopg.Connection[Any]]:
-    with psycopg.connect(fresh_db) as c:
+def conn(migrated_db: str) -> Iterator[psycopg.Connection[Any]]:
+    with psycopg.connect(migrated_db) as c:
         migrate(c)
         yield c
 

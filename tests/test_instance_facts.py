@@ -123,8 +123,8 @@ def test_the_bundled_snapshot_is_the_parser_applied_to_moto_dump() -> None:
 
 
 @pytest.fixture
-def store(fresh_db: str):
-    with psycopg.connect(fresh_db, autocommit=True) as conn:
+def store(migrated_db: str):
+    with psycopg.connect(migrated_db, autocommit=True) as conn:
         migrate(conn)
         yield conn
 

@@ -39,6 +39,8 @@ RELEASED = {
     "050_instance_facts": "f81f6be3487083f8fc9c3f370fe6de570119469f6c41ec28c75583b959ccd6d3",
     "060_cost_truth_tables": "5d140fc63d1d882a636d6fa1c48616e8e87bf3538623501fb90066bb64e251d8",
     "061_cost_truth_functions": "bce8228cf6e77b3338a73e9e0db3a9817972f36af25c41ab2709a55a092df60f",
+    "065_rightsizing_usage": "8e71e992a97af8a6df06ec7f12c1c30f026d7b3eb4e93631440b307314acca59",
+    "070_accounts": "98fb9e041d40ec39318ea9acf56acffda03e985e0b3f4cface335dc329bc4e5a",
     "080_utilisation_hour_brin": "8a450927f801a70a6442ef1c71510d127c2378fb79187563106da6376344dd3f",
 }
 # Functions the migrations own because a table depends on them (a generated column): never re-defined.

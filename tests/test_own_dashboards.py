@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from browser import CHROMIUM, screenshot
 from dashgen.cli import app
+from dashgen.errors import EXIT_DIFFERS
 
 
 def _ok(*args: str) -> str:
@@ -21,6 +22,7 @@ def _ok(*args: str) -> str:
     return result.output
 
 
+@pytest.mark.browser  # looks at the preview in Chromium where there is one
 def test_a_custom_dashboard_from_scaffold_to_grafana(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                       grafana_server) -> None:
     repo = tmp_path / "platform-dashboards"
@@ -40,7 +42,7 @@ def test_a_custom_dashboard_from_scaffold_to_grafana(tmp_path: Path, monkeypatch
         assert screenshot(repo / "preview" / "index.html", tmp_path / "preview.png").stat().st_size > 5_000
 
     first = CliRunner().invoke(app, ["diff", "--format", "markdown"])
-    assert first.exit_code == 2, first.output
+    assert first.exit_code == EXIT_DIFFERS, first.output
     assert "| ➕ created | GPU training jobs | `gpu-training` |" in first.output
     assert "1 landed" in _ok("push")
     assert CliRunner().invoke(app, ["diff", "--format", "markdown"]).exit_code == 0
@@ -50,11 +52,11 @@ def test_a_custom_dashboard_from_scaffold_to_grafana(tmp_path: Path, monkeypatch
     definition.write_text(text)
     (repo / "dashgen.toml").write_text('[build]\nbuiltins = []\n\n[thresholds]\nCPUUtilization = 90\n')
     stale = CliRunner().invoke(app, ["build", "--check", "--format", "markdown"])
-    assert stale.exit_code == 1 and "gpu-training.json" not in stale.output.split("|")[0]
+    assert stale.exit_code == EXIT_DIFFERS and "gpu-training.json" not in stale.output.split("|")[0]
     assert "GPU training jobs" in stale.output
     _ok("build")
     review = CliRunner().invoke(app, ["diff", "--format", "markdown"])
-    assert review.exit_code == 2, review.output
+    assert review.exit_code == EXIT_DIFFERS, review.output
     md = review.output
     assert "| ✏️ updated | GPU training jobs | `gpu-training` |" in md
     assert "- ➕ row 'GPU'" in md and "- ➕ panel 'GPUPowerUtilization'" in md

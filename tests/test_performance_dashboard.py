@@ -115,7 +115,7 @@ def test_week_over_week_cpu_is_one_panel() -> None:
     assert p["fieldConfig"]["defaults"]["thresholds"]["steps"][1]["value"] == 80
 
 
-def test_last_week_sql_from_the_built_json_shifts_the_store_by_a_week(fresh_db: str) -> None:
+def test_last_week_sql_from_the_built_json_shifts_the_store_by_a_week(migrated_db: str) -> None:
     """The panel's store query, with the variables Grafana holds for the store (dashboard_variables.resolve)."""
     import datetime as dt
 
@@ -127,7 +127,7 @@ def test_last_week_sql_from_the_built_json_shifts_the_store_by_a_week(fresh_db: 
 
     now = dt.datetime(2026, 11, 28, 12, tzinfo=dt.UTC)
     fleet = [Instance("i-0aaa"), Instance("i-0bbb", tags={"team": "ml"}), Instance("i-0ccc", region="eu-west-1")]
-    with psycopg.connect(fresh_db) as conn:
+    with psycopg.connect(migrated_db) as conn:
         migrate(conn)
         load(conn, fleet)
         for days_ago in (3, 8, 10, 16):  # 8 and 10 days ago are last week's part of a 7-day panel
@@ -159,9 +159,9 @@ def test_last_week_sql_from_the_built_json_shifts_the_store_by_a_week(fresh_db: 
 def test_variables_select_instances_from_the_pricing_store() -> None:
     """Tag, Name and Instance come from the store, as on the cost and rightsizing dashboards (issue 15, 2)."""
     variables = {v["name"]: v for v in built()["templating"]["list"]}
-    assert list(variables) == ["datasource", "region", "pricing", "tag_key", "tag_value", "name", "instance",
-                               "insights_where", "period"]
-    for name in ("tag_value", "name", "instance", "insights_where"):
+    assert list(variables) == ["datasource", "region", "pricing", "account", "tag_key", "tag_value", "name",
+                               "instance", "insights_where", "period"]
+    for name in ("account", "tag_value", "name", "instance", "insights_where"):
         assert variables[name]["datasource"] == {"type": "grafana-postgresql-datasource", "uid": "${pricing}"}
     # All of Instance is a fixed sentinel: the tag and Name filters decide, never a list of instance ids
     assert variables["instance"]["allValue"] == variables["tag_value"]["allValue"] == "'__all__'"

@@ -179,12 +179,6 @@ def test_provisioned_dashboard_that_matches_is_unchanged(client, grafana_server,
     assert push.prepare(client, dashboards_dir, Config()).is_empty()
 
 
-def test_server_refuses_to_save_a_provisioned_dashboard(client, grafana_server):
-    grafana_server.state.put({"uid": "p", "title": "P", "tags": []}, provisioned=True)
-    with pytest.raises(GrafanaError, match="Cannot save provisioned dashboard"):
-        client.save_dashboard({"uid": "p", "title": "P2", "version": 1}, "", "m")
-
-
 # -- prune -----------------------------------------------------------------------------------------
 def test_prune_lists_then_deletes_only_managed_dashboards_no_longer_defined(client, grafana_server,
                                                                            dashboards_dir):

@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 from dashgen.cli import app
 from dashgen.config import Config
+from dashgen.errors import EXIT_DIFFERS
 from dashgen.grafana import push
 from dashgen.grafana.client import Connection, GrafanaClient
 from dashgen.grafana.compare import RECORD_KEY
@@ -222,7 +223,7 @@ def cli(*args: str) -> tuple[int, str, str]:
 
 def test_cli_push_diff_prune_against_12_3_and_13(grafana, dashboards_dir):
     code, out, err = cli("diff", "--dir", dashboards_dir)
-    assert code == 2, err
+    assert code == EXIT_DIFFERS, err
     code, out, err = cli("push", "--dir", dashboards_dir)
     assert code == 0, err
     assert legacy_dashboard_requests(grafana) == []
@@ -249,41 +250,3 @@ def test_docs_name_the_grafana_versions_compose_pins():
         assert f"grafana/grafana:{pinned}" in text and "12.3" in text and "13" in text
 
 
-def test_server_13_mode_contract(client, grafana):
-    """The in-test Grafana's own contract in 12.3/13 mode, as read in Grafana's source (module docstring)."""
-    from dashgen.errors import GrafanaError
-    from dashgen.grafana.client import GrafanaStatusError
-
-    state = grafana.state
-    state.add_folder("f", "F")
-    state.put({"uid": "v2", "title": "V2", "tags": []}, "f", api_version="v2beta1")
-    with pytest.raises(GrafanaStatusError) as exc:
-        client.request("GET", "/api/dashboards/uid/v2")
-    assert exc.value.status == 406 and exc.value.grafana_message == (
-        "dashboard api version not supported, use /apis/dashboard.grafana.app/v2beta1/namespaces/default/"
-        "dashboards/v2 instead")
-    client.discover()
-    base = client.dashboards_base
-    got = client.request("GET", f"{base}/dashboards/v2")
-    assert got["status"]["conversion"]["storedVersion"] == "v2beta1"
-    assert got["metadata"]["annotations"]["grafana.app/folder"] == "f" and got["metadata"]["generation"] == 1
-    body = {"metadata": {"name": "a", "annotations": {"grafana.app/folder": "f"}}, "spec": {"title": "A"}}
-    created = client.request("POST", f"{base}/dashboards", body=body)
-    rv = created["metadata"]["resourceVersion"]
-    with pytest.raises(GrafanaStatusError) as exc:
-        client.request("POST", f"{base}/dashboards", body=body)
-    assert (exc.value.status, exc.value.code) == (409, "AlreadyExists")
-    stale = {**body, "metadata": {**body["metadata"], "resourceVersion": "1"}}
-    with pytest.raises(GrafanaStatusError) as exc:
-        client.request("PUT", f"{base}/dashboards/a", body=stale)
-    assert (exc.value.status, exc.value.code) == (409, "Conflict") and "the object has been modified" in str(exc.value)
-    fresh = {**body, "metadata": {**body["metadata"], "resourceVersion": rv}}
-    assert client.request("PUT", f"{base}/dashboards/a", body=fresh)["metadata"]["generation"] == 2
-    with pytest.raises(GrafanaError, match="409"):
-        client.request("DELETE", f"{base}/dashboards/a", body={"preconditions": {"resourceVersion": rv}})
-    client.request("DELETE", f"{base}/dashboards/a")
-    assert "a" not in state.dashboards
-    with pytest.raises(GrafanaStatusError) as exc:
-        client.request("POST", f"{client.folders_base}/folders",
-                       body={"metadata": {"name": "f"}, "spec": {"title": "F2"}})
-    assert (exc.value.status, exc.value.code) == (409, "AlreadyExists")

@@ -9,6 +9,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from dashgen.cli import app
+from dashgen.errors import EXIT_DIFFERS, EXIT_USAGE
 from dashgen.grafana.review import Review, dashboard_review, panel_changes, to_json, to_markdown
 
 
@@ -80,11 +81,11 @@ def test_build_check_as_markdown_and_json(tmp_path: Path, dashboards_dir: Path, 
     assert clean.exit_code == 0 and "the committed JSON is current" in clean.output
     (dashboards_dir / "ec2-cost.json").write_text(json.dumps(_edited(_cost(dashboards_dir))))
     stale = runner.invoke(app, [*args, "--format", "markdown"])
-    assert stale.exit_code == 1
+    assert stale.exit_code == EXIT_DIFFERS
     assert "1 generated file out of date" in stale.output and "panel 'Fits budget': unit" in stale.output
     data = json.loads(runner.invoke(app, [*args, "--format", "json"]).output)
     assert data["kind"] == "check" and data["counts"] == {"stale": 1}
-    assert runner.invoke(app, ["build", "--format", "json"]).exit_code == 2  # --format needs --check
+    assert runner.invoke(app, ["build", "--format", "json"]).exit_code == EXIT_USAGE  # --format needs --check
 
 
 def test_the_users_templates_folder_overrides_the_review_template(tmp_path: Path, dashboards_dir: Path,
@@ -97,5 +98,5 @@ def test_the_users_templates_folder_overrides_the_review_template(tmp_path: Path
     (dashboards_dir / "ec2-cost.json").write_text(json.dumps(_edited(_cost(dashboards_dir))))
     result = CliRunner().invoke(app, ["build", "--check", "--out", str(dashboards_dir), "--provisioning",
                                       str(tmp_path / "prov"), "--format", "markdown"])
-    assert result.exit_code == 1
+    assert result.exit_code == EXIT_DIFFERS
     assert result.output.splitlines()[0] == "stale dashgen-ec2-cost: 5"

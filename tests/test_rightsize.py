@@ -25,9 +25,10 @@ from rightsizing_data import fill_store
 DASHBOARD = "ec2-rightsizing.json"
 
 
-@pytest.fixture
-def filled(fresh_db: str):
-    with psycopg.connect(fresh_db, autocommit=True) as conn:
+@pytest.fixture(scope="module")
+def filled(module_db: str):
+    """A connection to the store filled once for the module; a test that writes rolls its change back."""
+    with psycopg.connect(module_db, autocommit=True) as conn:
         fill_store(conn)
         yield conn
 
@@ -184,7 +185,7 @@ def test_run_sql_reports_database_errors_in_one_line(filled) -> None:
     from dashgen.errors import DatabaseError
 
     values = {"cpu_threshold": "eighty", "headroom_pct": "20", "cpu_percentile": "99.5", "lookback_days": "14",
-              "tag_key": "team", "tag_value": [NO_FILTER], "name": [NO_FILTER]}
+              "account": [NO_FILTER], "tag_key": "team", "tag_value": [NO_FILTER], "name": [NO_FILTER]}
     with pytest.raises(DatabaseError, match=r"^rightsize: sql/rightsizing.sql: invalid input syntax"):
         run_sql(filled, "rightsizing", values)
 
@@ -251,9 +252,10 @@ def test_experiment_comparison_without_usable_progress_gives_no_finish_and_still
     """A progress so small that the finish would be past any timestamp (make_interval used to fail the whole
     query), none, or negative: that run's finish is unknown, the other runs unchanged."""
     before = {r["name"]: r for r in compare_experiment(filled, "t4g-sizing")}
-    filled.execute("UPDATE dashgen.instance_utilisation_hourly u SET progress_pct = %s FROM dashgen.instances i "
-                   "WHERE i.instance_id = u.instance_id AND i.name = 'train-2'", (progress,))
-    rows = {r["name"]: r for r in compare_experiment(filled, "t4g-sizing")}
+    with filled.transaction(force_rollback=True):  # the module's other tests read the store as filled
+        filled.execute("UPDATE dashgen.instance_utilisation_hourly u SET progress_pct = %s FROM dashgen.instances i "
+                       "WHERE i.instance_id = u.instance_id AND i.name = 'train-2'", (progress,))
+        rows = {r["name"]: r for r in compare_experiment(filled, "t4g-sizing")}
     two = rows["train-2"]
     assert two["finish_at"] is None and two["outcome"] == "no progress"
     if progress <= 0:  # no hours per percent either (a negative one would have put the finish in the past)

@@ -112,12 +112,12 @@ def _measure(conn, target: Target, load: Load, start: dt.datetime, hours: int) -
 
 
 @pytest.fixture
-def store(fresh_db: str):
+def store(migrated_db: str):
     from dashgen.store.db import instance_type_rows, migrate
     from dashgen.sync.pricing import PriceKey, bundled_price
 
     now = dt.datetime.now(dt.UTC)
-    with psycopg.connect(fresh_db, autocommit=True) as conn:
+    with psycopg.connect(migrated_db, autocommit=True) as conn:
         migrate(conn)
         with conn.transaction():
             store_facts(conn, _moto_facts(), now)

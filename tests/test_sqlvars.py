@@ -17,9 +17,9 @@ def test_each_value_becomes_one_parameter() -> None:
     assert variables(sql) == ["a", "b"]
 
 
-def test_bound_query_runs_and_keeps_hostile_values_as_values(fresh_db: str) -> None:
+def test_bound_query_runs_and_keeps_hostile_values_as_values(migrated_db: str) -> None:
     query, params = bind("SELECT ARRAY[${v:sqlstring}] AS v, 'a%' AS pct", {"v": ["x'); DROP TABLE t; --", "y"]})
-    with psycopg.connect(fresh_db) as conn:
+    with psycopg.connect(migrated_db) as conn:
         assert conn.execute(query, params).fetchone() == (["x'); DROP TABLE t; --", "y"], "a%")
 
 
@@ -38,10 +38,10 @@ def test_refuses_what_it_cannot_bind_safely(sql: str, values: dict, message: str
 
 def test_packaged_sql_files_load() -> None:
     assert "dashgen.instance_utilisation_hourly" in load_sql("rightsizing")
-    assert variables(load_sql("experiment_comparison")) == ["experiment"]
+    assert variables(load_sql("experiment_comparison")) == ["experiment", "account"]
 
 
-def test_store_variables_are_bound_encoded_like_grafana_holds_them(fresh_db: str) -> None:
+def test_store_variables_are_bound_encoded_like_grafana_holds_them(migrated_db: str) -> None:
     """`tag_value`, `name`... carry hex in the dashboards (their variable queries' `__value`), so the CLI binds
     the hex of its text values and the All sentinel for ALL; a real value "__all__" is a value, not All."""
     from dashgen.store.sqlvars import ALL, ENCODED, STORE_ALL, decode, encode
@@ -51,7 +51,7 @@ def test_store_variables_are_bound_encoded_like_grafana_holds_them(fresh_db: str
                          {"tag_value": [ALL, STORE_ALL, 'say "hi" $__timeFrom()'], "cpu": "80"})
     assert params == [STORE_ALL, "5f5f616c6c5f5f", encode('say "hi" $__timeFrom()'), "80"]
     assert decode(params[2]) == 'say "hi" $__timeFrom()'
-    with psycopg.connect(fresh_db) as conn:  # the same encoding as SQL's dashgen.hex (migration 045)
+    with psycopg.connect(migrated_db) as conn:  # the same encoding as SQL's dashgen.hex (migration 045)
         assert conn.execute("SELECT encode(convert_to(%s, 'UTF8'), 'hex')", ["Zürich 🚀"]).fetchone()[0] == \
             encode("Zürich 🚀")
     with pytest.raises(DashgenError, match="variable 'cpu' has no All value"):

@@ -41,12 +41,12 @@ def aws_env(monkeypatch):
         yield boto3.Session(region_name="us-east-1")
 
 
-def test_intervals_follow_each_start_and_stop_seen_at_each_sync(fresh_db, monkeypatch) -> None:
-    scenario, result = synced_store(fresh_db, monkeypatch)
+def test_intervals_follow_each_start_and_stop_seen_at_each_sync(migrated_db, monkeypatch) -> None:
+    scenario, result = synced_store(migrated_db, monkeypatch)
     assert (result.instances, result.running, result.regions, result.ok) == (6, 4, ["us-east-1"], True)
     assert result.prices == {"bundled-snapshot": 6}
     assert result.unknown_prices == ["us-east-1 t3.medium Windows Shared"]
-    with psycopg.connect(fresh_db) as conn:
+    with psycopg.connect(migrated_db) as conn:
         stored = {}
         for iid, start, end in conn.execute("SELECT instance_id, started_at, ended_at FROM dashgen.instance_intervals "
                                             "ORDER BY 1, 2"):
@@ -57,7 +57,7 @@ def test_intervals_follow_each_start_and_stop_seen_at_each_sync(fresh_db, monkey
     assert prices["t3.medium"] is None  # unknown, never 0
 
 
-def test_same_state_same_clock_is_idempotent_and_a_later_sync_moves_only_last_seen(fresh_db, aws_env,
+def test_same_state_same_clock_is_idempotent_and_a_later_sync_moves_only_last_seen(migrated_db, aws_env,
                                                                                    monkeypatch) -> None:
     start = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(hours=3)
     clock = MotoClock(monkeypatch, start)
@@ -67,33 +67,33 @@ def test_same_state_same_clock_is_idempotent_and_a_later_sync_moves_only_last_se
     clock.now = start + dt.timedelta(hours=1)
     ec2.stop_instances(InstanceIds=ids[:1])
     at = start + dt.timedelta(hours=2)
-    sync(Config(), dsn=fresh_db, prices="bundled", session=aws_env, now=at)
-    first = snapshot(fresh_db)
-    with psycopg.connect(fresh_db) as conn:
+    sync(Config(), dsn=migrated_db, prices="bundled", session=aws_env, now=at)
+    first = snapshot(migrated_db)
+    with psycopg.connect(migrated_db) as conn:
         xmin = conn.execute("SELECT string_agg(xmin::text, ',' ORDER BY instance_id) FROM dashgen.instances")
         xmin = xmin.fetchone()
-    sync(Config(), dsn=fresh_db, prices="bundled", session=aws_env, now=at)
-    assert snapshot(fresh_db) == first
-    with psycopg.connect(fresh_db) as conn:  # not even rewritten
+    sync(Config(), dsn=migrated_db, prices="bundled", session=aws_env, now=at)
+    assert snapshot(migrated_db) == first
+    with psycopg.connect(migrated_db) as conn:  # not even rewritten
         assert conn.execute("SELECT string_agg(xmin::text, ',' ORDER BY instance_id) "
                             "FROM dashgen.instances").fetchone() == xmin
     later = at + dt.timedelta(minutes=15)
-    sync(Config(), dsn=fresh_db, prices="bundled", session=aws_env, now=later)
+    sync(Config(), dsn=migrated_db, prices="bundled", session=aws_env, now=later)
     moved = ("last_seen", "fetched_at")
-    assert snapshot(fresh_db, ignore=moved) == {
+    assert snapshot(migrated_db, ignore=moved) == {
         table: [{k: v for k, v in row.items() if k not in moved} for row in rows] for table, rows in first.items()}
-    with psycopg.connect(fresh_db) as conn:
+    with psycopg.connect(migrated_db) as conn:
         assert conn.execute("SELECT DISTINCT last_seen FROM dashgen.instances").fetchall() == [(later,)]
 
 
-def test_a_missed_stop_closes_at_the_next_launch_and_a_vanished_instance_at_the_sync(fresh_db, aws_env,
+def test_a_missed_stop_closes_at_the_next_launch_and_a_vanished_instance_at_the_sync(migrated_db, aws_env,
                                                                                     monkeypatch) -> None:
     start = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(hours=5)
     MotoClock(monkeypatch, start)
     ec2 = aws_env.client("ec2")
     a, b = (i["InstanceId"] for i in ec2.run_instances(ImageId=LINUX_AMI, MinCount=2, MaxCount=2,
                                                        InstanceType="t4g.large")["Instances"])
-    sync(Config(), dsn=fresh_db, prices="bundled", session=aws_env, now=start + dt.timedelta(minutes=10))
+    sync(Config(), dsn=migrated_db, prices="bundled", session=aws_env, now=start + dt.timedelta(minutes=10))
     # between two syncs, a stops and starts again (a new LaunchTime) and b disappears from the API
     moto_instance(a).launch_time = (start + dt.timedelta(hours=2)).replace(tzinfo=None)
     from moto.ec2.models import ec2_backends
@@ -102,15 +102,15 @@ def test_a_missed_stop_closes_at_the_next_launch_and_a_vanished_instance_at_the_
     for reservation in backend.reservations.values():
         reservation.instances = [i for i in reservation.instances if i.id != b]
     at = start + dt.timedelta(hours=3)
-    sync(Config(), dsn=fresh_db, prices="bundled", session=aws_env, now=at)
-    with psycopg.connect(fresh_db) as conn:
+    sync(Config(), dsn=migrated_db, prices="bundled", session=aws_env, now=at)
+    with psycopg.connect(migrated_db) as conn:
         rows = conn.execute("SELECT instance_id, started_at, ended_at FROM dashgen.instance_intervals "
                             "ORDER BY 1, 2").fetchall()
     assert sorted(rows) == sorted([(a, start, start + dt.timedelta(hours=2)), (a, start + dt.timedelta(hours=2), None),
                                    (b, start, at)])
 
 
-def test_a_failing_region_is_reported_and_the_others_land(fresh_db, aws_env, monkeypatch) -> None:
+def test_a_failing_region_is_reported_and_the_others_land(migrated_db, aws_env, monkeypatch) -> None:
     ec2 = aws_env.client("ec2")
     ec2.run_instances(ImageId=LINUX_AMI, MinCount=1, MaxCount=1, InstanceType="t4g.large")
     real = sync_mod.ec2_client
@@ -125,12 +125,12 @@ def test_a_failing_region_is_reported_and_the_others_land(fresh_db, aws_env, mon
         return client
 
     monkeypatch.setattr(sync_mod, "ec2_client", client_for)
-    result = sync(Config(regions=("us-east-1", "eu-west-1")), dsn=fresh_db, prices="bundled", session=aws_env)
+    result = sync(Config(regions=("us-east-1", "eu-west-1")), dsn=migrated_db, prices="bundled", session=aws_env)
     assert result.regions == ["us-east-1"] and not result.ok
     assert result.failed_regions == {"eu-west-1": "DescribeInstances: UnauthorizedOperation (HTTP 403): "
                                                   "You are not authorized"}
     assert result.exit_code == 3  # partly synced
-    with psycopg.connect(fresh_db) as conn:
+    with psycopg.connect(migrated_db) as conn:
         assert conn.execute("SELECT region, count(*) FROM dashgen.instances GROUP BY 1").fetchall() == [
             ("us-east-1", 1)]
 
@@ -141,21 +141,21 @@ def test_clients_use_botocore_standard_retries(aws_env) -> None:
     assert sync_mod.ec2_client(aws_env, "us-east-1", "adaptive").meta.config.retries["mode"] == "adaptive"
 
 
-def test_a_failure_while_writing_leaves_the_previous_state_whole(fresh_db, aws_env, monkeypatch) -> None:
+def test_a_failure_while_writing_leaves_the_previous_state_whole(migrated_db, aws_env, monkeypatch) -> None:
     ec2 = aws_env.client("ec2")
     ec2.run_instances(ImageId=LINUX_AMI, MinCount=2, MaxCount=2, InstanceType="t4g.large")
-    sync(Config(), dsn=fresh_db, prices="bundled", session=aws_env)
-    before = snapshot(fresh_db)
+    sync(Config(), dsn=migrated_db, prices="bundled", session=aws_env)
+    before = snapshot(migrated_db)
     ec2.run_instances(ImageId=LINUX_AMI, MinCount=3, MaxCount=3, InstanceType="m5.large")
     monkeypatch.setattr(sync_mod, "_EXPERIMENT_SQL", "INSERT INTO dashgen.no_such_table VALUES (%s" + ", %s" * 7 + ")")
     config = Config(experiments=(Experiment("e", "experiment", "e", 1.0, dt.datetime(2030, 1, 1, tzinfo=dt.UTC)),))
     with pytest.raises(DatabaseError) as err:
-        sync(config, dsn=fresh_db, prices="bundled", session=aws_env)
+        sync(config, dsn=migrated_db, prices="bundled", session=aws_env)
     assert str(err.value).startswith('sync: write the pricing store: relation "dashgen.no_such_table"')
-    assert snapshot(fresh_db) == before  # instances, prices and experiments of the failed sync: none landed
+    assert snapshot(migrated_db) == before  # instances, prices and experiments of the failed sync: none landed
 
 
-def test_a_malformed_price_list_item_stops_the_sync_before_anything_is_written(fresh_db, aws_env) -> None:
+def test_a_malformed_price_list_item_stops_the_sync_before_anything_is_written(migrated_db, aws_env) -> None:
     ec2 = aws_env.client("ec2")
     ec2.run_instances(ImageId=LINUX_AMI, MinCount=1, MaxCount=1, InstanceType="m5.large")
     pricing = boto3.client("pricing", region_name="us-east-1")
@@ -164,12 +164,12 @@ def test_a_malformed_price_list_item_stops_the_sync_before_anything_is_written(f
     with Stubber(pricing) as stub:
         stub.add_response("get_products", {"PriceList": [json.dumps(item)]})
         with pytest.raises(PriceListError, match=r"^Price List item sku BROKEN123: pricePerUnit.USD is 'cheap'"):
-            sync(Config(), dsn=fresh_db, prices="api", session=aws_env, pricing=pricing)
-    with psycopg.connect(fresh_db) as conn:
+            sync(Config(), dsn=migrated_db, prices="api", session=aws_env, pricing=pricing)
+    with psycopg.connect(migrated_db) as conn:
         assert conn.execute("SELECT count(*) FROM dashgen.instances").fetchone() == (0,)
 
 
-def test_experiments_and_their_progress_are_synced_from_config_and_cloudwatch(fresh_db, aws_env) -> None:
+def test_experiments_and_their_progress_are_synced_from_config_and_cloudwatch(migrated_db, aws_env) -> None:
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     deadline = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
     exp = Experiment("alpha", "experiment", "alpha", 50.0, deadline, "Training", "Progress",
@@ -179,31 +179,31 @@ def test_experiments_and_their_progress_are_synced_from_config_and_cloudwatch(fr
         cw.put_metric_data(Namespace="Training", MetricData=[{
             "MetricName": "Progress", "Value": value, "Timestamp": now - dt.timedelta(minutes=minutes),
             "Dimensions": [{"Name": "Experiment", "Value": "alpha"}]}])
-    result = sync(Config(experiments=(exp,)), dsn=fresh_db, prices="bundled", session=aws_env, now=now)
+    result = sync(Config(experiments=(exp,)), dsn=migrated_db, prices="bundled", session=aws_env, now=now)
     assert result.progress_points == 2
-    with psycopg.connect(fresh_db) as conn:
+    with psycopg.connect(migrated_db) as conn:
         assert conn.execute("SELECT name, tag_key, tag_value, budget_usd, deadline, progress_dimensions "
                             "FROM dashgen.experiments").fetchall() == [
             ("alpha", "experiment", "alpha", 50, deadline, {"Experiment": "alpha"})]
         assert [float(v) for (v,) in conn.execute(
             "SELECT percent FROM dashgen.experiment_progress ORDER BY at")] == [10.0, 40.0]
     later = now + dt.timedelta(minutes=15)
-    result = sync(Config(), dsn=fresh_db, prices="bundled", session=aws_env, now=later)  # e.g. no dashgen.toml here
+    result = sync(Config(), dsn=migrated_db, prices="bundled", session=aws_env, now=later)  # e.g. no dashgen.toml here
     assert result.kept_experiments == ["alpha"] and result.exit_code == 0
-    with psycopg.connect(fresh_db) as conn:  # kept, with its progress, and marked
+    with psycopg.connect(migrated_db) as conn:  # kept, with its progress, and marked
         assert conn.execute("SELECT name, removed_from_config_at FROM dashgen.experiments").fetchall() == [
             ("alpha", later)]
         assert conn.execute("SELECT count(*) FROM dashgen.experiment_progress").fetchone() == (2,)
-    sync(Config(experiments=(exp,)), dsn=fresh_db, prices="bundled", session=aws_env, now=later)  # back again
-    with psycopg.connect(fresh_db) as conn:
+    sync(Config(experiments=(exp,)), dsn=migrated_db, prices="bundled", session=aws_env, now=later)  # back again
+    with psycopg.connect(migrated_db) as conn:
         assert conn.execute("SELECT removed_from_config_at FROM dashgen.experiments").fetchall() == [(None,)]
 
 
-def test_an_unreachable_price_list_api_is_a_loud_warning_and_bundled_prices(fresh_db, aws_env) -> None:
+def test_an_unreachable_price_list_api_is_a_loud_warning_and_bundled_prices(migrated_db, aws_env) -> None:
     aws_env.client("ec2").run_instances(ImageId=LINUX_AMI, MinCount=1, MaxCount=1, InstanceType="m5.large")
-    result = sync(Config(), dsn=fresh_db, prices="api", session=aws_env)  # moto does not serve GetProducts
+    result = sync(Config(), dsn=migrated_db, prices="api", session=aws_env)  # moto does not serve GetProducts
     assert result.warnings and result.warnings[0].startswith("WARNING: the AWS Price List API cannot be reached")
-    with psycopg.connect(fresh_db) as conn:
+    with psycopg.connect(migrated_db) as conn:
         assert conn.execute("SELECT usd_per_hour, price_source, price_date FROM dashgen.instance_cost_basis"
                             ).fetchall() == [(Decimal("0.096"), "bundled-snapshot", dt.date(2026, 7, 20))]
 

@@ -124,8 +124,8 @@ def test_a_skipped_sync_says_so_instead_of_synced(fresh_db: str, monkeypatch, ca
     from moto import mock_aws
 
     from cost_scenario import LINUX_AMI
-    from dashgen.cli import _print_sync
     from dashgen.sync import sync
+    from dashgen.views import Format, synced
 
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.setenv(key, "testing")
@@ -136,6 +136,6 @@ def test_a_skipped_sync_says_so_instead_of_synced(fresh_db: str, monkeypatch, ca
         assert sync(Config(), dsn=fresh_db, prices="bundled", session=session, now=now).skipped is None
         late = sync(Config(), dsn=fresh_db, prices="bundled", session=session, now=now - dt.timedelta(minutes=1))
     assert late.skipped and late.skipped.startswith("sync: nothing written: another sync read AWS at ")
-    _print_sync(late)
+    synced(late, Format.text)
     out = capsys.readouterr().out
     assert out.splitlines()[0] == late.skipped and "synced" not in out

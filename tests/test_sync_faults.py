@@ -21,7 +21,7 @@ from cost_scenario import LINUX_AMI
 from dashgen import sync as sync_mod
 from dashgen.cli import app
 from dashgen.config import Config
-from dashgen.errors import DatabaseError
+from dashgen.errors import EXIT_USAGE, DatabaseError
 from dashgen.sync import aws, sync
 
 runner = CliRunner()
@@ -72,26 +72,26 @@ def no_traceback(result) -> None:
     (200, "error: region eu-west-1 not synced: a reply that is not from AWS (not the XML/JSON AWS sends; a proxy "
           "or firewall?): mismatched tag: line 6, column 2"),
 ])
-def test_an_html_page_instead_of_ec2_costs_only_its_region_in_one_line(fresh_db, moto, monkeypatch, status,
+def test_an_html_page_instead_of_ec2_costs_only_its_region_in_one_line(migrated_db, moto, monkeypatch, status,
                                                                        line) -> None:
     launch(moto, "us-east-1", count=2)
     launch(moto, "eu-west-1")
     with FaultServer("html", status) as proxy:
         use_session(monkeypatch, RoutedSession(moto, {("ec2", "eu-west-1"): proxy.url}))
-        result = runner.invoke(app, ["sync", "--dsn", fresh_db, "--prices", "bundled",
+        result = runner.invoke(app, ["sync", "--dsn", migrated_db, "--prices", "bundled",
                                      "--region", "us-east-1", "--region", "eu-west-1"])
     no_traceback(result)
     assert result.exit_code == 3  # partly synced
     assert result.stderr.splitlines() == [line]
     assert result.stdout.startswith("synced 2 instances (2 running) from us-east-1 at ")
-    assert regions_in_store(fresh_db) == [("us-east-1", 2)]
+    assert regions_in_store(migrated_db) == [("us-east-1", 2)]
 
 
-def test_when_no_region_answers_nothing_is_synced_exit_1(fresh_db, moto, monkeypatch) -> None:
+def test_when_no_region_answers_nothing_is_synced_exit_1(migrated_db, moto, monkeypatch) -> None:
     with FaultServer("html", 502) as proxy:
         use_session(monkeypatch, RoutedSession(moto, {("ec2", "us-east-1"): proxy.url,
                                                       ("ec2", "eu-west-1"): proxy.url}))
-        result = runner.invoke(app, ["sync", "--dsn", fresh_db, "--prices", "bundled",
+        result = runner.invoke(app, ["sync", "--dsn", migrated_db, "--prices", "bundled",
                                      "--region", "us-east-1", "--region", "eu-west-1"])
     no_traceback(result)
     assert result.exit_code == 1
@@ -101,7 +101,7 @@ def test_when_no_region_answers_nothing_is_synced_exit_1(fresh_db, moto, monkeyp
 
 # ------------------------------------------------------------------ point 10: a failed CloudWatch read
 
-def test_an_html_page_from_cloudwatch_is_one_line_and_exit_3(fresh_db, moto, monkeypatch) -> None:
+def test_an_html_page_from_cloudwatch_is_one_line_and_exit_3(migrated_db, moto, monkeypatch) -> None:
     launch(moto, "us-east-1")
     cw = moto.client("cloudwatch")
     cw.put_metric_data(Namespace="Training", MetricData=[{
@@ -114,7 +114,7 @@ def test_an_html_page_from_cloudwatch_is_one_line_and_exit_3(fresh_db, moto, mon
     try:
         with FaultServer("html", 403) as proxy:  # botocore keeps a 403's HTML body as the error message
             use_session(monkeypatch, RoutedSession(moto, {("cloudwatch", "us-east-1"): proxy.url}))
-            result = runner.invoke(app, ["sync", "--dsn", fresh_db, "--prices", "bundled"])
+            result = runner.invoke(app, ["sync", "--dsn", migrated_db, "--prices", "bundled"])
     finally:
         toml.unlink()
     no_traceback(result)
@@ -124,12 +124,12 @@ def test_an_html_page_from_cloudwatch_is_one_line_and_exit_3(fresh_db, moto, mon
         f"WARNING: experiment progress not read from CloudWatch: GetMetricData: {html}",
         f"WARNING: utilisation not read from CloudWatch: cloudwatch GetMetricData (us-east-1): {html}",
     ]
-    assert regions_in_store(fresh_db) == [("us-east-1", 1)]  # the inventory landed
+    assert regions_in_store(migrated_db) == [("us-east-1", 1)]  # the inventory landed
 
 
 # ------------------------------------------------------------------ point 11: a black-holed region
 
-def test_a_black_holed_region_gives_up_at_its_deadline_and_the_others_land(fresh_db, moto, monkeypatch,
+def test_a_black_holed_region_gives_up_at_its_deadline_and_the_others_land(migrated_db, moto, monkeypatch,
                                                                           tmp_path) -> None:
     launch(moto, "us-east-1")
     config = tmp_path / "dashgen.toml"
@@ -137,7 +137,7 @@ def test_a_black_holed_region_gives_up_at_its_deadline_and_the_others_land(fresh
     with FaultServer("hang") as hole:  # accepts, reads the request, never answers
         use_session(monkeypatch, RoutedSession(moto, {("ec2", "eu-west-1"): hole.url}))
         started = time.monotonic()
-        result = runner.invoke(app, ["sync", "--dsn", fresh_db, "--prices", "bundled", "-c", str(config)])
+        result = runner.invoke(app, ["sync", "--dsn", migrated_db, "--prices", "bundled", "-c", str(config)])
         took = time.monotonic() - started
         assert hole.requests == 1  # it was reached, and not retried past the deadline
     no_traceback(result)
@@ -146,14 +146,15 @@ def test_a_black_holed_region_gives_up_at_its_deadline_and_the_others_land(fresh
     assert result.stderr.splitlines() == [
         "error: region eu-west-1 not synced: no complete answer from eu-west-1 within 2 s ([aws] region_timeout): "
         "gave up"]
-    assert regions_in_store(fresh_db) == [("us-east-1", 1)]
+    assert regions_in_store(migrated_db) == [("us-east-1", 1)]
 
 
-def test_an_aws_profile_that_does_not_exist_is_one_line(fresh_db, moto, monkeypatch) -> None:
+def test_an_aws_profile_that_does_not_exist_is_one_line(migrated_db, moto, monkeypatch) -> None:
     monkeypatch.setenv("AWS_PROFILE", "nope")
-    result = runner.invoke(app, ["sync", "--dsn", fresh_db, "--prices", "api"])
+    result = runner.invoke(app, ["sync", "--dsn", migrated_db, "--prices", "api"])
     no_traceback(result)
-    assert (result.exit_code, result.stderr) == (2, "error: AWS: The config profile (nope) could not be found\n")
+    assert (result.exit_code, result.stderr) == (EXIT_USAGE,
+                                                 "error: AWS: The config profile (nope) could not be found\n")
 
 
 def test_clients_have_bounded_timeouts_and_retries(moto) -> None:
@@ -183,23 +184,23 @@ def _row_versions(dsn: str, table: str) -> list[tuple]:
 
 
 @pytest.mark.parametrize("failure", ["throttle", "hang"])
-def test_a_price_list_failure_keeps_the_last_known_prices_and_says_they_are_stale(fresh_db, moto, failure) -> None:
+def test_a_price_list_failure_keeps_the_last_known_prices_and_says_they_are_stale(migrated_db, moto, failure) -> None:
     launch(moto, "us-east-1", "m5.large")
     launch(moto, "eu-west-1", "m5.large")
     config = Config(regions=("us-east-1", "eu-west-1"))
     with FaultServer("pricing") as api:
         api.prices = {("us-east-1", "m5.large"): "0.0960000000", ("eu-west-1", "m5.large"): "0.1070000000"}
         session = RoutedSession(moto, {("pricing", "us-east-1"): api.url})
-        first = sync(config, dsn=fresh_db, prices="api", session=session, now=T0)
+        first = sync(config, dsn=migrated_db, prices="api", session=session, now=T0)
         assert first.exit_code == 0 and first.warnings == []
-        known = _prices(fresh_db)
+        known = _prices(migrated_db)
         assert known == [("eu-west-1", "m5.large", Decimal("0.1070000000"), "aws-price-list-api", T0, None),
                          ("us-east-1", "m5.large", Decimal("0.0960000000"), "aws-price-list-api", T0, None)]
 
         api.mode = failure
         launch(moto, "us-east-1", "t4g.large")  # a type with no known price yet
         t1 = T0 + dt.timedelta(minutes=15)
-        second = sync(config, dsn=fresh_db, prices="api", session=session, now=t1, region_timeout=2)
+        second = sync(config, dsn=migrated_db, prices="api", session=session, now=t1, region_timeout=2)
         assert second.exit_code == 3  # partly synced: the prices asked for were not read
         reason = ("GetProducts: ThrottlingException (HTTP 400): Rate exceeded" if failure == "throttle" else
                   "no complete answer from the AWS Price List API within 2 s ([aws] region_timeout): gave up")
@@ -211,38 +212,38 @@ def test_a_price_list_failure_keeps_the_last_known_prices_and_says_they_are_stal
         assert second.stale_prices == [f"eu-west-1 m5.large Linux Shared (API price kept, stale since {stamp})",
                                        f"us-east-1 m5.large Linux Shared (API price kept, stale since {stamp})"]
         assert second.prices == {"bundled-snapshot": 1}  # the new type: no API price known, the snapshot's
-        assert _prices(fresh_db) == [  # never replaced by the snapshot's or by unknown; only marked
+        assert _prices(migrated_db) == [  # never replaced by the snapshot's or by unknown; only marked
             (*known[0][:5], t1), (*known[1][:5], t1),
             ("us-east-1", "t4g.large", Decimal("0.0672"), "bundled-snapshot", t1, None)]
 
         api.mode = "pricing"  # the API is back: read again, no longer stale
         t2 = t1 + dt.timedelta(minutes=15)
-        third = sync(config, dsn=fresh_db, prices="api", session=session, now=t2)
+        third = sync(config, dsn=migrated_db, prices="api", session=session, now=t2)
         assert third.exit_code == 0 and third.stale_prices == []
-    assert [row[3:] for row in _prices(fresh_db)] == [("aws-price-list-api", t2, None)] * 3
+    assert [row[3:] for row in _prices(migrated_db)] == [("aws-price-list-api", t2, None)] * 3
 
 
 @pytest.mark.parametrize("prices", ["api", "bundled"])
-def test_a_resync_of_the_same_aws_state_rewrites_no_price_row(fresh_db, moto, prices) -> None:
+def test_a_resync_of_the_same_aws_state_rewrites_no_price_row(migrated_db, moto, prices) -> None:
     launch(moto, "us-east-1", "m5.large", count=2)
     with FaultServer("pricing") as api:
         session = RoutedSession(moto, {("pricing", "us-east-1"): api.url})
-        sync(Config(), dsn=fresh_db, prices=prices, session=session, now=T0)
-        before = {t: _row_versions(fresh_db, t) for t in ("instance_prices", "ebs_prices", "instance_types",
+        sync(Config(), dsn=migrated_db, prices=prices, session=session, now=T0)
+        before = {t: _row_versions(migrated_db, t) for t in ("instance_prices", "ebs_prices", "instance_types",
                                                           "experiments")}
         assert len(before["instance_prices"]) > 1
-        sync(Config(), dsn=fresh_db, prices=prices, session=session, now=T0 + dt.timedelta(minutes=15))
-        assert {t: _row_versions(fresh_db, t) for t in before} == before  # not one row version more
+        sync(Config(), dsn=migrated_db, prices=prices, session=session, now=T0 + dt.timedelta(minutes=15))
+        assert {t: _row_versions(migrated_db, t) for t in before} == before  # not one row version more
         day = T0 + dt.timedelta(hours=25)  # an unchanged price's fetched_at moves at most once a day
-        sync(Config(), dsn=fresh_db, prices=prices, session=session, now=day)
-    with psycopg.connect(fresh_db) as conn:
+        sync(Config(), dsn=migrated_db, prices=prices, session=session, now=day)
+    with psycopg.connect(migrated_db) as conn:
         assert conn.execute("SELECT DISTINCT fetched_at FROM dashgen.instance_prices "
                             "WHERE instance_type = 'm5.large'").fetchall() == [(day,)]
 
 
 # ------------------------------------------------------------------ point 4: experiments are never deleted by sync
 
-def test_a_sync_without_the_config_keeps_experiments_until_forget_experiment(fresh_db, moto, monkeypatch,
+def test_a_sync_without_the_config_keeps_experiments_until_forget_experiment(migrated_db, moto, monkeypatch,
                                                                             tmp_path) -> None:
     from grafana_sql import ALL, expand
     from test_cost_dashboard import ALL_VALUES, cost_dashboard, panel_sql, run
@@ -256,42 +257,42 @@ def test_a_sync_without_the_config_keeps_experiments_until_forget_experiment(fre
     config.write_text('[[experiments]]\nname = "alpha"\nbudget_usd = 10\ndeadline = 2030-01-01\n'
                       '[experiments.progress]\nnamespace = "Training"\nmetric_name = "Progress"\n'
                       'dimensions = { Experiment = "alpha" }\n')
-    first = runner.invoke(app, ["sync", "--dsn", fresh_db, "--prices", "bundled", "-c", str(config)])
+    first = runner.invoke(app, ["sync", "--dsn", migrated_db, "--prices", "bundled", "-c", str(config)])
     assert first.exit_code == 0, first.output
     assert "progress: 2 points" in first.stdout
 
     elsewhere = tmp_path / "elsewhere"  # a folder without dashgen.toml: no experiments configured
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
-    second = runner.invoke(app, ["sync", "--dsn", fresh_db, "--prices", "bundled"])
+    second = runner.invoke(app, ["sync", "--dsn", migrated_db, "--prices", "bundled"])
     assert second.exit_code == 0, second.output
     assert ("experiments kept, no longer in the config: alpha (`dashgen db forget-experiment NAME` removes one)"
             in second.stdout.splitlines())
-    with psycopg.connect(fresh_db) as conn:
+    with psycopg.connect(migrated_db) as conn:
         (removed,) = conn.execute("SELECT removed_from_config_at FROM dashgen.experiments "
                                   "WHERE name = 'alpha'").fetchone()
         assert removed is not None
         assert conn.execute("SELECT count(*) FROM dashgen.experiment_progress").fetchone() == (2,)
     dash = cost_dashboard()
-    _, rows = run(fresh_db, expand(panel_sql(dash, "Budget and deadline"), time_from=now, time_to=now,
-                                   variables={"experiment": ALL}, all_values=ALL_VALUES))
+    _, rows = run(migrated_db, expand(panel_sql(dash, "Budget and deadline"), time_from=now, time_to=now,
+                                   variables={"experiment": ALL, "account": ALL}, all_values=ALL_VALUES))
     stamp = removed.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M")
     assert [(r["Experiment"], r["In config"], r["Progress"]) for r in rows] == [
         ("alpha", f"no, since {stamp} UTC", 20)]  # shown as such, with its progress
-    listed = runner.invoke(app, ["rightsize", "--dsn", fresh_db, "--experiment", "beta"])
+    listed = runner.invoke(app, ["rightsize", "--dsn", migrated_db, "--experiment", "beta"])
     assert listed.stderr == ("error: --experiment: no experiment 'beta' in the store (known: alpha (no longer in "
                              "the config))\n")
 
-    still = runner.invoke(app, ["db", "forget-experiment", "alpha", "--dsn", fresh_db, "-c", str(config)])
+    still = runner.invoke(app, ["db", "forget-experiment", "alpha", "--dsn", migrated_db, "-c", str(config)])
     assert still.exit_code == 1 and still.stderr == (
         f"error: forget-experiment: 'alpha' is still in {config} ([[experiments]]): remove it there first, or the "
         "next sync adds it back\n")
-    unknown = runner.invoke(app, ["db", "forget-experiment", "beta", "--dsn", fresh_db])
+    unknown = runner.invoke(app, ["db", "forget-experiment", "beta", "--dsn", migrated_db])
     assert unknown.exit_code == 1 and unknown.stderr == (
         "error: forget-experiment: no experiment 'beta' in the store (known: alpha)\n")
-    gone = runner.invoke(app, ["db", "forget-experiment", "alpha", "--dsn", fresh_db])
+    gone = runner.invoke(app, ["db", "forget-experiment", "alpha", "--dsn", migrated_db])
     assert (gone.exit_code, gone.stdout) == (0, "forgot experiment alpha and its 2 progress points\n")
-    with psycopg.connect(fresh_db) as conn:
+    with psycopg.connect(migrated_db) as conn:
         assert conn.execute("SELECT (SELECT count(*) FROM dashgen.experiments), "
                             "(SELECT count(*) FROM dashgen.experiment_progress)").fetchone() == (0, 0)
 
@@ -354,7 +355,7 @@ def test_the_loop_backs_off_on_failures_in_a_row_and_goes_on_after_a_partial_rou
     assert slept[:2] == [30.0, 60.0] and all(899 < s <= 900 for s in slept[2:])
 
 
-def test_loop_uses_pricing_every_and_stops_only_for_a_configuration_error(fresh_db, moto, monkeypatch,
+def test_loop_uses_pricing_every_and_stops_only_for_a_configuration_error(migrated_db, moto, monkeypatch,
                                                                          tmp_path) -> None:
     config = tmp_path / "dashgen.toml"
     config.write_text('[pricing]\nevery = "2m"\nprices = "bundled"\n')
@@ -363,12 +364,12 @@ def test_loop_uses_pricing_every_and_stops_only_for_a_configuration_error(fresh_
     monkeypatch.setattr(sync_mod, "sync_loop", lambda cfg, seconds, **kw: (
         seen.append(seconds), real_loop(cfg, seconds, runs=3, sleep=lambda _: None, **kw))[1])
     monkeypatch.setattr(sync_mod, "sync", lambda cfg, **kw: (calls.append(kw), real_sync(cfg, **kw))[1])
-    result = runner.invoke(app, ["sync", "--loop", "--dsn", fresh_db, "-c", str(config)])
+    result = runner.invoke(app, ["sync", "--loop", "--dsn", migrated_db, "-c", str(config)])
     assert (result.exit_code, seen, len(calls)) == (0, [120], 3), result.output  # [pricing] every = 2m
     calls.clear()
-    stop = runner.invoke(app, ["sync", "--loop", "--dsn", fresh_db, "--prices", "cheap", "-c", str(config)])
-    assert (stop.exit_code, stop.stderr, len(calls)) == (
-        2, "error: --prices: expected 'api' or 'bundled', got 'cheap'\n", 1)  # stopped at the first round
+    stop = runner.invoke(app, ["sync", "--loop", "--dsn", migrated_db, "--cur", "billing/cur", "-c", str(config)])
+    assert (stop.exit_code, len(calls)) == (EXIT_USAGE, 1), stop.output  # stopped at the first round
+    assert stop.stderr.startswith("error: --cur: expected s3://bucket/prefix") and stop.stderr.count("\n") == 1
 
 
 def test_describe_is_one_short_line_for_every_kind_of_failure() -> None:

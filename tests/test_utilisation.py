@@ -159,12 +159,12 @@ def test_fetch_hourly_turns_client_errors_into_one_line() -> None:
 
 
 @pytest.fixture
-def store(fresh_db: str):
+def store(migrated_db: str):
     import psycopg
 
     from dashgen.store.db import migrate
 
-    with psycopg.connect(fresh_db, autocommit=True) as conn:
+    with psycopg.connect(migrated_db, autocommit=True) as conn:
         migrate(conn)
         yield conn
 
@@ -254,7 +254,7 @@ def _launch(session: boto3.Session, instance_type: str) -> str:
 
 
 @mock_aws
-def test_sync_stores_utilisation_and_the_prices_rightsizing_needs(fresh_db: str) -> None:
+def test_sync_stores_utilisation_and_the_prices_rightsizing_needs(migrated_db: str) -> None:
     import psycopg
 
     from dashgen.config import Config
@@ -267,12 +267,12 @@ def test_sync_stores_utilisation_and_the_prices_rightsizing_needs(fresh_db: str)
     for h in range(-2, 3):  # CloudWatch is asked only for the hours since the launch: the two before are left
         _put(cw, iid, "CPUUtilization", launched + dt.timedelta(hours=h, minutes=20), 30.0)
     now = launched + dt.timedelta(hours=2, minutes=30)
-    result = sync(Config(), dsn=fresh_db, prices="bundled", session=session, now=now, cloudwatch=cw)
+    result = sync(Config(), dsn=migrated_db, prices="bundled", session=session, now=now, cloudwatch=cw)
     assert result.ok and result.utilisation_rows == 3
     # one call; t4g is burstable: 7 hourly and 10 5-minute series, less the p95 query moto cannot serve (dropped
     # before it is sent); 3 hours of CPU average and maximum, and the 3 5-minute CPU maxima put
     assert (result.cloudwatch_calls, result.cloudwatch_metrics, result.cloudwatch_datapoints) == (1, 16, 9)
-    with psycopg.connect(fresh_db) as conn:
+    with psycopg.connect(migrated_db) as conn:
         assert conn.execute("SELECT count(*), min(cpu_avg), max(cpu_avg) FROM dashgen.instance_utilisation_hourly"
                             " WHERE instance_id = %s", (iid,)).fetchone() == (3, 30.0, 30.0)
         priced = dict(conn.execute("SELECT instance_type, usd_per_hour FROM dashgen.instance_prices").fetchall())
@@ -283,7 +283,7 @@ def test_sync_stores_utilisation_and_the_prices_rightsizing_needs(fresh_db: str)
 
 
 @mock_aws
-def test_sync_lands_without_utilisation_when_cloudwatch_fails(fresh_db: str) -> None:
+def test_sync_lands_without_utilisation_when_cloudwatch_fails(migrated_db: str) -> None:
     import psycopg
 
     from dashgen.config import Config
@@ -294,10 +294,10 @@ def test_sync_lands_without_utilisation_when_cloudwatch_fails(fresh_db: str) -> 
     client = _client()
     with Stubber(client) as stub:
         stub.add_client_error("get_metric_data", "AccessDenied", "no cloudwatch:GetMetricData")
-        result = sync(Config(), dsn=fresh_db, prices="bundled", session=session, cloudwatch=client)
+        result = sync(Config(), dsn=migrated_db, prices="bundled", session=session, cloudwatch=client)
     assert result.utilisation_rows == 0
     assert any("utilisation not read from CloudWatch" in w and "AccessDenied" in w for w in result.warnings)
-    with psycopg.connect(fresh_db) as conn:
+    with psycopg.connect(migrated_db) as conn:
         assert conn.execute("SELECT instance_id FROM dashgen.instances").fetchall() == [(iid,)]
 
 
@@ -336,7 +336,7 @@ def _price_item(usd: str = "0.1") -> str:
 
 
 @mock_aws
-def test_candidate_prices_come_from_the_price_list_api_at_most_once_a_day(fresh_db: str) -> None:
+def test_candidate_prices_come_from_the_price_list_api_at_most_once_a_day(migrated_db: str) -> None:
     import psycopg
 
     from dashgen.config import Config
@@ -356,7 +356,7 @@ def test_candidate_prices_come_from_the_price_list_api_at_most_once_a_day(fresh_
         with Stubber(pricing) as stub:  # a call beyond the queued responses fails the sync
             for _ in range(expected_calls):
                 stub.add_response("get_products", {"PriceList": [_price_item()], "FormatVersion": "aws_v1"})
-            result = sync(Config(), dsn=fresh_db, prices="api", session=session, now=at, pricing=pricing,
+            result = sync(Config(), dsn=migrated_db, prices="api", session=session, now=at, pricing=pricing,
                           cloudwatch=_moto_client())
             stub.assert_no_pending_responses()
         assert not result.warnings
@@ -367,7 +367,7 @@ def test_candidate_prices_come_from_the_price_list_api_at_most_once_a_day(fresh_
     assert len(run(now, 61)) == 61
     assert len(run(now + dt.timedelta(hours=1), 3)) == 3  # only the type in use: the candidates are fresh
     assert len(run(now + dt.timedelta(hours=25), 61)) == 61  # older than 24 h: fetched again
-    with psycopg.connect(fresh_db) as conn:
+    with psycopg.connect(migrated_db) as conn:
         assert conn.execute("SELECT count(*), min(fetched_at) FROM dashgen.instance_prices "
                             "WHERE source = 'aws-price-list-api'").fetchone() == (59, now + dt.timedelta(hours=25))
 
@@ -452,7 +452,7 @@ def test_rows_without_a_type_are_fetched_again(store) -> None:
 
 
 @mock_aws
-def test_sync_stores_the_instance_facts_from_describe_instance_types(fresh_db: str) -> None:
+def test_sync_stores_the_instance_facts_from_describe_instance_types(migrated_db: str) -> None:
     import psycopg
 
     from dashgen.config import Config
@@ -461,14 +461,14 @@ def test_sync_stores_the_instance_facts_from_describe_instance_types(fresh_db: s
     session = _session()
     _launch(session, "trn1.32xlarge")
     now = dt.datetime.now(dt.UTC)
-    result = sync(Config(), dsn=fresh_db, prices="bundled", session=session, now=now, cloudwatch=_moto_client())
+    result = sync(Config(), dsn=migrated_db, prices="bundled", session=session, now=now, cloudwatch=_moto_client())
     # the type in use and every candidate (its family; other families of the class up to twice the vCPUs)
     assert result.ok and 3 <= result.instance_facts < 20
     # a day is not over: the next sync reads no facts
-    again = sync(Config(), dsn=fresh_db, prices="bundled", session=session, now=now + dt.timedelta(hours=1),
+    again = sync(Config(), dsn=migrated_db, prices="bundled", session=session, now=now + dt.timedelta(hours=1),
                  cloudwatch=_moto_client())
     assert again.ok and again.instance_facts == 0
-    with psycopg.connect(fresh_db) as conn:
+    with psycopg.connect(migrated_db) as conn:
         row = conn.execute("SELECT neuron_devices, neuron_model, source, fetched_at FROM dashgen.instance_types "
                            "WHERE instance_type = 'trn1.32xlarge'").fetchone()
         assert row == (16, "Trainium", "aws-describe-instance-types", now)
@@ -478,7 +478,7 @@ def test_sync_stores_the_instance_facts_from_describe_instance_types(fresh_db: s
 
 
 @mock_aws
-def test_sync_lands_with_the_bundled_facts_when_describe_instance_types_is_denied(fresh_db: str) -> None:
+def test_sync_lands_with_the_bundled_facts_when_describe_instance_types_is_denied(migrated_db: str) -> None:
     import psycopg
 
     from dashgen.config import Config
@@ -490,12 +490,12 @@ def test_sync_lands_with_the_bundled_facts_when_describe_instance_types_is_denie
     with Stubber(ec2) as stub:
         stub.add_client_error("describe_instance_types", "UnauthorizedOperation",
                               "You are not authorized to perform this operation.")
-        result = sync(Config(), dsn=fresh_db, prices="bundled", session=session, cloudwatch=_moto_client(),
+        result = sync(Config(), dsn=migrated_db, prices="bundled", session=session, cloudwatch=_moto_client(),
                       facts_client=ec2)
     assert not result.ok and result.unsynced == ["instance facts"] and result.exit_code == 3  # partial
     assert any("instance facts not read (DescribeInstanceTypes)" in w and "UnauthorizedOperation" in w
                for w in result.warnings)
-    with psycopg.connect(fresh_db) as conn:
+    with psycopg.connect(migrated_db) as conn:
         assert conn.execute("SELECT instance_id FROM dashgen.instances").fetchall() == [(iid,)]
         assert conn.execute("SELECT source, burst_baseline_pct FROM dashgen.instance_types "
                             "WHERE instance_type = 't4g.large'").fetchone() == ("bundled-snapshot", 30)

@@ -8,6 +8,7 @@ defaults; `dashgen.toml [thresholds]` overrides them per metric.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -218,6 +219,14 @@ GROUPS_BY_KEY: dict[str, Group] = {g.key: g for g in GROUPS}
 def metrics_in(group: str) -> tuple[Metric, ...]:
     """The metrics of one group (a key of `GROUPS`), in catalogue order."""
     return tuple(m for m in METRICS if m.group == group)
+
+
+def catalogue_rows(threshold: Callable[[str], float | None] | None = None) -> list[dict[str, object]]:
+    """`dashgen metrics`: one row per metric (the shape `views.shapes()["metrics"]` pins), each threshold from
+    `threshold(name)` (the config's `Config.threshold`), else the catalogue default."""
+    return [{"name": m.name, "group": m.group, "group_title": GROUPS_BY_KEY[m.group].title, "unit": m.unit,
+             "statistic": m.statistic, "threshold": threshold(m.name) if threshold else m.threshold,
+             "direction": m.direction, "applies_to": m.applies_to, "description": m.description} for m in METRICS]
 
 
 def markdown_table(thresholds: dict[str, float | None] | None = None) -> str:

@@ -1,28 +1,51 @@
-"""The command line: parses options, calls one library function, prints the result. Nothing else.
+"""The command line: parses options, calls one library function, hands the result to a view (`dashgen.views`).
 
-Every `DashgenError` is turned into one line on stderr and its exit code here, in `main`, and nowhere else.
-Heavy libraries (boto3, requests, psycopg) are imported inside the commands that need them.
+Every `DashgenError` is turned into one line on stderr and its exit code here, in `_Group`, and nowhere else;
+click's usage errors exit `EXIT_USAGE` too (the exit codes: `dashgen.errors.EXIT_CODES`). Options used by
+several commands are defined once below. Heavy libraries (boto3, requests, psycopg, rich) are imported inside
+the commands (or views) that need them.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
+import click
 import typer
 from typer.core import TyperGroup
 
 from dashgen import __version__
-from dashgen.errors import EXIT_ERROR, EXIT_USAGE, DashgenError
+from dashgen.errors import EXIT_DIFFERS, EXIT_ERROR, EXIT_USAGE, ConfigError, DashgenError
+from dashgen.views import Format, ReviewFormat, TableFormat, TextOrJson
+
+
+def _usage(exc: click.UsageError) -> typer.Exit:
+    """A usage error (unknown option, bad value, missing argument) as one line on stderr, and `EXIT_USAGE`."""
+    if isinstance(exc, getattr(click.exceptions, "NoArgsIsHelpError", ())):
+        typer.echo(exc.format_message(), err=True)  # no arguments at all: the help itself
+    else:
+        where = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
+        typer.echo(f"error: {' '.join(exc.format_message().split())}{where}", err=True)
+    return typer.Exit(EXIT_USAGE)
 
 
 class _Group(TyperGroup):
-    """Turns every `DashgenError` into one line on stderr and its exit code: the one place that does."""
+    """Turns every `DashgenError` into one line on stderr and its exit code, and click's usage errors (unknown
+    option, bad value, missing argument) into one line and `EXIT_USAGE`: the one place that does."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        try:
+            return super().make_context(*args, **kwargs)
+        except click.UsageError as exc:  # the root's own options
+            raise _usage(exc) from None
 
     def invoke(self, ctx: typer.Context) -> object:
         try:
             return super().invoke(ctx)
+        except click.UsageError as exc:  # a command's options and arguments are parsed here
+            raise _usage(exc) from None
         except DashgenError as exc:
             from dashgen.redact import env_secrets, redact
 
@@ -40,32 +63,37 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+# --- options shared by several commands (each defined once)
+
 ConfigOpt = Annotated[
     Path | None,
     typer.Option("--config", "-c", help="dashgen.toml to read (default: ./dashgen.toml if present, else defaults)."),
 ]
-
-
-class ReviewFormat(StrEnum):
-    text = "text"
-    markdown = "markdown"
-    json = "json"
-
-
-def _print_review(review, fmt: ReviewFormat, cfg) -> None:  # noqa: ANN001 - review.Review, config.Config
-    from dashgen.grafana import review as views
-    if fmt is ReviewFormat.json:
-        import json
-
-        typer.echo(json.dumps(views.to_json(review), indent=2, sort_keys=True))
-    else:
-        templates = Path(cfg.build_templates) if cfg.build_templates else None
-        typer.echo(views.to_markdown(review, templates), nl=False)
-
-
 CheckOpt = Annotated[
-    bool, typer.Option("--check", help="Write nothing; exit 1 listing each stale, missing or unexpected file.")
+    bool, typer.Option("--check", help="Write nothing; exit 2 listing each stale, missing or unexpected file.")
 ]
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print JSON: the same as --format json (its shape: docs/json.md).")
+]
+TextOrJsonOpt = Annotated[TextOrJson, typer.Option("--format", "-f", help="text for a person, json for a program.")]
+DsnOpt = Annotated[
+    str | None,
+    typer.Option("--dsn", help="PostgreSQL DSN of the pricing store (default: $DASHGEN_DSN, then pricing.dsn); "
+                               "the password comes from PGPASSWORD or ~/.pgpass."),
+]
+
+
+def _format(fmt: Any, as_json: bool) -> Format:
+    """The view to draw: `--json` is `--format json`; with another --format it is a usage error."""
+    if as_json:
+        if fmt.value not in ("json", "text", "table"):
+            raise ConfigError(f"--json: goes with --format json, not --format {fmt.value}")
+        return Format.json
+    return Format(fmt.value)
+
+
+def _templates(cfg) -> Path | None:  # noqa: ANN001 - config.Config
+    return Path(cfg.build_templates) if cfg.build_templates else None
 
 
 def _out_option(what: str) -> object:
@@ -76,10 +104,6 @@ def _config(path: Path | None):  # noqa: ANN202 - Config, imported lazily
     from dashgen.config import load_config
 
     return load_config(path)
-
-
-def _err(message: str) -> None:
-    typer.echo(message, err=True)
 
 
 def _version(value: bool) -> None:
@@ -108,30 +132,39 @@ def build(
                      "dashboards (default: `provisioning` beside OUT)."),
     ] = None,
     fmt: Annotated[
-        ReviewFormat, typer.Option("--format", "-f", help="With --check: text, markdown (a PR comment) or json.")
+        ReviewFormat,
+        typer.Option("--format", "-f", help="With --check: a list (text), a pull-request comment (markdown) or json."),
     ] = ReviewFormat.text,
+    as_json: JsonOpt = False,
 ) -> None:
-    """Build every dashboard into OUT as stable, validated JSON (and the provisioning files)."""
+    """Build every dashboard into OUT as stable, validated JSON (and the provisioning files).
+    With --check: exit 2 when a generated file is stale, missing or unexpected."""
+    from dashgen import views
     from dashgen.build import build as run_build
     from dashgen.outputs import OutputsResult
 
     prov = provisioning or out.parent / "provisioning"
-    if fmt is not ReviewFormat.text:
+    view = _format(fmt, as_json)
+    if view != Format.text:
         if not check:
-            raise DashgenError("--format: markdown and json go with --check", exit_code=EXIT_USAGE)
+            raise ConfigError(f"--format {view.value}: goes with --check")
         from dashgen.build import review_build
 
         cfg = _config(config)
         review = review_build(cfg, out, prov)
-        _print_review(review, fmt, cfg)
+        views.review(review, view, _templates(cfg))
         if review.changed:
-            raise typer.Exit(EXIT_ERROR)
+            raise typer.Exit(EXIT_DIFFERS)
         return
     result = run_build(_config(config), out, check=check, provisioning_dir=prov)
     if not check:
         for name in result.unexpected:
-            _err(f"warning: {out / name} is not built by dashgen (remove it, or `push` will not see it as managed)")
-    _report([(out, result), (prov, result.provisioning or OutputsResult())], check=check, fix="dashgen build")
+            views.err(f"warning: {out / name} is not built by dashgen (remove it, or `push` will not see it as "
+                      "managed)")
+    parts = [(out, result), (prov, result.provisioning or OutputsResult())]
+    views.files(parts, check=check, fix="dashgen build")
+    if check and not all(part.clean for _, part in parts):
+        raise typer.Exit(EXIT_DIFFERS)
 
 
 @app.command()
@@ -140,24 +173,16 @@ def validate(
         list[Path] | None, typer.Argument(help="Dashboard JSON files (default: dashboards/*.json).")
     ] = None,
     config: ConfigOpt = None,
+    fmt: TextOrJsonOpt = TextOrJson.text,
+    as_json: JsonOpt = False,
 ) -> None:
-    """Check dashboards against Grafana's schemas and dashgen's rules."""
-    from dashgen.grafana.validate import validate_file
+    """Check dashboards against Grafana's schemas and dashgen's rules (exit 1 when one is invalid)."""
+    from dashgen import views
+    from dashgen.grafana.validate import validate_files
 
-    cfg = _config(config)
-    paths = files or sorted(Path("dashboards").glob("*.json"))
-    if not paths:
-        raise DashgenError("dashboards: no dashboard files to validate (run `dashgen build` first)")
-    bad = 0
-    for path in paths:
-        problems = validate_file(path, cfg)
-        for problem in problems:
-            _err(str(problem))
-        bad += bool(problems)
-        if not problems:
-            typer.echo(f"ok: {path}")
-    if bad:
-        _err(f"{bad} of {len(paths)} dashboards invalid")
+    results = validate_files(files, _config(config))
+    views.validation(results, _format(fmt, as_json))
+    if any(problems for _, problems in results):
         raise typer.Exit(EXIT_ERROR)
 
 
@@ -174,20 +199,17 @@ def init(
 
 
 @app.command()
-def metrics(config: ConfigOpt = None) -> None:
+def metrics(
+    config: ConfigOpt = None,
+    fmt: Annotated[TableFormat, typer.Option("--format", "-f", help="a table for a person, json or csv for a program.")
+               ] = TableFormat.table,
+    as_json: JsonOpt = False,
+) -> None:
     """List the AWS/EC2 metric catalogue: group, unit, statistic, threshold, which instances emit it."""
-    from rich.console import Console
-    from rich.table import Table
+    from dashgen import views
+    from dashgen.catalogue import catalogue_rows
 
-    from dashgen.catalogue import GROUPS_BY_KEY, METRICS
-
-    cfg = _config(config)
-    table = Table("metric", "group", "unit", "statistic", "threshold", "emitted by")
-    for m in METRICS:
-        value = cfg.threshold(m.name)
-        th = "" if value is None else f"{'>' if m.direction == 'above' else '<'} {value:g}"
-        table.add_row(m.name, GROUPS_BY_KEY[m.group].title, m.unit, m.statistic, th, m.applies_to)
-    Console(width=160).print(table)
+    views.metrics(catalogue_rows(_config(config).threshold), _format(fmt, as_json))
 
 
 @app.command()
@@ -206,45 +228,31 @@ def preview(
         typer.echo(f"wrote {path}")
 
 
+class Scaffold(StrEnum):
+    """What `dashgen new --from` starts from (`definitions.SCAFFOLDS`; tests/test_cli_json.py keeps them equal)."""
+
+    blank = "blank"
+    performance = "performance"
+    cost = "cost"
+    rightsizing = "rightsizing"
+
+
 @app.command()
 def new(
     name: Annotated[str, typer.Argument(help="The dashboard's name: dashboards/NAME.dashboard.py builds NAME.json.")],
-    start: Annotated[
-        str, typer.Option("--from", help="Start from: blank, performance, cost or rightsizing.")
-    ] = "blank",
+    start: Annotated[Scaffold, typer.Option("--from", help="The dashboard to start from.")] = Scaffold.blank,
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
     config: ConfigOpt = None,
 ) -> None:
     """Scaffold your own dashboard definition (and a test for it) that builds and validates at once."""
     from dashgen.definitions import new_definition
 
-    for path in new_definition(name, start=start, config=_config(config), force=force):
+    for path in new_definition(name, start=start.value, config=_config(config), force=force):
         typer.echo(f"wrote {path}")
     typer.echo("next: edit it, then `dashgen build && dashgen validate && dashgen preview`")
 
 
 # --- provisioning commands
-
-
-def _report(parts: list, *, check: bool, fix: str) -> None:
-    """Print what `build`/`provision` wrote per folder or, with `check`, each stale, missing or unexpected file
-    (exit 1 unless all are up to date)."""
-    if check:
-        for folder, part in parts:
-            for label, names in (("stale", part.stale), ("missing", part.missing), ("unexpected", part.unexpected)):
-                for name in names:
-                    _err(f"{label}: {folder / name}")
-        if not all(part.clean for _, part in parts):
-            _err(f"generated files are out of date: run `{fix}`")
-            raise typer.Exit(EXIT_ERROR)
-        folders = " and ".join(str(folder) for folder, _ in parts)
-        typer.echo(f"{sum(len(part.unchanged) for _, part in parts)} files up to date in {folders}")
-        return
-    for folder, part in parts:
-        for name in part.written:
-            typer.echo(f"wrote {folder / name}")
-    written, unchanged = (sum(len(getattr(part, key)) for _, part in parts) for key in ("written", "unchanged"))
-    typer.echo(f"{written} written, {unchanged} unchanged")
 
 
 @app.command()
@@ -253,10 +261,15 @@ def provision(
     check: CheckOpt = False,
     config: ConfigOpt = None,
 ) -> None:
-    """Write the Grafana and PostgreSQL provisioning files (datasources, dashboard provider, init SQL)."""
+    """Write the Grafana and PostgreSQL provisioning files (datasources, dashboard provider, init SQL).
+    With --check: exit 2 when one is stale, missing or unexpected."""
+    from dashgen import views
     from dashgen.grafana.provision import provision as run_provision
 
-    _report([(out, run_provision(_config(config), out, check=check))], check=check, fix="dashgen provision")
+    result = run_provision(_config(config), out, check=check)
+    views.files([(out, result)], check=check, fix="dashgen provision")
+    if check and not result.clean:
+        raise typer.Exit(EXIT_DIFFERS)
 
 
 # --- push commands
@@ -281,29 +294,8 @@ def _client(url: str | None, token_file: Path | None, ca_bundle: Path | None, in
     conn = connection_from_env(url, token_file, ca_bundle, insecure)
     warning = plain_http_warning(conn)
     if warning:
-        _err(warning)
+        typer.echo(warning, err=True)
     return GrafanaClient(conn, deadline=deadline)
-
-
-def _show_plan(plan, *, details: bool) -> None:  # noqa: ANN001 - push.Plan, imported lazily
-    """The plan as aligned plain lines (fast for hundreds of dashboards), coloured on a terminal."""
-    colours = {"+": "green", "~": "yellow", "=": "white", "!": "red", "-": "red"}
-    rows = [("+", "create folder", plan.folder_uid, plan.folder_title,
-             f"under {plan.folder_parent!r}" if plan.folder_parent else "")] if plan.create_folder else []
-    rows += [(c.action.value, c.action.name.lower(), c.uid, c.title, c.reason)
-             for c in plan.changes if details or c.action.value != "="]
-    widths = [max((len(r[i]) for r in rows), default=0) for i in range(4)]
-    lines = [" ".join([typer.style(r[0], fg=colours[r[0]], bold=True),
-                       *(f"{v:<{w}}" for v, w in zip(r[1:4], widths[1:], strict=True)), r[4]]).rstrip()
-             for r in rows]
-    for c in plan.changes:
-        if c.details and (details or c.action.value == "!"):
-            lines.append(typer.style(f"{c.action.value} {c.uid} ({c.source}):", fg=colours[c.action.value]))
-            lines.extend(f"    {line}" for line in c.details)
-    n = plan.counts()
-    lines.append(f"plan: {n['create']} to create, {n['update']} to update, {n['delete']} to delete, "
-                 f"{n['unchanged']} unchanged, {n['conflict']} conflicts")
-    typer.echo("\n".join(lines))
 
 
 @app.command()
@@ -319,28 +311,32 @@ def push(
     concurrency: ConcurrencyOpt = 4,
     deadline: DeadlineOpt = 900.0,
     config: ConfigOpt = None,
+    fmt: TextOrJsonOpt = TextOrJson.text,
+    as_json: JsonOpt = False,
 ) -> None:
     """Deliver the built dashboards to Grafana: plan, then apply (exit 1 on any conflict or failure)."""
-    from rich.console import Console
-    from rich.progress import Progress
-
+    from dashgen import views
     from dashgen.grafana import push as lib
+
+    view = _format(fmt, as_json)
     cfg = _config(config)
     with _client(url, token_file, ca_bundle, insecure, deadline) as client:
         plan = lib.prepare(client, dir, cfg, force=force, prune=prune, concurrency=concurrency)
-        _show_plan(plan, details=dry_run)
+        if view == Format.json and dry_run:
+            views.emit_json(views.plan_json(plan))
+            return
+        if view == Format.text:
+            views.plan(plan, details=dry_run)
         if dry_run:
             return
+        from rich.console import Console
+        from rich.progress import Progress
+
         with Progress(console=Console(stderr=True), transient=True) as bar:
             task = bar.add_task("pushing", total=len(plan.writes))
             result = lib.apply(plan, client, message=lib.version_message(lib.git_commit(dir)),
                                concurrency=concurrency, on_done=lambda _c, _o: bar.advance(task))
-    if result.landed:
-        typer.echo("\n".join(f"{c.action.value} {c.uid}: {note}" for c, note in result.landed))
-    for c, note in (*result.conflicts, *result.failed):
-        _err(f"not pushed: {c.uid}: {note}")
-    typer.echo(f"{len(result.landed)} landed, {len(result.conflicts)} conflicts, {len(result.failed)} failed"
-              f"{' (folder created)' if result.folder_created else ''}")
+    views.pushed(result, plan, view)
     if not result.ok:
         raise typer.Exit(EXIT_ERROR)
 
@@ -356,123 +352,66 @@ def diff(
     deadline: DeadlineOpt = 900.0,
     config: ConfigOpt = None,
     fmt: Annotated[
-        ReviewFormat, typer.Option("--format", "-f", help="text, markdown (a pull-request comment) or json.")
+        ReviewFormat, typer.Option("--format", "-f", help="text, a pull-request comment (markdown) or json.")
     ] = ReviewFormat.text,
+    as_json: JsonOpt = False,
 ) -> None:
-    """Show how Grafana differs from the built dashboards: exit 0 same, 2 different, 1 error."""
-    from dashgen.errors import EXIT_CHANGES
+    """Show how Grafana differs from the built dashboards: exit 0 same, 2 different, 1 error, 4 usage."""
+    from dashgen import views
     from dashgen.grafana import push as lib
 
-    try:
-        cfg = _config(config)
-        with _client(url, token_file, ca_bundle, insecure, deadline) as client:
-            plan = lib.prepare(client, dir, cfg, prune=prune)
-    except DashgenError as exc:
-        exc.exit_code = EXIT_ERROR  # 2 means "differs" here
-        raise
-    if fmt is ReviewFormat.text:
-        _show_plan(plan, details=True)
+    view = _format(fmt, as_json)
+    cfg = _config(config)
+    with _client(url, token_file, ca_bundle, insecure, deadline) as client:
+        plan = lib.prepare(client, dir, cfg, prune=prune)
+    if view == Format.text:
+        views.plan(plan, details=True)
     else:
         from dashgen.grafana.review import plan_review
 
-        _print_review(plan_review(plan), fmt, cfg)
+        views.review(plan_review(plan), view, _templates(cfg))
     if not plan.is_empty():
-        raise typer.Exit(EXIT_CHANGES)
+        raise typer.Exit(EXIT_DIFFERS)
 
 
 # --- rightsizing commands
 
-_RS_FORMATS = ("table", "json", "csv")
-
-
 @app.command()
 def rightsize(
-    dsn: Annotated[str | None, typer.Option("--dsn", help="PostgreSQL DSN (else DASHGEN_DSN, pricing.dsn).")] = None,
+    dsn: DsnOpt = None,
     experiment: Annotated[str | None, typer.Option("--experiment", "-e",
                                                    help="Compare this experiment's instances instead.")] = None,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="table, json or csv.")] = "table",
+    fmt: Annotated[TableFormat, typer.Option("--format", "-f", help="a table of the first --limit rows, or every "
+                                                                    "row as json or csv.")] = TableFormat.table,
     tag: Annotated[list[str] | None, typer.Option("--tag", help="Only instances tagged KEY=VALUE (repeatable: "
                                                    "values of one key, any of them).")] = None,
     name: Annotated[list[str] | None, typer.Option("--name", help="Only instances named NAME (repeatable).")] = None,
+    account: Annotated[list[str] | None, typer.Option("--account", help="Only instances of this AWS account id "
+                                                      "(repeatable).")] = None,
     limit: Annotated[int, typer.Option("--limit", min=0, help="table: show the first N rows (largest saving "
                                                                "first; 0 = all); json and csv write every row.")] = 50,
     config: ConfigOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Recommend the right size (and a cheaper family) per instance, from the dashboard's own SQL."""
-    from dashgen.errors import ConfigError
-    from dashgen.rightsizing.queries import WRAPPED, terminal_notes, terminal_table, to_csv, to_json
+    from dashgen import views
     from dashgen.rightsizing.queries import rightsize as run_rightsize
-    from dashgen.rightsizing.rule import EXPERIMENT_COLUMNS, RIGHTSIZING_COLUMNS
 
-    if fmt not in _RS_FORMATS:
-        raise ConfigError(f"--format: expected one of {', '.join(_RS_FORMATS)}, got {fmt!r}")
-    rows = run_rightsize(_config(config), dsn=dsn, experiment=experiment, tag=tag or (), names=name or ())
-    if fmt != "table":
-        columns = EXPERIMENT_COLUMNS if experiment else RIGHTSIZING_COLUMNS
-        typer.echo(to_json(rows) if fmt == "json" else to_csv(rows, columns), nl=False)
-        return
-    from rich.console import Console
-    from rich.table import Table
-
-    shown = rows if not limit else rows[:limit]  # a person reads the top of the list; a fleet is for csv/json
-    headers, cells = terminal_table(shown, experiment=experiment is not None)
-    table = Table(title=f"experiment {experiment}" if experiment else "rightsizing")
-    for header in headers:
-        table.add_column(header, no_wrap=header not in WRAPPED, min_width=8 if header == "Tags" else None)
-    for line in cells:
-        table.add_row(*line)
-    console = Console(width=220)
-    console.print(table)
-    if len(shown) < len(rows):
-        typer.echo(f"... {len(rows) - len(shown)} more rows (of {len(rows)}): --limit 0 shows all, --format csv or "
-                   "json writes every row")
-    if experiment is None:
-        for note in terminal_notes(shown):
-            console.print(note, highlight=False, soft_wrap=True)
+    view = _format(fmt, as_json)
+    rows = run_rightsize(_config(config), dsn=dsn, experiment=experiment, tag=tag or (), names=name or (),
+                       accounts=account or ())
+    views.rightsizing(rows, view, experiment=experiment, limit=limit)
 
 
 # --- pricing store commands
 
-DsnOpt = Annotated[
-    str | None,
-    typer.Option("--dsn", help="PostgreSQL DSN of the pricing store (default: $DASHGEN_DSN, then pricing.dsn); "
-                               "the password comes from PGPASSWORD or ~/.pgpass."),
-]
 db_app = typer.Typer(help="The pricing store (PostgreSQL): migrations and grants.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
 
-def _print_sync(result) -> None:  # noqa: ANN001 - sync.SyncResult
-    regions = ", ".join(result.regions) or "no region"
-    if result.skipped:  # another sync, which read AWS later, committed first
-        typer.echo(result.skipped)
-    else:
-        typer.echo(f"synced {result.instances} instances ({result.running} running) from {regions} "
-                   f"at {result.synced_at.isoformat(timespec='seconds')}")
-    if result.prices or result.stale_prices:
-        counts = [f"{n} from {source}" for source, n in sorted(result.prices.items())]
-        counts += [f"{len(result.stale_prices)} stale (last known API price kept)"] if result.stale_prices else []
-        typer.echo("prices: " + ", ".join(counts))
-    for key in result.unknown_prices:
-        typer.echo(f"price unknown: {key}")
-    for key in result.stale_prices:
-        typer.echo(f"price stale: {key}")
-    if result.progress_points:
-        typer.echo(f"progress: {result.progress_points} points")
-    if result.instance_facts:
-        typer.echo(f"instance facts: {result.instance_facts} types from DescribeInstanceTypes")
-    if result.cloudwatch_calls:
-        typer.echo(f"cloudwatch: {result.cloudwatch_calls} GetMetricData calls, {result.cloudwatch_metrics} metrics "
-                   f"requested, {result.cloudwatch_datapoints} datapoints; {result.utilisation_rows} hourly rows")
-    if result.cur_files:
-        typer.echo(f"billed (CUR): {result.billed_rows} instance line-item spans from {result.cur_files} files")
-    if result.kept_experiments:
-        typer.echo(f"experiments kept, no longer in the config: {', '.join(result.kept_experiments)} "
-                   "(`dashgen db forget-experiment NAME` removes one)")
-    for message in result.warnings:
-        _err(message)
-    for region, message in sorted(result.failed_regions.items()):
-        _err(f"error: region {region} not synced: {message}")
+class Prices(StrEnum):
+    api = "api"
+    bundled = "bundled"
 
 
 @app.command()
@@ -483,30 +422,35 @@ def sync(
     loop: Annotated[bool, typer.Option("--loop", help="Keep syncing, every pricing.every (default 15m).")] = False,
     every: Annotated[str | None, typer.Option("--every", help="Keep syncing at this interval, e.g. 15m "
                                                               "(overrides pricing.every).")] = None,
-    prices: Annotated[str | None, typer.Option("--prices", help="api (AWS Price List API) or bundled "
-                                                                "(the us-east-1 snapshot).")] = None,
+    prices: Annotated[Prices | None, typer.Option("--prices", help="api (AWS Price List API) or bundled "
+                                                                   "(the us-east-1 snapshot).")] = None,
     cur: Annotated[str | None, typer.Option("--cur", help="s3://bucket/prefix of a CUR 2.0 / Data Exports "
                                                           "Parquet export: also store the billed cost "
                                                           "(needs the [cur] extra: pyarrow).")] = None,
     config: ConfigOpt = None,
+    fmt: TextOrJsonOpt = TextOrJson.text,
+    as_json: JsonOpt = False,
 ) -> None:
     """Fill the pricing store from AWS: EC2 inventory, running intervals, prices, experiment progress.
-    Exit 0: all synced; 3: partly (a region or a read failed, the rest landed); 1: nothing synced."""
+    Exit 0: all synced; 3: partly (a region or a read failed, the rest landed); 1: nothing synced; 4: usage."""
     from dashgen import sync as lib
+    from dashgen import views
 
+    view = _format(fmt, as_json)
     cfg = _config(config)
+    mode = prices.value if prices else None
     if every is None and not loop:
-        result = lib.sync(cfg, dsn=dsn, regions=region, prices=prices, cur=cur)
-        _print_sync(result)
+        result = lib.sync(cfg, dsn=dsn, regions=region, prices=mode, cur=cur)
+        views.synced(result, view)
         if result.exit_code:
             raise typer.Exit(result.exit_code)
         return
     seconds = lib.parse_every(every) if every else lib.duration_seconds(cfg.sync_every, f"{cfg.source}: pricing.every")
-    for rnd in lib.sync_loop(cfg, seconds, dsn=dsn, regions=region, prices=prices, cur=cur):
+    for rnd in lib.sync_loop(cfg, seconds, dsn=dsn, regions=region, prices=mode, cur=cur):
         if rnd.result is not None:
-            _print_sync(rnd.result)
+            views.synced(rnd.result, view, lines=True)
         else:
-            _err(f"error: {rnd.error} (next try in {rnd.wait:.0f} s)" if rnd.wait else f"error: {rnd.error}")
+            views.err(f"error: {rnd.error} (next try in {rnd.wait:.0f} s)" if rnd.wait else f"error: {rnd.error}")
 
 
 @db_app.command("migrate")
@@ -534,7 +478,7 @@ def db_grant_reader(
         typer.echo(line)
     if left:
         for line in left:
-            _err(f"error: {line}")
+            typer.echo(f"error: {line}", err=True)
         raise typer.Exit(EXIT_ERROR)
 
 
@@ -552,8 +496,8 @@ def db_forget_experiment(
 
 
 def main() -> None:
-    """Console entry point."""
-    app()
+    """Console entry point (named `dashgen` however it is started, `python -m dashgen.cli` too)."""
+    app(prog_name="dashgen")
 
 
 if __name__ == "__main__":

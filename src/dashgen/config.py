@@ -29,6 +29,12 @@ _UID_RE = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 _DURATION_RE = re.compile(r"^[0-9]+[smhd]$")
 _REGION_RE = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-[0-9]$")
 _BARE_KEY_RE = re.compile(r"^[A-Za-z0-9_%-]+$")
+# An IAM role ARN: arn:<partition>:iam::<12-digit account>:role/<optional path/><name> (IAM's roleNameType:
+# 1-64 of [\w+=,.@-]; a path is printable ASCII between slashes). botocore's STS model bounds RoleArn to 20-2048.
+ROLE_ARN_RE = re.compile(r"^arn:(aws[a-z-]*):iam::(\d{12}):role/(?:[\x21-\x7e]*/)?[\w+=,.@-]{1,64}$")
+ROLE_NAME_RE = re.compile(r"^[\w+=,.@-]{1,64}$")  # IAM roleNameType
+SESSION_NAME_RE = re.compile(r"^[\w+=,.@-]{2,64}$")  # STS roleSessionNameType
+EXTERNAL_ID_RE = re.compile(r"^[\w+=,.@:/-]{2,1224}$")  # STS externalIdType
 _SHOW = reprlib.Repr()  # (keyword arguments only from Python 3.12)
 _SHOW.maxlevel, _SHOW.maxlist, _SHOW.maxdict, _SHOW.maxstring, _SHOW.maxother = 2, 4, 4, 60, 60
 
@@ -85,6 +91,11 @@ class Config:
     default_region: str = "us-east-1"
     regions: tuple[str, ...] = ("us-east-1",)
     region_timeout: str = "5m"  # `sync`: the most one region's AWS reads (and the Price List API's) may take
+    accounts: tuple[str, ...] = ()  # `sync`: role ARNs to assume, one per account (none: the caller's account)
+    organization_role: str | None = None  # `sync`: this role in every ACTIVE account of the AWS Organization
+    external_id: str | None = None  # sts:AssumeRole ExternalId (when the roles' trust policies require one)
+    session_name: str = "dashgen-sync"  # sts:AssumeRole RoleSessionName
+    concurrency: int = 8  # `sync`: (account, region) pairs read at once
     refresh: str = "5m"
     time_from: str = "now-24h"
     instance_tags: tuple[str, ...] = ("experiment", "team", "project")
@@ -290,6 +301,7 @@ def parse_config(data: dict[str, Any], source: str) -> Config:
 
     default_region = aws.get("default_region", d.default_region, "region")
     regions = tuple(aws.get("regions", [default_region], "regions"))
+    account_keys = _accounts_keys(aws, d)
     experiments_raw = data.get("experiments", [])
     if not isinstance(experiments_raw, list):
         top.fail("experiments", "an array of tables ([[experiments]])", experiments_raw)
@@ -317,6 +329,7 @@ def parse_config(data: dict[str, Any], source: str) -> Config:
         default_region=default_region,
         regions=regions,
         region_timeout=aws.get("region_timeout", d.region_timeout, "duration"),
+        **account_keys,
         refresh=dash.get("refresh", d.refresh, "duration"),
         time_from=dash.get("time_from", d.time_from, "str"),
         instance_tags=_instance_tags(dash, d.instance_tags),
@@ -333,6 +346,45 @@ def parse_config(data: dict[str, Any], source: str) -> Config:
     for reader in (*tables.values(), top):
         reader.done()
     return cfg
+
+
+def _accounts_keys(aws: _Reader, d: Config) -> dict[str, Any]:
+    """`[aws] accounts`, `organization_role`, `external_id`, `session_name`, `concurrency` (dashgen.sync.accounts):
+    each value in the shape botocore's STS and IAM models give it, so a typo is one line here, not an AWS error per
+    (account, region) pair. The external id is never echoed."""
+    aws.seen.update({"accounts", "organization_role", "external_id", "session_name", "concurrency"})
+    arns = aws.data.get("accounts", [])
+    if not isinstance(arns, list):
+        aws.fail("accounts", "a list of IAM role ARNs like ['arn:aws:iam::111111111111:role/dashgen-sync']", arns)
+    seen: dict[str, str] = {}
+    for arn in arns:
+        match = ROLE_ARN_RE.match(arn) if isinstance(arn, str) and 20 <= len(arn) <= 2048 else None
+        if match is None:
+            aws.fail("accounts", "IAM role ARNs like 'arn:aws:iam::111111111111:role/dashgen-sync' (STS RoleArn: "
+                     "20-2048 characters)", arn)
+        if seen.get(match.group(2), arn) != arn:
+            aws.fail("accounts", f"one role per account (account {match.group(2)} is listed twice)", arn)
+        seen[match.group(2)] = arn
+    role = aws.data.get("organization_role")
+    if role is not None and not (isinstance(role, str) and ROLE_NAME_RE.match(role)):
+        aws.fail("organization_role", "an IAM role name (1-64 letters, digits and +=,.@_-), assumed in every "
+                 "account of the organization", role)
+    external = aws.data.get("external_id")
+    if external is not None and not (isinstance(external, str) and EXTERNAL_ID_RE.match(external)):
+        shown = f"a value of {len(external)} characters" if isinstance(external, str) else type(external).__name__
+        raise ConfigError(f"{aws.source}: {aws.where('external_id')}: expected 2-1224 letters, digits and "
+                          f"+=,.@:/_- (STS ExternalId), got {shown}")
+    name = aws.data.get("session_name", d.session_name)
+    if not (isinstance(name, str) and SESSION_NAME_RE.match(name)):
+        aws.fail("session_name", "2-64 letters, digits and +=,.@_- (STS RoleSessionName)", name)
+    concurrency = aws.data.get("concurrency", d.concurrency)
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or not 1 <= concurrency <= 64:
+        aws.fail("concurrency", "a whole number from 1 to 64 ((account, region) pairs read at once)", concurrency)
+    if external is not None and not arns and not role:
+        raise ConfigError(f"{aws.source}: {aws.where('external_id')}: expected aws.accounts or "
+                          "aws.organization_role beside it (it is sent with AssumeRole), got neither")
+    return {"accounts": tuple(arns), "organization_role": role, "external_id": external, "session_name": name,
+            "concurrency": concurrency}
 
 
 def _build_table(b: _Reader, d: Config) -> dict[str, Any]:
@@ -398,6 +450,17 @@ regions = ["us-east-1"]
 # The most time one region's AWS reads may take in a sync, retries included (the Price List API has as much):
 # past it the region is reported as not synced and the others still land.
 region_timeout = "5m"
+# Several accounts: IAM roles to assume (sts:AssumeRole with the caller's credentials), one per account; every
+# (account, region) pair is read, `concurrency` at once. None listed: the caller's own account.
+# accounts = ["arn:aws:iam::111111111111:role/dashgen-sync", "arn:aws:iam::222222222222:role/dashgen-sync"]
+# Or (and) this role in every ACTIVE account of the AWS Organization (organizations:ListAccounts).
+# organization_role = "dashgen-sync"
+# ExternalId sent with AssumeRole, when the roles' trust policies require sts:ExternalId (never printed).
+# external_id = "team-42:dashgen"
+# RoleSessionName of the assumed roles (CloudTrail shows it).
+# session_name = "dashgen-sync"
+# (account, region) pairs read at once (1-64).
+concurrency = 8
 
 [dashboards]
 refresh = "5m"  # how often Grafana refreshes the dashboards
@@ -454,5 +517,5 @@ def write_sample_config(path: Path, *, force: bool = False) -> None:
     from dashgen.fsutil import atomic_write_text
 
     if path.exists() and not force:
-        raise ConfigError(f"{path}: already exists (use --force to overwrite)", exit_code=1)
+        raise ConfigError(f"{path}: already exists (use --force to overwrite)")
     atomic_write_text(path, SAMPLE_CONFIG)

@@ -10,9 +10,21 @@ from collections.abc import Iterable
 
 EXIT_OK = 0
 EXIT_ERROR = 1
-EXIT_CHANGES = 2  # `diff`: Grafana differs (as terraform plan -detailed-exitcode)
-EXIT_USAGE = 2  # bad config / bad input given by the user
+EXIT_DIFFERS = 2  # `diff`, `build --check`, `provision --check`: something differs (terraform -detailed-exitcode)
 EXIT_PARTIAL = 3  # `sync`: some (account, region) pairs or reads failed, the rest landed
+EXIT_USAGE = 4  # the command line, the config or an input file is wrong (click's usage errors too)
+
+# Every exit code of every command, and the one thing it means (docs/cli.md is generated from this table).
+EXIT_CODES: dict[int, tuple[str, str]] = {
+    EXIT_OK: ("ok", "Done: everything asked for was done (`diff`, `build --check`: nothing differs)."),
+    EXIT_ERROR: ("error", "Failed: Grafana, AWS or the store refused or could not be reached, a dashboard is "
+                          "invalid, a push conflicted, or nothing of a sync landed. One line on stderr says why."),
+    EXIT_DIFFERS: ("differs", "`diff`: Grafana differs from the built dashboards; `build --check`, "
+                              "`provision --check`: generated files are stale, missing or unexpected."),
+    EXIT_PARTIAL: ("partial", "`sync`: some regions or reads failed (one line each on stderr), the rest landed."),
+    EXIT_USAGE: ("usage", "The command line, dashgen.toml or another input file is wrong (an unknown option, a "
+                          "bad value, a missing folder): the line names the option, file, key or value at fault."),
+}
 
 
 def first_line(exc: BaseException, secrets: Iterable[str | None] = ()) -> str:

@@ -135,6 +135,56 @@ def cli_markdown() -> str:
                 lines.append("")
 
     walk(root, "dashgen")
+    from dashgen.errors import EXIT_CODES
+
+    lines += ["## Exit codes", "", "Every command exits with one of these codes; each means one thing "
+              "(`dashgen.errors.EXIT_CODES`). The JSON each command prints with `--format json` (or `--json`) is "
+              "described in [JSON output](json.md).", "", "| code | name | meaning |", "| --- | --- | --- |"]
+    lines += [f"| {code} | {name} | {meaning} |" for code, (name, meaning) in sorted(EXIT_CODES.items())]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _type(schema: dict) -> str:
+    kind = schema.get("type", "any")
+    kinds = kind if isinstance(kind, list) else [kind]
+    if "object" in kinds and isinstance(schema.get("additionalProperties"), dict):
+        return f"object of {_type(schema['additionalProperties'])}"
+    return " or ".join(kinds)
+
+
+def _fields(schema: dict, prefix: str) -> list[tuple[str, str, str]]:
+    """(path, type, meaning) of every key below `schema`, arrays as `name[]`."""
+    rows = []
+    if schema.get("type") == "array":
+        return _fields(schema["items"], f"{prefix}[]")
+    for key, sub in (schema.get("properties") or {}).items():
+        path = f"{prefix}.{key}" if prefix else key
+        rows.append((path, _type(sub) if sub.get("type") != "array" else f"array of {_type(sub['items'])}",
+                     sub.get("description", "")))
+        if sub.get("type") in ("object", "array"):
+            rows += _fields(sub, path)
+    return rows
+
+
+def json_markdown() -> str:
+    """docs/json.md: every JSON shape a command prints (`views.shapes()`), as a table of its keys and types."""
+    from dashgen.views import shapes
+
+    lines = ["# JSON output", "",
+             "<!-- generated from src/dashgen/views.py by `python -m dashgen.reference`; checked by "
+             "tests/test_docs.py -->", "",
+             "Every command that reports prints JSON with `--format json` or its shorthand `--json`: one document "
+             "on stdout (indented), messages and warnings on stderr as in the text output, the "
+             "exit code as in [the table](cli.md#exit-codes). Each shape below is a JSON Schema in "
+             "`dashgen.views.shapes()`, and tests check each command's real output against it: a key is only "
+             "added or removed with a line in the changelog.", ""]
+    for name, schema in shapes().items():
+        lines += [f"## `{name}`", "", " ".join(schema.get("description", "").split()), ""]
+        top = "an array of objects" if schema.get("type") == "array" else "an object"
+        lines += [f"The document is {top}.", "", "| key | type | meaning |", "| --- | --- | --- |"]
+        lines += [f"| `{path}` | {kind} | {meaning.replace('|', '/')} |" for path, kind, meaning in
+                  _fields(schema, "")]
+        lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -274,6 +324,7 @@ def _store_page() -> str | None:
 
 
 PAGES = {"api.md": api_markdown, "cli.md": cli_markdown, "config-reference.md": config_markdown,
+         "json.md": json_markdown,
          "img/gpu-training-preview.svg": example_preview_svg}
 
 

@@ -464,7 +464,7 @@ def insights_where_variable(with_instance: bool) -> dict[str, Any]:
 
 
 def selection_variables(config: Config, *, cloudwatch: bool = True, instance: bool = True) -> list[dict[str, Any]]:
-    """The instance selection every dashboard shares, from the pricing store: Tag key, Tag value, Name
+    """The instance selection every dashboard shares, from the pricing store: Account, Tag key, Tag value, Name
     (and Instance); with `cloudwatch`, the datasource, region and the hidden Metrics Insights filter too.
 
     One source of choices for the three dashboards: All means every instance of the store (untagged and
@@ -479,6 +479,7 @@ def selection_variables(config: Config, *, cloudwatch: bool = True, instance: bo
         out += [datasource_variable("datasource", CLOUDWATCH, config.cloudwatch_uid, "CloudWatch"),
                 cw_query_variable("region", "Region", "regions()", default=config.default_region)]
     out += [pricing_variable(config),
+            store_filter_variable("account", "Account"),  # the AWS accounts sync read ([aws] accounts)
             store_tag_key_variable(tag_keys),
             store_filter_variable("tag_value", "Tag value"),
             store_filter_variable("name", "Name")]

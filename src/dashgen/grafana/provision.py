@@ -135,10 +135,9 @@ def _schema(name: str) -> dict[str, Any]:
 
 def schema_problems(data: Any, kind: str) -> list[str]:
     """Every way `data` breaks the provisioning schema `kind` ("datasources" or "dashboards"), as `path: message`."""
-    import jsonschema
+    from dashgen.grafana.validate import SchemaCheck
 
-    validator = jsonschema.Draft202012Validator(_schema(kind))
-    errors = sorted(validator.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path])
+    errors = SchemaCheck(_schema(kind), draft="2020-12").errors(data)
     return [f"{'.'.join(str(p) for p in e.absolute_path) or '(root)'}: {e.message}" for e in errors]
 
 

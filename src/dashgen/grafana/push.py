@@ -118,29 +118,29 @@ class ApplyResult:
 def iter_desired(directory: Path, config: Config) -> Iterator[tuple[str, dict[str, Any]]]:
     """The dashboards in `directory` as (file name, JSON), each checked for a uid and the managed tag."""
     if not directory.is_dir():
-        raise ConfigError(f"{directory}: no such folder (run `dashgen build` first)", exit_code=1)
+        raise ConfigError(f"{directory}: no such folder (run `dashgen build` first)")
     uids: dict[str, str] = {}
     try:  # read every file up front: cheap, and not slowed by the GIL once requests are in flight
         blobs = [(path, path.read_bytes()) for path in sorted(directory.glob("*.json"))]
     except OSError as exc:
-        raise ConfigError(f"{exc.filename}: cannot read ({exc.strerror})", exit_code=1) from None
+        raise ConfigError(f"{exc.filename}: cannot read ({exc.strerror})") from None
     for path, blob in blobs:
         try:
             data = json.loads(blob, parse_float=whole_float)
         except ValueError as exc:
-            raise ConfigError(f"{path}: not a readable JSON file ({exc})", exit_code=1) from None
+            raise ConfigError(f"{path}: not a readable JSON file ({exc})") from None
         uid = data.get("uid") if isinstance(data, dict) else None
         if not isinstance(uid, str) or not uid:
-            raise ConfigError(f"{path}: uid: expected a dashboard uid, got {uid!r}", exit_code=1)
+            raise ConfigError(f"{path}: uid: expected a dashboard uid, got {uid!r}")
         if config.managed_tag not in (data.get("tags") or []):
             raise ConfigError(f"{path}: tags: expected the managed tag {config.managed_tag!r} "
-                              "(rebuild with `dashgen build`)", exit_code=1)
+                              "(rebuild with `dashgen build`)")
         if uid in uids:
-            raise ConfigError(f"{path}: uid {uid!r} is also used by {uids[uid]}", exit_code=1)
+            raise ConfigError(f"{path}: uid {uid!r} is also used by {uids[uid]}")
         uids[uid] = path.name
         yield path.name, data
     if not uids:
-        raise ConfigError(f"{directory}: no dashboard files (run `dashgen build` first)", exit_code=1)
+        raise ConfigError(f"{directory}: no dashboard files (run `dashgen build` first)")
 
 
 def load_desired(directory: Path, config: Config) -> dict[str, dict[str, Any]]:

@@ -68,16 +68,48 @@ def _schema(version: str, name: str) -> dict[str, Any]:
     return dict(json.loads(_schema_dir(version).joinpath(f"{name}.schema.json").read_text()))
 
 
-@cache
-def _validator(version: str, name: str, definition: str) -> Any:
-    import jsonschema
+class SchemaCheck:
+    """One JSON Schema, checked in two steps: jsonschema-rs (compiled, ~20x faster) gives the verdict, and only
+    when it says invalid (or cannot judge) does jsonschema, the reference implementation, walk the value for the
+    messages. A valid value (every value `build` writes) never imports jsonschema; an invalid verdict is always
+    re-judged by jsonschema, so every message is its own (tests/test_validate_engines.py checks both agree)."""
 
+    def __init__(self, schema: dict[str, Any], draft: str = "7") -> None:
+        self.schema, self.draft = schema, draft
+        self._fast: Any = None
+        self._slow: Any = None
+
+    def valid(self, instance: Any) -> bool:
+        """True when jsonschema-rs finds `instance` valid (False: invalid, or it cannot judge)."""
+        try:
+            if self._fast is None:
+                import jsonschema_rs
+
+                cls = jsonschema_rs.Draft7Validator if self.draft == "7" else jsonschema_rs.Draft202012Validator
+                self._fast = cls(self.schema, validate_formats=False)  # as jsonschema without a format checker
+            return bool(self._fast.is_valid(instance))
+        except Exception:  # noqa: BLE001 - not installed, or a value it cannot read (NaN): jsonschema decides
+            return False
+
+    def errors(self, instance: Any) -> list[Any]:
+        """jsonschema's `ValidationError`s of `instance`, ordered by path (empty when valid)."""
+        if self.valid(instance):
+            return []
+        if self._slow is None:
+            import jsonschema
+
+            cls = jsonschema.Draft7Validator if self.draft == "7" else jsonschema.Draft202012Validator
+            self._slow = cls(self.schema)
+        return sorted(self._slow.iter_errors(instance), key=lambda e: [str(p) for p in e.absolute_path])
+
+
+@cache
+def _validator(version: str, name: str, definition: str) -> SchemaCheck | None:
     file, real = _DEFINITIONS.get((name, definition), (name, definition))
     root = _schema(version, file)
     if real not in root.get("definitions", {}):
         return None  # e.g. the stat panel has no custom field config
-    schema = {**root, "$ref": f"#/definitions/{real}"}
-    return jsonschema.Draft7Validator(schema)
+    return SchemaCheck({**root, "$ref": f"#/definitions/{real}"})
 
 
 def _path(parts: Any) -> str:
@@ -93,7 +125,7 @@ def _schema_messages(version: str, name: str, definition: str, instance_json: st
     validator = _validator(version, name, definition)
     if validator is None:
         return ()
-    errors = sorted(validator.iter_errors(json.loads(instance_json)), key=lambda e: [str(p) for p in e.absolute_path])
+    errors = validator.errors(json.loads(instance_json))
     return tuple(
         f"{_path(err.absolute_path)}: {err.message[:200]} (Grafana {version} {name} schema, {definition})"
         for err in errors[:5]
@@ -101,6 +133,9 @@ def _schema_messages(version: str, name: str, definition: str, instance_json: st
 
 
 def _schema_problems(version: str, name: str, definition: str, instance: Any, where: str) -> Iterator[Problem]:
+    validator = _validator(version, name, definition)
+    if validator is None or validator.valid(instance):
+        return  # the common case, without the memo's JSON round trip
     key = json.dumps(instance, sort_keys=True, default=str)
     for message in _schema_messages(version, name, definition, key):
         yield Problem(where, message)
@@ -113,17 +148,15 @@ def _resolve(root: dict[str, Any], schema: Any) -> Any:
 
 
 @cache
-def _property_validator(version: str, name: str, definition: str, key: str) -> Any:
+def _property_validator(version: str, name: str, definition: str, key: str) -> SchemaCheck | None:
     """A validator for one property of a closed definition, or None when the definition has no such key."""
-    import jsonschema
-
     file, real = _DEFINITIONS.get((name, definition), (name, definition))
     root = _schema(version, file)
     owner = _resolve(root, root.get("definitions", {}).get(real))
     prop = (owner or {}).get("properties", {}).get(key) if isinstance(owner, dict) else None
     if prop is None:
         return None
-    return jsonschema.Draft7Validator({**root, **prop})
+    return SchemaCheck({**root, **prop})
 
 
 def _override_problems(version: str, kind: str | None, panel: dict[str, Any]) -> Iterator[Problem]:
@@ -148,7 +181,7 @@ def _override_problems(version: str, kind: str | None, panel: dict[str, Any]) ->
             if validator is None:
                 yield Problem(where, f"id {pid!r} is no field config key ({source})")
                 continue
-            errors = sorted(validator.iter_errors(prop.get("value")), key=lambda e: [str(p) for p in e.absolute_path])
+            errors = validator.errors(prop.get("value"))
             for err in errors[:3]:
                 yield Problem(where, f"value{_path(err.absolute_path).replace('(root)', '')}: {err.message[:200]} "
                                      f"({source}.{pid.removeprefix('custom.')})")
@@ -168,16 +201,6 @@ def _label(panel: dict[str, Any]) -> str:
     return f"panel {panel.get('id', '?')} {panel.get('title', '')!r}"
 
 
-def _walk(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[tuple[Any, ...], Any]]:
-    yield path, value
-    if isinstance(value, dict):
-        for k, v in value.items():
-            yield from _walk(v, (*path, k))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            yield from _walk(v, (*path, i))
-
-
 # Keys whose string values are the user's own text (a tag, a title, a label): "null" is a legitimate word there;
 # elsewhere it is the legacy string grafanalib writes for a null value.
 _TEXT_KEYS = {"tags", "title", "description", "text", "label", "displayName", "name", "folder_title"}
@@ -188,22 +211,40 @@ def _user_text(path: tuple[Any, ...]) -> bool:
     return bool(keys) and (keys[0] == "templating" or keys[-1] in _TEXT_KEYS)  # variables carry the user's values
 
 
-def _legacy_problems(dashboard: dict[str, Any]) -> Iterator[Problem]:
-    for key in LEGACY_DASHBOARD_KEYS:
-        if key in dashboard:
-            yield Problem(key, f"legacy key {key!r} (removed from Grafana's dashboard model)")
-    for path, value in _walk(dashboard):
-        if isinstance(value, float) and not math.isfinite(value):
-            yield Problem(_path(path), f"{value} is not a JSON number (written as {json.dumps(value)}, which "
-                                       "JSON.parse in Grafana rejects)")
-        if value == "null" and not _user_text(path):
-            yield Problem(_path(path), 'the string "null" (use JSON null or leave the key out)')
-        if isinstance(value, dict) and path and path[-2:-1] == ("steps",) or (
-            isinstance(value, dict) and len(path) >= 2 and path[-2] == "steps"
-        ):
-            for key in LEGACY_STEP_KEYS:
-                if key in value:
-                    yield Problem(_path(path), f"legacy threshold key {key!r}")
+def _scan(dashboard: dict[str, Any]) -> tuple[list[Problem], list[tuple[tuple[Any, ...], dict[str, Any]]]]:
+    """One pass over every value: the legacy problems (non-finite numbers, the string "null", legacy threshold
+    keys) in document order, and every `datasource` object with its path. The path is a tuple only where
+    something is reported: building one per value made this walk most of `validate`."""
+    problems = [Problem(key, f"legacy key {key!r} (removed from Grafana's dashboard model)")
+                for key in LEGACY_DASHBOARD_KEYS if key in dashboard]
+    refs: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+    path: list[Any] = []
+
+    def visit(value: Any) -> None:
+        if isinstance(value, dict):
+            if len(path) >= 2 and path[-2] == "steps":
+                problems.extend(Problem(_path(path), f"legacy threshold key {key!r}")
+                                for key in LEGACY_STEP_KEYS if key in value)
+            if path and path[-1] == "datasource":
+                refs.append((tuple(path), value))
+            for key, child in value.items():
+                path.append(key)
+                visit(child)
+                path.pop()
+        elif isinstance(value, list):
+            for i, child in enumerate(value):
+                path.append(i)
+                visit(child)
+                path.pop()
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                problems.append(Problem(_path(path), f"{value} is not a JSON number (written as "
+                                                     f"{json.dumps(value)}, which JSON.parse in Grafana rejects)"))
+        elif value == "null" and not _user_text(tuple(path)):
+            problems.append(Problem(_path(path), 'the string "null" (use JSON null or leave the key out)'))
+
+    visit(dashboard)
+    return problems, refs
 
 
 def _grid_problems(panels: list[dict[str, Any]], scope: str) -> Iterator[Problem]:
@@ -225,15 +266,14 @@ def _grid_problems(panels: list[dict[str, Any]], scope: str) -> Iterator[Problem
         placed.append((panel, (x, y, w, h)))
 
 
-def _datasource_problems(dashboard: dict[str, Any], config: Config) -> Iterator[Problem]:
+def _datasource_problems(dashboard: dict[str, Any], refs: list[tuple[tuple[Any, ...], dict[str, Any]]],
+                         config: Config) -> Iterator[Problem]:
     variables = {
         v.get("name") for v in (dashboard.get("templating") or {}).get("list", []) or []
         if isinstance(v, dict) and v.get("type") == "datasource"
     }
     allowed = {config.cloudwatch_uid, config.pricing_uid, *BUILTIN_DATASOURCE_UIDS}
-    for path, value in _walk(dashboard):
-        if not (path and path[-1] == "datasource" and isinstance(value, dict)):
-            continue
+    for path, value in refs:
         uid = value.get("uid")
         if not isinstance(uid, str):
             yield Problem(_path(path), "datasource reference without a uid")
@@ -273,7 +313,8 @@ def validate_dashboard(dashboard: Any, config: Config | None = None) -> list[Pro
     schema_version = dashboard.get("schemaVersion")
     if not isinstance(schema_version, int) or schema_version < MIN_SCHEMA_VERSION:
         problems.append(Problem("schemaVersion", f"expected >= {MIN_SCHEMA_VERSION}, got {schema_version!r}"))
-    problems += _legacy_problems(dashboard)
+    legacy, refs = _scan(dashboard)
+    problems += legacy
     seen: dict[Any, dict[str, Any]] = {}
     for panel in all_panels(dashboard):
         pid = panel.get("id")
@@ -299,7 +340,7 @@ def validate_dashboard(dashboard: Any, config: Config | None = None) -> list[Pro
     for r in top:
         if r.get("type") == "row" and r.get("panels"):
             problems += _grid_problems(r["panels"], f" (in row {r.get('title')!r})")
-    problems += _datasource_problems(dashboard, config)
+    problems += _datasource_problems(dashboard, refs, config)
     return problems
 
 
@@ -316,6 +357,16 @@ def validate_file(path: Path, config: Config | None = None) -> list[Problem]:
     except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         return [Problem(str(path), f"not valid JSON: {exc}")]
     return [Problem(f"{path}: {p.where}", p.message) for p in validate_dashboard(data, config)]
+
+
+def validate_files(paths: list[Path] | None, config: Config | None = None) -> list[tuple[Path, list[Problem]]]:
+    """`dashgen validate`: each file (default: dashboards/*.json) with its problems (empty when valid)."""
+    paths = list(paths or sorted(Path("dashboards").glob("*.json")))
+    if not paths:
+        from dashgen.errors import ConfigError
+
+        raise ConfigError("dashboards: no dashboard files to validate (run `dashgen build` first)")
+    return [(path, validate_file(path, config)) for path in paths]
 
 
 def check(dashboard: dict[str, Any], name: str, config: Config | None = None) -> None:

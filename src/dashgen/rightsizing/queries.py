@@ -46,10 +46,11 @@ def parse_tags(tags: str | Sequence[str] | None) -> tuple[str | None, list[str]]
 
 
 def rightsizing_values(config: Config, *, tag: str | Sequence[str] | None = None,
-                       names: Sequence[str] = ()) -> dict[str, Value]:
+                       names: Sequence[str] = (), accounts: Sequence[str] = ()) -> dict[str, Value]:
     key, values = parse_tags(tag)
     return {
         **dashboard_values(config),
+        "account": list(accounts) or [ALL],
         "tag_key": key or config.instance_tags[0],
         "tag_value": values or [ALL],
         "name": list(names) or [ALL],
@@ -76,14 +77,14 @@ def run_sql(conn: Any, name: str, values: Mapping[str, Value]) -> list[dict[str,
 
 
 def recommendations(conn: Any, config: Config, *, tag: str | Sequence[str] | None = None,
-                    names: Sequence[str] = ()) -> list[dict[str, Any]]:
+                    names: Sequence[str] = (), accounts: Sequence[str] = ()) -> list[dict[str, Any]]:
     """The rightsizing table (sorted by monthly saving), filtered by tag KEY=VALUE (several values of one key:
-    any of them) and/or Names."""
-    return run_sql(conn, "rightsizing", rightsizing_values(config, tag=tag, names=names))
+    any of them), Names and/or AWS account ids."""
+    return run_sql(conn, "rightsizing", rightsizing_values(config, tag=tag, names=names, accounts=accounts))
 
 
-def compare_experiment(conn: Any, name: str) -> list[dict[str, Any]]:
-    """The instances of experiment `name` side by side, cheapest on-time run first."""
+def compare_experiment(conn: Any, name: str, accounts: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """The instances of experiment `name` (in `accounts`, default all) side by side, cheapest on-time run first."""
     from dashgen.store.db import db_errors
 
     with db_errors("rightsize: read experiments"):
@@ -93,18 +94,19 @@ def compare_experiment(conn: Any, name: str) -> list[dict[str, Any]]:
         listed = ", ".join(f"{n} (no longer in the config)" if gone else n for n, gone in known.items()) or (
             "none: add [[experiments]] to dashgen.toml and run `dashgen sync`")
         raise DashgenError(f"--experiment: no experiment {name!r} in the store (known: {listed})")
-    return run_sql(conn, "experiment_comparison", {"experiment": name})
+    return run_sql(conn, "experiment_comparison", {"experiment": name, "account": list(accounts) or [ALL]})
 
 
 def rightsize(config: Config, *, dsn: str | None = None, experiment: str | None = None,
-              tag: str | Sequence[str] | None = None, names: Sequence[str] = ()) -> list[dict[str, Any]]:
+              tag: str | Sequence[str] | None = None, names: Sequence[str] = (),
+              accounts: Sequence[str] = ()) -> list[dict[str, Any]]:
     """`dashgen rightsize`: connect, and return the recommendations or one experiment's comparison."""
     from dashgen.store.db import connect, resolve_dsn
 
     with connect(resolve_dsn(dsn, config)) as conn:
         if experiment is not None:
-            return compare_experiment(conn, experiment)
-        return recommendations(conn, config, tag=tag, names=names)
+            return compare_experiment(conn, experiment, accounts)
+        return recommendations(conn, config, tag=tag, names=names, accounts=accounts)
 
 
 # ---------------------------------------------------------------- output formats (pure: strings)
@@ -176,14 +178,17 @@ TERMINAL_RIGHTSIZING = (
     ("Instance", lambda r: cell(r["instance_id"], "text")),
     ("Name", lambda r: cell(r["name"], "text")),
     ("Tags", lambda r: cell(r["tags"], "text")),
-    ("Type", lambda r: _typed(r, "instance_type", "usd_per_hour")),
+    ("Type", lambda r: _typed(r, "instance_type", "usd_per_hour") + (
+        f" + {cell(r['credit_usd_per_hour'], 'usd4')} credits" if r.get("credit_usd_per_hour") else "")),
     ("Hours (coverage)", lambda r: f"{r['hours']} ({cell(r['coverage_pct'], 'pct')})"),
     ("CPU avg / peak / max", _cpu),
     ("Verdict", lambda r: cell(r["verdict"], "text")),
     ("Recommended (family)", lambda r: _option(r, "recommended")),
     ("Cheaper family", lambda r: _option(r, "cheaper")),
+    ("Cheaper one size up", lambda r: "-" if r.get("size_up_type") is None else
+     f"{_typed(r, 'size_up_type', 'size_up_usd_per_hour')}, {cell(r.get('size_up_monthly_saving_usd'), 'usd')}/month"),
 )
-WRAPPED = ("Name", "Tags", "Recommended (family)", "Cheaper family")
+WRAPPED = ("Name", "Tags", "Recommended (family)", "Cheaper family", "Cheaper one size up")
 
 
 def terminal_notes(rows: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -201,6 +206,8 @@ TERMINAL_EXPERIMENT = (
 
 
 def terminal_table(rows: Sequence[Mapping[str, Any]], *, experiment: bool) -> tuple[list[str], list[list[str]]]:
-    """Headers and cell texts of the terminal table."""
+    """Headers and cell texts of the terminal table (the "Cheaper one size up" column only when a row has one)."""
     view = TERMINAL_EXPERIMENT if experiment else TERMINAL_RIGHTSIZING
+    if not experiment and not any(row.get("size_up_type") for row in rows):
+        view = tuple(v for v in view if v[0] != "Cheaper one size up")
     return [label for label, _ in view], [[render(row) for _, render in view] for row in rows]

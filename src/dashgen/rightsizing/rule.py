@@ -27,7 +27,11 @@ RULE = (
     "another family of the class with up to twice the vCPUs (a burstable one may move to an m type of its "
     "architecture), flagged when the architecture changes. Risk "
     "0-4: the worst resource's peak / capacity (<= 50 % 0, <= target 1, <= threshold 2, <= 100 % 3, above 4), "
-    "limited_by names it. Monthly saving = ($/hour now - $/hour recommended) x 730 h."
+    "limited_by names it. Credits: an unlimited burstable instance (or one whose mode is unknown) costs now its "
+    "price plus the surplus credits CloudWatch says it was charged (per hour of the window, at its family's credit "
+    "price; none in standard mode); a candidate costs its price plus the surplus the load would be charged on it "
+    "(max(0, vCPUs x average CPU - its baseline vCPUs) x its credit price); 'cheaper one size up' names the next "
+    "size when that costs less. Monthly saving = ($/hour now - estimated $/hour recommended) x 730 h."
 )
 
 # column -> (label, kind); kind picks the Grafana unit and the terminal format
@@ -40,6 +44,9 @@ RIGHTSIZING_COLUMNS: dict[str, tuple[str, str]] = {
     "memory_mib": ("Memory", "mib"),
     "facts_source": ("Facts from", "text"),  # aws-describe-instance-types, or bundled-snapshot (offline fallback)
     "usd_per_hour": ("$/hour", "usd4"),
+    "credit_mode": ("Credit mode", "text"),  # burstable: unlimited, standard, unknown (not read); else empty
+    "credit_usd_per_hour": ("Credits $/hour", "usd4"),  # surplus credits charged now, per hour of the window
+    "cost_usd_per_hour": ("Cost $/hour", "usd4"),  # price + credits
     "hours": ("Hours", "int"),
     "coverage_pct": ("Coverage", "pct"),
     "cpu_avg": ("CPU avg", "pct"),
@@ -53,7 +60,7 @@ RIGHTSIZING_COLUMNS: dict[str, tuple[str, str]] = {
     "verdict": ("Verdict", "text"),
     "current_risk": ("Risk now", "int"),
     "recommended_type": ("Recommended (family)", "text"),
-    "recommended_usd_per_hour": ("Recommended $/hour", "usd4"),
+    "recommended_usd_per_hour": ("Recommended $/hour", "usd4"),  # estimated: price + its surplus credits
     "monthly_saving_usd": ("Saving $/month", "usd"),
     "risk": ("Risk", "int"),
     "limited_by": ("Limited by", "text"),
@@ -63,6 +70,9 @@ RIGHTSIZING_COLUMNS: dict[str, tuple[str, str]] = {
     "cheaper_monthly_saving_usd": ("Cheaper saving $/month", "usd"),
     "cheaper_risk": ("Cheaper risk", "int"),
     "cheaper_migration": ("Migration", "text"),
+    "size_up_type": ("Cheaper one size up", "text"),  # unlimited burstable: the next size, when it costs less
+    "size_up_usd_per_hour": ("One size up $/hour", "usd4"),
+    "size_up_monthly_saving_usd": ("One size up saving $/month", "usd"),
 }
 EXPERIMENT_COLUMNS: dict[str, tuple[str, str]] = {
     "experiment": ("Experiment", "text"),

@@ -31,7 +31,7 @@ from dashgen.errors import DashgenError
 
 STORE_ALL: Final = "__all__"  # the All value of the store's filter variables (dashgen.chosen, migration 045)
 ALL_VALUE: Final = f"'{STORE_ALL}'"  # their custom All value: Grafana inserts it as is, unformatted
-ENCODED: Final = frozenset({"tag_key", "tag_value", "name", "experiment"})  # variables whose values are hex
+ENCODED: Final = frozenset({"account", "tag_key", "tag_value", "name", "experiment"})  # variables whose values are hex
 
 
 class _All:

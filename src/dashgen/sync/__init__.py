@@ -27,11 +27,13 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from contextlib import nullcontext
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from dashgen.config import Config
 from dashgen.errors import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, ConfigError, DashgenError, first_line
+from dashgen.sync.accounts import Account, Accounts
 from dashgen.sync.aws import Budget, aws_errors, describe
 from dashgen.sync.cloudwatch import RowSpool
 from dashgen.sync.credits import CreditKey, family_of, is_burstable, read_credit_modes, resolve_credit_prices
@@ -97,7 +99,7 @@ class Collected:
     """Everything read from AWS for one sync, before anything is written."""
 
     instances: list[Instance]
-    regions: list[str]
+    regions: list[str]  # the pairs that landed, as `Account.where` names them (the region alone: the caller's)
     prices: list[Price]
     progress: dict[str, list[tuple[dt.datetime, Any]]]
     extra_prices: list[Price] = field(default_factory=list)  # rightsizing candidates (dashgen.rightsizing.collect)
@@ -105,6 +107,9 @@ class Collected:
     utilisation: Any = field(default_factory=RowSpool)
     volumes: list[Volume] = field(default_factory=list)  # EBS volumes of volume_regions
     volume_regions: list[str] = field(default_factory=list)  # the regions whose volumes were read
+    volume_pairs: list[tuple[str | None, str]] = field(default_factory=list)  # (account id, region) of those reads
+    pairs: list[tuple[Account, str]] = field(default_factory=list)  # the (account, region) pairs that landed
+    accounts: Any = None  # dashgen.sync.accounts.Accounts: the pairs' sessions (utilisation reads them too)
     storage_prices: list[StoragePrice] = field(default_factory=list)  # EBS, the types attached to an instance
     facts: list[dict[str, Any]] = field(default_factory=list)  # DescribeInstanceTypes (dashgen.sync.instance_facts)
     budgets: dict[str, Budget] = field(default_factory=dict)  # region (and "pricing") -> its time budget
@@ -114,6 +119,7 @@ class Collected:
     billed: list[Any] = field(default_factory=list)  # dashgen.sync.cur.BilledSpan, with --cur
     failed_regions: dict[str, str] = field(default_factory=dict)  # region -> the one line saying why
     unsynced: list[tuple[str, str]] = field(default_factory=list)  # (what was not read, the one line saying why)
+    warnings: list[str] = field(default_factory=list)  # one line each, not a failure (an id read in two pairs)
 
 
 def duration_seconds(text: str, where: str) -> int:
@@ -137,56 +143,123 @@ def region_budgets(config: Config, regions: list[str], seconds: float | None = N
     return budgets
 
 
+@dataclass
+class PairRead:
+    """What one (account, region) pair gave: its inventory, EBS volumes, credit modes and Spot prices, or the one
+    line saying why its inventory was not read (`error`); the reads after the inventory that failed, as
+    (what, line) for `SyncResult.not_synced`."""
+
+    account: Account
+    region: str
+    instances: list[Instance] = field(default_factory=list)
+    volumes: list[Volume] | None = None  # None: not read
+    credit_modes: dict[str, str] = field(default_factory=dict)
+    spot_prices: list[SpotPrice] = field(default_factory=list)
+    error: str | None = None
+    unsynced: list[tuple[str, str]] = field(default_factory=list)
+
+
+def read_pair(accounts: Accounts, account: Account, region: str, budget: Budget, now: dt.datetime,
+              retry_mode: str = "standard") -> PairRead:
+    """Read one (account, region) pair within its time budget, in the calling thread, with clients of its own
+    (made from the pair's session: `Accounts.pair_session`). Any failure is one line in the result and costs only
+    what it was reading; an assumed role that is refused fails the inventory read (its first call)."""
+    out = PairRead(account, region)
+    where = account.where(region)
+    try:
+        session = accounts.pair_session(account)
+        with accounts.client_lock(account) or nullcontext():
+            client = ec2_client(session, region, retry_mode, budget=budget)
+        out.instances = budget.run(lambda: describe_region(client, region, account.account_id))
+    except Exception as exc:  # AWS, the network, an unreadable reply, a role refused: this pair only (one line)
+        out.error = describe(exc)
+        return out
+    try:
+        out.volumes = [replace(v, account_id=account.account_id)
+                       for v in budget.run(lambda: describe_volumes(client, region))]
+    except Exception as exc:  # e.g. no ec2:DescribeVolumes permission: instances still land
+        out.unsynced.append((f"EBS volumes of {where}", f"WARNING: EBS volumes of {where} not read: {describe(exc)}"))
+    burstable = [i.instance_id for i in out.instances if is_burstable(i.instance_type)]
+    if burstable:
+        try:
+            out.credit_modes = budget.run(lambda: read_credit_modes(client, burstable))
+        except Exception as exc:  # the store keeps what it knew; never read: unknown
+            out.unsynced.append((f"credit specifications of {where}",
+                                 f"WARNING: credit specifications (standard/unlimited) of {where} not read: "
+                                 f"{describe(exc)}; their mode stays as stored, else unknown"))
+    spot = [i for i in out.instances if i.lifecycle == "spot"]
+    if spot:
+        try:
+            out.spot_prices = budget.run(lambda: read_spot_prices(client, spot, now))
+        except Exception as exc:
+            out.unsynced.append((f"Spot price history of {where}",
+                                 f"WARNING: Spot price history of {where} not read: {describe(exc)}; Spot "
+                                 "instances keep the prices stored, else their cost is unknown"))
+    return out
+
+
+def read_pairs(accounts: Accounts, regions: list[str], budgets: dict[str, Budget], now: dt.datetime, *,
+               retry_mode: str = "standard", concurrency: int = 8) -> list[PairRead]:
+    """Every (account, region) pair, at most `concurrency` at once (threads: the reads wait on AWS), each within
+    its own time budget (`budgets[account.where(region)]`); the results in the order of the pairs, whatever order
+    they finished in."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pairs = [(account, region) for account in accounts.accounts for region in regions]
+    if not pairs:
+        return []
+    with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(pairs))),
+                            thread_name_prefix="dashgen-pair") as pool:
+        futures = [pool.submit(read_pair, accounts, account, region, budgets[account.where(region)], now,
+                               retry_mode) for account, region in pairs]
+        return [f.result() for f in futures]
+
+
 def collect(config: Config, regions: list[str], prices_mode: str, session: Any, now: dt.datetime, *,
             retry_mode: str = "standard", pricing: Any = None, cloudwatch: Any = None,
             budgets: dict[str, Budget] | None = None,
-            progress_since: dict[str, dt.datetime] | None = None) -> Collected:
-    """Read AWS: inventory and EBS volumes per region, prices of the instance types and volume types in use,
-    progress points (of each experiment from `progress_since`, its latest stored point: the points before it are
-    stored already). Each region's reads run within its time budget; any failure is one line (in the returned
-    `failed_regions` or `unsynced`) and costs only what it was reading."""
+            progress_since: dict[str, dt.datetime] | None = None, accounts: Accounts | None = None) -> Collected:
+    """Read AWS: inventory and EBS volumes per (account, region) pair (`accounts`, default the caller's own
+    account; `read_pairs`: concurrently, `[aws] concurrency` at once), prices of the instance types and volume
+    types in use, progress points (of each experiment from `progress_since`, its latest stored point: the points
+    before it are stored already). Each pair's reads run within its time budget; any failure is one line (in the
+    returned `failed_regions`, keyed by `Account.where`, or `unsynced`) and costs only what it was reading."""
     failed_regions: dict[str, str] = {}
     unsynced: list[tuple[str, str]] = []
+    warnings_seen: list[str] = []
+    accounts = accounts if accounts is not None else Accounts([Account(None)], session)
     budgets = budgets if budgets is not None else region_budgets(config, regions)
-    for region in regions:
-        budgets.setdefault(region, Budget(region, budgets["pricing"].seconds))
+    for account in accounts.accounts:
+        for region in regions:
+            budgets.setdefault(account.where(region), Budget(account.where(region), budgets["pricing"].seconds))
     instances: list[Instance] = []
     volumes: list[Volume] = []
     credit_modes: dict[str, str] = {}
     spot_prices: list[SpotPrice] = []
     landed: list[str] = []
-    volume_regions: list[str] = []
-    for region in regions:
-        budget = budgets[region]
-        try:
-            client = ec2_client(session, region, retry_mode, budget=budget)
-            instances += budget.run(lambda c=client, r=region: describe_region(c, r))
-            landed.append(region)
-        except Exception as exc:  # AWS, the network, an unreadable reply: this region only (one line)
-            failed_regions[region] = describe(exc)
+    pairs: list[tuple[Account, str]] = []
+    volume_pairs: list[tuple[str | None, str]] = []
+    where_seen: dict[str, str] = {}  # instance id -> the pair it was read in
+    for read in read_pairs(accounts, regions, budgets, now, retry_mode=retry_mode, concurrency=config.concurrency):
+        where = read.account.where(read.region)
+        if read.error is not None:
+            failed_regions[where] = read.error
             continue
-        try:
-            volumes += budget.run(lambda c=client, r=region: describe_volumes(c, r))
-            volume_regions.append(region)
-        except Exception as exc:  # e.g. no ec2:DescribeVolumes permission: instances still land
-            unsynced.append((f"EBS volumes of {region}",
-                             f"WARNING: EBS volumes of {region} not read: {describe(exc)}"))
-        burstable = [i.instance_id for i in instances if i.region == region and is_burstable(i.instance_type)]
-        if burstable:
-            try:
-                credit_modes.update(budget.run(lambda c=client, ids=burstable: read_credit_modes(c, ids)))
-            except Exception as exc:  # the store keeps what it knew; never read: unknown
-                unsynced.append((f"credit specifications of {region}",
-                                 f"WARNING: credit specifications (standard/unlimited) of {region} not read: "
-                                 f"{describe(exc)}; their mode stays as stored, else unknown"))
-        spot = [i for i in instances if i.region == region and i.lifecycle == "spot"]
-        if spot:
-            try:
-                spot_prices += budget.run(lambda c=client, s=spot: read_spot_prices(c, s, now))
-            except Exception as exc:
-                unsynced.append((f"Spot price history of {region}",
-                                 f"WARNING: Spot price history of {region} not read: {describe(exc)}; Spot "
-                                 "instances keep the prices stored, else their cost is unknown"))
+        landed.append(where)
+        pairs.append((read.account, read.region))
+        for inst in read.instances:  # an id in two pairs (AWS ids are unique: never seen): the last read is stored
+            if inst.instance_id in where_seen:
+                warnings_seen.append(f"WARNING: instance {inst.instance_id} read in {where_seen[inst.instance_id]}"
+                                     f" and in {where}: stored as in {where}")
+                instances = [i for i in instances if i.instance_id != inst.instance_id]
+            where_seen[inst.instance_id] = where
+        instances += read.instances
+        if read.volumes is not None:
+            volumes += read.volumes
+            volume_pairs.append((read.account.account_id, read.region))
+        credit_modes.update(read.credit_modes)
+        spot_prices += read.spot_prices
+        unsynced += read.unsynced
     keys = {PriceKey(i.region, i.instance_type, i.operating_system, i.tenancy) for i in instances}
     prices, warnings = resolve_prices(keys, prices_mode, session, client=pricing, budget=budgets["pricing"])
     for line in warnings:
@@ -228,30 +301,39 @@ def collect(config: Config, regions: list[str], prices_mode: str, session: Any, 
             unsynced.append(("experiment progress",
                              f"WARNING: experiment progress not read from CloudWatch: {describe(exc)}"))
             progress = {}
-    return Collected(instances, landed, prices, progress, volumes=volumes, volume_regions=volume_regions,
+    return Collected(instances, landed, prices, progress, volumes=volumes,
+                     volume_regions=sorted({r for _, r in volume_pairs}), volume_pairs=volume_pairs,
                      storage_prices=storage_prices, budgets=budgets, credit_modes=credit_modes,
-                     credit_prices=credit_prices, spot_prices=spot_prices, failed_regions=failed_regions,
-                     unsynced=unsynced)
+                     credit_prices=credit_prices, spot_prices=spot_prices, pairs=pairs, accounts=accounts,
+                     failed_regions=failed_regions, unsynced=unsynced, warnings=warnings_seen)
 
 
 _SEEN_COLS = ("instance_id", "region", "instance_type", "name", "tags", "state", "launch_time", "platform",
-              "operating_system", "tenancy", "stopped_at", "running", "lifecycle", "availability_zone")
+              "operating_system", "tenancy", "stopped_at", "running", "lifecycle", "availability_zone", "account_id")
+# The (account, region) pairs that answered, as two arrays (account NULL: the caller's, not known): a stored row of
+# unknown account (NULL: stored before migration 070) belongs to any pair of its region, as before accounts.
+_IN_PAIRS = """EXISTS (SELECT 1 FROM unnest(%(pair_accounts)s::text[], %(pair_regions)s::text[])
+                          AS p(account_id, region)
+                  WHERE p.region = {t}.region
+                    AND (p.account_id IS NULL OR {t}.account_id IS NULL OR p.account_id = {t}.account_id))"""
 _SYNC_SQL = [
     # the inventory; last_seen moves, everything else only when it changed
     """INSERT INTO dashgen.instances AS i (instance_id, region, instance_type, name, tags, state, launch_time,
-           platform, operating_system, tenancy, lifecycle, availability_zone, first_seen, last_seen)
+           platform, operating_system, tenancy, lifecycle, availability_zone, first_seen, last_seen, account_id)
        SELECT instance_id, region, instance_type, name, tags, state, launch_time, platform, operating_system,
-              tenancy, lifecycle, availability_zone, %(now)s, %(now)s FROM _seen
+              tenancy, lifecycle, availability_zone, %(now)s, %(now)s, account_id FROM _seen
        ON CONFLICT (instance_id) DO UPDATE SET region = excluded.region, instance_type = excluded.instance_type,
            name = excluded.name, tags = excluded.tags, state = excluded.state, launch_time = excluded.launch_time,
            platform = excluded.platform, operating_system = excluded.operating_system,
            tenancy = excluded.tenancy, lifecycle = excluded.lifecycle,
-           availability_zone = coalesce(excluded.availability_zone, i.availability_zone), last_seen = excluded.last_seen
+           availability_zone = coalesce(excluded.availability_zone, i.availability_zone),
+           last_seen = excluded.last_seen, account_id = coalesce(excluded.account_id, i.account_id)
        WHERE (i.region, i.instance_type, i.name, i.tags, i.state, i.launch_time, i.platform, i.operating_system,
-              i.tenancy, i.lifecycle, i.availability_zone, i.last_seen) IS DISTINCT FROM
+              i.tenancy, i.lifecycle, i.availability_zone, i.last_seen, i.account_id) IS DISTINCT FROM
              (excluded.region, excluded.instance_type, excluded.name, excluded.tags, excluded.state,
               excluded.launch_time, excluded.platform, excluded.operating_system, excluded.tenancy,
-              excluded.lifecycle, coalesce(excluded.availability_zone, i.availability_zone), excluded.last_seen)""",
+              excluded.lifecycle, coalesce(excluded.availability_zone, i.availability_zone), excluded.last_seen,
+              coalesce(excluded.account_id, i.account_id))""",
     # an open interval that started before the current LaunchTime: the instance stopped before that start
     """UPDATE dashgen.instance_intervals iv SET ended_at = s.launch_time FROM _seen s
        WHERE iv.instance_id = s.instance_id AND iv.ended_at IS NULL AND iv.started_at < s.launch_time
@@ -272,10 +354,10 @@ _SYNC_SQL = [
        WHERE NOT running AND launch_time IS NOT NULL AND stopped_at IS NOT NULL
        ON CONFLICT (instance_id, started_at) DO NOTHING
        RETURNING instance_id""",
-    # gone from a region that answered (terminated long ago): close what is still open
-    """UPDATE dashgen.instance_intervals iv SET ended_at = greatest(iv.started_at, %(now)s)
+    # gone from an (account, region) pair that answered (terminated long ago): close what is still open
+    f"""UPDATE dashgen.instance_intervals iv SET ended_at = greatest(iv.started_at, %(now)s)
        FROM dashgen.instances i
-       WHERE iv.instance_id = i.instance_id AND iv.ended_at IS NULL AND i.region = ANY (%(regions)s)
+       WHERE iv.instance_id = i.instance_id AND iv.ended_at IS NULL AND {_IN_PAIRS.format(t="i")}
          AND NOT EXISTS (SELECT 1 FROM _seen s WHERE s.instance_id = i.instance_id)
        RETURNING iv.instance_id""",
 ]
@@ -309,20 +391,22 @@ _PRICES_KEPT_SQL = f"""
     JOIN unnest(%s::text[], %s::text[], %s::text[], %s::text[]) AS k(region, instance_type, operating_system, tenancy)
       USING (region, instance_type, operating_system, tenancy)
     WHERE p.source = '{API_SOURCE}' AND p.stale_since IS NOT NULL"""
-_VOLUME_COLS = ("volume_id", "region", "volume_type", "size_gib", "created_at", "instance_id")
+_VOLUME_COLS = ("volume_id", "region", "volume_type", "size_gib", "created_at", "instance_id", "account_id")
 _VOLUME_SQL = [
     """INSERT INTO dashgen.volumes AS v (volume_id, region, volume_type, size_gib, created_at, instance_id,
-           first_seen, last_seen)
-       SELECT volume_id, region, volume_type, size_gib, created_at, instance_id, %(now)s, %(now)s FROM _volumes
+           first_seen, last_seen, account_id)
+       SELECT volume_id, region, volume_type, size_gib, created_at, instance_id, %(now)s, %(now)s, account_id
+       FROM _volumes
        ON CONFLICT (volume_id) DO UPDATE SET region = excluded.region, volume_type = excluded.volume_type,
            size_gib = excluded.size_gib, created_at = excluded.created_at, instance_id = excluded.instance_id,
-           last_seen = excluded.last_seen, gone_at = NULL
-       WHERE (v.region, v.volume_type, v.size_gib, v.created_at, v.instance_id, v.last_seen, v.gone_at)
+           last_seen = excluded.last_seen, gone_at = NULL, account_id = coalesce(excluded.account_id, v.account_id)
+       WHERE (v.region, v.volume_type, v.size_gib, v.created_at, v.instance_id, v.last_seen, v.gone_at, v.account_id)
              IS DISTINCT FROM (excluded.region, excluded.volume_type, excluded.size_gib, excluded.created_at,
-                               excluded.instance_id, excluded.last_seen, NULL::timestamptz)""",
-    # deleted: gone from a region whose volumes were read
-    """UPDATE dashgen.volumes v SET gone_at = %(now)s
-       WHERE v.gone_at IS NULL AND v.region = ANY (%(regions)s)
+                               excluded.instance_id, excluded.last_seen, NULL::timestamptz,
+                               coalesce(excluded.account_id, v.account_id))""",
+    # deleted: gone from an (account, region) pair whose volumes were read
+    f"""UPDATE dashgen.volumes v SET gone_at = %(now)s
+       WHERE v.gone_at IS NULL AND {_IN_PAIRS.format(t="v")}
          AND NOT EXISTS (SELECT 1 FROM _volumes s WHERE s.volume_id = v.volume_id)""",
 ]
 _STORAGE_PRICE_SQL = """
@@ -385,7 +469,7 @@ def _seen_row(i: Instance) -> tuple[Any, ...]:
         stopped = None
     return (i.instance_id, i.region, i.instance_type, i.name, json.dumps(i.tags, sort_keys=True), i.state,
             i.launch_time, i.platform, i.operating_system, i.tenancy, stopped, i.running, i.lifecycle,
-            i.availability_zone)
+            i.availability_zone, i.account_id)
 
 
 def write(conn: Any, config: Config, collected: Collected, now: dt.datetime) -> str | None:
@@ -396,6 +480,7 @@ def write(conn: Any, config: Config, collected: Collected, now: dt.datetime) -> 
     `now` is when this sync started reading AWS. One sync writes at a time (advisory lock SYNC_LOCK; waiting
     longer than LOCK_TIMEOUT is one line naming who holds it), and a sync whose read started before the read of
     the last sync that committed writes nothing: the returned line says so (None when written)."""
+    from dashgen.rightsizing.collect import refresh_usage
     from dashgen.store.db import SYNC_LOCK, db_errors, lock_timeout
     from dashgen.sync.cloudwatch import store_hourly
     from dashgen.sync.instance_facts import store_facts
@@ -412,13 +497,16 @@ def write(conn: Any, config: Config, collected: Collected, now: dt.datetime) -> 
         conn.execute(
             "CREATE TEMP TABLE _seen (instance_id text, region text, instance_type text, name text, tags jsonb,"
             " state text, launch_time timestamptz, platform text, operating_system text, tenancy text,"
-            " stopped_at timestamptz, running bool, lifecycle text, availability_zone text) ON COMMIT DROP"
+            " stopped_at timestamptz, running bool, lifecycle text, availability_zone text, account_id text)"
+            " ON COMMIT DROP"
         )
         with conn.cursor().copy(f"COPY _seen ({', '.join(_SEEN_COLS)}) FROM STDIN") as copy:
             for inst in collected.instances:
                 copy.write_row(_seen_row(inst))
         conn.execute("ANALYZE _seen")
-        params = {"now": now, "regions": collected.regions}
+        pairs = ([(a.account_id, r) for a, r in collected.pairs] if collected.pairs
+                 else [(None, r) for r in collected.regions])  # (a caller that built Collected by hand)
+        params = {"now": now, "pair_accounts": [a for a, _ in pairs], "pair_regions": [r for _, r in pairs]}
         touched: set[str] = set()
         for stmt in _SYNC_SQL:
             cur = conn.execute(stmt, params)
@@ -436,6 +524,9 @@ def write(conn: Any, config: Config, collected: Collected, now: dt.datetime) -> 
             ])
         _write_progress(conn, collected)
         store_hourly(conn, collected.utilisation)
+        written_ids = getattr(collected.utilisation, "instance_ids", None)  # a RowSpool knows; a list of rows
+        refresh_usage(conn, config, now, written_ids if written_ids is not None
+                      else {r.instance_id for r in collected.utilisation})
         _write_volumes(conn, collected, now)
         _write_cost_truth(conn, collected, now)
     return None
@@ -486,12 +577,14 @@ def _key(key: PriceKey) -> tuple[str, str, str, str]:
 def _write_volumes(conn: Any, collected: Collected, now: dt.datetime) -> None:
     """The EBS volumes of the regions whose volumes were read, and the storage prices (inside write's transaction)."""
     conn.execute("CREATE TEMP TABLE _volumes (volume_id text, region text, volume_type text, size_gib int,"
-                 " created_at timestamptz, instance_id text) ON COMMIT DROP")
+                 " created_at timestamptz, instance_id text, account_id text) ON COMMIT DROP")
     with conn.cursor().copy(f"COPY _volumes ({', '.join(_VOLUME_COLS)}) FROM STDIN") as copy:
         for v in collected.volumes:
-            copy.write_row((v.volume_id, v.region, v.volume_type, v.size_gib, v.created_at, v.instance_id))
+            copy.write_row((v.volume_id, v.region, v.volume_type, v.size_gib, v.created_at, v.instance_id,
+                            v.account_id))
+    pairs = collected.volume_pairs or [(None, r) for r in collected.volume_regions]  # (a caller without pairs)
     for stmt in _VOLUME_SQL:
-        conn.execute(stmt, {"now": now, "regions": collected.volume_regions})
+        conn.execute(stmt, {"now": now, "pair_accounts": [a for a, _ in pairs], "pair_regions": [r for _, r in pairs]})
     with conn.cursor() as cur:
         cur.executemany(_STORAGE_PRICE_SQL, [(p.key.region, p.key.volume_type, p.usd_per_gb_month, p.source,
                                               p.price_date, now) for p in collected.storage_prices])
@@ -573,16 +666,23 @@ def sync(config: Config, *, dsn: str | None = None, regions: list[str] | None = 
                 pricing = pricing_client(session, budgets["pricing"])
         except aws_errors() as exc:  # e.g. AWS_PROFILE names no profile: the environment's configuration
             raise ConfigError(f"AWS: {describe(exc)}") from None
+        from dashgen.sync.accounts import resolve as resolve_accounts
         from dashgen.sync.cloudwatch import CloudWatchMeter
 
+        # [aws] accounts / organization_role, else the caller's account (its id, when STS tells it)
+        accounts = resolve_accounts(config, session, Budget("AWS STS and Organizations", budgets["pricing"].seconds))
+        result.warnings += accounts.warnings
         meter = CloudWatchMeter()  # counts every GetMetricData call of the clients made from here on
         meter.attach_session(session)
+        accounts.on_session.append(meter.attach_session)  # and of the assumed roles' sessions
         if cloudwatch is not None:
             meter.attach_client(cloudwatch)
         try:
             collected = collect(config, wanted, mode, session, now, retry_mode=retry_mode, pricing=pricing,
-                                cloudwatch=cloudwatch, budgets=budgets, progress_since=progress_since(conn, config))
+                                cloudwatch=cloudwatch, budgets=budgets, progress_since=progress_since(conn, config),
+                                accounts=accounts)
             result.failed_regions.update(collected.failed_regions)
+            result.warnings += collected.warnings
             for what, line in collected.unsynced:
                 result.not_synced(what, line)
             from dashgen.rightsizing.collect import collect_rightsizing

@@ -133,6 +133,7 @@ class CloudWatchMeter:
         self.calls = 0
         self.metrics = 0
         self.datapoints = 0
+        self._lock = threading.Lock()
 
     def _attach(self, emitter: Any) -> None:
         emitter.register(self.EVENT, self._after_call, unique_id=f"dashgen-meter-{id(self)}")
@@ -141,9 +142,11 @@ class CloudWatchMeter:
                     **_: Any) -> None:
         if "Error" in parsed:
             return
-        self.calls += 1
-        self.metrics += int((context or {}).get("dashgen_metrics", 0))
-        self.datapoints += sum(len(r.get("Values") or ()) for r in parsed.get("MetricDataResults") or ())
+        points = sum(len(r.get("Values") or ()) for r in parsed.get("MetricDataResults") or ())
+        with self._lock:  # (the (account, region) pairs are read at once)
+            self.calls += 1
+            self.metrics += int((context or {}).get("dashgen_metrics", 0))
+            self.datapoints += points
 
     @staticmethod
     def _before_call(*, params: Mapping[str, Any], context: dict[str, Any], **_: Any) -> None:
@@ -291,6 +294,7 @@ class RowSpool:
         self._segments: dict[str, list[tuple[int, int, dt.datetime, int, dt.datetime | None]]] = {}
         self._lock = threading.Lock()
         self._sealed = False
+        self.instance_ids: set[str] = set()  # whose rows it holds (rightsizing refreshes their aggregates)
         self.extend(rows)
 
     def _open(self) -> IO[bytes]:
@@ -326,6 +330,7 @@ class RowSpool:
         file.write(data)
         for iid, start, length, first, first_length, rest in runs:
             self._segments.setdefault(iid, []).append((self._size + start, length, first, first_length, rest))
+            self.instance_ids.add(iid)
         self._size += len(data)
         self._count += count
 
@@ -346,6 +351,7 @@ class RowSpool:
             for iid, segments in other._segments.items():
                 self._segments.setdefault(iid, []).extend((base + o, *more) for o, *more in segments)
             self._count += len(other)
+            self.instance_ids |= other.instance_ids
 
     def __iadd__(self, rows: Iterable[HourlyRow]) -> RowSpool:
         self.extend(rows)
@@ -639,15 +645,17 @@ FROM dashgen.instances i
 LEFT JOIN dashgen.instance_types t USING (instance_type)
 LEFT JOIN dashgen.experiments e
        ON i.tags ->> e.tag_key = e.tag_value AND e.progress_namespace IS NOT NULL AND e.progress_metric IS NOT NULL
-WHERE i.region = %s AND i.last_seen >= %s
+WHERE i.region = %s AND i.last_seen >= %s AND (%s::text IS NULL OR i.account_id = %s::text)
 ORDER BY i.instance_id, e.name
 """
 
 
-def targets_in_store(conn: Any, region: str, since: dt.datetime) -> list[Target]:
-    """The instances of `region` sync saw since `since`, with their burstability and progress metric."""
+def targets_in_store(conn: Any, region: str, since: dt.datetime, account_id: str | None = None) -> list[Target]:
+    """The instances of `region` (of account `account_id`; None: of every account) sync saw since `since`, with
+    their burstability and progress metric."""
     out = []
-    for iid, burstable, namespace, metric, dims, itype, launch in conn.execute(_TARGETS, (region, since)):
+    for iid, burstable, namespace, metric, dims, itype, launch in conn.execute(
+            _TARGETS, (region, since, account_id, account_id)):
         progress = ProgressMetric.of(namespace, metric, dims)
         out.append(Target(iid, bool(burstable), progress, itype, launch, itype))
     return out
@@ -700,18 +708,19 @@ def fetch_spans(conn: Any, targets: Sequence[Target], window_start: dt.datetime,
 
 def read_utilisation_into(conn: Any, client: Any, region: str, into: RowSpool | list[HourlyRow], *,
                           lookback_days: int = 14, now: dt.datetime | None = None,
-                          seen: Sequence[Target] = (), budget: Any = None) -> CollectResult:
+                          seen: Sequence[Target] = (), budget: Any = None,
+                          account_id: str | None = None) -> CollectResult:
     """Read the hourly utilisation of `region`'s instances (those in the store seen in the window, and `seen`,
-    the ones this sync saw) from CloudWatch into `into`, one GetMetricData request's rows at a time (within
-    `budget`, a `dashgen.sync.aws.Budget`: into a spool of the region's own, added to `into` only when every read
-    answered); the store is only read (a store that fails here is one `DatabaseError` line). Instances with the
-    same span (`fetch_spans`) share requests."""
+    the ones this sync saw; with `account_id`, only that account's: the client's) from CloudWatch into `into`,
+    one GetMetricData request's rows at a time (within `budget`, a `dashgen.sync.aws.Budget`: into a spool of the
+    region's own, added to `into` only when every read answered); the store is only read (a store that fails here
+    is one `DatabaseError` line). Instances with the same span (`fetch_spans`) share requests."""
     from dashgen.store.db import db_errors
 
     end = floor_hour(now or dt.datetime.now(dt.UTC)) + dt.timedelta(hours=1)  # the current hour, partial
     window_start = end - dt.timedelta(days=lookback_days, hours=1)
     with db_errors(f"sync: read the instances of {region} to measure"):
-        by_id = {t.instance_id: t for t in targets_in_store(conn, region, window_start)}
+        by_id = {t.instance_id: t for t in targets_in_store(conn, region, window_start, account_id)}
         stored = {iid: t.stored_type for iid, t in by_id.items()}
         if seen:
             known = conn.execute("SELECT instance_id, instance_type FROM dashgen.instances "

@@ -43,6 +43,7 @@ class Instance:
     state_changed_at: dt.datetime | None = None  # from StateTransitionReason
     lifecycle: str = "on-demand"  # InstanceLifecycle: 'spot', 'scheduled', 'capacity-block'; absent = On-Demand
     availability_zone: str | None = None  # Placement.AvailabilityZone (Spot prices are per AZ)
+    account_id: str | None = None  # the AWS account it was read from (None: the caller's, not known)
 
     @property
     def running(self) -> bool:
@@ -81,8 +82,8 @@ def as_utc(value: Any) -> dt.datetime | None:
     return value.replace(tzinfo=value.tzinfo or dt.UTC).astimezone(dt.UTC)
 
 
-def from_describe(raw: dict[str, Any], region: str) -> Instance:
-    """One `Instances[]` entry of `describe_instances` -> `Instance`."""
+def from_describe(raw: dict[str, Any], region: str, account_id: str | None = None) -> Instance:
+    """One `Instances[]` entry of `describe_instances` (read in `account_id`) -> `Instance`."""
     tags = {t["Key"]: t.get("Value", "") for t in raw.get("Tags") or [] if "Key" in t}
     details = raw.get("PlatformDetails") or ("Windows" if raw.get("Platform") == "windows" else "Linux/UNIX")
     return Instance(
@@ -99,6 +100,7 @@ def from_describe(raw: dict[str, Any], region: str) -> Instance:
         state_changed_at=parse_transition_time(raw.get("StateTransitionReason")),
         lifecycle=raw.get("InstanceLifecycle") or "on-demand",
         availability_zone=(raw.get("Placement") or {}).get("AvailabilityZone"),
+        account_id=account_id,
     )
 
 
@@ -109,10 +111,11 @@ def ec2_client(session: Any, region: str, retry_mode: str = "standard", budget: 
     return client(session, "ec2", region, retry_mode=retry_mode, budget=budget)
 
 
-def describe_region(client: Any, region: str) -> list[Instance]:
-    """Every instance of one region (all states AWS still lists), through the paginator."""
+def describe_region(client: Any, region: str, account_id: str | None = None) -> list[Instance]:
+    """Every instance of one region (all states AWS still lists) of the client's account (`account_id`), through
+    the paginator."""
     out: list[Instance] = []
     for page in client.get_paginator("describe_instances").paginate(PaginationConfig={"PageSize": 1000}):
         for reservation in page.get("Reservations", []):
-            out.extend(from_describe(raw, region) for raw in reservation.get("Instances", []))
+            out.extend(from_describe(raw, region, account_id) for raw in reservation.get("Instances", []))
     return out

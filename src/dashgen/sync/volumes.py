@@ -31,6 +31,7 @@ class Volume:
     size_gib: int
     created_at: dt.datetime | None
     instance_id: str | None  # attached to (None: available)
+    account_id: str | None = None  # the AWS account it was read from (None: the caller's, not known)
 
 
 @dataclass(frozen=True, order=True)

@@ -36,10 +36,11 @@ RETURNS bool LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT dashgen.chosen(tags ->> tag_key, tag_values) AND dashgen.chosen(name, names)
 $$;
 
--- One row per instance with what its cost needs: the price (NULL = unknown) and where it came from.
+-- One row per instance with what its cost needs: the price (NULL = unknown) and where it came from; its AWS
+-- account (NULL = not known yet, migration 070).
 CREATE OR REPLACE VIEW dashgen.instance_cost_basis AS
 SELECT i.instance_id, i.region, i.instance_type, i.name, i.tags, i.state, i.operating_system, i.tenancy,
-       p.usd_per_hour, p.source AS price_source, p.price_date
+       p.usd_per_hour, p.source AS price_source, p.price_date, i.account_id
 FROM dashgen.instances i
 LEFT JOIN dashgen.instance_prices p
        ON p.region = i.region AND p.instance_type = i.instance_type

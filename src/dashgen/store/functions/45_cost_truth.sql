@@ -139,7 +139,8 @@ SELECT i.instance_id, i.lifecycle,
        spot.usd_per_hour AS spot_usd_per_hour, spot.at AS spot_price_at,
        cp.usd_per_vcpu_hour AS credit_usd_per_vcpu_hour, cp.source AS credit_price_source,
        CASE WHEN i.credit_mode = 'standard' OR last.credits IS NULL OR last.credits = 0 THEN 0
-            ELSE last.credits / 60 * cp.usd_per_vcpu_hour::float8 END AS credit_usd_per_hour_recent
+            ELSE last.credits / 60 * cp.usd_per_vcpu_hour::float8 END AS credit_usd_per_hour_recent,
+       i.account_id
 FROM dashgen.instances i
 LEFT JOIN LATERAL (SELECT p.usd_per_hour, p.at FROM dashgen.spot_prices p
                    WHERE i.lifecycle = 'spot' AND p.availability_zone = i.availability_zone
@@ -154,12 +155,24 @@ LEFT JOIN LATERAL (SELECT u.cpu_surplus_credits_charged AS credits FROM dashgen.
                      AND u.instance_id = i.instance_id AND u.cpu_surplus_credits_charged IS NOT NULL
                    ORDER BY u.hour DESC LIMIT 1) last ON true;
 
+-- The version without account_id (before migration 070, or a 061 applied after 070: CONTRIBUTING.md rule 6)
+-- cannot be replaced (its result columns differ): dropped first.
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_proc
+               WHERE oid = to_regprocedure('dashgen.instance_cost_totals(timestamptz, timestamptz)')
+                 AND NOT 'account_id' = ANY (proargnames)) THEN
+        DROP FUNCTION dashgen.instance_cost_totals(timestamptz, timestamptz);
+    END IF;
+END $$;
+
 -- Every cost figure of an instance in [win_from, win_to] and to date: dashgen.instance_costs (On-Demand price x
 -- billed seconds) with the Spot price instead of On-Demand for Spot instances, plus surplus credits.
 --   compute_usd  Spot: the sum of its pieces at each Spot price; else billed seconds x the On-Demand price
 --                (no run in the range: 0, even at an unknown price);
 --   credit_usd   surplus credits charged (0 for standard mode and non-burstable types);
---   usd          compute_usd + credit_usd (NULL when either is unknown).
+--   usd          compute_usd + credit_usd (NULL when either is unknown);
+--   account_id   the instance's AWS account (NULL = not known yet; migration 070 dropped the version without it).
 CREATE OR REPLACE FUNCTION dashgen.instance_cost_totals(win_from timestamptz, win_to timestamptz)
 RETURNS TABLE (instance_id text, region text, instance_type text, name text, tags jsonb, tags_label text,
                state text, usd_per_hour numeric, price_source text, price_date date,
@@ -167,11 +180,12 @@ RETURNS TABLE (instance_id text, region text, instance_type text, name text, tag
                lifecycle text, credit_mode text, spot_usd_per_hour numeric,
                credits_in_range double precision, credit_usd_in_range double precision,
                credit_usd_to_date double precision, compute_usd_in_range double precision,
-               compute_usd_to_date double precision, usd_in_range double precision, usd_to_date double precision)
+               compute_usd_to_date double precision, usd_in_range double precision, usd_to_date double precision,
+               account_id text)
 LANGUAGE sql STABLE AS $$
     WITH c AS (SELECT * FROM dashgen.instance_costs(win_from, win_to)),
     figures AS (
-        SELECT c.*, b.lifecycle, b.credit_mode, b.spot_usd_per_hour,
+        SELECT c.*, b.lifecycle, b.credit_mode, b.spot_usd_per_hour, b.account_id,
                coalesce(r.credits, 0) AS credits_in_range,
                CASE WHEN r.instance_id IS NULL THEN 0 ELSE r.credit_usd END AS credit_usd_in_range,
                CASE WHEN a.instance_id IS NULL THEN 0 ELSE a.credit_usd END AS credit_usd_to_date,
@@ -189,7 +203,7 @@ LANGUAGE sql STABLE AS $$
     SELECT instance_id, region, instance_type, name, tags, tags_label, state, usd_per_hour, price_source, price_date,
            seconds_in_range, seconds_to_date, running, lifecycle, credit_mode, spot_usd_per_hour, credits_in_range,
            credit_usd_in_range, credit_usd_to_date, compute_usd_in_range, compute_usd_to_date,
-           compute_usd_in_range + credit_usd_in_range, compute_usd_to_date + credit_usd_to_date
+           compute_usd_in_range + credit_usd_in_range, compute_usd_to_date + credit_usd_to_date, account_id
     FROM figures
 $$;
 

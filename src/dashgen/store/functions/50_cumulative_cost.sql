@@ -1,16 +1,22 @@
 -- Definitions (CREATE OR REPLACE), re-applied by dashgen.store.migrate after the migrations whenever a
 -- migration or a definition file changed: edit here, never in a landed migration (CONTRIBUTING.md).
 
+-- The version without `accounts` (before migration 070, or a migration creating it applied after 070:
+-- CONTRIBUTING.md rule 6) would make a call ambiguous: dropped.
+DROP FUNCTION IF EXISTS dashgen.cumulative_cost(timestamptz, timestamptz, double precision, text, text[], text[]);
+
 -- The cumulative-cost panel with the charges beside On-Demand: as in 020_budget_definitions.sql (its rule and comments), plus
 -- extra_events (Spot price differences and surplus credits) and all_events; every point stays exact.
+-- `accounts`: the Account variable's choices (dashgen.chosen); the rollups group by account (migration 070), so an
+-- account filter keeps reading whole hours and days from them ('' there = an instance whose account is unknown).
 CREATE OR REPLACE FUNCTION dashgen.cumulative_cost(t0 timestamptz, t1 timestamptz, step_s double precision, tag_key text,
-                                        tag_values text[], names text[])
+                                        tag_values text[], names text[], accounts text[] DEFAULT ARRAY['__all__'])
 RETURNS TABLE ("time" timestamptz, metric text, value double precision)
 LANGUAGE sql STABLE AS $$
 WITH sel AS (  -- the selected instances: their series and USD per second (NULL: unknown, left out below)
     SELECT b.instance_id, coalesce(b.tags ->> tag_key, '(no tag)') AS series, b.usd_per_hour::float8 / 3600 AS rate
     FROM dashgen.instance_cost_basis b  -- (filtering on the price here would make the planner expect 1 row)
-    WHERE dashgen.selected(b.tags, b.name, tag_key, tag_values, names)
+    WHERE dashgen.selected(b.tags, b.name, tag_key, tag_values, names) AND dashgen.chosen(b.account_id, accounts)
 ), runs_events AS (  -- (instance, time, +1 / -1) taken from the runs
     -- runs going at t0: a start at t0
     SELECT iv.instance_id, t0 AS at, 1 AS sign
@@ -87,7 +93,7 @@ WITH sel AS (  -- the selected instances: their series and USD per second (NULL:
       ON (p.region, p.instance_type, p.operating_system, p.tenancy)
        = (d.region, d.instance_type, d.operating_system, d.tenancy)
     WHERE ('__all__' = ANY (names) AND tag_key IS DISTINCT FROM 'Name') AND p.usd_per_hour IS NOT NULL
-      AND dashgen.chosen(d.tags ->> tag_key, tag_values)
+      AND dashgen.chosen(d.tags ->> tag_key, tag_values) AND dashgen.chosen(nullif(d.account_id, ''), accounts)
       AND d.bucket >= dashgen.utc_floor(dashgen.utc_floor(t0, '1 hour') + interval '1 hour'
                                         - interval '1 microsecond', '24 hours') + interval '24 hours'
       AND d.bucket < dashgen.utc_floor(t1, '24 hours')
@@ -100,7 +106,7 @@ WITH sel AS (  -- the selected instances: their series and USD per second (NULL:
       ON (p.region, p.instance_type, p.operating_system, p.tenancy)
        = (h.region, h.instance_type, h.operating_system, h.tenancy)
     WHERE ('__all__' = ANY (names) AND tag_key IS DISTINCT FROM 'Name') AND p.usd_per_hour IS NOT NULL
-      AND dashgen.chosen(h.tags ->> tag_key, tag_values)
+      AND dashgen.chosen(h.tags ->> tag_key, tag_values) AND dashgen.chosen(nullif(h.account_id, ''), accounts)
       AND h.bucket >= dashgen.utc_floor(t0, '1 hour') + interval '1 hour'
       AND h.bucket < dashgen.utc_floor(t1, '1 hour')
       AND NOT (h.bucket >= dashgen.utc_floor(dashgen.utc_floor(t0, '1 hour') + interval '1 hour'

@@ -80,3 +80,14 @@ SELECT name, instances, running, budget_usd, spent_usd, budget_usd - spent_usd A
             WHEN last_at > deadline THEN false END AS makes_deadline,
        pace * 3600 AS pace_percent_per_hour
 FROM projected;
+
+-- Whether experiment `name` has a member (an instance with its tag) in one of the accounts chosen in the
+-- dashboards' Account variable ('__all__' = All: every experiment, members or not). The budget, spend and
+-- progress stay the whole experiment's: a budget is the experiment's, whichever accounts its instances run in.
+CREATE OR REPLACE FUNCTION dashgen.experiment_in_accounts(name text, accounts text[])
+RETURNS bool LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT '__all__' = ANY (accounts) OR EXISTS (
+        SELECT 1 FROM dashgen.experiments e
+        JOIN dashgen.instances i ON i.tags @> jsonb_build_object(e.tag_key, e.tag_value)
+        WHERE e.name = experiment_in_accounts.name AND dashgen.hex(i.account_id) = ANY (accounts))
+$$;

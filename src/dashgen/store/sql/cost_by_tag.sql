@@ -9,5 +9,6 @@ SELECT coalesce(c.tags ->> dashgen.unhex(${tag_key:sqlstring}), '(no tag)') AS "
        CASE WHEN bool_and(c.usd_to_date IS NOT NULL) THEN coalesce(sum(c.usd_to_date), 0) END AS "Cost to date"
 FROM dashgen.instance_cost_totals($__timeFrom()::timestamptz, $__timeTo()::timestamptz) c
 WHERE dashgen.selected(c.tags, c.name, dashgen.unhex(${tag_key:sqlstring}), ARRAY[${tag_value:sqlstring}], ARRAY[${name:sqlstring}])
+  AND dashgen.chosen(c.account_id, ARRAY[${account:sqlstring}])
 GROUP BY 1
 ORDER BY "Cost in range" DESC NULLS FIRST, 1

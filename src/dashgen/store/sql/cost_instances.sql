@@ -8,6 +8,7 @@ SELECT c.instance_id AS "Instance",
        c.name AS "Name",
        c.instance_type AS "Type",
        c.region AS "Region",
+       c.account_id AS "Account",
        c.state AS "State",
        c.tags_label AS "Tags",
        c.lifecycle AS "Purchase",
@@ -22,4 +23,5 @@ SELECT c.instance_id AS "Instance",
        c.price_date AS "Price date"
 FROM dashgen.instance_cost_totals($__timeFrom()::timestamptz, $__timeTo()::timestamptz) c
 WHERE dashgen.selected(c.tags, c.name, dashgen.unhex(${tag_key:sqlstring}), ARRAY[${tag_value:sqlstring}], ARRAY[${name:sqlstring}])
+  AND dashgen.chosen(c.account_id, ARRAY[${account:sqlstring}])
 -- no ORDER BY: the table panel sorts by "Cost in range" itself, and sorting 10,000 rows here took 40 ms

@@ -8,3 +8,4 @@ SELECT i.instance_id AS "Instance",
 FROM dashgen.instances i
 LEFT JOIN dashgen.ebs_costs($__timeFrom()::timestamptz, $__timeTo()::timestamptz) e ON e.instance_id = i.instance_id
 WHERE dashgen.selected(i.tags, i.name, dashgen.unhex(${tag_key:sqlstring}), ARRAY[${tag_value:sqlstring}], ARRAY[${name:sqlstring}])
+  AND dashgen.chosen(i.account_id, ARRAY[${account:sqlstring}])

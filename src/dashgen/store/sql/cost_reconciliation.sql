@@ -15,4 +15,5 @@ SELECT r.instance_id AS "Instance",
 FROM dashgen.reconciliation($__timeFrom()::timestamptz, $__timeTo()::timestamptz) r
 JOIN dashgen.instances i ON i.instance_id = r.instance_id
 WHERE dashgen.selected(i.tags, i.name, dashgen.unhex(${tag_key:sqlstring}), ARRAY[${tag_value:sqlstring}], ARRAY[${name:sqlstring}])
+  AND dashgen.chosen(i.account_id, ARRAY[${account:sqlstring}])
 ORDER BY abs(r.difference_pct) DESC NULLS FIRST, 1

@@ -15,5 +15,6 @@ SELECT coalesce(i.tags ->> dashgen.unhex(${tag_key:sqlstring}), '(no tag)') AS "
 FROM dashgen.reconciliation($__timeFrom()::timestamptz, $__timeTo()::timestamptz) r
 JOIN dashgen.instances i ON i.instance_id = r.instance_id
 WHERE dashgen.selected(i.tags, i.name, dashgen.unhex(${tag_key:sqlstring}), ARRAY[${tag_value:sqlstring}], ARRAY[${name:sqlstring}])
+  AND dashgen.chosen(i.account_id, ARRAY[${account:sqlstring}])
 GROUP BY 1
 ORDER BY 1

@@ -13,4 +13,5 @@ WHERE u.hour >= $__timeFrom()::timestamptz - interval '7 days'
   AND i.region = ${region:sqlstring}
   AND dashgen.selected(i.tags, i.name, dashgen.unhex(${tag_key:sqlstring}), ARRAY[${tag_value:sqlstring}], ARRAY[${name:sqlstring}])
   AND dashgen.chosen(i.instance_id, ARRAY[${instance:sqlstring}])
+  AND dashgen.chosen(i.account_id, ARRAY[${account:sqlstring}])
 ORDER BY 1, 2

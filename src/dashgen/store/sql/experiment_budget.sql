@@ -13,4 +13,5 @@ SELECT name AS "Experiment", instances AS "Instances", running AS "Running",
         FROM dashgen.experiments e WHERE e.name = experiment_status.name) AS "In config"
 FROM dashgen.experiment_status
 WHERE dashgen.chosen(name, ARRAY[${experiment:sqlstring}])
+  AND dashgen.experiment_in_accounts(name, ARRAY[${account:sqlstring}])
 ORDER BY name

@@ -25,6 +25,7 @@ members AS (
            CASE WHEN x.instance_id IS NULL THEN 0 ELSE x.credit_usd::numeric END AS credit_usd
     FROM dashgen.instance_cost_basis c
     JOIN e ON c.tags ->> e.tag_key = e.tag_value
+          AND dashgen.chosen(c.account_id, ARRAY[${account:sqlstring}])
     JOIN dashgen.instance_types t USING (instance_type)
     JOIN dashgen.instance_charge_basis b USING (instance_id)
     LEFT JOIN dashgen.extra_charges('-infinity', 'infinity') x USING (instance_id)

@@ -3,4 +3,5 @@
 SELECT now() AS "time", name AS metric, fits_budget::int AS value
 FROM dashgen.experiment_status
 WHERE dashgen.chosen(name, ARRAY[${experiment:sqlstring}])
+  AND dashgen.experiment_in_accounts(name, ARRAY[${account:sqlstring}])
 ORDER BY name

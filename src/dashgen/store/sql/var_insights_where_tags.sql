@@ -1,1 +1,1 @@
-SELECT clause FROM dashgen.insights_selection(${region:sqlstring}, dashgen.unhex(${tag_key:sqlstring}), ARRAY[${tag_value:sqlstring}]::text[], ARRAY[${name:sqlstring}]::text[], NULL)
+SELECT clause FROM dashgen.insights_selection(${region:sqlstring}, dashgen.unhex(${tag_key:sqlstring}), ARRAY[${tag_value:sqlstring}]::text[], ARRAY[${name:sqlstring}]::text[], NULL, accounts => ARRAY[${account:sqlstring}]::text[])

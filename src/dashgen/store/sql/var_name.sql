@@ -1,1 +1,1 @@
-SELECT name AS __text, dashgen.hex(name) AS __value FROM (SELECT DISTINCT name FROM dashgen.instances WHERE name IS NOT NULL AND dashgen.selected(tags, name, dashgen.unhex(${tag_key:sqlstring}), ARRAY[${tag_value:sqlstring}], ARRAY['__all__'])) n ORDER BY 1
+SELECT name AS __text, dashgen.hex(name) AS __value FROM (SELECT DISTINCT name FROM dashgen.instances WHERE name IS NOT NULL AND dashgen.chosen(account_id, ARRAY[${account:sqlstring}]) AND dashgen.selected(tags, name, dashgen.unhex(${tag_key:sqlstring}), ARRAY[${tag_value:sqlstring}], ARRAY['__all__'])) n ORDER BY 1

@@ -1,1 +1,1 @@
-SELECT v AS __text, dashgen.hex(v) AS __value FROM (SELECT DISTINCT tags ->> dashgen.unhex(${tag_key:sqlstring}) AS v FROM dashgen.instances) t WHERE v IS NOT NULL ORDER BY 1
+SELECT v AS __text, dashgen.hex(v) AS __value FROM (SELECT DISTINCT tags ->> dashgen.unhex(${tag_key:sqlstring}) AS v FROM dashgen.instances WHERE dashgen.chosen(account_id, ARRAY[${account:sqlstring}])) t WHERE v IS NOT NULL ORDER BY 1
