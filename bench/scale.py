@@ -14,7 +14,9 @@ Builds a pricing store with the project's own code paths, then measures what iss
    (DescribeInstanceCreditSpecifications) and those whose CPU level is above their baseline are charged surplus
    credits every hour they run (CPUSurplusCreditsCharged = (level - baseline) x vCPUs x 60 a hour): sync's real
    write with 14 days of hourly utilisation, candidate prices, volumes and experiment progress. Timed (whole sync
-   and its write transaction) in a child process, whose peak RSS is the sync's peak memory; CloudWatch calls,
+   and its write transaction) in a child process, whose peak RSS is the sync's peak memory (and the write's CPU
+   time, this process's and the server backend's, with the load average: on a shared machine wall time moves with
+   the load); CloudWatch calls,
    metrics requested and datapoints returned are what the sync reports (`SyncResult.cloudwatch_*`).
 2. Steady-state sync two hours later (same fleet): the same figures.
 3. History: 15 earlier daily runs of each instance over the 30 days before (bulk SQL load, billing rollups
@@ -301,16 +303,28 @@ def bench_config() -> Config:
                    (("Experiment", f"exp-{k}"),)) for k in range(EXPERIMENTS)))
 
 
+def _backend_cpu(conn: Any) -> float:
+    """CPU seconds (user + system) the PostgreSQL backend serving `conn` has used (the server runs here)."""
+    try:
+        fields = Path(f"/proc/{conn.info.backend_pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _sync_child(dsn: str, n: int, now: dt.datetime, out: Any) -> None:
     from dashgen import sync as sync_mod
 
-    spent = {"write": 0.0}
+    spent = {"write": 0.0, "write_cpu": 0.0}
     real_write = sync_mod.write
 
-    def timed_write(*args: Any, **kwargs: Any) -> Any:
-        t = time.perf_counter()
-        out = real_write(*args, **kwargs)
+    def timed_write(conn: Any, *args: Any, **kwargs: Any) -> Any:
+        # wall time, and CPU time of this process and of the server's backend: on a shared machine the wall time
+        # moves with the load, the CPU time much less
+        t, cpu, server = time.perf_counter(), time.process_time(), _backend_cpu(conn)
+        out = real_write(conn, *args, **kwargs)
         spent["write"] += time.perf_counter() - t
+        spent["write_cpu"] += time.process_time() - cpu + _backend_cpu(conn) - server
         return out
 
     sync_mod.write = timed_write
@@ -319,7 +333,8 @@ def _sync_child(dsn: str, n: int, now: dt.datetime, out: Any) -> None:
     result = sync_mod.sync(bench_config(), dsn=dsn, prices="bundled", session=session, now=now)
     total = time.perf_counter() - t
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    out.put({"s": total, "write_s": spent["write"], "peak_mb": peak_mb,
+    out.put({"s": total, "write_s": spent["write"], "write_cpu_s": spent["write_cpu"], "peak_mb": peak_mb,
+             "load": os.getloadavg()[0],
              "calls": result.cloudwatch_calls, "metrics": result.cloudwatch_metrics,
              "datapoints": result.cloudwatch_datapoints, "rows": result.utilisation_rows,
              "instances": result.instances, "warnings": result.warnings, "ok": result.ok})
@@ -574,8 +589,10 @@ def build_ratio(log: Any) -> float:
 def _sync_figures(first: dict[str, Any], steady: dict[str, Any]) -> dict[str, Any]:
     return {
         "sync_first_s": round(first["s"], 2), "sync_first_write_s": round(first["write_s"], 2),
+        "sync_first_write_cpu_s": round(first["write_cpu_s"], 2), "sync_first_load": round(first["load"], 1),
         "sync_first_peak_mb": round(first["peak_mb"]),
         "sync_steady_s": round(steady["s"], 2), "sync_steady_write_s": round(steady["write_s"], 2),
+        "sync_steady_write_cpu_s": round(steady["write_cpu_s"], 2), "sync_steady_load": round(steady["load"], 1),
         "cloudwatch_calls_first": first["calls"], "cloudwatch_calls_steady": steady["calls"],
         "cloudwatch_metrics_first": first["metrics"], "cloudwatch_metrics_steady": steady["metrics"],
         "cloudwatch_datapoints_first": first["datapoints"], "cloudwatch_datapoints_steady": steady["datapoints"],
@@ -629,12 +646,14 @@ def main() -> None:
             return
         log(f"== first sync: {n:,} instances, 14 days of hourly utilisation ==")
         first = run_sync(dsn, n, NOW)
-        log(f"  {first['s']:.2f} s (write {first['write_s']:.2f} s), peak {first['peak_mb']:.0f} MB, "
+        log(f"  {first['s']:.2f} s (write {first['write_s']:.2f} s, CPU {first['write_cpu_s']:.2f} s; load "
+            f"{first['load']:.1f}), peak {first['peak_mb']:.0f} MB, "
             f"{first['rows']:,} utilisation rows; CloudWatch {first['calls']:,} calls, {first['metrics']:,} "
             f"metrics, {first['datapoints']:,} datapoints" + (f"; {first['warnings']}" if first["warnings"] else ""))
         log("== steady-state sync, 2 hours later ==")
         steady = run_sync(dsn, n, NOW + 2 * HOUR)
-        log(f"  {steady['s']:.2f} s (write {steady['write_s']:.2f} s), peak {steady['peak_mb']:.0f} MB, "
+        log(f"  {steady['s']:.2f} s (write {steady['write_s']:.2f} s, CPU {steady['write_cpu_s']:.2f} s; load "
+            f"{steady['load']:.1f}), peak {steady['peak_mb']:.0f} MB, "
             f"{steady['rows']:,} utilisation rows; CloudWatch {steady['calls']:,} calls, {steady['metrics']:,} "
             f"metrics, {steady['datapoints']:,} datapoints")
         if args.sync_only:

@@ -267,3 +267,177 @@ def test_a_read_that_fails_midway_keeps_the_calls_that_answered(conns) -> None:
                               budget=Budget("us-east-1", 60))
     assert len(spool) == 33 * 6  # the first call's 33 instances, 6 hours each; the others not at all
     assert {r.instance_id for r in spool} == set(sorted(fleet)[:33])
+
+
+def _versions(conn) -> dict[tuple, str]:
+    return {(r[0], r[1]): r[2] for r in conn.execute(
+        "SELECT instance_id, hour, ctid::text || '/' || xmin::text FROM dashgen.instance_utilisation_hourly")}
+
+
+def _typed_reference_upsert(conn, rows: list[HourlyRow]) -> None:
+    """The per-row upsert with the derived 5-minute columns and the instance type (the first known one stays)."""
+    from dashgen.sync.cloudwatch import _stored_values
+
+    cols = ", ".join(COLUMNS)
+    sql = (f"INSERT INTO dashgen.instance_utilisation_hourly AS u (instance_id, hour, {cols}, instance_type) "
+           f"VALUES (%s, %s, {', '.join(['%s'] * len(COLUMNS))}, %s) ON CONFLICT (instance_id, hour) DO UPDATE SET "
+           + ", ".join(f"{c} = coalesce(excluded.{c}, u.{c})" for c in COLUMNS)
+           + ", instance_type = coalesce(u.instance_type, excluded.instance_type)")
+    with conn.cursor() as cur:
+        for r in rows:
+            values = _stored_values(r)
+            cur.execute(sql, (r.instance_id, r.hour, *(values.get(c) for c in COLUMNS), r.instance_type))
+
+
+def test_new_hours_are_copied_straight_in_and_stored_hours_upserted_with_the_per_row_result(conns) -> None:
+    """store_hourly's two paths: an instance whose spooled rows all follow its last stored hour (or with nothing
+    stored) is COPYed straight into the table; one whose rows reach back to a stored hour goes through the
+    upsert. Both store what the per-row upsert (the oracle) stores, and neither rewrites a row it does not
+    change (ctid and xmin of the untouched rows are kept)."""
+    fast, slow = conns
+    five = [float(k) if k % 5 else None for k in range(12)]
+    first = [HourlyRow(iid, T0 + k * H, {"cpu_avg": float(k), "cpu_max_5m": five, "network_in_bytes": 1e12 + k},
+                       "m5.large") for iid in ("i-mid", "i-old") for k in range(4)]
+    first += [HourlyRow("i-both", T0, {"cpu_avg": 1.0}, "m5.large")]
+    second = [  # i-old: only hours after its last stored one (the straight COPY); i-mid reaches back two hours
+        # (all upserted); i-both's first hour is stored, the next not (one upserted, one COPYed)
+        *(HourlyRow("i-mid", T0 + k * H, {"cpu_p95": 10.0 + k}, "m5.xlarge") for k in range(2, 6)),
+        *(HourlyRow("i-old", T0 + k * H, {"cpu_avg": 10.0 + k, "cpu_max_5m": [None] * 12}, "m5.xlarge")
+          for k in range(4, 6)),
+        HourlyRow("i-both", T0, {"cpu_p95": 2.0}, "m5.xlarge"), HourlyRow("i-both", T0 + H, {"cpu_avg": 3.0}),
+        HourlyRow("i-new", T0 + 2 * H, {"progress_pct": 0.1 + 0.2, "cpu_max_5m": []}, "c6g.large"),
+    ]
+    for batch in (first, second):
+        before = _versions(fast)
+        assert store_hourly(fast, batch) == len(batch)
+        _typed_reference_upsert(slow, batch)
+        after = _versions(fast)
+        assert {k: after[k] for k in before if k != ("i-both", T0) and k[0] != "i-mid"} == {
+            k: v for k, v in before.items() if k != ("i-both", T0) and k[0] != "i-mid"}
+    assert _rows(fast) == _rows(slow) and len(_rows(fast)) == 15
+    assert _rows(fast)[0][1:] != _rows(fast)[1][1:]  # (the rows differ: the comparison can fail)
+    # the type stored is the first known one (the upsert keeps it), the new hours carry theirs
+    assert fast.execute("SELECT hour, instance_type FROM dashgen.instance_utilisation_hourly WHERE instance_id = "
+                        "'i-both' ORDER BY 1").fetchall() == [(T0, "m5.large"), (T0 + H, None)]
+    # a re-sync of the same rows rewrites nothing, on either path
+    before = _versions(fast)
+    store_hourly(fast, second)
+    assert _versions(fast) == before
+
+
+def test_store_hourly_waits_for_the_sync_lock(conns) -> None:
+    """Whether an instance's hours are new is decided under the sync lock: a write outside sync
+    (`collect_utilisation`) cannot COPY an hour a concurrent sync is storing."""
+    from dashgen.store.db import SYNC_LOCK
+
+    fast, other = conns[0], psycopg.connect(conns[0].info.dsn, autocommit=True)
+    try:
+        with other.transaction():
+            other.execute("SELECT pg_advisory_xact_lock(%s)", (SYNC_LOCK,))
+            with fast.transaction():
+                fast.execute("SET LOCAL lock_timeout = '200ms'")
+                with pytest.raises(psycopg.errors.LockNotAvailable):
+                    store_hourly(fast, [HourlyRow("i-a", T0, {"cpu_avg": 1.0})])
+        assert store_hourly(fast, [HourlyRow("i-a", T0, {"cpu_avg": 1.0})]) == 1
+    finally:
+        other.close()
+
+
+def test_the_spool_round_trips_every_value_and_refuses_a_5_minute_value_a_real_cannot_hold() -> None:
+    from dashgen.errors import AwsError
+
+    odd = "i-odd\t\\id\n"
+    rows = [HourlyRow(odd, T0, {"cpu_avg": -0.0, "network_out_bytes": float("inf"), "cpu_max_5m": [1.5, None]},
+                      "t4g.large"),
+            HourlyRow("i-a", T0 + H, {c: 0.1 + 0.2 for c in COLUMNS if c not in ("cpu_max_5m", "cpu_count_5m")}),
+            HourlyRow("i-a", T0 + 2 * H, {})]
+    spool = RowSpool(rows)
+    spool.CHUNK = 7  # rows cut across chunks are read back whole
+    back = list(spool)
+    assert [(r.instance_id, r.hour, r.instance_type) for r in back] == [(odd, T0, "t4g.large"), ("i-a", T0 + H, None),
+                                                                         ("i-a", T0 + 2 * H, None)]
+    assert back[0].values == {"cpu_avg": -0.0, "network_out_bytes": float("inf"), "cpu_max_5m": [1.5, None],
+                              "cpu_peak_5m": 1.5, "cpu_count_5m": 1}
+    assert back[1].values["cpu_peak_5m"] != 0.1 + 0.2  # a real (4 bytes), as the table's column
+    assert {k: v for k, v in back[1].values.items() if k != "cpu_peak_5m"} == {
+        c: 0.1 + 0.2 for c in COLUMNS if c not in ("cpu_max_5m", "cpu_count_5m", "cpu_peak_5m")}
+    assert spool.instances() == ["i-a", odd]
+
+    def rows_in(ranges: list) -> list[tuple]:
+        return [(r.instance_id, r.hour) for r in RowSpool._read(b"".join(spool.copy_data(ranges)))]
+
+    new, old = spool.split({"i-a": T0 + H})  # i-a: its first hour is stored, its second not; odd: nothing stored
+    assert (rows_in(new), rows_in(old)) == ([(odd, T0), ("i-a", T0 + 2 * H)], [("i-a", T0 + H)])
+    new, old = spool.split({"i-a": T0 + 2 * H, odd: T0 - H})
+    assert (rows_in(new), rows_in(old)) == ([(odd, T0)], [("i-a", T0 + H), ("i-a", T0 + 2 * H)])
+    backwards = RowSpool([HourlyRow("i-b", T0 + 2 * H), HourlyRow("i-b", T0 + H)])  # (not in hour order)
+    assert backwards.split({"i-b": T0 + H})[0] == []  # its first row is new, the next one stored: all upserted
+    backwards.close()
+    with pytest.raises(AwsError, match=r"cpu_max_5m of i-a = 1e\+300 is out of range"):
+        RowSpool([HourlyRow("i-a", T0, {"cpu_max_5m": [1e300]})])
+    spool.close()
+
+
+def test_migration_080_keeps_every_stored_hour_and_replaces_the_hour_index(fresh_db, monkeypatch) -> None:
+    """A store migrated before 080 with utilisation stored: after `migrate`, the same rows, the btree on hour
+    replaced by the BRIN index."""
+    from dashgen.store import db as store
+
+    files = store.migration_files()
+    monkeypatch.setattr(store, "migration_files", lambda: [f for f in files if f[0] < "080"])
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        store.migrate(conn)
+        store_hourly(conn, [HourlyRow(f"i-{n}", T0 + k * H, {"cpu_avg": float(n + k), "cpu_max_5m": [1.0] * 12},
+                                      "m5.large") for n in range(3) for k in range(5)])
+        before = _rows(conn)
+        monkeypatch.setattr(store, "migration_files", lambda: files)
+        assert store.migrate(conn) == ["080_utilisation_hour_brin"]
+        assert _rows(conn) == before and len(before) == 15
+        indexes = dict(conn.execute("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'dashgen' AND "
+                                    "tablename = 'instance_utilisation_hourly'").fetchall())
+        assert "instance_utilisation_hourly_hour" not in indexes
+        assert "USING brin (hour)" in indexes["instance_utilisation_hourly_hour_brin"]
+
+
+def test_the_binary_spool_gives_back_every_row_it_was_given() -> None:
+    """Property: any rows (any instance id text, any double, 5-minute maxima in a real's range) come back from the
+    spool as given, the derived peak and count added and the 5-minute values rounded to a real (4 bytes), as the
+    table stores them."""
+    import struct
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from dashgen.sync.cloudwatch import _stored_values
+
+    real = st.floats(width=32, allow_nan=False)
+    doubles = st.floats(allow_nan=False)
+    plain = [c for c in COLUMNS if c not in ("cpu_max_5m", "cpu_peak_5m", "cpu_count_5m")]
+    row = st.builds(
+        HourlyRow, st.text(min_size=1, max_size=30).filter(lambda s: "\x00" not in s),
+        st.integers(0, 10**6).map(lambda k: T0 + k * H),
+        st.fixed_dictionaries({}, optional={**{c: doubles for c in plain},
+                                            "cpu_max_5m": st.lists(st.none() | real, max_size=12)}),
+        st.none() | st.sampled_from(["m5.large", "t4g.micro"]))
+
+    def as_real(v: float | None) -> float | None:
+        return None if v is None else struct.unpack("!f", struct.pack("!f", v))[0]
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.lists(row, max_size=20))
+    def check(rows: list[HourlyRow]) -> None:
+        spool = RowSpool(rows)
+        try:
+            back = list(spool)
+        finally:
+            spool.close()
+        assert len(back) == len(spool) == len(rows)
+        for given_row, got in zip(rows, back, strict=True):
+            want = _stored_values(given_row)
+            if "cpu_max_5m" in want:
+                want["cpu_max_5m"] = [as_real(v) for v in want["cpu_max_5m"]]
+                want["cpu_peak_5m"] = as_real(want["cpu_peak_5m"])
+            assert (got.instance_id, got.hour, got.instance_type, got.values) == (
+                given_row.instance_id, given_row.hour, given_row.instance_type, want)
+
+    check()

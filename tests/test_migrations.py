@@ -41,6 +41,7 @@ RELEASED = {
     "061_cost_truth_functions": "bce8228cf6e77b3338a73e9e0db3a9817972f36af25c41ab2709a55a092df60f",
     "065_rightsizing_usage": "8e71e992a97af8a6df06ec7f12c1c30f026d7b3eb4e93631440b307314acca59",
     "070_accounts": "98fb9e041d40ec39318ea9acf56acffda03e985e0b3f4cface335dc329bc4e5a",
+    "080_utilisation_hour_brin": "8a450927f801a70a6442ef1c71510d127c2378fb79187563106da6376344dd3f",
     "090_extra_charge_rollups": "a0d9ece5b9d3f386df3a9823a348e477497c1fa77f6f4e05da36092ce9d08196",
 }
 # Functions the migrations own because a table depends on them (a generated column): never re-defined.

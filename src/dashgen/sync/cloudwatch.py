@@ -18,16 +18,18 @@ previous sync ran at least `SETTLED` after its end) is never fetched again, the 
 partial is; and only over the hours it ran (from its first run in the window to its stop, from the store's
 running intervals and what this sync saw): a stopped instance whose hours are stored is not queried at all.
 Instances with the same span share GetMetricData calls (up to 500 queries each, an instance's queries never
-split across two calls). The rows are streamed: each call's rows go to a `RowSpool` on disk, and `store_hourly`
-COPYs them into a temporary table and upserts them with one statement, so a fleet's 14 days never sit in
-memory. `CloudWatchMeter` counts what a sync asked CloudWatch (calls, metrics requested, datapoints returned).
+split across two calls). The rows are streamed: each call's rows go to a `RowSpool` on disk (binary COPY rows,
+formatted during the read), so a fleet's 14 days never sit in memory; `store_hourly` COPYs the rows after each
+instance's last stored hour straight into the table, and the others (the hour stored partial, read again) into a
+temporary table upserted with one statement. `CloudWatchMeter` counts what a sync asked CloudWatch (calls,
+metrics requested, datapoints returned).
 `collect_utilisation` reads and stores in one go, outside sync.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import re
+import struct
 import tempfile
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -176,71 +178,161 @@ class CloudWatchMeter:
                 events.unregister(self.EVENT, unique_id=f"dashgen-meter-{id(self)}")
 
 
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-_UNESCAPES = {"\\": "\\", "t": "\t", "n": "\n", "r": "\r"}
-_UNESCAPE = re.compile(r"\\(.)")
+# The spool holds PostgreSQL's binary COPY format (PostgreSQL docs, "COPY", "Binary Format"): the server only
+# copies bytes in, where the text format's number parsing cost about half the write of a first sync (bench/).
+_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)  # signature, flags, header extension
+_COPY_TRAILER = struct.pack("!h", -1)
+_PG_EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)  # timestamptz: microseconds since then (int64)
+_FLOAT4_OID = 700
+_FLOAT4_MAX = 3.4028234663852886e38
+_NULL = struct.pack("!i", -1)
+_DOUBLE = struct.Struct("!id")
+_REAL = struct.Struct("!if")
+_SMALLINT = struct.Struct("!ih")
+_BIGINT = struct.Struct("!iq")
+_ARRAY_HEAD = struct.Struct("!iiiiii")  # byte length, ndim 1, has nulls, element type, size, lower bound 1
+_FIELDS = struct.pack("!h", 2 + 17 + 1)  # instance_id, hour, COLUMNS, instance_type
+# the table's type of each column (the temporary table of store_hourly has the same: binary COPY needs them)
+COLUMN_TYPES = {c: "double precision" for c in COLUMNS} | {
+    "cpu_max_5m": "real[]", "cpu_peak_5m": "real", "cpu_count_5m": "smallint"}
 
 
-def _copy_value(value: Any) -> str:
-    """One value in PostgreSQL's COPY text format (NULL is \\N)."""
+def _real(value: float, what: str) -> float:
+    if value != value or abs(value) <= _FLOAT4_MAX or value in (float("inf"), float("-inf")):
+        return value
+    raise AwsError(f"cloudwatch: {what} = {value!r} is out of range for the stored type real (4 bytes)")
+
+
+def _binary_value(column: str, value: Any, iid: str) -> bytes:
+    """One field of a binary COPY row: its length and bytes (-1 for NULL)."""
     if value is None:
-        return "\\N"
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    if isinstance(value, float):
-        return repr(value)  # 'inf', '-inf', 'nan' are float8 input too
-    if isinstance(value, list | tuple):  # an array column: {1.5,NULL,...}
-        return "{" + ",".join("NULL" if v is None else repr(float(v)) for v in value) + "}"
-    return str(value).translate(_COPY_ESCAPES)
+        return _NULL
+    if column == "cpu_max_5m":
+        body = b"".join(_NULL if v is None else _REAL.pack(4, _real(float(v), f"{column} of {iid}")) for v in value)
+        if not value:  # an empty array: no dimension
+            return struct.pack("!iiii", 12, 0, 0, _FLOAT4_OID)
+        return _ARRAY_HEAD.pack(20 + len(body), 1, int(any(v is None for v in value)), _FLOAT4_OID, len(value),
+                                1) + body
+    if column == "cpu_peak_5m":
+        return _REAL.pack(4, _real(float(value), f"{column} of {iid}"))
+    if column == "cpu_count_5m":
+        return _SMALLINT.pack(2, int(value))
+    return _DOUBLE.pack(8, float(value))
 
 
-def copy_line(row: HourlyRow) -> str:
-    """`row` as one line of `COPY ... (instance_id, hour, <COLUMNS>, instance_type) FROM STDIN` (text format),
+def _text(value: str | None) -> bytes:
+    if value is None:
+        return _NULL
+    data = value.encode("utf-8")
+    return struct.pack("!i", len(data)) + data
+
+
+def _hour(value: dt.datetime) -> bytes:
+    delta = value - _PG_EPOCH
+    return _BIGINT.pack(8, (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds)
+
+
+def copy_row(row: HourlyRow) -> bytes:
+    """`row` as one row of `COPY ... (instance_id, hour, <COLUMNS>, instance_type) FROM STDIN (FORMAT binary)`,
     with the peak and count derived from the 5-minute CPU maxima (`_stored_values`)."""
     values = _stored_values(row)
-    return "\t".join((_copy_value(row.instance_id), _copy_value(row.hour),
-                      *(_copy_value(values.get(c)) for c in COLUMNS), _copy_value(row.instance_type))) + "\n"
+    return b"".join((_FIELDS, _text(row.instance_id), _hour(row.hour),
+                     *(_binary_value(c, values.get(c), row.instance_id) for c in COLUMNS), _text(row.instance_type)))
 
 
-def _parse_value(column: str, text: str) -> Any:
-    """One COPY text value of `column` back (the inverse of `_copy_value`)."""
-    if column == "cpu_max_5m":
-        return [None if v == "NULL" else float(v) for v in text[1:-1].split(",")] if text != "{}" else []
-    if column == "cpu_count_5m":
-        return int(text)
-    return float(text)
+def _parse_row(data: bytes, at: int) -> tuple[HourlyRow, int]:
+    """The row of binary COPY `data` starting at `at` (the inverse of `copy_row`), and where the next starts."""
+    (count,) = struct.unpack_from("!h", data, at)
+    at += 2
+    fields: list[bytes | None] = []
+    for _ in range(count):
+        (size,) = struct.unpack_from("!i", data, at)
+        at += 4
+        fields.append(None if size < 0 else data[at:at + size])
+        at += max(size, 0)
+    iid, hour, *values, itype = fields
+    out: dict[str, Any] = {}
+    for column, raw in zip(COLUMNS, values, strict=True):
+        if raw is None:
+            continue
+        if column == "cpu_max_5m":
+            ndim = struct.unpack_from("!i", raw)[0]
+            n = struct.unpack_from("!i", raw, 12)[0] if ndim else 0
+            items, pos = [], 20
+            for _ in range(n):
+                (size,) = struct.unpack_from("!i", raw, pos)
+                pos += 4
+                items.append(None if size < 0 else struct.unpack_from("!f", raw, pos)[0])
+                pos += max(size, 0)
+            out[column] = items
+        elif column == "cpu_peak_5m":
+            out[column] = struct.unpack("!f", raw)[0]
+        elif column == "cpu_count_5m":
+            out[column] = struct.unpack("!h", raw)[0]
+        else:
+            out[column] = struct.unpack("!d", raw)[0]
+    micros = struct.unpack("!q", hour)[0]  # type: ignore[arg-type]
+    return HourlyRow(iid.decode("utf-8"), _PG_EPOCH + dt.timedelta(microseconds=micros), out,  # type: ignore[union-attr]
+                     None if itype is None else itype.decode("utf-8")), at
 
 
 class RowSpool:
     """Hourly rows between the read (before sync's transaction) and the write: each call's rows appended to a
-    temporary file as COPY text lines (formatted outside the write transaction), streamed back in large chunks
-    by `store_hourly`; no more than one call's rows are in memory at once."""
+    temporary file as binary COPY rows (formatted outside the write transaction), streamed back in large chunks
+    by `store_hourly`; no more than one call's rows are in memory at once. The spool knows where each instance's
+    rows are, the hour of the first and the earliest of the others (`split`): `store_hourly` COPYs the rows after
+    an instance's last stored hour straight into the table."""
 
     CHUNK = 1 << 20
 
     def __init__(self, rows: Iterable[HourlyRow] = ()) -> None:
         self._file: IO[bytes] | None = None
         self._count = 0
+        self._size = 0
+        # instance id -> a run of its consecutive rows each: (offset, length, the first row's hour and length, the
+        # earliest hour of the others or None)
+        self._segments: dict[str, list[tuple[int, int, dt.datetime, int, dt.datetime | None]]] = {}
         self._lock = threading.Lock()
         self._sealed = False
         self.instance_ids: set[str] = set()  # whose rows it holds (rightsizing refreshes their aggregates)
         self.extend(rows)
 
+    def _open(self) -> IO[bytes]:
+        if self._file is None:
+            self._file = tempfile.TemporaryFile(prefix="dashgen-utilisation-")  # noqa: SIM115 - see close()
+        return self._file
+
     def extend(self, rows: Iterable[HourlyRow]) -> None:
         """Append one call's rows, whole (a sealed spool refuses: `RuntimeError`)."""
-        rows = list(rows)
-        lines = [copy_line(r) for r in rows]
+        parts: list[bytes] = []
+        runs: list[list[Any]] = []  # [instance, offset in parts' bytes, length, first hour, first length, rest]
+        size = 0
+        for row in rows:
+            data = copy_row(row)
+            if runs and runs[-1][0] == row.instance_id:
+                run = runs[-1]
+                run[2] += len(data)
+                run[5] = row.hour if run[5] is None else min(run[5], row.hour)
+            else:
+                runs.append([row.instance_id, size, len(data), row.hour, len(data), None])
+            parts.append(data)
+            size += len(data)
         with self._lock:
             if self._sealed:
                 raise RuntimeError("utilisation spool sealed: this read was abandoned")
-            if not lines:
+            if not parts:
                 return
-            if self._file is None:
-                self._file = tempfile.TemporaryFile(prefix="dashgen-utilisation-")  # noqa: SIM115 - see close()
-            self._file.seek(0, 2)
-            self._file.write("".join(lines).encode("utf-8"))
-            self._count += len(lines)
-            self.instance_ids.update(r.instance_id for r in rows)
+            self._append(b"".join(parts), len(parts), runs)
+
+    def _append(self, data: bytes, count: int, runs: Iterable[list[Any]]) -> None:
+        file = self._open()
+        file.seek(0, 2)
+        file.write(data)
+        for iid, start, length, first, first_length, rest in runs:
+            self._segments.setdefault(iid, []).append((self._size + start, length, first, first_length, rest))
+            self.instance_ids.add(iid)
+        self._size += len(data)
+        self._count += count
 
     def seal(self) -> None:
         """Refuse any later `extend` (an abandoned reader thread can add nothing after this)."""
@@ -250,11 +342,14 @@ class RowSpool:
     def absorb(self, other: RowSpool) -> None:
         """Append `other`'s rows (file to file, in chunks; `other` sealed first if it may still be written)."""
         with self._lock:
-            for chunk in other.chunks():
-                if self._file is None:
-                    self._file = tempfile.TemporaryFile(prefix="dashgen-utilisation-")  # noqa: SIM115 - see close()
-                self._file.seek(0, 2)
-                self._file.write(chunk)
+            base = self._size
+            for chunk in other._chunks():
+                file = self._open()
+                file.seek(0, 2)
+                file.write(chunk)
+                self._size += len(chunk)
+            for iid, segments in other._segments.items():
+                self._segments.setdefault(iid, []).extend((base + o, *more) for o, *more in segments)
             self._count += len(other)
             self.instance_ids |= other.instance_ids
 
@@ -265,24 +360,76 @@ class RowSpool:
     def __len__(self) -> int:
         return self._count
 
-    def chunks(self) -> Iterator[bytes]:
-        """The spooled COPY text, in chunks of about `CHUNK` bytes (whole lines)."""
+    def instances(self) -> list[str]:
+        """The spooled instances, sorted."""
+        return sorted(self._segments)
+
+    def split(self, last: Mapping[str, dt.datetime | None]) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+        """(offset, length) of the rows after each instance's `last` stored hour (None or absent: all of its
+        rows), and of the others: where an instance's first row is its only hour not after it (the hour stored
+        while in progress, read again), only that row is in the second list."""
+        new: list[tuple[int, int]] = []
+        old: list[tuple[int, int]] = []
+        for iid, segments in self._segments.items():
+            stored = last.get(iid)
+            for offset, length, first, first_length, rest in segments:
+                rest_new = stored is None or rest is None or rest > stored
+                if rest_new and (stored is None or first > stored):
+                    new.append((offset, length))
+                elif rest_new:
+                    old.append((offset, first_length))
+                    if length > first_length:
+                        new.append((offset + first_length, length - first_length))
+                else:
+                    old.append((offset, length))
+        return new, old
+
+    def _chunks(self, ranges: Iterable[tuple[int, int]] | None = None) -> Iterator[bytes]:
+        """The spooled rows (or those in `ranges`, (offset, length) in file order), in chunks of at most `CHUNK`."""
         if self._file is None:
             return
-        self._file.seek(0)
-        while chunk := self._file.read(self.CHUNK):
-            yield chunk
+        for offset, length in [(0, self._size)] if ranges is None else ranges:
+            self._file.seek(offset)
+            while length > 0 and (chunk := self._file.read(min(self.CHUNK, length))):
+                length -= len(chunk)
+                yield chunk
+
+    def copy_data(self, ranges: Iterable[tuple[int, int]] | None = None) -> Iterator[bytes]:
+        """Binary COPY data (signature, rows, trailer) of every spooled row, or of the rows in `ranges` (`split`)."""
+        if ranges is not None:
+            spans, ranges = sorted(ranges), []
+            for offset, length in spans:  # adjacent runs read as one
+                if ranges and ranges[-1][0] + ranges[-1][1] == offset:
+                    ranges[-1] = (ranges[-1][0], ranges[-1][1] + length)
+                else:
+                    ranges.append((offset, length))
+        yield _COPY_SIGNATURE
+        yield from self._chunks(ranges)
+        yield _COPY_TRAILER
 
     def __iter__(self) -> Iterator[HourlyRow]:
-        """The rows back (parsed from the COPY text)."""
-        if self._file is None:
-            return
-        self._file.seek(0)
-        for raw in self._file:
-            iid, hour, *values, itype = raw.decode("utf-8").rstrip("\n").split("\t")
-            yield HourlyRow(_UNESCAPE.sub(lambda m: _UNESCAPES[m.group(1)], iid), dt.datetime.fromisoformat(hour),
-                            {c: _parse_value(c, v) for c, v in zip(COLUMNS, values, strict=True) if v != "\\N"},
-                            None if itype == "\\N" else _UNESCAPE.sub(lambda m: _UNESCAPES[m.group(1)], itype))
+        """The rows back (parsed from the binary COPY data)."""
+        pending = b""
+        for chunk in self._chunks():
+            data, at = pending + chunk, 0
+            while True:
+                try:
+                    row, end = _parse_row(data, at)
+                except (struct.error, ValueError):  # a row cut by the chunk's end: with the next chunk
+                    break
+                if end > len(data):
+                    break
+                yield row
+                at = end
+            pending = data[at:]
+
+    @staticmethod
+    def _read(data: bytes) -> Iterator[HourlyRow]:
+        """The rows of whole binary COPY data (signature, rows, trailer), as `copy_data` gives it."""
+        at = len(_COPY_SIGNATURE)
+        while data[at:at + 2] != _COPY_TRAILER:
+            row, at = _parse_row(data, at)
+            yield row
 
     def close(self) -> None:
         if self._file is not None:
@@ -422,7 +569,6 @@ def row_type(target: Target, hour: dt.datetime) -> str | None:
 
 
 _ALL = (*COLUMNS, "instance_type")
-_TEMP_TYPES = {"cpu_max_5m": "real[]", "cpu_count_5m": "smallint", "instance_type": "text"}
 _KEEP = {c: f"coalesce(excluded.{c}, u.{c})" for c in COLUMNS} | {
     "instance_type": "coalesce(u.instance_type, excluded.instance_type)"}  # the first known type stays
 _COLS = ", ".join(_ALL)
@@ -434,6 +580,13 @@ _MERGE = (  # one statement for every row COPYed into _utilisation (each (instan
     + f" WHERE ({', '.join(f'u.{c}' for c in _ALL)}) IS DISTINCT FROM "
     f"({', '.join(_KEEP[c] for c in _ALL)})"  # unchanged rows are not rewritten
 )
+# each instance's last stored hour (the primary key, read backwards: one probe an instance)
+_LAST_STORED = """
+SELECT t.instance_id, (SELECT u.hour FROM dashgen.instance_utilisation_hourly u
+                       WHERE u.instance_id = t.instance_id ORDER BY u.hour DESC LIMIT 1)
+FROM unnest(%s::text[]) AS t(instance_id)
+"""
+_COPY = f"COPY {{}} (instance_id, hour, {_COLS}) FROM STDIN (FORMAT binary)"
 
 
 def _stored_values(row: HourlyRow) -> dict[str, Any]:
@@ -449,29 +602,44 @@ def _stored_values(row: HourlyRow) -> dict[str, Any]:
 
 def store_hourly(conn: Any, rows: Iterable[HourlyRow]) -> int:
     """Upsert `rows` (a statistic CloudWatch did not return this time keeps its stored value), each (instance,
-    hour) at most once; the count. The rows stream through COPY into a temporary table (in the caller's
-    transaction, else its own) and land with one INSERT ... ON CONFLICT: never a statement per row."""
-    count = 0
-    with conn.transaction():
-        conn.execute("DROP TABLE IF EXISTS pg_temp._utilisation")
-        conn.execute("CREATE TEMP TABLE _utilisation (instance_id text, hour timestamptz, "
-                     + ", ".join(f"{c} {_TEMP_TYPES.get(c, 'double precision')}" for c in _ALL) + ") ON COMMIT DROP")
-        with conn.cursor().copy(f"COPY _utilisation (instance_id, hour, {_COLS}) FROM STDIN") as copy:
-            if isinstance(rows, RowSpool):  # already COPY text: large chunks, no per-row work here
-                for chunk in rows.chunks():
-                    copy.write(chunk)
-                count = len(rows)
-            else:
-                for r in rows:
-                    copy.write(copy_line(r))
-                    count += 1
-        if count:
-            conn.execute(_MERGE)
+    hour) at most once; the count. In the caller's transaction (else its own), holding the sync lock (what is
+    stored cannot change meanwhile): the rows after an instance's last stored hour (all of a new instance's, a
+    first sync's; the new hours of a steady-state sync) are COPYed straight into the table; the others (the hour
+    stored while in progress, read again) stream through COPY into a temporary table and land with one
+    INSERT ... ON CONFLICT that rewrites only the rows that change. Binary COPY, never a statement per row."""
+    from dashgen.store.db import SYNC_LOCK
+
+    spool = rows if isinstance(rows, RowSpool) else RowSpool(rows)
+    try:
+        count = len(spool)
+        if not count:
+            return 0
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (SYNC_LOCK,))  # (held already by sync's write)
+            last = dict(conn.execute(_LAST_STORED, (spool.instances(),)).fetchall())
+            new, old = spool.split(last)
+            if new:
+                _copy(conn, "dashgen.instance_utilisation_hourly", spool.copy_data(new))
+            if old:
+                conn.execute("DROP TABLE IF EXISTS pg_temp._utilisation")
+                conn.execute("CREATE TEMP TABLE _utilisation (instance_id text, hour timestamptz, "
+                             + ", ".join(f"{c} {COLUMN_TYPES.get(c, 'text')}" for c in _ALL) + ") ON COMMIT DROP")
+                _copy(conn, "_utilisation", spool.copy_data(old))
+                conn.execute(_MERGE)
             if has_rollups(conn):
-                for stmt in _ROLL_UP:
-                    conn.execute(stmt)
-        conn.execute("DROP TABLE _utilisation")
-    return count
+                _roll_up(conn, last, temp=bool(old))
+            if old:
+                conn.execute("DROP TABLE _utilisation")
+        return count
+    finally:
+        if spool is not rows:
+            spool.close()
+
+
+def _copy(conn: Any, table: str, data: Iterable[bytes]) -> None:
+    with conn.cursor().copy(_COPY.format(table)) as copy:
+        for chunk in data:
+            copy.write(chunk)
 
 
 def has_rollups(conn: Any) -> bool:
@@ -482,15 +650,34 @@ def has_rollups(conn: Any) -> bool:
 
 
 # Rows written for hours the rollups already hold (store/functions/47_charge_rollups.sql): those instances' charge
-# days again, from the day of their first such hour with surplus credits, and those hours of the fleet's CPU.
+# days again, from the day of their first such hour with surplus credits, and those hours of the fleet's CPU. The
+# rows written are those COPYed straight in (after each instance's last stored hour before this write) and those
+# merged from the temporary table (the hours stored already, read again).
+_WRITTEN_NEW = """
+SELECT u.instance_id, u.hour, u.cpu_surplus_credits_charged
+FROM unnest(%(ids)s::text[], %(after)s::timestamptz[]) AS n(instance_id, after)
+JOIN dashgen.instance_utilisation_hourly u
+  ON u.instance_id = n.instance_id AND u.hour > coalesce(n.after, '-infinity')
+ AND u.hour < (SELECT s.through FROM dashgen.rollup_state s)"""
+_WRITTEN_OLD = "SELECT instance_id, hour, cpu_surplus_credits_charged FROM _utilisation"
 _ROLL_UP = ("""
 SELECT dashgen.roll_up_extra_charges_of(array_agg(x.instance_id), array_agg(x.first))
 FROM (SELECT u.instance_id, min(u.hour) AS first
-      FROM dashgen.rollup_state s JOIN _utilisation u ON u.hour < s.through
+      FROM dashgen.rollup_state s JOIN ({written}) u ON u.hour < s.through
       WHERE u.cpu_surplus_credits_charged IS NOT NULL GROUP BY u.instance_id) x""", """
 SELECT dashgen.roll_up_cpu_hours('infinity', 'infinity', array_agg(DISTINCT u.hour))
-FROM dashgen.rollup_state s JOIN _utilisation u ON u.hour < s.through
+FROM dashgen.rollup_state s JOIN ({written}) u ON u.hour < s.through
 HAVING count(*) > 0""")
+
+
+def _roll_up(conn: Any, last: Mapping[str, dt.datetime | None], *, temp: bool) -> None:
+    """Redo the rollups the rows just written touch (`last`: each instance's last stored hour before the write;
+    `temp`: whether rows went through the temporary table `_utilisation`)."""
+    written = _WRITTEN_NEW + (f"\nUNION ALL\n{_WRITTEN_OLD}" if temp else "")
+    params = {"ids": list(last), "after": list(last.values())}
+    for stmt in _ROLL_UP:
+        conn.execute(stmt.format(written=written), params)
+
 
 _TARGETS = """
 SELECT DISTINCT ON (i.instance_id) i.instance_id, coalesce(t.burstable, false),
