@@ -89,18 +89,27 @@ def _series(load: Load, start: dt.datetime, hours: int) -> dict[tuple[str, str, 
 
 def _measure(conn, target: Target, load: Load, start: dt.datetime, hours: int) -> int:
     """GetMetricData (Stubber, validated shapes) -> fetch_hourly -> row_type -> store_hourly; the rows stored."""
-    client = boto3.client("cloudwatch", region_name="us-east-1", aws_access_key_id="test",
-                          aws_secret_access_key="test")
-    series = _series(load, start, hours)
+    return store_series(conn, target, _series(load, start, hours), start, start + dt.timedelta(hours=hours))
+
+
+def metric_results(target: Target, series: dict) -> list[dict]:
+    """GetMetricData's MetricDataResults for `target`'s queries: each query's points from `series`
+    ((metric, stat, period) -> [(time, value)]), none where it has none."""
     results = []
     for query, _, _ in metric_queries([target]):
         stat = query["MetricStat"]
         points = series.get((stat["Metric"]["MetricName"], stat["Stat"], stat["Period"]), [])
         results.append({"Id": query["Id"], "Label": query["Id"], "StatusCode": "Complete",
                         "Timestamps": [t for t, _ in points], "Values": [v for _, v in points]})
-    end = start + dt.timedelta(hours=hours)
+    return results
+
+
+def store_series(conn, target: Target, series: dict, start: dt.datetime, end: dt.datetime) -> int:
+    """`series` answered by a Stubbed GetMetricData, read by fetch_hourly and stored by store_hourly; the rows."""
+    client = boto3.client("cloudwatch", region_name="us-east-1", aws_access_key_id="test",
+                          aws_secret_access_key="test")
     with Stubber(client) as stub:
-        stub.add_response("get_metric_data", {"MetricDataResults": results},
+        stub.add_response("get_metric_data", {"MetricDataResults": metric_results(target, series)},
                           {"MetricDataQueries": ANY, "StartTime": start, "EndTime": end,
                            "ScanBy": "TimestampAscending"})
         rows = fetch_hourly(client, [target], start, end)

@@ -19,14 +19,13 @@ from pathlib import Path
 
 import boto3
 import pytest
-from botocore.stub import ANY, Stubber
 
 import rightsizing_cost_model as model
 from dashgen.config import Config
 from dashgen.rightsizing.collect import refresh_usage
 from dashgen.rightsizing.queries import recommendations
-from dashgen.sync.cloudwatch import Target, fetch_hourly, floor_hour, metric_queries, row_type, store_hourly
-from test_rightsizing_acceptance import Load, _series, steady
+from dashgen.sync.cloudwatch import Target, floor_hour, metric_queries, store_hourly
+from test_rightsizing_acceptance import Load, _series, metric_results, steady, store_series
 from test_rightsizing_acceptance import store as store  # noqa: F401 - the fixture
 
 HOURS = 72
@@ -67,24 +66,10 @@ def burstable(conn, name: str, itype: str, cpu: float, mode: str | None, *, char
                                                           for h in range(HOURS)]
     series[("CPUCreditBalance", "Minimum", 3600)] = [(start + dt.timedelta(hours=h), 0.0) for h in range(HOURS)]
     target = Target(iid, True, None, itype, start, itype)
-    client = boto3.client("cloudwatch", region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t")
-    results = []
-    for query, _, _ in metric_queries([target]):
-        stat = query["MetricStat"]
-        points = series.get((stat["Metric"]["MetricName"], stat["Stat"], stat["Period"]), [])
-        results.append({"Id": query["Id"], "Label": query["Id"], "StatusCode": "Complete",
-                        "Timestamps": [t for t, _ in points], "Values": [v for _, v in points]})
     assert any(r["Values"] and "CPUSurplusCreditsCharged" in json.dumps(q) for r, (q, _, _) in
-               zip(results, metric_queries([target]), strict=True)), "a burstable target asks for the credits"
-    with Stubber(client) as stub:
-        stub.add_response("get_metric_data", {"MetricDataResults": results},
-                          {"MetricDataQueries": ANY, "StartTime": start, "EndTime": end,
-                           "ScanBy": "TimestampAscending"})
-        rows = fetch_hourly(client, [target], start, end)
-    for row in rows:
-        row.instance_type = row_type(target, row.hour)
-    with conn.transaction():
-        store_hourly(conn, rows)
+               zip(metric_results(target, series), metric_queries([target]), strict=True)), (
+        "a burstable target asks for the credits")
+    store_series(conn, target, series, start, end)
     return [Fraction(per_hour)] * HOURS
 
 
